@@ -1,0 +1,302 @@
+"""The contract between the kernel and plugins: component base classes and the run context.
+
+A component is a pydantic model. Its fields are its YAML properties, its docstring and
+field descriptions are its documentation, the class attribute ``type`` is its name and
+``examples`` holds YAML flows that the registry validates and runs.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, BinaryIO, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+__all__ = [
+    "Component", "Example", "Retry", "Task", "FlowableTask", "TaskError",
+    "Trigger", "PollingTrigger", "RealtimeTrigger", "TriggerEvent",
+    "Runner", "ScriptJob", "ScriptResult", "Storage", "StorageError", "RunContext",
+    "is_expression", "contains_expression",
+]
+
+
+def is_expression(value: Any) -> bool:
+    """True when *value* is a string holding a ``{{ … }}`` or ``{% … %}`` template."""
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def contains_expression(value: Any) -> bool:
+    """True when *value* or anything nested in it is an expression."""
+    if isinstance(value, str):
+        return is_expression(value)
+    if isinstance(value, dict):
+        return any(contains_expression(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(contains_expression(v) for v in value)
+    return False
+
+
+@dataclass(frozen=True)
+class Example:
+    """A documented example: a full YAML flow that the registry validates and, if ``run``, runs."""
+
+    title: str
+    flow: str
+    run: bool = True
+
+
+class Component(BaseModel):
+    """Base of every task, trigger, runner and storage.
+
+    Any property may hold an expression: at deploy time a ``{{ … }}`` string is accepted
+    where a typed value is expected; the run-time rendering validates the result.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, arbitrary_types_allowed=True)
+
+    #: The component's type name, as written in YAML (``kafka.Produce``).
+    type: ClassVar[str] = ""
+    #: Other names that resolve to this component (older or Kestra names).
+    aliases: ClassVar[tuple[str, ...]] = ()
+    #: Example flows, validated (and run) by the registry.
+    examples: ClassVar[list[Example]] = []
+    #: Fields never rendered as expressions (child tasks, ids, templates kept for later).
+    static_fields: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="wrap")
+    @classmethod
+    def _accept_expressions(cls, value: Any, handler: Callable, info: ValidationInfo) -> Any:
+        # Deploy-time validation lets expressions through; run-time rendering validates them.
+        if info.context and info.context.get("deploy") and contains_expression(value):
+            if info.field_name not in cls.static_fields:
+                return value
+        return handler(value)
+
+
+class Retry(BaseModel):
+    """How a failed task is retried: a new attempt in the same task run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["constant", "exponential", "random"] = Field(
+        description="Delay policy between attempts: constant, exponential or random.")
+    interval: timedelta | None = Field(None, description="Delay between attempts (constant), or the first delay (exponential).")
+    maxInterval: timedelta | None = Field(None, description="Upper bound of the delay (exponential, random).")
+    minInterval: timedelta | None = Field(None, description="Lower bound of the delay (random).")
+    delayFactor: float | None = Field(None, description="Multiplier applied to the delay after each attempt (exponential, default 2).")
+    maxAttempt: int | None = Field(None, ge=1, description="Maximum number of attempts, the first one included.")
+    maxDuration: timedelta | None = Field(None, description="Stop retrying once this much time has passed since the first attempt.")
+    warningOnRetry: bool = Field(False, description="End the task run WARNING instead of SUCCESS when it needed retries.")
+    behavior: Literal["RETRY_FAILED_TASK"] = Field("RETRY_FAILED_TASK", description="Retry within the same execution (the only behaviour supported).")
+
+
+LogLevel = Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
+
+
+class Task(Component):
+    """A step of a flow. Runnable tasks implement :meth:`run`; it runs on a worker."""
+
+    id: str = Field(description="Identifier of the task, unique in the flow.")
+    description: str | None = Field(None, description="What the task does, in Markdown.")
+    retry: Retry | None = Field(None, description="Retry policy when the task fails.")
+    timeout: timedelta | None = Field(None, description="Maximum duration (ISO-8601, e.g. PT30S); the task is cancelled and FAILED past it.")
+    disabled: bool = Field(False, description="Skip this task entirely.")
+    allowFailure: bool = Field(False, description="A failure ends the task run WARNING and the flow goes on.")
+    allowWarning: bool = Field(False, description="A WARNING counts as SUCCESS.")
+    runIf: str | bool | None = Field(None, description="Condition rendered at run time; a falsy result (false, 0, empty) skips the task.")
+    logLevel: LogLevel | None = Field(None, description="Minimum level of the logs kept for this task.")
+
+    static_fields: ClassVar[frozenset[str]] = frozenset({"id", "runIf"})
+
+    async def run(self, ctx: RunContext) -> dict[str, Any] | None:
+        """Do the work; return the task's outputs (read as ``outputs.<id>.<name>``).
+
+        May be a coroutine or a plain function (run in a thread). Raise :class:`TaskError`
+        (or any exception) to fail the attempt. Cancellation (timeout, kill) arrives as
+        ``asyncio.CancelledError`` in coroutines; plain functions should poll
+        ``ctx.cancelled``.
+        """
+        raise NotImplementedError(f"{self.type} does not run on a worker")
+
+
+class FlowableTask(Task):
+    """A task that holds other tasks; the executor resolves it and it never holds a worker."""
+
+    static_fields: ClassVar[frozenset[str]] = Task.static_fields | {"tasks", "errors", "finally_", "then", "else_", "cases", "defaults"}
+
+
+class TaskError(Exception):
+    """A task failure with a message meant for the user (no traceback shown)."""
+
+
+@dataclass
+class TriggerEvent:
+    """What a trigger emits: one execution's worth of data.
+
+    ``variables`` become ``trigger.*`` in expressions. ``key`` deduplicates: the same key
+    delivered twice for one trigger creates one execution. ``ack`` is awaited after the
+    execution is durably created (commit the source position there); ``nack`` when it
+    could not be created.
+    """
+
+    variables: dict[str, Any]
+    key: str | None = None
+    ack: Callable[[], Awaitable[None] | None] | None = None
+    nack: Callable[[], Awaitable[None] | None] | None = None
+    inputs: dict[str, Any] | None = None
+    labels: dict[str, str] | None = None
+
+
+class Trigger(Component):
+    """Starts executions of the flow that declares it."""
+
+    id: str = Field(description="Identifier of the trigger, unique in the flow.")
+    description: str | None = Field(None, description="What the trigger does, in Markdown.")
+    disabled: bool = Field(False, description="Do not start executions from this trigger.")
+    conditions: list[dict[str, Any]] = Field(default_factory=list, description="Conditions that must all hold for an execution to start.")
+    inputs: dict[str, Any] | None = Field(None, description="Inputs passed to the executions this trigger starts.")
+    stopAfter: list[str] | None = Field(None, description="Disable the trigger once one of its executions ends in one of these states.")
+    logLevel: LogLevel | None = Field(None, description="Minimum level of the logs kept for this trigger.")
+
+    static_fields: ClassVar[frozenset[str]] = frozenset({"id", "conditions", "inputs"})
+
+
+class PollingTrigger(Trigger):
+    """A trigger evaluated every ``interval``; each poll starts zero or one execution."""
+
+    interval: timedelta = Field(timedelta(seconds=60), description="How often the source is polled (ISO-8601 duration).")
+
+    async def poll(self, ctx: RunContext) -> TriggerEvent | None:
+        """Look at the source once; return an event (a batch) or None. Commit in ``event.ack``."""
+        raise NotImplementedError
+
+
+class RealtimeTrigger(Trigger):
+    """A long-lived listener; each event starts one execution."""
+
+    def listen(self, ctx: RunContext) -> AsyncIterator[TriggerEvent]:
+        """Yield events as they arrive, until cancelled. Commit each one in ``event.ack``."""
+        raise NotImplementedError
+
+
+@dataclass
+class ScriptJob:
+    """Commands for a runner: what to run, with which files and environment."""
+
+    commands: list[list[str]]
+    env: dict[str, str] = field(default_factory=dict)
+    input_files: dict[str, bytes | Path] = field(default_factory=dict)
+    output_files: list[str] = field(default_factory=list)
+    timeout: float | None = None
+    on_stdout: Callable[[str], None] | None = None
+    on_stderr: Callable[[str], None] | None = None
+    fail_fast: bool = True
+
+
+@dataclass
+class ScriptResult:
+    """What a runner reports: the exit code, the output files fetched back, a tail of stderr."""
+
+    exit_code: int
+    output_files: dict[str, Path] = field(default_factory=dict)
+    stderr_tail: str = ""
+
+
+class Runner(Component):
+    """Runs commands somewhere (a local process, a container, a remote host).
+
+    The runner owns how files travel: input files go to the working directory before the
+    commands run, output files matching the globs come back. A timeout or a cancellation
+    kills everything the commands started.
+    """
+
+    async def run(self, ctx: RunContext, job: ScriptJob) -> ScriptResult:
+        raise NotImplementedError
+
+
+class StorageError(Exception):
+    """A storage operation failed, or a path was refused."""
+
+
+class Storage(Component):
+    """Internal storage for files and large outputs, addressed by relative POSIX paths.
+
+    The kernel maps ``tiercel://`` URIs onto these paths and checks namespace scoping; a
+    storage must still refuse any path that is absolute or climbs out with ``..``.
+    """
+
+    def put(self, path: str, data: BinaryIO) -> int:
+        """Store the stream at *path* (overwriting), reading it in chunks; return its size."""
+        raise NotImplementedError
+
+    def open(self, path: str) -> BinaryIO:
+        """A readable binary stream of the file; raise FileNotFoundError when absent."""
+        raise NotImplementedError
+
+    def exists(self, path: str) -> bool:
+        raise NotImplementedError
+
+    def size(self, path: str) -> int:
+        raise NotImplementedError
+
+    def list(self, prefix: str) -> list[str]:
+        """Paths of all files under *prefix* (recursive), sorted."""
+        raise NotImplementedError
+
+    def delete(self, path: str) -> bool:
+        """Delete the file; return whether it existed."""
+        raise NotImplementedError
+
+
+class RunContext(abc.ABC):
+    """What a running task or trigger may use. Built by the kernel; plugins only consume it."""
+
+    #: Identity of the run: flow namespace and id, execution, task run and attempt ids.
+    namespace: str
+    flow_id: str
+    execution_id: str | None
+    task_run_id: str | None
+    attempt: int
+    #: Logger whose records are stored with the execution; secrets are masked.
+    logger: logging.Logger
+    #: A fresh directory for this attempt, removed afterwards.
+    working_dir: Path
+
+    @abc.abstractmethod
+    def render(self, value: Any, **extra: Any) -> Any:
+        """Render expressions in *value* (str, list or dict) against the run's variables."""
+
+    @abc.abstractmethod
+    def secret(self, name: str) -> str:
+        """The secret *name*; its value is masked in logs and outputs from now on."""
+
+    @abc.abstractmethod
+    def put_file(self, source: Path | BinaryIO | bytes, name: str) -> str:
+        """Upload a file into internal storage under this run; return its ``tiercel://`` URI."""
+
+    @abc.abstractmethod
+    def open_file(self, uri: str) -> BinaryIO:
+        """Open a ``tiercel://`` URI for reading (streamed)."""
+
+    @abc.abstractmethod
+    def metric(self, name: str, value: float, type: str = "counter", **tags: str) -> None:
+        """Record a metric of this run."""
+
+    @abc.abstractmethod
+    def runner(self, spec: dict[str, Any] | None = None) -> Runner:
+        """The runner a ``taskRunner`` property asks for (the process runner by default)."""
+
+    @property
+    @abc.abstractmethod
+    def cancelled(self) -> bool:
+        """True once the run was killed or timed out (for blocking code to poll)."""
+
+    @property
+    @abc.abstractmethod
+    def state(self) -> dict[str, Any]:
+        """A small JSON dict kept across polls of one trigger (last seen id, hash…)."""

@@ -1,0 +1,236 @@
+"""Plugin discovery: entry points in group ``tiercel``, loaded with pluggy, into one table of types.
+
+A broken, misspelled or incompatible plugin never crashes the kernel: it is recorded with
+its error and shown by ``tiercel plugins list``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+import pluggy
+
+from tiercel import API_VERSION, hookspecs
+
+KINDS = ("task", "trigger", "runner", "storage")
+_HOOK_KIND = {"register_tasks": "task", "register_triggers": "trigger",
+              "register_runners": "runner", "register_storages": "storage"}
+CORE_PLUGIN = "tiercel"
+
+
+@dataclass
+class ComponentInfo:
+    """One registered component type and where it came from."""
+
+    kind: str
+    type: str
+    cls: type
+    dist: str
+    version: str
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        return tuple(self.cls.aliases)
+
+    @property
+    def summary(self) -> str:
+        doc = (self.cls.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+
+@dataclass
+class PluginInfo:
+    """One installed plugin distribution, loaded or not."""
+
+    name: str
+    version: str
+    entry_point: str
+    module: str
+    api: str | None = None
+    components: list[ComponentInfo] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    skipped: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        kinds: dict[str, list[str]] = {k: [] for k in KINDS}
+        for c in self.components:
+            kinds[c.kind].append(c.type)
+        return {"name": self.name, "version": self.version, "entryPoint": self.entry_point,
+                "module": self.module, "api": self.api, "components": kinds,
+                "errors": self.errors, "skipped": self.skipped}
+
+
+class Registry:
+    """The table of component types by kind, with their aliases."""
+
+    def __init__(self) -> None:
+        self.plugins: dict[str, PluginInfo] = {}
+        self._by_kind: dict[str, dict[str, ComponentInfo]] = {k: {} for k in KINDS}
+        self._canonical: dict[str, dict[str, ComponentInfo]] = {k: {} for k in KINDS}
+
+    def get(self, kind: str, type_name: str) -> ComponentInfo | None:
+        return self._by_kind[kind].get(type_name)
+
+    def find(self, type_name: str) -> ComponentInfo | None:
+        """A component of any kind by type name or alias."""
+        for kind in KINDS:
+            info = self._by_kind[kind].get(type_name)
+            if info:
+                return info
+        return None
+
+    def types(self, kind: str) -> list[str]:
+        """Canonical type names of *kind*, sorted."""
+        return sorted(self._canonical[kind])
+
+    def components(self, kind: str | None = None) -> list[ComponentInfo]:
+        kinds = [kind] if kind else KINDS
+        return [self._canonical[k][t] for k in kinds for t in sorted(self._canonical[k])]
+
+    def suggest(self, kind: str, type_name: str) -> str | None:
+        """The closest known type name, for 'did you mean' messages."""
+        names = list(self._by_kind[kind])
+        lowered = {n.lower(): n for n in names}
+        if type_name.lower() in lowered:
+            return lowered[type_name.lower()]
+        match = difflib.get_close_matches(type_name, names, n=1, cutoff=0.6)
+        if not match:  # compare short names too: `Logg` -> `core.Log`
+            short = {n.rsplit(".", 1)[-1]: n for n in names}
+            hit = difflib.get_close_matches(type_name.rsplit(".", 1)[-1], list(short), n=1, cutoff=0.75)
+            match = [short[hit[0]]] if hit else []
+        if not match:
+            return None
+        info = self._by_kind[kind][match[0]]
+        return info.type  # suggest the canonical name even when an alias was closest
+
+    def _add(self, kind: str, cls: type, plugin: PluginInfo) -> str | None:
+        """Register *cls*; return an error message instead when it cannot be."""
+        from tiercel.api import PollingTrigger, RealtimeTrigger, Runner, Storage, Task, Trigger
+
+        base = {"task": Task, "trigger": Trigger, "runner": Runner, "storage": Storage}[kind]
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            return f"register_{kind}s got {cls!r}, which is not a subclass of tiercel.{base.__name__}"
+        if kind == "trigger" and plugin.name != CORE_PLUGIN and not issubclass(cls, (PollingTrigger, RealtimeTrigger)):
+            return f"trigger {cls.__name__} must subclass tiercel.PollingTrigger or tiercel.RealtimeTrigger"
+        if not getattr(cls, "type", ""):
+            return f"{cls.__name__} has no `type` class attribute (e.g. type = \"{plugin.name.removeprefix('tiercel-')}.{cls.__name__}\")"
+        info = ComponentInfo(kind, cls.type, cls, plugin.name, plugin.version)
+        for name in (cls.type, *cls.aliases):
+            other = self._by_kind[kind].get(name)
+            if other is not None:
+                return (f"{kind} type `{name}` is claimed by both {other.dist} {other.version} and "
+                        f"{plugin.name} {plugin.version}; uninstall one of them")
+        for name in (cls.type, *cls.aliases):
+            self._by_kind[kind][name] = info
+        self._canonical[kind][cls.type] = info
+        plugin.components.append(info)
+        return None
+
+
+def _allowed() -> set[str] | None:
+    raw = os.environ.get("TIERCEL_PLUGINS")
+    if raw is None:
+        return None
+    return {p.strip() for p in raw.split(",") if p.strip()}
+
+
+def _check_api(module: Any, plugin: PluginInfo) -> bool:
+    declared = getattr(module, "TIERCEL_API", None)
+    plugin.api = declared
+    if declared is None:
+        return True
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        compatible = API_VERSION in SpecifierSet(declared)
+    except InvalidSpecifier:
+        plugin.skipped = f"invalid TIERCEL_API {declared!r} (expected a range such as '>=1.0,<2')"
+        return False
+    if not compatible:
+        plugin.skipped = f"built for kernel API {declared}, this kernel provides {API_VERSION}"
+    return compatible
+
+
+def load_registry(eps: list[EntryPoint] | None = None) -> Registry:
+    """Load every plugin of the ``tiercel`` entry-point group into a new registry.
+
+    ``TIERCEL_PLUGINS=a,b`` restricts loading to those entry-point or distribution names
+    (the core plugin always loads; an empty value loads only the core).
+    """
+    registry = Registry()
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    allowed = _allowed()
+    if eps is None:
+        eps = list(entry_points(group="tiercel"))
+    core = [ep for ep in eps if ep.dist is not None and ep.dist.name == CORE_PLUGIN]
+    if not core:  # a source checkout without installed metadata still has its core plugin
+        eps = [EntryPoint("core", "tiercel.core.plugin", "tiercel"), *eps]
+    for ep in eps:
+        dist = ep.dist.name if ep.dist is not None else CORE_PLUGIN
+        version = ep.dist.version if ep.dist is not None else _kernel_version()
+        plugin = registry.plugins.setdefault(dist, PluginInfo(dist, version, ep.name, ep.value))
+        if allowed is not None and dist != CORE_PLUGIN and not ({ep.name, dist} & allowed):
+            plugin.skipped = "not in TIERCEL_PLUGINS"
+            continue
+        try:
+            module = ep.load()
+        except Exception as exc:  # a broken plugin is reported, never fatal
+            plugin.errors.append(f"cannot import {ep.value}: {type(exc).__name__}: {exc}")
+            continue
+        if not _check_api(module, plugin):
+            continue
+        try:
+            pm.register(module, name=dist)
+        except Exception as exc:
+            plugin.errors.append(f"invalid hook implementation: {exc}")
+            continue
+        try:
+            pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            pm.unregister(name=dist)
+            plugin.errors.append(f"{exc}; known hooks: {', '.join(sorted(_HOOK_KIND))}")
+    for hook_name, kind in _HOOK_KIND.items():
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            plugin = registry.plugins[impl.plugin_name]
+
+            def register(cls: type, _kind: str = kind, _plugin: PluginInfo = plugin) -> None:
+                error = registry._add(_kind, cls, _plugin)
+                if error:
+                    _plugin.errors.append(error)
+
+            try:
+                impl.function(register)
+            except Exception as exc:
+                plugin.errors.append(f"{hook_name} raised {type(exc).__name__}: {exc}")
+    return registry
+
+
+def _kernel_version() -> str:
+    from tiercel import __version__
+
+    return __version__
+
+
+_registry: Registry | None = None
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, loaded on first use."""
+    global _registry
+    if _registry is None:
+        _registry = load_registry()
+    return _registry
+
+
+def set_registry(registry: Registry | None) -> None:
+    """Replace the process-wide registry (tests; None reloads on next use)."""
+    global _registry
+    _registry = registry
+
+
+__all__ = ["ComponentInfo", "PluginInfo", "Registry", "load_registry", "get_registry", "set_registry", "KINDS"]
