@@ -1,0 +1,76 @@
+"""Small shared pieces of the core plugin: Kestra truthiness, text coercion, labels."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from tiercel.api import Task
+
+#: Strings Kestra treats as false (TruthUtils); everything else that is not empty is true.
+FALSY_STRINGS = frozenset({"false", "0", "-0", ""})
+
+
+def is_truthy(value: Any) -> bool:
+    """Kestra's truthiness: ``"false"``, ``"0"``, ``"-0"``, ``""``, False, None and 0 are false.
+
+    Used by ``runIf``, ``core.If``, ``core.Fail`` and ``core.WaitFor`` so that one rule
+    decides every condition.
+    """
+    if value is None or value is False:
+        return False
+    if isinstance(value, (int, float)):
+        return value != 0
+    if isinstance(value, str):
+        return value.strip().lower() not in FALSY_STRINGS
+    return True
+
+
+def to_text(value: Any) -> Any:
+    """Render a native value as Kestra would print it (a rendered ``{{ 6 * 7 }}`` is ``"42"``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, default=str)
+    return value
+
+
+#: A string property whose rendered value may be a number, a boolean or a structure.
+Text = Annotated[str, BeforeValidator(to_text)]
+
+#: Child tasks: typed so that flow validation finds them generically.
+Tasks = list[Task]
+
+
+class Label(BaseModel):
+    """One label in list form: ``{key: env, value: prod}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(description="Label name.")
+    value: Text = Field(description="Label value.")
+
+
+#: Labels as a map or as Kestra's list of ``{key, value}``.
+LabelsValue = dict[str, Text] | list[Label]
+
+
+def labels_dict(labels: LabelsValue | None) -> dict[str, str]:
+    """Labels in map form, whichever form the flow used."""
+    if not labels:
+        return {}
+    if isinstance(labels, dict):
+        return dict(labels)
+    return {label.key: label.value for label in labels}
+
+
+def check_user_labels(labels: LabelsValue | None) -> LabelsValue | None:
+    """Refuse the ``system.`` prefix, which Kestra reserves for the platform."""
+    for key in labels_dict(labels):
+        if key.startswith("system."):
+            raise ValueError(f"label `{key}`: the `system.` prefix is reserved; choose another key")
+    return labels

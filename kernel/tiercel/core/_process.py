@@ -1,0 +1,215 @@
+"""How ``core.Process`` runs a job: subprocesses in their own process groups, streamed output.
+
+A process group is what makes killing reliable: a timeout, a cancellation or simply the
+end of a command signals the whole group, so shells' background children die too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import os
+import shutil
+import signal
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+
+from tiercel.api import ScriptJob, ScriptResult, TaskError
+
+#: Directory, inside the working directory, exported as OUTPUT_DIR: everything in it is an output file.
+OUTPUT_DIR_NAME = ".output"
+#: Seconds between SIGTERM and SIGKILL when stopping a process group.
+KILL_GRACE = 2.0
+#: Seconds to let the output pipes drain once a command's group is gone.
+DRAIN_TIMEOUT = 2.0
+#: Lines of stderr kept for ScriptResult.stderr_tail.
+TAIL_LINES = 20
+#: Longest line passed to a callback; longer output is split.
+MAX_LINE = 1 << 20
+
+
+class ProcessTimeout(TaskError, TimeoutError):
+    """The commands ran past the job's timeout (their process group was killed)."""
+
+
+async def run_job(work: Path, job: ScriptJob) -> ScriptResult:
+    """Run *job* in the directory *work*: write inputs, run the commands, collect outputs."""
+    work.mkdir(parents=True, exist_ok=True)
+    out_dir = work / OUTPUT_DIR_NAME
+    out_dir.mkdir(exist_ok=True)
+    for name, content in job.input_files.items():
+        _write_input(work, name, content)
+    env = {**os.environ, **job.env, "WORKING_DIR": str(work), "OUTPUT_DIR": str(out_dir)}
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    loop = asyncio.get_running_loop()
+    deadline = None if job.timeout is None else loop.time() + job.timeout
+    exit_code = 0
+    for argv in job.commands:
+        code = await _run_command(argv, work, env, job, tail, deadline)
+        if code != 0:
+            exit_code = exit_code or code
+            if job.fail_fast:
+                break
+    return ScriptResult(exit_code, _collect(work, out_dir, job.output_files), "\n".join(tail))
+
+
+def _inside(root: Path, name: str, what: str) -> Path:
+    """``root / name`` after checking that *name* is relative and stays inside *root*."""
+    rel = PurePosixPath(name.replace("\\", "/"))
+    if not name or rel.is_absolute() or ".." in rel.parts:
+        raise TaskError(f"{what} `{name}` must be a relative path inside the working directory (no leading `/`, no `..`)")
+    path = root / rel
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise TaskError(f"{what} `{name}` escapes the working directory")
+    return path
+
+
+def _write_input(work: Path, name: str, content: bytes | str | Path) -> None:
+    path = _inside(work, name, "input file")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, Path):
+        shutil.copyfile(content, path)
+    elif isinstance(content, str):
+        path.write_text(content)
+    else:
+        path.write_bytes(content)
+
+
+def _collect(work: Path, out_dir: Path, globs: list[str]) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for pattern in globs:
+        _inside(work, pattern, "output file pattern")
+        for path in sorted(work.glob(pattern)):
+            if path.is_file() and not path.is_relative_to(out_dir):
+                files[path.relative_to(work).as_posix()] = path
+    for path in sorted(out_dir.rglob("*")):
+        if path.is_file():
+            files.setdefault(path.relative_to(out_dir).as_posix(), path)
+    return files
+
+
+async def _run_command(argv: list[str], work: Path, env: dict[str, str], job: ScriptJob,
+                       tail: deque[str], deadline: float | None) -> int:
+    if not argv:
+        raise TaskError("empty command: each command is a non-empty list of arguments")
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, cwd=work, env=env, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True)
+    except FileNotFoundError:
+        raise TaskError(f"command not found: `{argv[0]}` (is it installed and on PATH?)") from None
+    except PermissionError:
+        raise TaskError(f"permission denied running `{argv[0]}` (is it executable?)") from None
+
+    def on_stderr(line: str) -> None:
+        tail.append(line)
+        if job.on_stderr:
+            job.on_stderr(line)
+
+    pumps = [asyncio.create_task(_pump(proc.stdout, job.on_stdout)), asyncio.create_task(_pump(proc.stderr, on_stderr))]
+    try:
+        remaining = None if deadline is None else max(0.0, deadline - asyncio.get_running_loop().time())
+        try:
+            code = await asyncio.wait_for(proc.wait(), remaining)
+        except TimeoutError:
+            await _stop_group(proc)
+            raise ProcessTimeout(f"timed out after {job.timeout:g} s; the command and its children were killed") from None
+        await _stop_group(proc)  # background children the command left behind
+        await asyncio.wait(pumps, timeout=DRAIN_TIMEOUT)
+        for pump in pumps:
+            if pump.done() and not pump.cancelled() and pump.result() is not None:
+                raise pump.result()  # an output callback failed
+        return code
+    except BaseException:
+        await asyncio.shield(_stop_group(proc))
+        raise
+    finally:
+        for pump in pumps:
+            pump.cancel()
+
+
+async def _pump(stream: asyncio.StreamReader | None, callback: Callable[[str], None] | None) -> BaseException | None:
+    """Pass each line of *stream* to *callback* as soon as it is complete.
+
+    Reads to the end even when the callback fails (a full pipe would block the command);
+    returns the callback's first error.
+    """
+    if stream is None:
+        return None
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    pending = ""
+    error: BaseException | None = None
+
+    def emit(line: str) -> None:
+        nonlocal error, callback
+        if callback is None:
+            return
+        try:
+            callback(line.removesuffix("\r"))
+        except Exception as exc:
+            error, callback = exc, None
+
+    while chunk := await stream.read(65536):
+        pending += decoder.decode(chunk)
+        *lines, pending = pending.split("\n")
+        if len(pending) > MAX_LINE:
+            lines.append(pending)
+            pending = ""
+        for line in lines:
+            emit(line)
+    pending += decoder.decode(b"", final=True)
+    if pending:
+        emit(pending)
+    return error
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of group *pgid* still runs (zombies waiting for a reaper do not count)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
+async def _stop_group(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM the command's process group, then SIGKILL what is left after KILL_GRACE; reap the leader."""
+    pgid = proc.pid
+    if proc.returncode is not None and not _group_alive(pgid):
+        return
+    _signal_group(pgid, signal.SIGTERM)
+    end = time.monotonic() + KILL_GRACE
+    if proc.returncode is None:
+        try:
+            await asyncio.wait_for(proc.wait(), KILL_GRACE)
+        except TimeoutError:
+            pass
+    while _group_alive(pgid) and time.monotonic() < end:
+        await asyncio.sleep(0.02)
+    if _group_alive(pgid) or proc.returncode is None:
+        _signal_group(pgid, signal.SIGKILL)
+        await proc.wait()
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

@@ -1,0 +1,639 @@
+"""Core flowable tasks: models and documentation only.
+
+The executor resolves these (which child runs next, when the parent ends); none of them
+holds a worker. Child task fields are typed ``list[Task]`` (Dag: ``list[DagTask]``) so flow
+validation and the JSON Schema find them generically; Python keywords get a trailing
+underscore and a YAML alias (``finally_`` / ``finally``, ``else_`` / ``else``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, ClassVar
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tiercel.api import Example, FlowableTask, Task
+from tiercel.core._common import LabelsValue, Tasks, Text, check_user_labels
+
+
+def _errors() -> Any:
+    return Field(None, description="Tasks run when a task of this block fails; the block then ends with their outcome.")
+
+
+def _finally() -> Any:
+    return Field(None, alias="finally", description="Tasks run at the end of this block, whatever its outcome.")
+
+
+class Sequential(FlowableTask):
+    """Run child tasks one after the other; the first failure stops the block (then ``errors`` run)."""
+
+    type: ClassVar[str] = "core.Sequential"
+    aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.core.flow.Sequential", "io.kestra.core.tasks.flows.Sequential")
+    examples: ClassVar[list[Example]] = [
+        Example("Group steps, with a block-level error handler", """\
+id: sequential_example
+namespace: company.team
+tasks:
+  - id: steps
+    type: core.Sequential
+    tasks:
+      - id: first
+        type: core.Log
+        message: first
+      - id: second
+        type: core.Log
+        message: second
+    errors:
+      - id: alert
+        type: core.Log
+        level: ERROR
+        message: "a step failed"
+    finally:
+      - id: done
+        type: core.Log
+        message: block finished
+"""),
+    ]
+
+    tasks: Tasks = Field(min_length=1, description="Tasks to run in order.")
+    errors: Tasks | None = _errors()
+    finally_: Tasks | None = _finally()
+
+
+class Parallel(FlowableTask):
+    """Run child tasks at the same time, at most ``concurrent`` at once (0: no limit)."""
+
+    type: ClassVar[str] = "core.Parallel"
+    aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.core.flow.Parallel", "io.kestra.core.tasks.flows.Parallel")
+    examples: ClassVar[list[Example]] = [
+        Example("Two sleeps that overlap", """\
+id: parallel_example
+namespace: company.team
+tasks:
+  - id: both
+    type: core.Parallel
+    tasks:
+      - id: left
+        type: core.Sleep
+        duration: PT1S
+      - id: right
+        type: core.Sleep
+        duration: PT1S
+  - id: after
+    type: core.Log
+    message: both done
+"""),
+    ]
+
+    tasks: Tasks = Field(min_length=1, description="Tasks to run concurrently.")
+    concurrent: int = Field(0, ge=0, description="Maximum number of child tasks running at once; 0 means no limit.")
+    errors: Tasks | None = _errors()
+    finally_: Tasks | None = _finally()
+
+
+class If(FlowableTask):
+    """Run ``then`` when ``condition`` is truthy, ``else`` otherwise.
+
+    Kestra truthiness: ``false``, ``0``, ``-0`` and the empty string are false; anything
+    else is true.
+    """
+
+    type: ClassVar[str] = "core.If"
+    aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.core.flow.If", "io.kestra.core.tasks.flows.If")
+    examples: ClassVar[list[Example]] = [
+        Example("Branch on an input", """\
+id: if_example
+namespace: company.team
+inputs:
+  - id: shout
+    type: BOOLEAN
+    defaults: false
+tasks:
+  - id: branch
+    type: core.If
+    condition: "{{ inputs.shout }}"
+    then:
+      - id: loud
+        type: core.Log
+        message: HELLO
+    else:
+      - id: quiet
+        type: core.Log
+        message: hello
+"""),
+    ]
+
+    condition: Text | bool = Field(description="Rendered at run time; truthy runs `then`, falsy runs `else`.")
+    then: Tasks = Field(min_length=1, description="Tasks run when the condition is true.")
+    else_: Tasks | None = Field(None, alias="else", description="Tasks run when the condition is false.")
+    errors: Tasks | None = _errors()
+    finally_: Tasks | None = _finally()
+
+
+class Switch(FlowableTask):
+    """Run the branch whose key equals the rendered ``value``, or ``defaults`` when none does."""
+
+    type: ClassVar[str] = "core.Switch"
+    aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.core.flow.Switch", "io.kestra.core.tasks.flows.Switch")
+    examples: ClassVar[list[Example]] = [
+        Example("Pick a branch per environment", """\
+id: switch_example
+namespace: company.team
+inputs:
+  - id: env
+    type: SELECT
+    values: [dev, prod]
+    defaults: dev
+tasks:
+  - id: route
+    type: core.Switch
+    value: "{{ inputs.env }}"
+    cases:
+      dev:
+        - id: on_dev
+          type: core.Log
+          message: deploying to dev
+      prod:
+        - id: on_prod
+          type: core.Log
+          message: deploying to prod
+    defaults:
+      - id: unknown
+        type: core.Fail
+        errorMessage: "unknown environment {{ inputs.env }}"
+"""),
+    ]
+
+    value: Text = Field(description="Rendered at run time and compared, as a string, with the keys of `cases`.")
+    cases: dict[str, Tasks] | None = Field(None, description="Branches by value: each key maps to the tasks to run.")
+    defaults: Tasks | None = Field(None, description="Tasks run when no case matches.")
+    errors: Tasks | None = _errors()
+    finally_: Tasks | None = _finally()
+
+    @model_validator(mode="after")
+    def _has_a_branch(self) -> Switch:
+        if not self.cases and not self.defaults:
+            raise ValueError("core.Switch needs `cases`, `defaults` or both")
+        return self
+
+
+class ForEach(FlowableTask):
+    """Run ``tasks`` once per value, one at a time by default (``concurrencyLimit: 0`` runs all at once).
+
+    Inside, ``taskrun.value`` is the current value and ``parent.taskrun.value`` the value of an
+    enclosing loop; outputs are read per value, ``outputs.<id>[value]``. Kestra's deprecated
+    ``EachSequential`` maps here and its ``value`` property is read as ``values``.
+    """
+
+    type: ClassVar[str] = "core.ForEach"
+    aliases: ClassVar[tuple[str, ...]] = (
+        "io.kestra.plugin.core.flow.ForEach",
+        "io.kestra.plugin.core.flow.EachSequential", "io.kestra.core.tasks.flows.EachSequential",
+    )
+    examples: ClassVar[list[Example]] = [
+        Example("Loop over a list, two at a time", """\
+id: foreach_example
+namespace: company.team
+tasks:
+  - id: each
+    type: core.ForEach
+    values: ["alpha", "beta", "gamma"]
+    concurrencyLimit: 2
+    tasks:
+      - id: greet
+        type: core.Return
+        format: "hello {{ taskrun.value }}"
+  - id: show
+    type: core.Log
+    message: "{{ outputs.greet['beta'].value }}"
+"""),
+        Example("Values from a JSON string (e.g. an earlier output)", """\
+id: foreach_json_example
+namespace: company.team
+tasks:
+  - id: each
+    type: core.ForEach
+    values: '[1, 2, 3]'
+    tasks:
+      - id: show
+        type: core.Log
+        message: "item {{ taskrun.value }}"
+"""),
+    ]
+
+    values: list[Any] | Text = Field(
+        validation_alias=AliasChoices("values", "value"),
+        description="The values to loop over: a list, a JSON array string, or an expression giving either.")
+    concurrencyLimit: int = Field(1, ge=0, description="How many iterations run at once; 1 (default) runs them in order, 0 runs all at once.")
+    tasks: Tasks = Field(min_length=1, description="Tasks run for each value.")
+    errors: Tasks | None = _errors()
+    finally_: Tasks | None = _finally()
+
+
+class EachParallel(ForEach):
+    """Kestra's deprecated parallel loop: a ``core.ForEach`` that runs every value at once by default.
+
+    Prefer ``core.ForEach`` with ``concurrencyLimit: 0``. Kestra's ``value`` and ``concurrent``
+    properties are read as ``values`` and ``concurrencyLimit``.
+    """
+
+    type: ClassVar[str] = "core.EachParallel"
+    aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.core.flow.EachParallel", "io.kestra.core.tasks.flows.EachParallel")
+    examples: ClassVar[list[Example]] = [
+        Example("A Kestra flow using the old name runs unchanged", """\
+id: each_parallel_example
+namespace: company.team
+tasks:
+  - id: each
+    type: io.kestra.core.tasks.flows.EachParallel
+    value: ["a", "b"]
+    tasks:
+      - id: show
+        type: core.Log
+        message: "{{ taskrun.value }}"
+"""),
+    ]
+
+    concurrencyLimit: int = Field(
+        0, ge=0, validation_alias=AliasChoices("concurrencyLimit", "concurrent"),
+        description="How many iterations run at once; 0 (default) runs all at once.")
+
+
+class AllowFailure(FlowableTask):
+    """Run child tasks in order; a failure inside ends this block WARNING and the flow goes on."""
+
+    type: ClassVar[str] = "core.AllowFailure"
+    aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.core.flow.AllowFailure", "io.kestra.core.tasks.flows.AllowFailure")
+    examples: ClassVar[list[Example]] = [
+        Example("A failing step that does not fail the flow", """\
+id: allow_failure_example
+namespace: company.team
+tasks:
+  - id: tolerant
+    type: core.AllowFailure
+    tasks:
+      - id: boom
+        type: core.Fail
+        errorMessage: expected failure
+  - id: next
+    type: core.Log
+    message: still running
+"""),
+    ]
+
+    tasks: Tasks = Field(min_length=1, description="Tasks to run in order; their failure only warns.")
+    errors: Tasks | None = _errors()
+    finally_: Tasks | None = _finally()
+
+
+class DagTask(BaseModel):
+    """One node of a ``core.Dag``: a task and the ids of the tasks it waits for."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: Task = Field(description="The task to run.")
+    dependsOn: list[str] | None = Field(None, description="Ids of tasks of the same Dag that must end before this one starts.")
+
+
+class Dag(FlowableTask):
+    """Run tasks as a graph: each starts once every task in its ``dependsOn`` has ended.
+
+    Unknown dependencies and cycles are rejected when the flow is validated.
+    """
+
+    type: ClassVar[str] = "core.Dag"
+    aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.core.flow.Dag", "io.kestra.core.tasks.flows.Dag")
+    examples: ClassVar[list[Example]] = [
+        Example("A diamond: extract, two transforms, load", """\
+id: dag_example
+namespace: company.team
+tasks:
+  - id: graph
+    type: core.Dag
+    tasks:
+      - task:
+          id: extract
+          type: core.Return
+          format: data
+      - task:
+          id: clean
+          type: core.Log
+          message: "clean {{ outputs.extract.value }}"
+        dependsOn: [extract]
+      - task:
+          id: enrich
+          type: core.Log
+          message: "enrich {{ outputs.extract.value }}"
+        dependsOn: [extract]
+      - task:
+          id: load
+          type: core.Log
+          message: loaded
+        dependsOn: [clean, enrich]
+"""),
+    ]
+
+    tasks: list[DagTask] = Field(min_length=1, description="The nodes: `{task, dependsOn}` each.")
+    concurrent: int = Field(0, ge=0, description="Maximum number of tasks running at once; 0 means no limit.")
+    errors: Tasks | None = _errors()
+    finally_: Tasks | None = _finally()
+
+    @model_validator(mode="after")
+    def _acyclic(self) -> Dag:
+        deps = {node.task.id: list(node.dependsOn or []) for node in self.tasks}
+        for tid, needs in deps.items():
+            for need in needs:
+                if need not in deps:
+                    known = ", ".join(sorted(deps))
+                    raise ValueError(f"task `{tid}` depends on `{need}`, which is not a task of this Dag (known: {known})")
+        cycle = find_cycle(deps)
+        if cycle:
+            raise ValueError("dependency cycle: " + " -> ".join(cycle))
+        return self
+
+
+def find_cycle(deps: dict[str, list[str]]) -> list[str] | None:
+    """A cycle in the ``node -> dependencies`` graph, as a closed path, or None."""
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+    for start in deps:
+        if state.get(start):
+            continue
+        path = [start]
+        stack = [iter(deps[start])]
+        state[start] = 1
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            elif not state.get(nxt):
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append(iter(deps[nxt]))
+    return None
+
+
+class CheckFrequency(BaseModel):
+    """Limits of a ``core.WaitFor`` loop."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    maxIterations: int = Field(100, ge=1, description="Stop after this many iterations.")
+    maxDuration: timedelta = Field(timedelta(hours=1), description="Stop once the loop has run this long (ISO-8601 duration).")
+    interval: timedelta = Field(timedelta(seconds=1), description="Delay between two iterations (ISO-8601 duration).")
+
+
+class WaitFor(FlowableTask):
+    """Run ``tasks`` again and again until ``condition`` is truthy, within ``checkFrequency`` limits.
+
+    The condition is rendered after each iteration and may read the children's outputs.
+    The output ``iterationCount`` tells how many iterations ran.
+    """
+
+    type: ClassVar[str] = "core.WaitFor"
+    aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.core.flow.WaitFor",)
+    static_fields: ClassVar[frozenset[str]] = FlowableTask.static_fields | {"condition"}
+    examples: ClassVar[list[Example]] = [
+        Example("Poll until a counter reaches three", """\
+id: waitfor_example
+namespace: company.team
+tasks:
+  - id: poll
+    type: core.WaitFor
+    condition: "{{ outputs.count.value | int >= 3 }}"
+    checkFrequency:
+      interval: PT0.1S
+      maxIterations: 10
+    tasks:
+      - id: count
+        type: core.Return
+        format: "{{ taskrun.iteration }}"
+"""),
+    ]
+
+    condition: Text | bool = Field(description="Rendered after each iteration (never before); the loop ends once it is truthy.")
+    tasks: Tasks = Field(min_length=1, description="Tasks run at each iteration.")
+    checkFrequency: CheckFrequency = Field(default_factory=CheckFrequency, description="Iteration limits and the delay between iterations.")
+    failOnMaxReached: bool = Field(False, description="Fail the task when a limit is reached before the condition holds (otherwise it succeeds).")
+    errors: Tasks | None = _errors()
+    finally_: Tasks | None = _finally()
+
+
+class NamespaceFiles(BaseModel):
+    """Which namespace files to copy into a working directory."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="Copy the namespace files at all.")
+    include: list[str] | None = Field(None, description="Globs of files to copy (all when omitted).")
+    exclude: list[str] | None = Field(None, description="Globs of files not to copy.")
+
+
+class WorkingDirectory(FlowableTask):
+    """Run child tasks in order in one shared directory, on one worker.
+
+    ``inputFiles`` are written there before the first child runs; files matching
+    ``outputFiles`` are uploaded to internal storage at the end and read as
+    ``outputs.<id>.outputFiles['name']``.
+    """
+
+    type: ClassVar[str] = "core.WorkingDirectory"
+    aliases: ClassVar[tuple[str, ...]] = (
+        "io.kestra.plugin.core.flow.WorkingDirectory", "io.kestra.core.tasks.flows.WorkingDirectory",
+        "io.kestra.core.tasks.flows.Worker",
+    )
+    examples: ClassVar[list[Example]] = [
+        Example("Files prepared once for the tasks inside", """\
+id: working_directory_core_example
+namespace: company.team
+tasks:
+  - id: workdir
+    type: core.WorkingDirectory
+    inputFiles:
+      config.json: '{"mode": "fast"}'
+    tasks:
+      - id: start
+        type: core.Log
+        message: "config.json is ready for the tasks of this block"
+"""),
+        Example("Two script steps sharing files (requires the tiercel-scripts plugin)", """\
+id: working_directory_example
+namespace: company.team
+tasks:
+  - id: workdir
+    type: core.WorkingDirectory
+    inputFiles:
+      data.csv: |
+        name,score
+        ada,3
+    outputFiles:
+      - report.txt
+    tasks:
+      - id: count
+        type: scripts.Shell
+        commands:
+          - wc -l data.csv > report.txt
+      - id: show
+        type: scripts.Shell
+        commands:
+          - cat report.txt
+""", run=False),
+    ]
+
+    tasks: Tasks = Field(min_length=1, description="Tasks run in order in the shared directory.")
+    inputFiles: dict[str, Text] | Text | None = Field(
+        None, description="Files to create first: name to content or `tiercel://` URI (or a JSON string of that map).")
+    outputFiles: list[str] | None = Field(None, description="Globs, relative to the directory, of files to keep as outputs.")
+    namespaceFiles: NamespaceFiles | None = Field(None, description="Copy the flow's namespace files into the directory.")
+    errors: Tasks | None = _errors()
+    finally_: Tasks | None = _finally()
+
+
+class Pause(FlowableTask):
+    """Pause the execution: resume after ``delay``, or wait for a manual resume (bounded by ``timeout``).
+
+    With neither, it waits until someone resumes it (``tiercel executions resume``, the API
+    or ``core.Resume``). Values given for the ``onResume`` inputs are read as
+    ``outputs.<id>.onResume.<input>``.
+    """
+
+    type: ClassVar[str] = "core.Pause"
+    aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.core.flow.Pause", "io.kestra.core.tasks.flows.Pause")
+    examples: ClassVar[list[Example]] = [
+        Example("Wait one second, then go on", """\
+id: pause_delay_example
+namespace: company.team
+tasks:
+  - id: wait
+    type: core.Pause
+    delay: PT1S
+  - id: after
+    type: core.Log
+    message: resumed
+"""),
+        Example("Ask for an approval with a reason", """\
+id: pause_approval_example
+namespace: company.team
+tasks:
+  - id: approve
+    type: core.Pause
+    timeout: PT1H
+    onResume:
+      - id: reason
+        type: STRING
+        defaults: approved
+  - id: log
+    type: core.Log
+    message: "Approved: {{ outputs.approve.onResume.reason }}"
+""", run=False),
+    ]
+
+    delay: timedelta | None = Field(None, description="Resume automatically after this duration.")
+    timeout: timedelta | None = Field(None, description="Fail the task when no one resumed it within this duration.")
+    onResume: list[dict[str, Any]] | None = Field(None, description="Inputs (same shape as flow inputs) asked for when resuming.")
+    tasks: Tasks | None = Field(None, description="Tasks run after the resume (Kestra's older form; prefer following tasks).")
+    errors: Tasks | None = _errors()
+    finally_: Tasks | None = _finally()
+
+
+class _ChildFlow(FlowableTask):
+    """Fields shared by Subflow and ForEachItem: which flow to start, and how."""
+
+    namespace: str = Field(description="Namespace of the flow to start.")
+    flowId: str = Field(description="Id of the flow to start.")
+    revision: int | None = Field(None, ge=1, description="Revision of that flow; the latest when omitted.")
+    inputs: dict[str, Any] | None = Field(None, description="Inputs passed to the child execution.")
+    labels: LabelsValue | None = Field(None, description="Labels added to the child execution, as a map or a list of `{key, value}`.")
+    wait: bool = Field(True, description="Wait for the child execution to end; its outputs are then read as `outputs.<id>.outputs`.")
+    transmitFailed: bool = Field(True, description="A failed child fails this task (needs `wait`).")
+    inheritLabels: bool = Field(False, description="Copy this execution's labels to the child execution.")
+
+    @field_validator("labels")
+    @classmethod
+    def _no_system_prefix(cls, value: LabelsValue | None) -> LabelsValue | None:
+        return check_user_labels(value)
+
+
+class Subflow(_ChildFlow):
+    """Start an execution of another flow, wait for it by default, and expose its outputs."""
+
+    type: ClassVar[str] = "core.Subflow"
+    aliases: ClassVar[tuple[str, ...]] = (
+        "io.kestra.plugin.core.flow.Subflow", "io.kestra.core.tasks.flows.Subflow",
+        "io.kestra.plugin.core.flow.Flow", "io.kestra.core.tasks.flows.Flow",
+    )
+    examples: ClassVar[list[Example]] = [
+        Example("Call a child flow and use its output", """\
+id: subflow_example
+namespace: company.team
+tasks:
+  - id: child
+    type: core.Subflow
+    namespace: company.team
+    flowId: greeter
+    inputs:
+      name: Ada
+    wait: true
+    transmitFailed: true
+  - id: show
+    type: core.Log
+    message: "{{ outputs.child.outputs.greeting }}"
+""", run=False),
+    ]
+
+
+class Batch(BaseModel):
+    """How ``core.ForEachItem`` splits its file; set at most one of rows, bytes and partitions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rows: int | None = Field(None, ge=1, description="Items (lines) per batch; 1 when nothing is set.")
+    bytes: str | None = Field(None, description="Maximum size of a batch, e.g. `10MB`.")
+    partitions: int | None = Field(None, ge=1, description="Split into this many batches of equal item count.")
+    separator: str = Field("\n", description="What separates items in the file.")
+
+    @model_validator(mode="after")
+    def _one_strategy(self) -> Batch:
+        chosen = [name for name in ("rows", "bytes", "partitions") if getattr(self, name) is not None]
+        if len(chosen) > 1:
+            raise ValueError(f"set only one of rows, bytes and partitions (got {', '.join(chosen)})")
+        return self
+
+
+class ForEachItem(_ChildFlow):
+    """Split a file from internal storage into batches and start one subflow execution per batch.
+
+    Each child reads its batch as the ``tiercel://`` URI ``{{ taskrun.items }}`` (pass it as an
+    input). With ``wait``, the children's outputs are merged into one file, ``outputs.<id>.uri``.
+    """
+
+    type: ClassVar[str] = "core.ForEachItem"
+    aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.core.flow.ForEachItem", "io.kestra.core.tasks.flows.ForEachItem")
+    static_fields: ClassVar[frozenset[str]] = FlowableTask.static_fields | {"inputs"}
+    examples: ClassVar[list[Example]] = [
+        Example("One child execution per 100 lines of an uploaded file", """\
+id: foreach_item_example
+namespace: company.team
+inputs:
+  - id: file
+    type: FILE
+tasks:
+  - id: each_batch
+    type: core.ForEachItem
+    items: "{{ inputs.file }}"
+    batch:
+      rows: 100
+    namespace: company.team
+    flowId: process_batch
+    inputs:
+      data: "{{ taskrun.items }}"
+    wait: true
+    transmitFailed: true
+""", run=False),
+    ]
+
+    items: Text = Field(description="`tiercel://` URI of the file to split, one item per line (usually an expression).")
+    batch: Batch = Field(default_factory=Batch, description="How to split the file into batches.")

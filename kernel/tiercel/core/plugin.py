@@ -1,0 +1,45 @@
+"""The core plugin: Tiercel's built-in tasks, triggers, process runner and local storage.
+
+Registered through the same hooks as any other plugin (entry point ``core``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tiercel.hookspecs import hookimpl
+
+TIERCEL_API = ">=1.0,<2"
+
+
+@hookimpl
+def register_tasks(register: Callable[[type], None]) -> None:
+    from tiercel.core import flowable, tasks
+
+    for cls in (tasks.Log, tasks.Return, tasks.OutputValues, tasks.Sleep, tasks.Fail, tasks.Labels, tasks.Resume,
+                flowable.Sequential, flowable.Parallel, flowable.If, flowable.Switch, flowable.ForEach,
+                flowable.EachParallel, flowable.AllowFailure, flowable.Dag, flowable.WaitFor,
+                flowable.WorkingDirectory, flowable.Pause, flowable.Subflow, flowable.ForEachItem):
+        register(cls)
+
+
+@hookimpl
+def register_triggers(register: Callable[[type], None]) -> None:
+    from tiercel.core import triggers
+
+    for cls in (triggers.Schedule, triggers.Flow, triggers.Webhook):
+        register(cls)
+
+
+@hookimpl
+def register_runners(register: Callable[[type], None]) -> None:
+    from tiercel.core.runner import Process
+
+    register(Process)
+
+
+@hookimpl
+def register_storages(register: Callable[[type], None]) -> None:
+    from tiercel.core.storage import Local
+
+    register(Local)

@@ -1,0 +1,268 @@
+"""Core runnable tasks (Log, Return, OutputValues, Sleep, Fail) and the execution-updating
+tasks the executor applies itself (Labels, Resume).
+
+By the time ``run()`` is called the engine has rendered and validated every property, so
+these bodies only do the work.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any, ClassVar, Literal
+
+from pydantic import AliasChoices, Field, field_validator
+
+from tiercel.api import Example, LogLevel, RunContext, Task, TaskError
+from tiercel.core._common import LabelsValue, Text, check_user_labels, is_truthy
+
+#: Kestra's level names onto Python logging levels (TRACE sits below DEBUG).
+LEVELS = {"TRACE": 5, "DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING, "ERROR": logging.ERROR}
+
+
+class Log(Task):
+    """Write a message (or several) to the execution's logs.
+
+    A list of messages logs one line each. Kestra's deprecated ``Echo`` task maps here: its
+    ``format`` property is read as ``message``.
+    """
+
+    type: ClassVar[str] = "core.Log"
+    aliases: ClassVar[tuple[str, ...]] = (
+        "io.kestra.plugin.core.log.Log", "io.kestra.core.tasks.log.Log",
+        "io.kestra.plugin.core.debug.Echo", "io.kestra.core.tasks.debugs.Echo",
+    )
+    examples: ClassVar[list[Example]] = [
+        Example("Log a greeting, then several lines at DEBUG level", """\
+id: log_example
+namespace: company.team
+inputs:
+  - id: name
+    type: STRING
+    defaults: world
+tasks:
+  - id: hello
+    type: core.Log
+    message: "Hello, {{ inputs.name }}!"
+  - id: details
+    type: core.Log
+    level: DEBUG
+    message:
+      - "flow {{ flow.id }}"
+      - "execution {{ execution.id }}"
+"""),
+    ]
+
+    message: Text | list[Text] = Field(
+        validation_alias=AliasChoices("message", "format"),
+        description="The message to log; a list logs one line per item. Expressions are rendered.")
+    level: LogLevel = Field("INFO", description="Log level: TRACE, DEBUG, INFO, WARN or ERROR.")
+
+    async def run(self, ctx: RunContext) -> None:
+        lines = self.message if isinstance(self.message, list) else [self.message]
+        for line in lines:
+            ctx.logger.log(LEVELS[self.level], line)
+        return None
+
+
+class Return(Task):
+    """Render a value and expose it as the output ``value`` (debugging, or to name a result)."""
+
+    type: ClassVar[str] = "core.Return"
+    aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.core.debug.Return", "io.kestra.core.tasks.debugs.Return")
+    examples: ClassVar[list[Example]] = [
+        Example("Compute a value and read it from the next task", """\
+id: return_example
+namespace: company.team
+tasks:
+  - id: answer
+    type: core.Return
+    format: "{{ 6 * 7 }}"
+  - id: show
+    type: core.Log
+    message: "The answer is {{ outputs.answer.value }}"
+"""),
+    ]
+
+    format: Text | None = Field(None, description="The value to return, usually an expression; read as `outputs.<id>.value`.")
+
+    async def run(self, ctx: RunContext) -> dict[str, Any]:
+        return {"value": self.format}
+
+
+class OutputValues(Task):
+    """Expose a map of values as outputs, read as ``outputs.<id>.values.<key>``."""
+
+    type: ClassVar[str] = "core.OutputValues"
+    aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.core.output.OutputValues", "io.kestra.core.tasks.outputs.OutputValues")
+    examples: ClassVar[list[Example]] = [
+        Example("Publish several values at once", """\
+id: output_values_example
+namespace: company.team
+tasks:
+  - id: compute
+    type: core.OutputValues
+    values:
+      customer: ACME
+      total: "{{ 40 + 2 }}"
+  - id: show
+    type: core.Log
+    message: "{{ outputs.compute.values.customer }} owes {{ outputs.compute.values.total }}"
+"""),
+    ]
+
+    values: dict[str, Any] = Field(default_factory=dict, description="Values to output; each may be an expression and keeps its rendered type.")
+
+    async def run(self, ctx: RunContext) -> dict[str, Any]:
+        return {"values": self.values}
+
+
+class Sleep(Task):
+    """Wait for a duration without doing anything (the attempt can be killed or timed out meanwhile)."""
+
+    type: ClassVar[str] = "core.Sleep"
+    aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.core.flow.Sleep",)
+    examples: ClassVar[list[Example]] = [
+        Example("Pause the flow for one second", """\
+id: sleep_example
+namespace: company.team
+tasks:
+  - id: nap
+    type: core.Sleep
+    duration: PT1S
+  - id: awake
+    type: core.Log
+    message: Rested.
+"""),
+    ]
+
+    duration: timedelta = Field(description="How long to sleep, as an ISO-8601 duration (`PT5S`).")
+
+    @field_validator("duration")
+    @classmethod
+    def _not_negative(cls, value: timedelta) -> timedelta:
+        if isinstance(value, timedelta) and value < timedelta(0):
+            raise ValueError("duration must not be negative")
+        return value
+
+    async def run(self, ctx: RunContext) -> None:
+        import asyncio
+
+        await asyncio.sleep(self.duration.total_seconds())
+        return None
+
+
+class Fail(Task):
+    """Fail the execution on purpose, always or when ``condition`` is true.
+
+    The condition follows Kestra's truthiness: ``false``, ``0``, ``-0`` and the empty
+    string are false, anything else is true.
+    """
+
+    type: ClassVar[str] = "core.Fail"
+    aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.core.execution.Fail", "io.kestra.core.tasks.executions.Fail")
+    examples: ClassVar[list[Example]] = [
+        Example("Stop when an input is invalid", """\
+id: fail_example
+namespace: company.team
+inputs:
+  - id: amount
+    type: INT
+    defaults: 10
+tasks:
+  - id: check
+    type: core.Fail
+    condition: "{{ inputs.amount < 0 }}"
+    errorMessage: "amount must be positive, got {{ inputs.amount }}"
+  - id: go_on
+    type: core.Log
+    message: "Processing {{ inputs.amount }}"
+"""),
+    ]
+
+    condition: Text | None = Field(None, description="Fail only when this renders truthy; without it the task always fails.")
+    errorMessage: Text = Field("Task failure", description="The failure message shown in the execution and its logs.")
+
+    async def run(self, ctx: RunContext) -> None:
+        if self.condition is None or is_truthy(self.condition):
+            raise TaskError(self.errorMessage)
+        return None
+
+
+class Labels(Task):
+    """Add or overwrite labels of the current execution while it runs.
+
+    The executor applies it (it never holds a worker). Values are rendered, so a label can
+    carry data found earlier in the flow.
+    """
+
+    type: ClassVar[str] = "core.Labels"
+    aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.core.execution.Labels", "io.kestra.core.tasks.executions.Labels")
+    examples: ClassVar[list[Example]] = [
+        Example("Label the execution with a computed value", """\
+id: labels_example
+namespace: company.team
+tasks:
+  - id: pick
+    type: core.Return
+    format: gold
+  - id: tag
+    type: core.Labels
+    labels:
+      tier: "{{ outputs.pick.value }}"
+      team: data
+"""),
+        Example("Kestra's list form", """\
+id: labels_list_example
+namespace: company.team
+tasks:
+  - id: tag
+    type: core.Labels
+    labels:
+      - key: env
+        value: dev
+"""),
+    ]
+
+    labels: LabelsValue = Field(description="Labels to set, as a map or a list of `{key, value}`; the `system.` prefix is reserved.")
+
+    @field_validator("labels")
+    @classmethod
+    def _no_system_prefix(cls, value: LabelsValue) -> LabelsValue:
+        return check_user_labels(value)
+
+
+class Resume(Task):
+    """Resume a PAUSED execution (by default the current one), optionally with ``onResume`` inputs.
+
+    The executor applies it; resuming an execution that is not paused fails the task.
+    """
+
+    type: ClassVar[str] = "core.Resume"
+    aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.core.execution.Resume",)
+    examples: ClassVar[list[Example]] = [
+        Example("Resume the execution that a Flow trigger reports", """\
+id: resume_example
+namespace: company.team
+tasks:
+  - id: resume
+    type: core.Resume
+    executionId: "{{ trigger.executionId }}"
+    inputs:
+      approved: true
+triggers:
+  - id: on_paused
+    type: core.Flow
+    states: [PAUSED]
+    preconditions:
+      id: approval_flow
+      flows:
+        - namespace: company.team
+          flowId: approval
+""", run=False),
+    ]
+
+    executionId: str | None = Field(None, description="Id of the execution to resume; the current execution when omitted.")
+    namespace: str | None = Field(None, description="Namespace of the flow of that execution (a check against resuming the wrong one).")
+    flowId: str | None = Field(None, description="Id of the flow of that execution (a check against resuming the wrong one).")
+    inputs: dict[str, Any] | None = Field(None, description="Values for the `onResume` inputs declared by the paused task.")
