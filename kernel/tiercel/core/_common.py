@@ -29,18 +29,25 @@ def is_truthy(value: Any) -> bool:
 
 
 def to_text(value: Any) -> Any:
-    """Render a native value as Kestra would print it (a rendered ``{{ 6 * 7 }}`` is ``"42"``)."""
+    """Print a native scalar as Kestra would (a rendered ``{{ 6 * 7 }}`` becomes ``"42"``)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return str(value)
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, default=str)
     return value
 
 
-#: A string property whose rendered value may be a number, a boolean or a structure.
+def to_json_text(value: Any) -> Any:
+    """Like :func:`to_text`, and structures become JSON text."""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, default=str)
+    return to_text(value)
+
+
+#: A string property whose rendered value may be a number or a boolean.
 Text = Annotated[str, BeforeValidator(to_text)]
+#: A string property whose rendered value may be any JSON value (printed as JSON).
+AnyText = Annotated[str, BeforeValidator(to_json_text)]
 
 #: Child tasks: typed so that flow validation finds them generically.
 Tasks = list[Task]

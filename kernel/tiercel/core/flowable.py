@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tiercel.api import Example, FlowableTask, Task
-from tiercel.core._common import LabelsValue, Tasks, Text, check_user_labels
+from tiercel.core._common import AnyText, LabelsValue, Tasks, Text, check_user_labels
 
 
 def _errors() -> Any:
@@ -165,7 +165,7 @@ tasks:
 """),
     ]
 
-    value: Text = Field(description="Rendered at run time and compared, as a string, with the keys of `cases`.")
+    value: AnyText = Field(description="Rendered at run time and compared, as a string, with the keys of `cases`.")
     cases: dict[str, Tasks] | None = Field(None, description="Branches by value: each key maps to the tasks to run.")
     defaults: Tasks | None = Field(None, description="Tasks run when no case matches.")
     errors: Tasks | None = _errors()

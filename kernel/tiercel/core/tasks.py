@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import AliasChoices, Field, field_validator
 
 from tiercel.api import Example, LogLevel, RunContext, Task, TaskError
-from tiercel.core._common import LabelsValue, Text, check_user_labels, is_truthy
+from tiercel.core._common import AnyText, LabelsValue, Text, check_user_labels, is_truthy
 
 #: Kestra's level names onto Python logging levels (TRACE sits below DEBUG).
 LEVELS = {"TRACE": 5, "DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING, "ERROR": logging.ERROR}
@@ -84,7 +84,7 @@ tasks:
 """),
     ]
 
-    format: Text | None = Field(None, description="The value to return, usually an expression; read as `outputs.<id>.value`.")
+    format: AnyText | None = Field(None, description="The value to return, usually an expression; read as `outputs.<id>.value`.")
 
     async def run(self, ctx: RunContext) -> dict[str, Any]:
         return {"value": self.format}
@@ -181,7 +181,7 @@ tasks:
     ]
 
     condition: Text | None = Field(None, description="Fail only when this renders truthy; without it the task always fails.")
-    errorMessage: Text = Field("Task failure", description="The failure message shown in the execution and its logs.")
+    errorMessage: AnyText = Field("Task failure", description="The failure message shown in the execution and its logs.")
 
     async def run(self, ctx: RunContext) -> None:
         if self.condition is None or is_truthy(self.condition):
