@@ -1,6 +1,7 @@
 """Loading flows: the model, child tasks, plugin defaults, and every validation error by its text."""
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -19,57 +20,7 @@ def one(errors, text):
     return found[0]
 
 
-VALID = flow("""
-    description: A flow with every block
-    labels: [{key: env, value: dev}, {key: n, value: 1}]
-    inputs:
-      - {id: name, type: STRING, defaults: world}
-      - {id: n, type: INT, required: false, min: 1}
-    variables: {greeting: Hello}
-    tasks:
-      - id: say
-        type: test.Log
-        message: "{{ vars.greeting }}, {{ inputs.name }}"
-      - id: seq
-        type: test.Sequential
-        tasks:
-          - {id: nap, type: test.Nap, duration: PT1S}
-          - id: branch
-            type: test.If
-            condition: "{{ inputs.n > 1 }}"
-            then: [{id: yes_, type: io.test.log.Log, message: x}]
-            else: [{id: no_, type: test.Log, message: y}]
-        errors:
-          - {id: oops, type: test.Log, message: failed}
-      - id: sw
-        type: test.Switch
-        value: "{{ inputs.name }}"
-        cases:
-          world: [{id: c1, type: test.Log, message: w}]
-          1: [{id: c2, type: test.Log, message: one}]
-        defaults: [{id: c3, type: test.Log, message: d}]
-      - id: wrap
-        type: test.Wrap
-        task: {id: inner, type: test.Log, message: i}
-      - id: dag
-        type: test.Dag
-        tasks:
-          - task: {id: d1, type: test.Log, message: x}
-          - task: {id: d2, type: test.Log, message: x}
-            dependsOn: [d1]
-    errors:
-      - {id: on_error, type: test.Log, message: bad}
-    finally:
-      - {id: at_end, type: test.Log, message: end}
-    afterExecution:
-      - {id: after, type: test.Log, message: after}
-    triggers:
-      - {id: tick, type: test.Tick, cron: "0 2 * * *"}
-    outputs:
-      - {id: result, type: STRING, value: "{{ outputs.say.value }}"}
-    concurrency: {limit: 1, behavior: QUEUE}
-    retry: {type: constant, interval: PT1S, maxAttempt: 3}
-""")
+VALID = (Path(__file__).parent / "flows" / "valid.yaml").read_text()
 
 
 def test_valid_flow_builds_component_instances(load, registry):

@@ -283,6 +283,7 @@ class _Loader:
             if default.matches(names):
                 values = _merge(values, default.values, default.forced)
         failed = False
+        errors_before = len(self.errors)
         for field in child_fields(cls):
             key = field.key if field.key in values else field.name
             if key not in values:
@@ -293,7 +294,9 @@ class _Loader:
         try:
             instance = cls.model_validate(values, context={"deploy": True})
         except ValidationError as exc:
-            self.map_errors(exc, path, values, cls, tid, label)
+            # a model-level check (a Dag's own cycle check) repeats what was already located precisely
+            located = any(e.property and e.property.startswith(format_path(path)) for e in self.errors[errors_before:])
+            self.map_errors(exc, path, values, cls, tid, label, skip_model_level=located)
             return None
         except Exception as exc:  # a plugin's own validator raising something else
             self.error(path, f"{label}invalid {kind}: {type(exc).__name__}: {exc}", tid)
@@ -428,9 +431,11 @@ class _Loader:
     # --- pydantic errors -> FlowErrors -----------------------------------------------------
 
     def map_errors(self, exc: ValidationError, base: Path, data: Any, cls: type[BaseModel], task_id: str | None,
-                   label: str = "") -> None:
+                   label: str = "", skip_model_level: bool = False) -> None:
         grouped: dict[Path, list[dict[str, Any]]] = {}
         for err in exc.errors(include_url=False):
+            if skip_model_level and not err["loc"]:
+                continue
             rel = self._data_path(data, err["loc"], err["type"])
             grouped.setdefault(rel, []).append(err)
         for rel, errs in grouped.items():
