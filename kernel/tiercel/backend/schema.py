@@ -1,0 +1,188 @@
+"""The storage schema, as SQLAlchemy metadata: the single source for Alembic migrations.
+
+Task runs, attempts, logs and jobs are rows of their own, never one execution document
+rewritten on every step. ``jobs`` and ``events`` hold only live rows (deleted once applied),
+so they stay small; history lives in executions, task_runs, attempts and logs.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column, Float, Index, Integer, MetaData, PrimaryKeyConstraint, Table, Text,
+)
+
+metadata = MetaData()
+
+flows = Table(
+    "flows", metadata,
+    Column("namespace", Text, nullable=False),
+    Column("id", Text, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("hash", Text, nullable=False),
+    Column("deleted", Integer, nullable=False, server_default="0"),
+    Column("created_at", Float, nullable=False),
+    PrimaryKeyConstraint("namespace", "id", "revision"),
+)
+
+flow_sources = Table(
+    "flow_sources", metadata,
+    Column("hash", Text, primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("path", Text),
+)
+
+executions = Table(
+    "executions", metadata,
+    Column("id", Text, primary_key=True),
+    Column("namespace", Text, nullable=False),
+    Column("flow_id", Text, nullable=False),
+    Column("flow_revision", Integer),
+    Column("flow_hash", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("inputs", Text),
+    Column("outputs", Text),
+    Column("labels", Text),
+    Column("trigger", Text),
+    Column("parent_id", Text),
+    Column("parent_task_run_id", Text),
+    Column("original_id", Text),
+    Column("dedupe_key", Text, unique=True),
+    Column("error", Text),
+    Column("owner", Text),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("ended_at", Float),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_executions_flow", "namespace", "flow_id", "state"),
+    Index("ix_executions_state", "state"),
+    Index("ix_executions_created", "created_at"),
+)
+
+task_runs = Table(
+    "task_runs", metadata,
+    Column("id", Text, primary_key=True),
+    Column("execution_id", Text, nullable=False),
+    Column("parent_id", Text),
+    Column("task_id", Text, nullable=False),
+    Column("value", Text),
+    Column("iteration", Integer),
+    Column("state", Text, nullable=False),
+    Column("attempt", Integer, nullable=False, server_default="0"),
+    Column("outputs", Text),
+    Column("data", Text),
+    Column("error", Text),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("ended_at", Float),
+    Column("seq", Integer, nullable=False),
+    Index("ix_task_runs_execution", "execution_id", "seq"),
+)
+
+attempts = Table(
+    "attempts", metadata,
+    Column("task_run_id", Text, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("execution_id", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("worker", Text),
+    Column("error", Text),
+    Column("started_at", Float),
+    Column("ended_at", Float),
+    PrimaryKeyConstraint("task_run_id", "attempt"),
+    Index("ix_attempts_execution", "execution_id"),
+)
+
+logs = Table(
+    "logs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("execution_id", Text, nullable=False),
+    Column("task_run_id", Text),
+    Column("task_id", Text),
+    Column("attempt", Integer),
+    Column("level", Text, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("ts", Float, nullable=False),
+    Index("ix_logs_execution", "execution_id", "id"),
+)
+
+metrics = Table(
+    "metrics", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("execution_id", Text, nullable=False),
+    Column("task_run_id", Text),
+    Column("name", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("value", Float, nullable=False),
+    Column("tags", Text),
+    Column("ts", Float, nullable=False),
+    Index("ix_metrics_execution", "execution_id"),
+)
+
+jobs = Table(
+    "jobs", metadata,
+    Column("task_run_id", Text, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("execution_id", Text, nullable=False),
+    Column("worker", Text),
+    Column("created_at", Float, nullable=False),
+    Column("claimed_at", Float),
+    PrimaryKeyConstraint("task_run_id", "attempt"),
+    Index("ix_jobs_execution", "execution_id"),
+)
+
+events = Table(
+    "events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("execution_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("payload", Text),
+    Column("created_at", Float, nullable=False),
+    Index("ix_events_execution", "execution_id"),
+)
+
+triggers = Table(
+    "triggers", metadata,
+    Column("namespace", Text, nullable=False),
+    Column("flow_id", Text, nullable=False),
+    Column("trigger_id", Text, nullable=False),
+    Column("type", Text),
+    Column("next_at", Float),
+    Column("last_at", Float),
+    Column("last_execution_id", Text),
+    Column("disabled", Integer, nullable=False, server_default="0"),
+    Column("state", Text),
+    Column("updated_at", Float),
+    PrimaryKeyConstraint("namespace", "flow_id", "trigger_id"),
+)
+
+trigger_ticks = Table(
+    "trigger_ticks", metadata,
+    Column("namespace", Text, nullable=False),
+    Column("flow_id", Text, nullable=False),
+    Column("trigger_id", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("execution_id", Text),
+    Column("created_at", Float, nullable=False),
+    PrimaryKeyConstraint("namespace", "flow_id", "trigger_id", "key"),
+)
+
+kv = Table(
+    "kv", metadata,
+    Column("namespace", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("value", Text),
+    Column("expires_at", Float),
+    Column("updated_at", Float, nullable=False),
+    PrimaryKeyConstraint("namespace", "key"),
+)
+
+workers = Table(
+    "workers", metadata,
+    Column("id", Text, primary_key=True),
+    Column("host", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("last_seen", Float, nullable=False),
+)
+
+__all__ = ["metadata"]

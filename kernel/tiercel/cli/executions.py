@@ -1,0 +1,220 @@
+"""`tiercel executions`: list, show, logs, restart, replay, kill and resume executions.
+
+Commands that change an execution run it here until it ends when no live process owns it
+(after a crash, say); otherwise they leave a command for its owner to pick up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tiercel.cli.run import drive, exit_code, home_option, make_view, parse_inputs
+
+
+def _runtime(home: Path | None) -> Any:
+    from tiercel.engine.runtime import Runtime
+
+    return Runtime(home)
+
+
+def _load(rt: Any, execution_id: str) -> Any:
+    ex = rt.repo.load_execution(execution_id)
+    if ex is None:
+        raise click.ClickException(f"no execution `{execution_id}` in {rt.home}")
+    return ex
+
+
+def _finish(rt: Any, execution_id: str, as_json: bool, quiet: bool = False) -> None:
+    """Run the execution here until it ends, then print it and exit with its state."""
+    view = make_view(as_json, quiet)
+    if view is not None:
+        rt.listeners.append(view)
+    try:
+        final = asyncio.run(drive(rt, execution_id))
+    finally:
+        if view is not None:
+            view.close()
+    result = rt.repo.execution_json(final.id)
+    rt.close()
+    if as_json:
+        click.echo(json.dumps(result, default=str))
+    else:
+        from tiercel.cli.display import summary
+
+        summary(result)
+    sys.exit(exit_code(result["state"]))
+
+
+def _owned_elsewhere(rt: Any, execution_id: str) -> bool:
+    from tiercel.engine.runtime import _alive
+
+    owner = rt.repo.owner(execution_id)
+    return owner is not None and owner != rt.worker_id and _alive(owner, rt.repo)
+
+
+@click.group()
+def executions() -> None:
+    """Inspect and control executions."""
+
+
+@executions.command("list")
+@click.option("-n", "--namespace")
+@click.option("-f", "--flow", "flow_id")
+@click.option("-s", "--state", "states", multiple=True)
+@click.option("--limit", default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@home_option
+def list_(namespace: str | None, flow_id: str | None, states: tuple[str, ...], limit: int, as_json: bool,
+          home: Path | None) -> None:
+    """The most recent executions, newest first."""
+    rt = _runtime(home)
+    rows, total = rt.repo.search_executions(namespace, flow_id, [s.upper() for s in states] or None, size=limit)
+    if as_json:
+        click.echo(json.dumps({"results": rows, "total": total}, default=str))
+        return
+    if not rows:
+        click.echo("no executions")
+        return
+    for r in rows:
+        started = r["startDate"][:19].replace("T", " ") if r.get("startDate") else ""
+        dur = f"{r['duration']:.2f} s" if r.get("duration") is not None else ""
+        click.echo(f"{r['id']}  {r['state']:<9} {r['namespace']}.{r['flowId']:<24} {started}  {dur}")
+    if total > len(rows):
+        click.echo(f"… {total - len(rows)} more (use --limit)")
+
+
+@executions.command()
+@click.argument("execution_id")
+@click.option("--json", "as_json", is_flag=True)
+@home_option
+def show(execution_id: str, as_json: bool, home: Path | None) -> None:
+    """One execution with its task runs, attempts and outputs."""
+    rt = _runtime(home)
+    ex = _load(rt, execution_id)
+    data = ex.to_json()
+    if as_json:
+        click.echo(json.dumps(data, default=str))
+        return
+    from tiercel.cli.display import summary
+
+    click.echo(f"{ex.namespace}.{ex.flow_id}  labels={json.dumps(ex.labels)}  inputs={json.dumps(ex.inputs, default=str)}")
+    summary(data)
+
+
+@executions.command()
+@click.argument("execution_id")
+@click.option("-t", "--task", "task_id", help="Only this task's logs.")
+@click.option("--level", type=click.Choice(["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]), help="Minimum level.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new logs until the execution ends.")
+@click.option("--json", "as_json", is_flag=True)
+@home_option
+def logs(execution_id: str, task_id: str | None, level: str | None, follow: bool, as_json: bool,
+         home: Path | None) -> None:
+    """The logs of an execution."""
+    import time
+
+    rt = _runtime(home)
+    _load(rt, execution_id)
+    after = 0
+    while True:
+        for entry in rt.repo.logs(execution_id, after, task_id, level):
+            after = entry["id"]
+            if as_json:
+                click.echo(json.dumps(entry))
+            else:
+                stamp = datetime.fromtimestamp(entry["timestamp"]).strftime("%H:%M:%S")
+                click.echo(f"{stamp} {entry['taskId'] or '-':<16} {entry['level']:<5} {entry['message']}")
+        if not follow or rt.repo.load_execution(execution_id).terminal:
+            break
+        time.sleep(0.3)
+
+
+@executions.command()
+@click.argument("execution_id")
+@click.option("--json", "as_json", is_flag=True)
+@home_option
+def kill(execution_id: str, as_json: bool, home: Path | None) -> None:
+    """Kill a running execution: its running tasks are cancelled, it ends KILLED."""
+    rt = _runtime(home)
+    ex = _load(rt, execution_id)
+    if ex.terminal:
+        raise click.ClickException(f"execution {execution_id} already ended {ex.state}")
+    if _owned_elsewhere(rt, execution_id):
+        rt.repo.add_event(execution_id, "kill")
+        click.echo(f"kill requested for {execution_id}")
+        return
+    rt.recover(execution_id)
+    rt.post(execution_id, _event("kill"))
+    _finish(rt, execution_id, as_json, quiet=True)
+
+
+@executions.command()
+@click.argument("execution_id")
+@click.option("-i", "--input", "inputs", multiple=True, metavar="KEY=VALUE", help="onResume inputs of the Pause.")
+@click.option("--json", "as_json", is_flag=True)
+@home_option
+def resume(execution_id: str, inputs: tuple[str, ...], as_json: bool, home: Path | None) -> None:
+    """Resume a paused execution, or finish one whose process died (after a crash)."""
+    rt = _runtime(home)
+    ex = _load(rt, execution_id)
+    if ex.terminal:
+        raise click.ClickException(f"execution {execution_id} already ended {ex.state}; use `restart` to re-run it")
+    payload = {"inputs": parse_inputs(inputs)}
+    if _owned_elsewhere(rt, execution_id):
+        rt.repo.add_event(execution_id, "resume", payload)
+        click.echo(f"resume requested for {execution_id}")
+        return
+    rt.recover(execution_id)
+    if ex.state == "PAUSED" or any(tr.state == "PAUSED" for tr in ex.task_runs.values()):
+        rt.post(execution_id, _event("resume", payload))
+    _finish(rt, execution_id, as_json)
+
+
+@executions.command()
+@click.argument("execution_id")
+@click.option("--json", "as_json", is_flag=True)
+@home_option
+def restart(execution_id: str, as_json: bool, home: Path | None) -> None:
+    """Re-run the failed task runs of an ended execution, in the same execution, as new attempts."""
+    rt = _runtime(home)
+    ex = _load(rt, execution_id)
+    if not ex.terminal and ex.state != "PAUSED":
+        raise click.ClickException(f"execution {execution_id} is still {ex.state}")
+    if ex.state == "SUCCESS":
+        raise click.ClickException(f"execution {execution_id} succeeded: nothing to restart (use `replay`)")
+    rt.repo.set_owner(execution_id, rt.worker_id)
+    rt.post(execution_id, _event("restart"))
+    _finish(rt, execution_id, as_json)
+
+
+@executions.command()
+@click.argument("execution_id")
+@click.option("--from", "from_task", metavar="TASK_ID", help="Re-run from this task; keep what ran before it.")
+@click.option("--json", "as_json", is_flag=True)
+@home_option
+def replay(execution_id: str, from_task: str | None, as_json: bool, home: Path | None) -> None:
+    """A new execution of the same flow and inputs, reusing the task runs before --from."""
+    from tiercel.engine.replay import replay_execution
+
+    rt = _runtime(home)
+    _load(rt, execution_id)
+    try:
+        new = replay_execution(rt, execution_id, from_task)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not as_json:
+        click.echo(f"replay of {execution_id}: execution {new.id}")
+    _finish(rt, new.id, as_json)
+
+
+def _event(kind: str, payload: dict[str, Any] | None = None) -> Any:
+    from tiercel.engine.executor import Event
+
+    return Event(kind, data=payload or {})

@@ -1,0 +1,129 @@
+"""`tiercel flows`: deploy a folder of flows (namespace by folder, git-friendly), list, show, delete."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from tiercel.cli.run import home_option
+
+
+@click.group()
+def flows() -> None:
+    """Deploy and inspect flows."""
+
+
+@flows.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-n", "--namespace", help="Only sync flows of this namespace (and below); default: every namespace found.")
+@click.option("--delete", is_flag=True, help="Delete deployed flows (of the synced namespaces) that are no longer in DIRECTORY.")
+@click.option("--dry-run", is_flag=True, help="Show what would change, change nothing.")
+@home_option
+def deploy(directory: Path, namespace: str | None, delete: bool, dry_run: bool, home: Path | None) -> None:
+    """Deploy every flow of DIRECTORY (recursively); each file's `namespace` says where it goes."""
+    from tiercel.backend.db import Database
+    from tiercel.backend.repository import Repository
+    from tiercel.engine.runtime import default_home
+    from tiercel.flow import FlowValidationError, load_flow_file
+    from tiercel.flow.loader import collect_files
+
+    files, errors = collect_files([directory])
+    found = []
+    problems = [str(e) for e in errors]
+    for path in files:
+        try:
+            flow = load_flow_file(path)
+        except FlowValidationError as exc:
+            problems.append(str(exc))
+            continue
+        if namespace and not (flow.namespace == namespace or flow.namespace.startswith(namespace + ".")):
+            continue
+        found.append(flow)
+    if problems:
+        click.echo("\n".join(problems), err=True)
+        click.echo(f"nothing deployed: {len(problems)} invalid file(s)", err=True)
+        sys.exit(1)
+    repo = Repository(Database((home or default_home()) / "tiercel.db"))
+    seen = {(f.namespace, f.id) for f in found}
+    created = updated = unchanged = removed = 0
+    for flow in found:
+        before = repo.flow(flow.namespace, flow.id)
+        if dry_run:
+            changed = before is None or before["source"] != flow.source
+            revision = (before["revision"] + 1 if before else 1) if changed else before["revision"]
+        else:
+            revision, changed = repo.deploy_flow(flow.namespace, flow.id, flow.source)
+        if not changed:
+            unchanged += 1
+            continue
+        created += before is None
+        updated += before is not None
+        click.echo(f"{'+' if before is None else '~'} {flow.namespace}.{flow.id} (revision {revision})")
+    if delete:
+        namespaces = {namespace} if namespace else {f.namespace for f in found}
+        for row in repo.flows():
+            if (row["namespace"], row["id"]) in seen:
+                continue
+            if not any(row["namespace"] == ns or row["namespace"].startswith(ns + ".") for ns in namespaces):
+                continue
+            if not dry_run:
+                repo.delete_flow(row["namespace"], row["id"])
+            removed += 1
+            click.echo(f"- {row['namespace']}.{row['id']}")
+    prefix = "would deploy" if dry_run else "deployed"
+    click.echo(f"{prefix}: {created} new, {updated} updated, {unchanged} unchanged, {removed} deleted")
+
+
+@flows.command("list")
+@click.option("-n", "--namespace")
+@click.option("--json", "as_json", is_flag=True)
+@home_option
+def list_(namespace: str | None, as_json: bool, home: Path | None) -> None:
+    """Deployed flows (latest revisions)."""
+    from tiercel.backend.db import Database
+    from tiercel.backend.repository import Repository
+    from tiercel.engine.runtime import default_home
+
+    rows = Repository(Database((home or default_home()) / "tiercel.db")).flows(namespace)
+    if as_json:
+        click.echo(json.dumps([{k: r[k] for k in ("namespace", "id", "revision")} for r in rows]))
+        return
+    for r in rows:
+        click.echo(f"{r['namespace']}.{r['id']}  revision {r['revision']}")
+    if not rows:
+        click.echo("no flows deployed")
+
+
+@flows.command()
+@click.argument("namespace")
+@click.argument("flow_id")
+@click.option("-r", "--revision", type=int)
+@home_option
+def show(namespace: str, flow_id: str, revision: int | None, home: Path | None) -> None:
+    """Print the source of a deployed flow."""
+    from tiercel.backend.db import Database
+    from tiercel.backend.repository import Repository
+    from tiercel.engine.runtime import default_home
+
+    row = Repository(Database((home or default_home()) / "tiercel.db")).flow(namespace, flow_id, revision)
+    if row is None:
+        raise click.ClickException(f"no deployed flow {namespace}.{flow_id}")
+    click.echo(row["source"], nl=False)
+
+
+@flows.command()
+@click.argument("namespace")
+@click.argument("flow_id")
+@home_option
+def delete(namespace: str, flow_id: str, home: Path | None) -> None:
+    """Delete a deployed flow (its revisions stay for the executions that used them)."""
+    from tiercel.backend.db import Database
+    from tiercel.backend.repository import Repository
+    from tiercel.engine.runtime import default_home
+
+    if not Repository(Database((home or default_home()) / "tiercel.db")).delete_flow(namespace, flow_id):
+        raise click.ClickException(f"no deployed flow {namespace}.{flow_id}")
+    click.echo(f"deleted {namespace}.{flow_id}")

@@ -1,0 +1,146 @@
+"""The concrete run context handed to tasks and triggers, and secret masking."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from tiercel.api import RunContext, Runner, TaskError
+
+MASK = "******"
+_LEVELS = {"TRACE": 5, "DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING, "ERROR": logging.ERROR}
+
+
+def read_secret(name: str) -> str:
+    """A secret from the environment: ``TIERCEL_SECRET_<NAME>`` (plain) or Kestra's ``SECRET_<NAME>`` (base64)."""
+    key = name.upper().replace("-", "_").replace(".", "_")
+    plain = os.environ.get(f"TIERCEL_SECRET_{key}")
+    if plain is not None:
+        return plain
+    encoded = os.environ.get(f"SECRET_{key}")
+    if encoded is not None:
+        try:
+            return base64.b64decode(encoded).decode()
+        except ValueError:
+            raise TaskError(f"secret `{name}`: SECRET_{key} is not valid base64") from None
+    raise TaskError(f"secret `{name}` is not set: export TIERCEL_SECRET_{key}=... (or SECRET_{key} in base64)")
+
+
+def mask(value: Any, secrets: set[str]) -> Any:
+    """Replace every secret value inside *value* (str, list, dict) by ``******``."""
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for s in secrets:
+            if s and s in value:
+                value = value.replace(s, MASK)
+        return value
+    if isinstance(value, dict):
+        return {k: mask(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask(v, secrets) for v in value]
+    return value
+
+
+class LogSink(logging.Handler):
+    """Collects a run's log records as (level, message, time), secrets masked."""
+
+    def __init__(self, secrets: set[str], emit: Callable[[str, str, float], None]) -> None:
+        super().__init__(logging.DEBUG)
+        self.secrets = secrets
+        self._emit = emit
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad %-format in a plugin's log call must not fail the task
+            message = str(record.msg)
+        if record.exc_info:
+            import traceback
+
+            message += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
+        level = {5: "TRACE", logging.DEBUG: "DEBUG", logging.INFO: "INFO", logging.WARNING: "WARN",
+                 logging.ERROR: "ERROR", logging.CRITICAL: "ERROR"}.get(record.levelno, "INFO")
+        self._emit(level, mask(message, self.secrets), record.created)
+
+
+class TaskRunContext(RunContext):
+    """What a task or trigger uses while it runs. Built by the worker (or the trigger runtime)."""
+
+    def __init__(self, *, runtime: Any, namespace: str, flow_id: str, execution_id: str | None,
+                 task_run_id: str | None, task_id: str | None, attempt: int, variables: dict[str, Any],
+                 secrets: set[str], emit_log: Callable[[str, str, float], None], log_level: str | None = None,
+                 workdir: str | None = None, trigger_state: dict[str, Any] | None = None) -> None:
+        self.runtime = runtime
+        self.namespace, self.flow_id, self.execution_id = namespace, flow_id, execution_id
+        self.task_run_id, self.task_id, self.attempt = task_run_id, task_id, attempt
+        self.variables = variables
+        self.secrets = secrets
+        self.logger = logging.Logger(f"tiercel.{flow_id}.{task_id or 'trigger'}")
+        self.logger.setLevel(_LEVELS.get(log_level or "DEBUG", logging.DEBUG))
+        self.logger.addHandler(LogSink(secrets, emit_log))
+        self.logger.propagate = False
+        self._shared_workdir = workdir
+        self._workdir: Path | None = None
+        self._cancelled = False
+        self._state = trigger_state if trigger_state is not None else {}
+        self.metrics: list[tuple[str, str, float, dict[str, str], float]] = []
+
+    @property  # type: ignore[override]
+    def working_dir(self) -> Path:
+        if self._workdir is None:
+            if self._shared_workdir:
+                self._workdir = self.runtime.home / "workdirs" / self._shared_workdir
+                self._workdir.mkdir(parents=True, exist_ok=True)
+            else:
+                self._workdir = Path(tempfile.mkdtemp(prefix=f"tiercel-{self.task_id or 'run'}-"))
+        return self._workdir
+
+    def cleanup(self) -> None:
+        if self._workdir is not None and not self._shared_workdir:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def render(self, value: Any, **extra: Any) -> Any:
+        variables = {**self.variables, **extra} if extra else self.variables
+        return self.runtime.renderer.render(value, variables)
+
+    def secret(self, name: str) -> str:
+        value = read_secret(name)
+        self.secrets.add(value)
+        return value
+
+    def put_file(self, source: Path | BinaryIO | bytes, name: str) -> str:
+        uri = self.runtime.storage.task_uri(self.namespace, self.flow_id, self.execution_id or "triggers",
+                                            self.task_id or "trigger", self.task_run_id or str(int(time.time() * 1000)), name)
+        self.runtime.storage.put(uri, source)
+        return uri
+
+    def open_file(self, uri: str) -> BinaryIO:
+        return self.runtime.storage.open(uri, self.namespace)
+
+    def metric(self, name: str, value: float, type: str = "counter", **tags: str) -> None:
+        self.metrics.append((name, type, float(value), tags, time.time()))
+
+    def runner(self, spec: dict[str, Any] | None = None) -> Runner:
+        spec = dict(spec or {})
+        type_name = spec.pop("type", "core.Process")
+        info = self.runtime.registry.get("runner", type_name)
+        if info is None:
+            hint = self.runtime.registry.suggest("runner", type_name)
+            raise TaskError(f"unknown task runner `{type_name}`" + (f"; did you mean `{hint}`?" if hint else ""))
+        return info.cls.model_validate(spec)
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    @property
+    def state(self) -> dict[str, Any]:
+        return self._state

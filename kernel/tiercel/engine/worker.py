@@ -1,0 +1,142 @@
+"""The worker: renders a runnable task, runs it with its timeout, and reports the result."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from tiercel.api import TaskError, contains_expression
+from tiercel.engine.context import TaskRunContext, mask
+from tiercel.engine.executor import Event, Job
+from tiercel.engine.model import State
+
+
+class RenderError(Exception):
+    """A property could not be rendered or its rendered value is invalid."""
+
+
+def render_task(task: Any, renderer: Any, variables: dict[str, Any]) -> Any:
+    """The task with every dynamic property rendered and validated against its model."""
+    cls = type(task)
+    data: dict[str, Any] = {}
+    changed = False
+    for name in cls.model_fields:
+        value = getattr(task, name)
+        if name not in cls.static_fields and contains_expression(value):
+            try:
+                value = renderer.render(value, variables)
+            except Exception as exc:
+                raise RenderError(f"task `{task.id}`: property `{_yaml_name(cls, name)}`: {exc}") from None
+            changed = True
+        data[name] = value
+    if not changed:
+        return task
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"property `{'.'.join(str(p) for p in err['loc'])}`: {err['msg']} (got {err.get('input')!r})"
+            for err in exc.errors())
+        raise RenderError(f"task `{task.id}`: {problems}") from None
+
+
+def _yaml_name(cls: Any, name: str) -> str:
+    field = cls.model_fields.get(name)
+    return (field.alias if field is not None and field.alias else name)
+
+
+class Worker:
+    """Runs jobs as asyncio tasks, at most ``slots`` at a time; each job ends in exactly one result event."""
+
+    def __init__(self, runtime: Any, slots: int = 64) -> None:
+        self.runtime = runtime
+        self.slots = asyncio.Semaphore(slots)
+        self.running: dict[str, asyncio.Task] = {}
+
+    def submit(self, job: Job, done: Callable[[str, Event], None]) -> None:
+        task = asyncio.get_running_loop().create_task(self._run(job, done))
+        self.running[job.task_run.id] = task
+
+    def cancel(self, task_run_id: str) -> bool:
+        task = self.running.get(task_run_id)
+        if task is None:
+            return False
+        task.cancel()
+        return True
+
+    async def _run(self, job: Job, done: Callable[[str, Event], None]) -> None:
+        try:
+            async with self.slots:
+                event = await self.execute(job)
+        except asyncio.CancelledError:
+            event = Event("result", job.task_run.id, job.attempt, State.KILLED, None, "killed",
+                          time.time(), time.time())
+        finally:
+            self.running.pop(job.task_run.id, None)
+        done(job.execution_id, event)
+
+    async def execute(self, job: Job) -> Event:
+        rt = self.runtime
+        tr = job.task_run
+        ex_secrets = rt.secrets_of(job.execution_id)
+        ctx = TaskRunContext(
+            runtime=rt, namespace=job.variables["flow"]["namespace"], flow_id=job.variables["flow"]["id"],
+            execution_id=job.execution_id, task_run_id=tr.id, task_id=tr.task_id, attempt=job.attempt,
+            variables=job.variables, secrets=ex_secrets,
+            emit_log=lambda level, msg, ts: rt.log(job.execution_id, tr, job.attempt, level, msg, ts),
+            log_level=getattr(job.task, "logLevel", None), workdir=job.workdir)
+        started = time.time()
+        state, outputs, error = State.SUCCESS, None, None
+        try:
+            task = render_task(job.task, rt.renderer, job.variables)
+            timeout = task.timeout.total_seconds() if task.timeout else None
+            try:
+                result = await asyncio.wait_for(_call(task.run, ctx), timeout)
+            except asyncio.TimeoutError:
+                ctx._cancelled = True
+                raise TaskError(f"timed out after {_fmt(timeout)}") from None
+            outputs = mask(_as_outputs(result), ex_secrets)
+        except asyncio.CancelledError:
+            ctx._cancelled = True
+            ctx.logger.warning("killed")
+            raise
+        except (TaskError, RenderError) as exc:
+            state, error = State.FAILED, mask(str(exc), ex_secrets)
+            ctx.logger.error(error)
+        except Exception as exc:
+            state, error = State.FAILED, mask(f"{type(exc).__name__}: {exc}", ex_secrets)
+            ctx.logger.error(error)
+            ctx.logger.debug(mask("".join(traceback.format_exception(exc)), ex_secrets))
+        finally:
+            ctx.cleanup()
+            if ctx.metrics:
+                rt.record_metrics(job.execution_id, tr.id, ctx.metrics)
+        return Event("result", tr.id, job.attempt, state, outputs, error, started, time.time())
+
+
+async def _call(fn: Callable[..., Any], ctx: Any) -> Any:
+    if inspect.iscoroutinefunction(fn):
+        return await fn(ctx)
+    return await asyncio.to_thread(fn, ctx)
+
+
+def _as_outputs(result: Any) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    if hasattr(result, "model_dump"):
+        return result.model_dump(mode="json", by_alias=True)
+    if isinstance(result, dict):
+        return result
+    raise TaskError(f"run() must return a dict of outputs or None, got {type(result).__name__}")
+
+
+def _fmt(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    return f"{seconds:g} s"
