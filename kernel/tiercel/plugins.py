@@ -96,7 +96,7 @@ class Registry:
         names = list(self._by_kind[kind])
         lowered = {n.lower(): n for n in names}
         if type_name.lower() in lowered:
-            return lowered[type_name.lower()]
+            return self._by_kind[kind][lowered[type_name.lower()]].type
         match = difflib.get_close_matches(type_name, names, n=1, cutoff=0.6)
         if not match:  # compare short names too: `Logg` -> `core.Log`
             short = {n.rsplit(".", 1)[-1]: n for n in names}
