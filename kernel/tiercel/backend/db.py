@@ -46,7 +46,9 @@ class Database:
                     again = self._conn.execute(
                         "SELECT name FROM sqlite_master WHERE type='table' AND name='alembic_version'").fetchone()
                     if again is None:  # another process may have created it meanwhile
-                        self._conn.executescript("SAVEPOINT ddl;" + ddl + "RELEASE ddl;")
+                        for statement in ddl.split(";\n"):
+                            if statement.strip():
+                                self._conn.execute(statement)
                         self._conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
                         self._conn.execute("INSERT INTO alembic_version VALUES (?)", (SCHEMA_HEAD,))
                     self._conn.execute("COMMIT")
