@@ -1,0 +1,336 @@
+"""The sandboxed Jinja2 environment: strict-but-chainable undefined, ``??``, resource limits.
+
+Jinja2's ImmutableSandboxedEnvironment already refuses ``_``-prefixed attributes, Python
+internals and mutating methods of lists, dicts and sets. On top of it this module adds
+Kestra's semantics (map keys before attributes, ``??``/``???``, null-aware ``default``)
+and bounds on what one expression may allocate, because flows are user input.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+import threading
+import types
+from collections.abc import Mapping
+from typing import Any
+
+from jinja2 import nodes
+from jinja2.compiler import CodeGenerator, Frame
+from jinja2.exceptions import SecurityError, TemplateError, TemplateSyntaxError
+from jinja2.parser import Parser
+from jinja2.runtime import ChainableUndefined, StrictUndefined, Undefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from .errors import ExpressionError
+
+__all__ = ["CallError", "LimitError", "TiercelEnvironment", "MAX_RANGE", "MAX_SIZE", "RANGE_BUDGET", "MAX_POW_BITS"]
+
+MAX_RANGE = 100_000  # items in one range()
+RANGE_BUDGET = 1_000_000  # range() items per render, so nested loops stay bounded
+MAX_SIZE = 10_000_000  # characters (or items) in any string or list one operation builds, and in the output
+MAX_POW_BITS = 100_000  # bits of an integer power
+
+#: Remaining range() items of the render running in this thread or task.
+range_budget: contextvars.ContextVar[list[int]] = contextvars.ContextVar("tiercel_range_budget")
+
+
+class LimitError(SecurityError):
+    """An expression tried to build something too large."""
+
+
+class CallError(Exception):
+    """A function or filter failed; says which one, keeps the original as ``__cause__``."""
+
+    def __init__(self, what: str, error: BaseException) -> None:
+        super().__init__(f"{what} failed: {error}")
+        self.what = what
+
+
+def check_size(value: Any, what: str = "value") -> Any:
+    """Return *value*, or raise if it is a string or list beyond MAX_SIZE."""
+    if isinstance(value, (str, bytes, list, tuple)) and len(value) > MAX_SIZE:
+        raise LimitError(f"{what} would be {len(value):,} long; the limit is {MAX_SIZE:,}")
+    return value
+
+
+def _limit(size: int, what: str) -> None:
+    if size > MAX_SIZE:
+        raise LimitError(f"{what} would be {size:,} long; the limit is {MAX_SIZE:,}")
+
+
+def bounded_range(*args: int) -> range:
+    """Jinja's range, bounded per call (MAX_RANGE) and per render (RANGE_BUDGET)."""
+    rng = range(*args)
+    if len(rng) > MAX_RANGE:
+        raise LimitError(f"range() of {len(rng):,} items; the limit is {MAX_RANGE:,}")
+    budget = range_budget.get(None)
+    if budget is not None:
+        budget[0] -= len(rng)
+        if budget[0] < 0:
+            raise LimitError(f"range() produced more than {RANGE_BUDGET:,} items in one expression")
+    return rng
+
+
+_WIDTH = re.compile(r"\d{7,}")  # a width or precision of a million or more
+
+
+def _check_format_spec(fmt: str) -> None:
+    if _WIDTH.search(fmt):
+        raise LimitError("format width or precision too large")
+
+
+def _pre_check_str_method(obj: Any, args: tuple, kwargs: dict) -> None:
+    """Bound the str methods whose output grows with their arguments."""
+    name = getattr(obj, "__name__", "")
+    owner = getattr(obj, "__self__", None)
+    if not isinstance(owner, str):
+        return
+    if name in ("center", "ljust", "rjust", "zfill") and args and isinstance(args[0], int):
+        _limit(args[0], f"str.{name}()")
+    elif name == "expandtabs":
+        size = args[0] if args and isinstance(args[0], int) else kwargs.get("tabsize", 8)
+        _limit(len(owner) + owner.count("\t") * int(size), "str.expandtabs()")
+    elif name == "replace" and len(args) >= 2 and isinstance(args[0], str) and isinstance(args[1], str):
+        old, new = args[0], args[1]
+        count = (len(owner) + 1) if old == "" else owner.count(old)
+        _limit(len(owner) + count * max(len(new) - len(old), 0), "str.replace()")
+    elif name == "join" and args:
+        items = list(args[0]) if not isinstance(args[0], (list, tuple)) else args[0]
+        _limit(sum(len(i) for i in items if isinstance(i, str)) + len(owner) * len(items), "str.join()")
+
+
+class TiercelUndefined(ChainableUndefined, StrictUndefined):
+    """Strict on use, chainable on lookup.
+
+    ``outputs.missing.value`` stays undefined (so ``is defined``, ``default`` and ``??``
+    work on a whole path, as in Kestra), and printing, iterating, comparing or calling it
+    raises, naming the first missing key. ``repr`` raises too, so an undefined value cannot
+    slip into a rendered list or dict.
+    """
+
+    __slots__ = ()
+
+    def _fail_with_undefined_error(self, *args: Any, **kwargs: Any) -> Any:
+        exc = self._undefined_exception(self._undefined_message)
+        exc.tiercel_undefined = self  # type: ignore[attr-defined]
+        raise exc
+
+    __repr__ = __str__ = __iter__ = __len__ = __bool__ = __call__ = _fail_with_undefined_error
+    __eq__ = __ne__ = __hash__ = __contains__ = _fail_with_undefined_error  # type: ignore[assignment]
+    __lt__ = __le__ = __gt__ = __ge__ = __int__ = __float__ = _fail_with_undefined_error  # type: ignore[assignment]
+
+
+_held = threading.local()
+
+
+def hold_if_present(value: Any, undefined_only: bool) -> bool:
+    """Test of ``??``: whether the left side wins (defined and not null; for ``???`` defined).
+
+    When it wins it is held for ``held()``, which the same conditional calls next, so the
+    left side is evaluated once and the right side only when needed.
+    """
+    if isinstance(value, Undefined) or (value is None and not undefined_only):
+        return False
+    _held.value = value
+    return True
+
+
+def held() -> Any:
+    """The value ``hold_if_present`` just held (nothing runs in between)."""
+    value, _held.value = _held.value, None
+    return value
+
+
+def coalesce(left: nodes.Expr, right: nodes.Expr, undefined_only: bool, lineno: int) -> nodes.Expr:
+    """``left ?? right`` as standard nodes (Jinja has no custom node types)."""
+    test = nodes.Call(nodes.EnvironmentAttribute("tiercel_hold_if_present"),
+                      [left, nodes.Const(undefined_only)], [], None, None, lineno=lineno)
+    take = nodes.Call(nodes.EnvironmentAttribute("tiercel_held"), [], [], None, None, lineno=lineno)
+    return nodes.CondExpr(test, take, right, lineno=lineno)
+
+
+class _Parser(Parser):
+    """Jinja's parser plus ``??``/``???``, which the pre-pass turned into ``;`` tokens.
+
+    ``??`` binds tighter than arithmetic and comparisons (``a ?? 0 + 1`` is ``(a ?? 0) + 1``,
+    as in Kestra), looser than ``**`` and filters.
+    """
+
+    def fail(self, msg: str, lineno: int | None = None, exc: type = TemplateSyntaxError) -> Any:
+        try:
+            super().fail(msg, lineno, exc)
+        except TemplateSyntaxError as error:
+            error.tiercel_token = self.stream.current  # type: ignore[attr-defined]
+            raise
+
+    def parse_pow(self) -> nodes.Expr:
+        left = super().parse_pow()
+        while self.stream.current.type == "semicolon":
+            lineno = next(self.stream).lineno
+            undefined_only = self.stream.skip_if("semicolon")
+            right = super().parse_pow()
+            left = coalesce(left, right, undefined_only, lineno)
+        return left
+
+
+class _CodeGenerator(CodeGenerator):
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        # `~` renders values like `{{ }}` does (true, JSON, ISO dates) and is size-checked.
+        self.write("environment.tiercel_concat((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+
+_RAW = re.compile(r"\{%[-+]?\s*raw\s*[-+]?%\}(.*?)\{%[-+]?\s*endraw\s*[-+]?%\}", re.S)
+
+
+def rewrite_coalesce(source: str) -> str:
+    """Turn ``??``/``???`` inside ``{{ }}``/``{% %}`` into ``;`` tokens, keeping every column.
+
+    Strings, ``{# #}`` comments and ``{% raw %}`` blocks are left alone; a literal ``;``
+    in code (never valid Jinja) is refused here so that only ours reach the parser.
+    """
+    out = list(source)
+    i, n = 0, len(source)
+    while i < n:
+        start = source.find("{", i)
+        if start < 0 or start + 1 >= n:
+            break
+        opener = source[start + 1]
+        if opener == "#":
+            end = source.find("#}", start + 2)
+            i = n if end < 0 else end + 2
+            continue
+        if opener == "%":
+            raw = _RAW.match(source, start)
+            if raw:
+                i = raw.end()
+                continue
+        if opener not in "{%":
+            i = start + 1
+            continue
+        closer = "}}" if opener == "{" else "%}"
+        i = start + 2
+        depth = 0
+        while i < n:
+            c = source[i]
+            if c in "'\"":
+                j = i + 1
+                while j < n and source[j] != c:
+                    j += 2 if source[j] == "\\" else 1
+                i = j + 1
+                continue
+            if depth == 0 and source.startswith(closer, i):
+                i += 2
+                break
+            if c in "([{":
+                depth += 1
+            elif c in ")]}":
+                depth = max(depth - 1, 0)
+            elif c == ";":
+                lineno = source.count("\n", 0, i) + 1
+                raise TemplateSyntaxError("unexpected ';'", lineno)
+            elif source.startswith("???", i):
+                out[i:i + 3] = " ;;"
+                i += 3
+                continue
+            elif source.startswith("??", i):
+                out[i:i + 2] = " ;"
+                i += 2
+                continue
+            i += 1
+    return "".join(out)
+
+
+class TiercelEnvironment(ImmutableSandboxedEnvironment):
+    """The one environment every Renderer uses (filters and functions are added by the Renderer)."""
+
+    code_generator_class = _CodeGenerator
+    intercepted_binops = frozenset(["*", "**", "+", "%"])
+
+    def __init__(self, to_text: Any) -> None:
+        super().__init__(undefined=TiercelUndefined, autoescape=False, keep_trailing_newline=True,
+                         finalize=to_text, cache_size=0, auto_reload=False)
+        self.to_text = to_text
+        self.globals["range"] = bounded_range
+        for unsafe in ("lipsum", "cycler", "joiner"):
+            self.globals.pop(unsafe, None)
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        return _Parser(self, self.preprocess_coalesce(source), name, filename).parse()
+
+    @staticmethod
+    def preprocess_coalesce(source: str) -> str:
+        return rewrite_coalesce(source) if ("??" in source or ";" in source) else source
+
+    def parse_bare(self, source: str) -> nodes.Expr:
+        """Parse a bare expression (no braces), e.g. a ``runIf`` condition."""
+        parser = _Parser(self, self.preprocess_coalesce("{{" + source + "}}")[2:-2], state="variable")
+        expr = parser.parse_expression()
+        if not parser.stream.eos:
+            parser.fail(f"unexpected {parser.stream.current.value!r} after the expression")
+        return expr
+
+    # -- Kestra semantics -------------------------------------------------------------
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, Undefined):  # report the first missing name, not what was asked of it
+            return obj
+        # Map keys win over methods: `outputs.items.value` is the task `items`, as in Kestra.
+        if isinstance(obj, Mapping):
+            try:
+                return obj[attribute]
+            except (KeyError, TypeError):
+                pass
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        return obj if isinstance(obj, Undefined) else super().getitem(obj, argument)
+
+    tiercel_hold_if_present = staticmethod(hold_if_present)
+    tiercel_held = staticmethod(held)
+
+    def tiercel_concat(self, values: tuple) -> str:
+        to_text = self.to_text
+        result = "".join([v if isinstance(v, str) else to_text(v) for v in values])
+        return check_size(result, "a concatenated string")
+
+    # -- limits -----------------------------------------------------------------------
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(times, int):
+                    _limit(len(seq) * times, "a repeated string or list")
+        elif operator == "**" and isinstance(left, int) and isinstance(right, int):
+            if right > 0 and abs(left) > 1 and left.bit_length() * right > MAX_POW_BITS:
+                raise LimitError(f"{left} ** {right} is too large")
+        elif operator == "%" and isinstance(left, str):
+            _check_format_spec(left)
+        elif operator == "+" and isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
+            _limit(len(left) + len(right), "a concatenation")
+        return super().call_binop(context, operator, left, right)
+
+    def wrap_str_format(self, value: Any) -> Any:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        template = value.__self__
+
+        def checked(*args: Any, **kwargs: Any) -> str:
+            _check_format_spec(template)
+            return check_size(wrapped(*args, **kwargs), "a formatted string")
+
+        return checked
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        if isinstance(__obj, (types.BuiltinMethodType, types.MethodType)):
+            _pre_check_str_method(__obj, args, kwargs)
+        try:
+            result = super().call(__context, __obj, *args, **kwargs)
+        except (TemplateError, CallError, ExpressionError):  # a nested render() explained its own
+            raise
+        except Exception as exc:
+            raise CallError(f"{getattr(__obj, '__name__', 'call')}()", exc) from exc
+        return check_size(result, "a result")
