@@ -68,7 +68,7 @@ def load_yaml(text: str) -> tuple[Any, Positions]:
         except ValueError as exc:  # libyaml refuses some inputs (e.g. NUL characters) this way
             raise YamlError(f"invalid YAML: {exc}") from None
         except yaml.YAMLError as exc:
-            raise YamlError(f"invalid YAML: {exc}") from None
+            raise YamlError(f"invalid YAML: {str(exc).splitlines()[0]}") from None
         positions = Positions()
         if node is None:
             return None, positions
