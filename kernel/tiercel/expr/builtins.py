@@ -293,10 +293,6 @@ def _format(value: str, *args: Any, **kwargs: Any) -> str:
     return check_size(jinja_filters.do_format(value, *args, **kwargs), "format()")
 
 
-def urlencode(value: Any) -> str:
-    return jinja_filters.do_urlencode(value)
-
-
 def jq(value: Any, program: str) -> list[Any]:
     """A dependency-free subset of jq; like Kestra's, returns a list of results (``| first`` for one)."""
     if isinstance(value, (str, bytes)):
@@ -420,7 +416,6 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "sha1": _hasher("sha1"),
     "sha256": _hasher("sha256"),
     "sha512": _hasher("sha512"),
-    "urlencode": urlencode,
     "urldecode": lambda v: unquote_plus(to_text(v)),
     "jq": jq,
     "default": default,

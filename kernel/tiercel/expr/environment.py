@@ -8,11 +8,12 @@ and bounds on what one expression may allocate, because flows are user input.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import re
 import threading
 import types
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from jinja2 import nodes
@@ -116,9 +117,14 @@ class TiercelUndefined(ChainableUndefined, StrictUndefined):
         exc.tiercel_undefined = self  # type: ignore[attr-defined]
         raise exc
 
-    __repr__ = __str__ = __iter__ = __len__ = __bool__ = __call__ = _fail_with_undefined_error
-    __eq__ = __ne__ = __hash__ = __contains__ = _fail_with_undefined_error  # type: ignore[assignment]
-    __lt__ = __le__ = __gt__ = __ge__ = __int__ = __float__ = _fail_with_undefined_error  # type: ignore[assignment]
+    __repr__ = _fail_with_undefined_error
+
+
+# Jinja binds its operators (__add__, __str__, __eq__…) to the base method itself; point them at ours.
+for _base in (Undefined, StrictUndefined):
+    for _name, _value in vars(_base).items():
+        if _value is Undefined._fail_with_undefined_error and _name not in ("__getitem__", "__getattr__"):
+            setattr(TiercelUndefined, _name, TiercelUndefined._fail_with_undefined_error)
 
 
 _held = threading.local()
@@ -157,13 +163,6 @@ class _Parser(Parser):
     as in Kestra), looser than ``**`` and filters.
     """
 
-    def fail(self, msg: str, lineno: int | None = None, exc: type = TemplateSyntaxError) -> Any:
-        try:
-            super().fail(msg, lineno, exc)
-        except TemplateSyntaxError as error:
-            error.tiercel_token = self.stream.current  # type: ignore[attr-defined]
-            raise
-
     def parse_pow(self) -> nodes.Expr:
         left = super().parse_pow()
         while self.stream.current.type == "semicolon":
@@ -172,6 +171,17 @@ class _Parser(Parser):
             right = super().parse_pow()
             left = coalesce(left, right, undefined_only, lineno)
         return left
+
+
+@contextlib.contextmanager
+def _locate(parser: Parser) -> Iterator[None]:
+    """Attach the token a syntax error happened at (TokenStream.expect raises without it)."""
+    try:
+        yield
+    except TemplateSyntaxError as error:
+        if not hasattr(error, "tiercel_token"):
+            error.tiercel_token = parser.stream.current  # type: ignore[attr-defined]
+        raise
 
 
 class _CodeGenerator(CodeGenerator):
@@ -260,7 +270,9 @@ class TiercelEnvironment(ImmutableSandboxedEnvironment):
             self.globals.pop(unsafe, None)
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
-        return _Parser(self, self.preprocess_coalesce(source), name, filename).parse()
+        parser = _Parser(self, self.preprocess_coalesce(source), name, filename)
+        with _locate(parser):
+            return parser.parse()
 
     @staticmethod
     def preprocess_coalesce(source: str) -> str:
@@ -269,9 +281,10 @@ class TiercelEnvironment(ImmutableSandboxedEnvironment):
     def parse_bare(self, source: str) -> nodes.Expr:
         """Parse a bare expression (no braces), e.g. a ``runIf`` condition."""
         parser = _Parser(self, self.preprocess_coalesce("{{" + source + "}}")[2:-2], state="variable")
-        expr = parser.parse_expression()
-        if not parser.stream.eos:
-            parser.fail(f"unexpected {parser.stream.current.value!r} after the expression")
+        with _locate(parser):
+            expr = parser.parse_expression()
+            if not parser.stream.eos:
+                parser.fail(f"unexpected {parser.stream.current.value!r} after the expression")
         return expr
 
     # -- Kestra semantics -------------------------------------------------------------
