@@ -232,7 +232,7 @@ class Repository:
 
     def count_running(self, namespace: str, flow_id: str, exclude: str | None = None) -> int:
         row = self.db.one("SELECT COUNT(*) FROM executions WHERE namespace = ? AND flow_id = ? AND state IN "
-                          "('RUNNING', 'PAUSED', 'KILLING', 'RETRYING', 'RESTARTED') AND id != ?",
+                          "('CREATED', 'RUNNING', 'PAUSED', 'KILLING', 'RETRYING', 'RESTARTED') AND id != ?",
                           (namespace, flow_id, exclude or ""))
         return row[0]
 

@@ -143,7 +143,7 @@ class Runtime:
         concurrency = getattr(flow, "concurrency", None)
         if concurrency is not None and concurrency.limit:
             with self.db.transaction():
-                if self.repo.count_running(ex.namespace, ex.flow_id) + self._starting(ex) >= concurrency.limit:
+                if self.repo.count_running(ex.namespace, ex.flow_id) >= concurrency.limit:
                     behavior = str(getattr(concurrency, "behavior", "QUEUE")).upper().rsplit(".", 1)[-1]
                     ex.state = {"QUEUE": State.QUEUED, "CANCEL": State.CANCELLED, "FAIL": State.FAILED}[behavior]
                     if ex.state != State.QUEUED:
@@ -158,17 +158,14 @@ class Runtime:
         if ex.state == State.CREATED:
             self.live[ex.id] = ex
             self.post(ex.id, Event("start"))
+        elif ex.state == State.QUEUED:
+            self.live[ex.id] = ex  # started by a `start` command once a slot frees up
         elif ex.terminal:
             self._ended(ex)
         return True
 
-    def _starting(self, ex: Execution) -> int:
-        return sum(1 for other in self.live.values() if other.id != ex.id and other.flow_id == ex.flow_id
-                   and other.namespace == ex.namespace and other.state == State.CREATED)
-
     async def wait(self, execution_id: str) -> Execution:
-        ex = self.live.get(execution_id)
-        if ex is None:
+        if execution_id not in self.live and execution_id not in self._inbox:
             loaded = self.repo.load_execution(execution_id)
             if loaded is None or loaded.terminal:
                 return loaded  # type: ignore[return-value]
@@ -334,21 +331,23 @@ class Runtime:
             callback(ex)
 
     def _promote_queued(self, ex: Execution) -> None:
-        queued = self.repo.oldest_queued(ex.namespace, ex.flow_id)
-        if queued is None:
-            return
+        """A slot of the flow's concurrency freed up: start the oldest queued execution."""
         flow = self.flow_of(ex)
         concurrency = getattr(flow, "concurrency", None)
-        limit = concurrency.limit if concurrency is not None else None
+        if concurrency is None or not concurrency.limit:
+            return
         with self.db.transaction():
-            if limit and self.repo.count_running(ex.namespace, ex.flow_id) >= limit:
+            queued = self.repo.oldest_queued(ex.namespace, ex.flow_id)
+            if queued is None or self.repo.count_running(ex.namespace, ex.flow_id) >= concurrency.limit:
                 return
-            self.db.execute("UPDATE executions SET state = 'CREATED', owner = ? WHERE id = ? AND state = 'QUEUED'",
-                            (self.worker_id, queued))
-        loaded = self.repo.load_execution(queued)
-        if loaded is not None:
-            self.live[queued] = loaded
+            self.db.execute("UPDATE executions SET state = 'CREATED' WHERE id = ? AND state = 'QUEUED'", (queued,))
+        owner = self.repo.owner(queued)
+        if queued in self.live:
             self.post(queued, Event("start"))
+        elif owner not in (None, self.worker_id) and _alive(owner, self.repo):
+            self.repo.add_event(queued, "start")
+        else:
+            self.recover(queued)
 
     def _start_subflow(self, parent: Execution, req: SubflowRequest) -> None:
         from tiercel.flow.inputs import resolve_inputs
