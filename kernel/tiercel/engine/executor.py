@@ -506,14 +506,16 @@ class Executor:
                 return RUNNING
             tr.data["main"] = main
             tr.dirty = True
-        return self._with_handlers(c, task, tr, main, value=tr.value)
+        status = self._with_handlers(c, task, tr, main, value=tr.value)
+        if kind == "core.AllowFailure" and status == State.FAILED:
+            status = State.WARNING
+        return status
 
     def _h_sequential(self, c: _Ctx, task: Any, tr: TaskRun, changed: TaskRun | None) -> str:
         return self._seq(c, task.tasks, tr, None, tr.value, tr.data.get("vpath"))
 
     def _h_allow_failure(self, c: _Ctx, task: Any, tr: TaskRun, changed: TaskRun | None) -> str:
-        status = self._seq(c, task.tasks, tr, None, tr.value, tr.data.get("vpath"))
-        return State.WARNING if status in (State.FAILED,) else status
+        return self._seq(c, task.tasks, tr, None, tr.value, tr.data.get("vpath"))  # WARNING after `errors` ran
 
     def _h_if(self, c: _Ctx, task: Any, tr: TaskRun, changed: TaskRun | None) -> str:
         if "branch" not in tr.data:
