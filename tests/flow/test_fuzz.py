@@ -37,7 +37,7 @@ def check(text, registry):
         list(result.walk())
 
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(max_examples=int(__import__("os").environ.get("FUZZ_EXAMPLES", 150)), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @FUZZ
@@ -111,3 +111,36 @@ def test_text_edits_of_a_valid_flow(registry, _path, cut, insert):
     i = cut % len(lines)
     lines[i] = lines[i][: len(lines[i]) // 2] + insert + lines[i][len(lines[i]) // 2:]
     check("".join(lines), registry)
+
+
+def _core_examples():
+    from tiercel.plugins import get_registry
+
+    registry = get_registry()
+    return registry, [yaml.safe_load(ex.flow) for c in registry.components() for ex in c.cls.examples]
+
+
+CORE_REGISTRY, CORE_EXAMPLES = _core_examples()
+
+
+def _unexpected(exc: FlowValidationError) -> list[str]:
+    return [e.message for e in exc.errors if e.message.startswith(("cannot validate flow", "the flow is nested"))
+            or "invalid task: " in e.message or "invalid trigger: " in e.message]
+
+
+@FUZZ
+@given(st.data())
+def test_mutations_of_installed_examples(data):
+    doc = data.draw(st.sampled_from(CORE_EXAMPLES))
+    paths = [p for p in _paths(doc) if p]
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(paths))
+        action = data.draw(st.sampled_from(["delete", "replace", "rename", "duplicate"]))
+        try:
+            doc = _mutate(doc, path, action, data.draw(documents))
+        except (KeyError, IndexError, TypeError):
+            continue
+    try:
+        load_flow(yaml.safe_dump(doc, sort_keys=False), "fuzz.yaml", registry=CORE_REGISTRY)
+    except FlowValidationError as exc:
+        assert not _unexpected(exc), "a component validator raised something other than ValueError"

@@ -119,6 +119,8 @@ def test_file_inputs_upload_paths(make, tmp_path):
     assert resolve_inputs(f, {"f": "tiercel://n/f/x.csv"}, upload=upload) == {"f": "tiercel://n/f/x.csv"}
     with pytest.raises(InputError, match="no such file"):
         resolve_inputs(f, {"f": str(tmp_path / "missing.csv")}, upload=upload)
+    with pytest.raises(InputError, match=r"input `f`: cannot upload .*d.csv: disk full"):
+        resolve_inputs(f, {"f": str(data)}, upload=lambda path: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(InputError, match=r"must end with \.csv"):
         resolve_inputs(f, {"f": str(tmp_path / "x.txt")}, upload=upload)
 

@@ -269,7 +269,12 @@ def _file(spec: Any, value: Any, upload: Callable[[str], str] | None) -> str:
         raise _Bad(f"file {_got(text)} must end with {spec.extension}")
     if not path.is_file():
         raise _Bad(f"no such file: {text}")
-    return upload(str(path)) if upload else str(path.resolve())
+    if upload is None:
+        return str(path.resolve())
+    try:
+        return upload(str(path))
+    except Exception as exc:  # storage refused it: report it with the input's name
+        raise _Bad(f"cannot upload {text}: {exc}") from None
 
 
 def check_default(spec: Any) -> str | None:

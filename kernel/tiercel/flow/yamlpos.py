@@ -19,7 +19,9 @@ try:
 except AttributeError:  # pragma: no cover - PyYAML built without libyaml
     _Loader = yaml.SafeLoader
 
-MAX_NODES = 200_000  # bounds alias expansion ("billion laughs")
+MAX_NODES = 200_000
+_TEXT_TAGS = frozenset({"tag:yaml.org,2002:str", "tag:yaml.org,2002:timestamp"})
+_MERGE = "tag:yaml.org,2002:merge"  # bounds alias expansion ("billion laughs")
 
 
 class YamlError(Exception):
@@ -98,7 +100,10 @@ class _Builder:
     def _flatten(self, node: yaml.MappingNode) -> int:
         """Resolve `<<` merge keys in place; return how many leading entries came from merges."""
         if id(node) not in self.merged:
-            own = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
+            if not any(k.tag == _MERGE for k, _ in node.value):
+                self.merged[id(node)] = 0
+                return 0
+            own = sum(1 for k, _ in node.value if k.tag != _MERGE)
             try:
                 self.loader.flatten_mapping(node)
             except yaml.MarkedYAMLError as exc:
@@ -112,8 +117,8 @@ class _Builder:
             raise YamlError(f"document too large (more than {MAX_NODES} values after expanding aliases)", *_mark(node))
         self.positions.values[path] = _mark(node)
         if isinstance(node, yaml.ScalarNode):
-            if node.tag == "tag:yaml.org,2002:timestamp":
-                return node.value  # dates stay text, as JSON would have them
+            if node.tag in _TEXT_TAGS:
+                return node.value  # strings as is; dates stay text, as JSON would have them
             try:
                 return self.loader.construct_object(node, deep=True)
             except yaml.MarkedYAMLError as exc:
