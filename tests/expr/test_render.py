@@ -144,6 +144,15 @@ def test_a_failing_callable_becomes_an_expression_error_keeping_the_cause(render
     assert isinstance(info.value.__cause__.__cause__, SecretNotFound)
 
 
+def test_a_key_error_shows_its_message_unquoted(renderer):
+    def kv(key):
+        raise KeyError(f"kv key `{key}` not found")
+
+    with pytest.raises(ExpressionError) as info:
+        renderer.render("{{ kv('k') }}", {"kv": kv})
+    assert info.value.message == "kv() failed: kv key `k` not found"
+
+
 def test_nested_render_errors_keep_their_message(renderer, variables):
     variables["render"] = lambda value: renderer.render(value, variables)
     with pytest.raises(ExpressionError, match="`nope` is undefined"):

@@ -44,7 +44,9 @@ class CallError(Exception):
     """A function or filter failed; says which one, keeps the original as ``__cause__``."""
 
     def __init__(self, what: str, error: BaseException) -> None:
-        super().__init__(f"{what} failed: {error}")
+        # str(KeyError('x')) is "'x'": show the message itself
+        detail = error.args[0] if isinstance(error, KeyError) and len(error.args) == 1 else error
+        super().__init__(f"{what} failed: {detail}")
         self.what = what
 
 
