@@ -40,3 +40,14 @@ def errors(registry):
         return check_flow(text, path, registry=registry)
 
     return _errors
+
+
+@pytest.fixture(scope="session")
+def make_registry_with_broken_plugin():
+    """The test plugin plus one whose import fails (tiercel-brokenplug)."""
+    from tiercel.plugins import load_registry
+
+    broken = Path(__file__).parent / "plugin_broken"
+    sys.path.insert(0, str(broken))
+    eps = [ep for d in distributions(path=[str(broken)]) for ep in d.entry_points if ep.group == "tiercel"]
+    return load_registry(fixture_entry_points() + eps)

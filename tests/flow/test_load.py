@@ -443,3 +443,26 @@ def test_validate_paths_files_and_folders(tmp_path, registry):
     assert [e.file for e in found] == [str(tmp_path / "sub" / "bad.yml")]
     assert validate_paths([tmp_path / "good.yaml"], registry=registry) == []
     assert validate_paths([tmp_path / "nope"], registry=registry)[0].message == "no such file or folder"
+
+
+def test_unknown_type_of_a_missing_plugin(errors):
+    e = one(errors, flow("""
+        tasks: [{id: a, type: kafka.Produce}]
+    """))
+    assert e.suggestion == "is the tiercel-kafka plugin installed? see `tiercel plugins list`"
+
+
+def test_unknown_type_of_a_plugin_that_failed_to_load(make_registry_with_broken_plugin):
+    from tiercel.flow import check_flow
+
+    found = check_flow("id: a\nnamespace: b\ntasks: [{id: a, type: brokenplug.Thing}]\n",
+                       registry=make_registry_with_broken_plugin)
+    assert found[0].suggestion.startswith("plugin tiercel-brokenplug is installed but did not load: cannot import")
+
+
+def test_input_id_pattern(errors):
+    e = one(errors, flow("""
+        inputs: [{id: "my input", type: STRING}]
+        tasks: [{id: a, type: test.Log, message: x}]
+    """))
+    assert e.message == "input `my input`: `id`: 'my input' does not match ^[a-zA-Z0-9][.a-zA-Z0-9_-]*$"

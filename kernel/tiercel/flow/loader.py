@@ -273,7 +273,7 @@ class _Loader:
             else:
                 hint = self.registry.suggest(kind, type_name)
                 self.error((*path, "type"), f"{label}unknown {kind} type `{type_name}`", tid,
-                           f"did you mean {hint}?" if hint else None)
+                           f"did you mean {hint}?" if hint else self._plugin_hint(type_name))
             self._scan_ids(data, path)
             return None
         cls = info.cls
@@ -305,6 +305,18 @@ class _Loader:
             return None
         self.task_paths[id(instance)] = path
         return instance
+
+    def _plugin_hint(self, type_name: str) -> str | None:
+        """For `kafka.Produce`: say that tiercel-kafka failed to load, or is not installed."""
+        prefix = type_name.split(".", 1)[0]
+        if "." not in type_name or prefix in ("io", "com", "org"):
+            return None
+        plugin = self.registry.plugins.get(f"tiercel-{prefix}")
+        if plugin is not None and (plugin.skipped or plugin.errors):
+            return f"plugin {plugin.name} is installed but did not load: {plugin.skipped or plugin.errors[0]}"
+        if plugin is None and not any(t.startswith(prefix + ".") for k in ("task", "trigger") for t in self.registry.types(k)):
+            return f"is the tiercel-{prefix} plugin installed? see `tiercel plugins list`"
+        return None
 
     def _placeholder(self, data: Any, base: type[BaseModel] = Task) -> Any:
         tid = data.get("id") if isinstance(data, dict) and isinstance(data.get("id"), str) else "invalid"
@@ -499,7 +511,7 @@ class _Loader:
                        did_you_mean(str(tag), expected, quote=False) if tag else None)
         elif kind == "union_tag_not_found":
             self.error(full, f"{label}missing required property `type`" + (f" in `{prop}`" if prop else ""), task_id)
-        elif kind == "string_pattern_mismatch" and cls is Flow and rel in (("id",), ("namespace",)):
+        elif kind == "string_pattern_mismatch" and cls is Flow and not base and rel in (("id",), ("namespace",)):
             value = err["input"]
             if rel == ("id",):
                 self.error(full, f"invalid flow id `{value}`: must match {ID_PATTERN} (letters, digits, `.`, `_`, `-`, "
@@ -508,7 +520,10 @@ class _Loader:
                 self.error(full, f"invalid namespace `{value}`: must match {NAMESPACE_PATTERN} (lower-case letters, "
                            "digits, `.`, `_`, `-`, starting with a letter or a digit)", None,
                            f"did you mean `{value.lower()}`?" if isinstance(value, str) and re.match(NAMESPACE_PATTERN, value.lower()) else None)
-        elif cls is Flow and rel == ("tasks",) and kind == "too_short":
+        elif kind == "string_pattern_mismatch":
+            pattern = (err.get("ctx") or {}).get("pattern", "")
+            self.error(full, f"{label}`{prop}`: {_describe(err['input'])} does not match {pattern}", task_id)
+        elif cls is Flow and not base and rel == ("tasks",) and kind == "too_short":
             self.error(full, "`tasks` is empty: a flow needs at least one task")
         elif _expected(err):
             self.error(full, f"{label}`{prop}`: expected {_expected(err)}, got {_describe(err['input'])}", task_id)
