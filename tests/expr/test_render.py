@@ -40,6 +40,8 @@ def test_single_expression_keeps_native_type(renderer, variables, source, expect
     ("{% raw %}{{ not rendered }}{% endraw %}", "{{ not rendered }}"),
     ("line\n{{ inputs.n }}\n", "line\n3\n"),
     ("{{ 'x' ~ inputs.flag ~ outputs.b.value }}", "xtrue[1,2]"),
+    ("a {{ 'x' ~ true ~ none ~ [1] }}", "a xtrue[1]"),
+    ("a {{ ('x' ~ false) | upper }}", "a XFALSE"),
 ])
 def test_text_templates_render_to_strings(renderer, variables, source, expected):
     assert renderer.render(source, variables) == expected

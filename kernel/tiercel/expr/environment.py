@@ -187,6 +187,12 @@ def _locate(parser: Parser) -> Iterator[None]:
 
 
 class _CodeGenerator(CodeGenerator):
+    def _output_child_to_const(self, node: nodes.Expr, frame: Frame, finalize: Any) -> str:
+        # Jinja folds constant `~` with str() (True, None); ours prints like `{{ }}` does.
+        if isinstance(node, nodes.Concat) or next(node.find_all(nodes.Concat), None) is not None:
+            raise nodes.Impossible()
+        return super()._output_child_to_const(node, frame, finalize)
+
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
         # `~` renders values like `{{ }}` does (true, JSON, ISO dates) and is size-checked.
         self.write("environment.tiercel_concat((")
