@@ -137,3 +137,5 @@ def test_limits_leave_normal_work_alone(renderer):
     assert renderer.render("{{ 2 ** 64 }}", {}) == 2**64
     assert renderer.render("{{ range(100000) | length }}", {}) == 100000
     assert renderer.render("{{ '%05d' % 42 }}", {}) == "00042"
+    assert renderer.render("{{ '-'.join(range(3) | map('string')) }}", {}) == "0-1-2"
+    assert renderer.render("{{ 'a{}'.format(1) ~ 'x'.center(3) ~ 'ab'.replace('a', 'c') }}", {}) == "a1 x cb"

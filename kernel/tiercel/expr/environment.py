@@ -83,12 +83,12 @@ def _check_format_spec(fmt: str) -> None:
         raise LimitError("format width or precision too large")
 
 
-def _pre_check_str_method(obj: Any, args: tuple, kwargs: dict) -> None:
-    """Bound the str methods whose output grows with their arguments."""
+def _pre_check_str_method(obj: Any, args: tuple, kwargs: dict) -> tuple:
+    """Bound the str methods whose output grows with their arguments; returns the arguments to use."""
     name = getattr(obj, "__name__", "")
     owner = getattr(obj, "__self__", None)
     if not isinstance(owner, str):
-        return
+        return args
     if name in ("center", "ljust", "rjust", "zfill") and args and isinstance(args[0], int):
         _limit(args[0], f"str.{name}()")
     elif name == "expandtabs":
@@ -99,8 +99,10 @@ def _pre_check_str_method(obj: Any, args: tuple, kwargs: dict) -> None:
         count = (len(owner) + 1) if old == "" else owner.count(old)
         _limit(len(owner) + count * max(len(new) - len(old), 0), "str.replace()")
     elif name == "join" and args:
-        items = list(args[0]) if not isinstance(args[0], (list, tuple)) else args[0]
+        items = args[0] if isinstance(args[0], (list, tuple)) else list(args[0])  # an iterator is read once
         _limit(sum(len(i) for i in items if isinstance(i, str)) + len(owner) * len(items), "str.join()")
+        return (items, *args[1:])
+    return args
 
 
 class TiercelUndefined(ChainableUndefined, StrictUndefined):
@@ -347,7 +349,7 @@ class TiercelEnvironment(ImmutableSandboxedEnvironment):
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
         if isinstance(__obj, (types.BuiltinMethodType, types.MethodType)):
-            _pre_check_str_method(__obj, args, kwargs)
+            args = _pre_check_str_method(__obj, args, kwargs)
         try:
             result = super().call(__context, __obj, *args, **kwargs)
         except (TemplateError, CallError, ExpressionError):  # a nested render() explained its own
