@@ -68,7 +68,9 @@ def info(type_name: str, as_json: bool) -> None:
         hint = f" (did you mean {hints[0]}?)" if hints else ""
         raise click.ClickException(f"unknown type `{type_name}`{hint}; see `tiercel plugins list`")
     cls = component.cls
-    schema = cls.model_json_schema(mode="validation")
+    from tiercel.flow.schema import _Generator
+
+    schema = cls.model_json_schema(mode="validation", schema_generator=_Generator)
     if as_json:
         click.echo(json.dumps(schema, indent=2))
         return
