@@ -78,7 +78,8 @@ def test_kafka_produce_consume_with_group_and_commit(kafka_bootstrap):
 def test_pulsar_shared_subscription_receive_acknowledge(pulsar_url):
     pulsar = _client("pulsar")
     topic = f"persistent://public/default/t-{uuid.uuid4().hex[:8]}"
-    client = pulsar.Client(pulsar_url, operation_timeout_seconds=10, logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn))
+    logger = pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn)
+    client = pulsar.Client(pulsar_url, operation_timeout_seconds=10, logger=logger)
     try:
         consumers = [
             client.subscribe(topic, "workers", consumer_type=pulsar.ConsumerType.Shared) for _ in range(2)
@@ -214,3 +215,26 @@ def test_broker_that_never_answers_times_out_and_is_stopped():
         services._spawn("silent", lambda port, _dir: ["sleep", "30"], _never_answers, lambda port: "x", timeout=1)
     pid = int(str(caught.value).split("(pid ")[1].split(")")[0])
     assert _gone(pid)
+
+
+def test_shared_redis_lends_an_empty_database_and_flushes_it():
+    """The fallback when no redis-server binary is installed: the machine's 6379."""
+    try:
+        borrowed = services._borrow_redis_db("redis://127.0.0.1:6379")
+    except services.ServiceUnavailable as missing:
+        services.require(missing.service, missing.how_to_get, missing.reason)
+    redis = _client("redis")
+    db = int(borrowed.url.rsplit("/", 1)[1])
+    assert 1 <= db <= 15
+    client = redis.Redis.from_url(borrowed.url)
+    try:
+        assert client.keys() == [b"tiercel:test:claim"]
+        client.set("k", "v")
+        again = services._borrow_redis_db("redis://127.0.0.1:6379")  # a second session gets another number
+        assert again.url != borrowed.url
+        again.stop()
+        borrowed.stop()
+        assert client.dbsize() == 0
+    finally:
+        borrowed.stop()
+        client.close()

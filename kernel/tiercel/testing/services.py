@@ -513,7 +513,8 @@ def postgres_url(timeout: float | None = None) -> Service:
         admin.cursor().execute(f'CREATE DATABASE "{name}"')
     except Exception as exc:  # no CREATEDB right: share the given database
         admin.close()
-        print(f"tiercel.testing: using {_redact(base)} as is (cannot create a database: {exc})", file=sys.stderr)
+        reason = str(exc).strip()
+        print(f"tiercel.testing: using {_redact(base)} as is (cannot create a database: {reason})", file=sys.stderr)
         return Service("postgres", base)
     admin.close()
 
@@ -551,10 +552,8 @@ def redis_url(timeout: float | None = None) -> Service:
     if existing:
         _wait("Redis", _redact(existing), lambda: _redis_probe(existing), timeout)
         return Service("redis", existing)
-    binary = shutil.which("redis-server") or next(
-        (p for p in ("/usr/bin/redis-server", "/usr/sbin/redis-server", "/usr/local/bin/redis-server") if os.access(p, os.X_OK)),
-        None,
-    )
+    candidates = ("/usr/bin/redis-server", "/usr/sbin/redis-server", "/usr/local/bin/redis-server")
+    binary = shutil.which("redis-server") or next((p for p in candidates if os.access(p, os.X_OK)), None)
     if binary:
         return _spawn(
             "redis",
