@@ -92,3 +92,8 @@ def test_real_registry_schema_is_valid():
     schema = flow_json_schema()
     jsonschema.Draft7Validator.check_schema(schema)
     assert "core.Log" in schema["definitions"]["task"]["properties"]["type"]["enum"]
+
+
+def test_child_task_fields_never_take_an_expression(schema):
+    branch = schema["definitions"]["test.If"]["properties"]["else"]
+    assert "#/definitions/expression" not in str(branch) and "#/definitions/task" in str(branch)

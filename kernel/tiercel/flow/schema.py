@@ -13,7 +13,7 @@ from typing import Any
 from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 
 from tiercel.api import FlowableTask, PollingTrigger, RealtimeTrigger, Task, Trigger
-from tiercel.flow.model import Flow
+from tiercel.flow.model import Flow, child_fields
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
 EXPRESSION = {
@@ -75,6 +75,17 @@ def _strip_titles(node: Any, in_property: bool = False) -> Any:
     return node
 
 
+def _literal_properties(cls: type) -> set[str]:
+    """YAML names of the properties never rendered: static fields, ids and child tasks."""
+    static = set(cls.static_fields) | {"id"} | {f.name for f in child_fields(cls)}
+    names = set()
+    for name, field in cls.model_fields.items():
+        if name in static:
+            names.add(field.alias or name)
+            names.add(name)
+    return names
+
+
 def _dispatch(kind: str, infos: list[Any], defs: dict[str, Any]) -> dict[str, Any]:
     names = [n for info in infos for n in (info.type, *info.aliases)]
     branches = []
@@ -125,7 +136,12 @@ def flow_json_schema(registry: Any = None) -> dict[str, Any]:
         for info in infos:
             body = dict(originals[ref_of(info.cls)])
             body["title"] = info.type
-            props = {name: prop if name in info.cls.static_fields or name in ("id",) else _with_expression(prop)
+            if info.cls.examples:  # shown on hover by yaml-language-server
+                example = info.cls.examples[0]
+                body["markdownDescription"] = (f"{body.get('description', '')}\n\n**{example.title}**\n\n"
+                                               f"```yaml\n{example.flow.rstrip()}\n```")
+            literal = _literal_properties(info.cls)
+            props = {name: prop if name in literal else _with_expression(prop)
                      for name, prop in body.get("properties", {}).items()}
             allowed = [info.type, *info.aliases]
             props = {"type": {"enum": allowed, "description": "The type of this component."}, **props}
