@@ -1,0 +1,84 @@
+"""`tiercel server` (everything in one process) and `executor`, `worker`, `scheduler`, `webserver` (the parts)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tiercel.cli.run import home_option
+
+
+def _options(fn: Any, api: bool = True) -> Any:
+    fn = home_option(fn)
+    fn = click.option("--worker-slots", default=64, show_default=True, help="Tasks run at once by this process.")(fn)
+    fn = click.option("--log-level", default="INFO", show_default=True,
+                      type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))(fn)
+    if api:
+        fn = click.option("--port", default=8080, show_default=True, envvar="TIERCEL_PORT", help="HTTP port.")(fn)
+        fn = click.option("--host", default="127.0.0.1", show_default=True, envvar="TIERCEL_BIND",
+                          help="Address to listen on (0.0.0.0 for every interface).")(fn)
+    return fn
+
+
+def _start(components: tuple[str, ...], home: Path | None, host: str, port: int, worker_slots: int, log_level: str) -> None:
+    from tiercel.engine.runtime import default_home
+    from tiercel.server.service import ServerError, run_process
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)-5s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    home = (home or default_home()).resolve()
+
+    def announce() -> None:
+        where = f" on http://{host}:{port} (API docs: http://{host}:{port}/api/v1/docs)" if "api" in components else ""
+        click.echo(f"tiercel {'+'.join(components)} ready{where}, home {home}; Ctrl-C stops", err=True)
+
+    try:
+        run_process(home, host, port, components, worker_slots, announce)
+    except ServerError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
+    click.echo("stopped", err=True)
+
+
+@click.command()
+@_options
+def server(home: Path | None, host: str, port: int, worker_slots: int, log_level: str) -> None:
+    """API, scheduler, executor and worker in one process, on the embedded backend.
+
+    Restarting it resumes what was running and the schedules (missed dates follow each
+    trigger's recoverMissedSchedules).
+    """
+    _start(("api", "scheduler", "executor"), home, host, port, worker_slots, log_level)
+
+
+@click.command()
+@_options
+def webserver(home: Path | None, host: str, port: int, worker_slots: int, log_level: str) -> None:
+    """Only the HTTP API (executions it starts run in this process)."""
+    _start(("api",), home, host, port, worker_slots, log_level)
+
+
+def _no_api(name: str, components: tuple[str, ...], doc: str) -> click.Command:
+    @click.command(name=name, help=doc)
+    @_options_no_api
+    def command(home: Path | None, worker_slots: int, log_level: str) -> None:
+        _start(components, home, "127.0.0.1", 0, worker_slots, log_level)
+
+    return command
+
+
+def _options_no_api(fn: Any) -> Any:
+    return _options(fn, api=False)
+
+
+scheduler = _no_api("scheduler", ("scheduler",),
+                    "Only schedules, backfills and plugin triggers (their executions run in this process).")
+executor = _no_api("executor", ("executor",),
+                   "Only the executor: runs executions and takes over those whose process died.")
+worker = _no_api("worker", ("executor",),
+                 "Same as `tiercel executor`: in Tiercel one process both resolves flows and runs tasks.")

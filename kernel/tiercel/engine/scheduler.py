@@ -1,0 +1,696 @@
+"""The scheduler: ``core.Schedule`` ticks and backfills, ``core.Flow`` triggers, shared trigger helpers.
+
+Exactly once: a tick is claimed by a row in ``trigger_ticks`` (unique per trigger and
+date) inserted in the same transaction that creates its execution, so two schedulers on
+one database, or a restart in the middle of a tick, never fire a date twice and leave no
+lock behind. A flow trigger dedupes on the upstream execution id (``executions.dedupe_key``).
+
+Cron dates are computed on the wall clock of the trigger's time zone: a time skipped by a
+DST jump fires at the same offset after the jump (02:30 → 03:30), a time that occurs twice
+fires once, the first time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from tiercel.backend.trigger_store import TriggerStore
+from tiercel.engine.model import Execution, State
+
+log = logging.getLogger("tiercel.scheduler")
+
+#: A tick at most this late (seconds) when first seen counts as on time, not missed.
+GRACE = 1.0
+#: Most ticks fired per trigger in one pass (a long downtime with ALL is worked off over passes).
+BATCH = 200
+TERMINAL_STATES = ("SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED")
+_UTC = timezone.utc
+
+
+# --- cron dates -------------------------------------------------------------------------
+
+def zone(trigger: Any) -> Any:
+    if getattr(trigger, "timezone", None):
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(trigger.timezone)
+    return datetime.now().astimezone().tzinfo
+
+
+def next_fire(trigger: Any, after: float) -> float:
+    """The first scheduled instant (epoch seconds) strictly after *after*."""
+    from croniter import croniter
+
+    tz = zone(trigger)
+    naive = datetime.fromtimestamp(after, tz).replace(tzinfo=None)
+    it = croniter(trigger.cron, naive, second_at_beginning=trigger.withSeconds)
+    for _ in range(10_000):
+        ts = it.get_next(datetime).replace(tzinfo=tz, fold=0).timestamp()
+        if ts > after:
+            return ts
+    raise ValueError(f"cron `{trigger.cron}` never fires")
+
+
+def prev_fire(trigger: Any, before: float) -> float:
+    """The last scheduled instant strictly before *before*."""
+    from croniter import croniter
+
+    tz = zone(trigger)
+    naive = datetime.fromtimestamp(before, tz).replace(tzinfo=None)
+    it = croniter(trigger.cron, naive, second_at_beginning=trigger.withSeconds)
+    for _ in range(10_000):
+        ts = it.get_prev(datetime).replace(tzinfo=tz, fold=0).timestamp()
+        if ts < before:
+            return ts
+    raise ValueError(f"cron `{trigger.cron}` never fires")
+
+
+def iso_in(ts: float | None, tz: Any) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, tz).isoformat()
+
+
+def tick_key(ts: float) -> str:
+    """The tick's unique key: its instant in UTC, ISO-8601 with milliseconds."""
+    return datetime.fromtimestamp(ts, _UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def schedule_variables(trigger: Any, ts: float) -> dict[str, Any]:
+    tz = zone(trigger)
+    return {"date": iso_in(ts, tz), "next": iso_in(next_fire(trigger, ts), tz),
+            "previous": iso_in(prev_fire(trigger, ts), tz)}
+
+
+# --- deployed flows ---------------------------------------------------------------------
+
+@dataclass
+class Deployed:
+    namespace: str
+    id: str
+    revision: int
+    hash: str
+    flow: Any
+
+
+class FlowIndex:
+    """The latest revision of every deployed flow, each source parsed once."""
+
+    def __init__(self, rt: Any) -> None:
+        self.rt = rt
+        self.store = TriggerStore(rt.db)
+        self._signature: tuple | None = None
+        self._flows: dict[tuple[str, str], Deployed] = {}
+        self._parsed: dict[str, Any] = {}
+        self._broken: set[str] = set()
+        self.version = 0
+
+    def refresh(self, force: bool = False) -> bool:
+        """Reload when flows changed in the database (by this process or another); True if so."""
+        signature = self.store.flows_signature()
+        if signature == self._signature and not force:
+            return False
+        from tiercel.flow import load_flow
+
+        flows: dict[tuple[str, str], Deployed] = {}
+        for row in self.rt.repo.flows():
+            flow = self._parsed.get(row["hash"])
+            if flow is None:
+                if row["hash"] in self._broken:
+                    continue
+                try:
+                    flow = load_flow(row["source"], None, registry=self.rt.registry)
+                except Exception as exc:  # e.g. a plugin uninstalled since the deploy
+                    self._broken.add(row["hash"])
+                    log.error("flow %s.%s (revision %s) cannot be loaded, its triggers are inactive: %s",
+                              row["namespace"], row["id"], row["revision"], exc)
+                    continue
+                self._parsed[row["hash"]] = flow
+                self.rt._flows.setdefault(row["hash"], flow)
+            flows[(row["namespace"], row["id"])] = Deployed(row["namespace"], row["id"], row["revision"], row["hash"], flow)
+        self._flows = flows
+        self._signature = signature
+        self.version += 1
+        return True
+
+    def get(self, namespace: str, flow_id: str) -> Deployed | None:
+        return self._flows.get((namespace, flow_id))
+
+    def all(self) -> list[Deployed]:
+        return list(self._flows.values())
+
+    def triggers(self, *types: str) -> list[tuple[Deployed, Any]]:
+        return [(d, t) for d in self._flows.values() for t in d.flow.triggers if type(t).type in types]
+
+
+# --- starting an execution from a trigger ---------------------------------------------------
+
+def start_execution(rt: Any, d: Deployed, trigger: Any, variables: dict[str, Any], key: str | None = None,
+                    inputs: dict[str, Any] | None = None, labels: dict[str, str] | None = None,
+                    execution_id: str | None = None) -> Execution | None:
+    """Create and submit the execution a trigger asks for; None when *key* already produced one.
+
+    Inputs that do not fit the flow give a FAILED execution saying why, so the problem is
+    visible where users look, instead of only in the server log.
+    """
+    from tiercel.engine.delivery import dedupe_key
+    from tiercel.flow.inputs import InputError, resolve_inputs
+
+    flow = d.flow
+    error = None
+    try:
+        raw = dict(trigger.inputs or {})
+        if raw:
+            raw = rt.renderer.render(raw, {"trigger": variables, "flow": {"id": flow.id, "namespace": flow.namespace},
+                                           "vars": getattr(flow, "variables", None) or {}})
+        raw.update(inputs or {})
+        values = resolve_inputs(flow, raw)
+    except (InputError, Exception) as exc:
+        values, error = dict(inputs or {}), f"trigger `{trigger.id}`: invalid inputs: {exc}"
+    ex = rt.new_execution(flow, values, labels=labels,
+                          trigger={"id": trigger.id, "type": type(trigger).type, "variables": variables},
+                          revision=d.revision, dedupe_key=dedupe_key(flow, trigger, key), execution_id=execution_id)
+    if error:
+        ex.state, ex.error, ex.ended_at = State.FAILED, error, time.time()
+        log.error("%s.%s: %s", flow.namespace, flow.id, error)
+    return ex if rt.submit(ex) else None
+
+
+def trigger_disabled(d: Deployed, trigger: Any, row: dict[str, Any] | None) -> bool:
+    return bool(getattr(d.flow, "disabled", False) or trigger.disabled or (row and row.get("disabled")))
+
+
+# --- conditions (Kestra's vocabulary) --------------------------------------------------------
+
+_DAYS = ["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"]
+
+
+def condition_type(cond: dict[str, Any]) -> str:
+    name = str(cond.get("type", "")).rsplit(".", 1)[-1]
+    return name[:-len("Condition")] if name.endswith("Condition") and name != "Condition" else name
+
+
+class Conditions:
+    """Evaluates trigger ``conditions``; MultipleCondition is stateful and handled by the scheduler."""
+
+    def __init__(self, rt: Any) -> None:
+        self.rt = rt
+
+    def check_all(self, conditions: list[dict[str, Any]], variables: dict[str, Any], upstream: Execution | None = None,
+                  tz: Any = None) -> bool:
+        return all(self.check(c, variables, upstream, tz) for c in conditions
+                   if condition_type(c) != "MultipleCondition")
+
+    def check(self, cond: dict[str, Any], variables: dict[str, Any], upstream: Execution | None, tz: Any = None) -> bool:
+        kind = condition_type(cond)
+        method = getattr(self, f"_{kind}", None)
+        if method is None:
+            raise ValueError(f"unknown condition type `{cond.get('type')}`")
+        return bool(method(cond, variables, upstream, tz))
+
+    # upstream execution tests
+    def _ExecutionFlow(self, c: dict, v: dict, up: Execution | None, tz: Any) -> bool:
+        return up is not None and up.namespace == c.get("namespace") and up.flow_id == c.get("flowId")
+
+    def _ExecutionNamespace(self, c: dict, v: dict, up: Execution | None, tz: Any) -> bool:
+        if up is None:
+            return False
+        ns, how = str(c.get("namespace", "")), str(c.get("comparison") or ("PREFIX" if c.get("prefix") else "EQUALS"))
+        return {"EQUALS": up.namespace == ns, "PREFIX": up.namespace.startswith(ns),
+                "SUFFIX": up.namespace.endswith(ns)}.get(how.upper(), False)
+
+    def _ExecutionStatus(self, c: dict, v: dict, up: Execution | None, tz: Any) -> bool:
+        if up is None:
+            return False
+        return (not c.get("in") or up.state in c["in"]) and up.state not in (c.get("notIn") or [])
+
+    def _ExecutionLabels(self, c: dict, v: dict, up: Execution | None, tz: Any) -> bool:
+        wanted = c.get("labels") or {}
+        if isinstance(wanted, list):
+            wanted = {str(i.get("key")): str(i.get("value")) for i in wanted if isinstance(i, dict)}
+        return up is not None and all(str(up.labels.get(k)) == str(val) for k, val in wanted.items())
+
+    def _ExecutionOutputs(self, c: dict, v: dict, up: Execution | None, tz: Any) -> bool:
+        return self._expression(c.get("expression"), v)
+
+    def _Expression(self, c: dict, v: dict, up: Execution | None, tz: Any) -> bool:
+        return self._expression(c.get("expression"), v)
+
+    def _expression(self, expr: Any, v: dict) -> bool:
+        from tiercel.expr import truthy
+
+        if expr is None:
+            raise ValueError("an Expression condition needs `expression`")
+        text = str(expr) if "{{" in str(expr) else "{{ " + str(expr) + " }}"
+        return truthy(self.rt.renderer.render(text, {"trigger": v, **v.get("_context", {})}))
+
+    # combinators
+    def _Not(self, c: dict, v: dict, up: Execution | None, tz: Any) -> bool:
+        return not any(self.check(x, v, up, tz) for x in c.get("conditions") or [])
+
+    def _Or(self, c: dict, v: dict, up: Execution | None, tz: Any) -> bool:
+        return any(self.check(x, v, up, tz) for x in c.get("conditions") or [])
+
+    # dates
+    def _date(self, c: dict, v: dict, tz: Any) -> datetime:
+        raw = c.get("date")
+        if raw is not None:
+            raw = self.rt.renderer.render(raw, {"trigger": v}) if "{{" in str(raw) else raw
+        raw = raw or v.get("date")
+        if raw:
+            value = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+            return value if value.tzinfo else value.replace(tzinfo=tz)
+        return datetime.now(tz) if tz else datetime.now().astimezone()
+
+    def _DayWeek(self, c: dict, v: dict, up: Execution | None, tz: Any) -> bool:
+        return _DAYS[self._date(c, v, tz).weekday()] == str(c.get("dayOfWeek", "")).upper()
+
+    def _Weekend(self, c: dict, v: dict, up: Execution | None, tz: Any) -> bool:
+        return self._date(c, v, tz).weekday() >= 5
+
+    def _DayWeekInMonth(self, c: dict, v: dict, up: Execution | None, tz: Any) -> bool:
+        d = self._date(c, v, tz)
+        if _DAYS[d.weekday()] != str(c.get("dayOfWeek", "")).upper():
+            return False
+        which = str(c.get("dayInMonth", "FIRST")).upper()
+        nth = (d.day - 1) // 7
+        if which == "LAST":
+            return (d + timedelta(days=7)).month != d.month
+        return nth == {"FIRST": 0, "SECOND": 1, "THIRD": 2, "FOURTH": 3}.get(which, -1)
+
+    def _TimeBetween(self, c: dict, v: dict, up: Execution | None, tz: Any) -> bool:
+        t = self._date(c, v, tz).timetz().replace(tzinfo=None)
+        after = _time(c.get("after"))
+        before = _time(c.get("before"))
+        return (after is None or t >= after) and (before is None or t <= before)
+
+    def _DateTimeBetween(self, c: dict, v: dict, up: Execution | None, tz: Any) -> bool:
+        d = self._date(c, v, tz)
+        after = _dt(c.get("after"), d.tzinfo)
+        before = _dt(c.get("before"), d.tzinfo)
+        return (after is None or d >= after) and (before is None or d <= before)
+
+
+def _time(value: Any) -> Any:
+    if value is None:
+        return None
+    from datetime import time as dtime
+
+    text = re.sub(r"([+-]\d\d:?\d\d|Z)$", "", str(value))
+    return dtime.fromisoformat(text)
+
+
+def _dt(value: Any, tz: Any) -> datetime | None:
+    if value is None:
+        return None
+    d = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return d if d.tzinfo else d.replace(tzinfo=tz)
+
+
+def _secs(value: Any, default: float) -> float:
+    if value is None:
+        return default
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, (int, float)):
+        return float(value)
+    from tiercel.flow.inputs import parse_duration
+
+    return parse_duration(value).total_seconds()
+
+
+def window_open(entry_ts: float, now: float, window: dict[str, Any]) -> bool:
+    """Whether a condition met at *entry_ts* still counts at *now* under the time window."""
+    kind = str(window.get("type") or "DURATION_WINDOW")
+    length = _secs(window.get("window"), 86400.0)
+    local = datetime.fromtimestamp(now).astimezone()
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+    if kind == "SLIDING_WINDOW":
+        return now - entry_ts <= length
+    if kind == "DAILY_TIME_DEADLINE":
+        deadline = midnight + _clock(window.get("deadline"), 86399)
+        return midnight <= entry_ts <= deadline and now <= deadline
+    if kind == "DAILY_TIME_WINDOW":
+        start, end = midnight + _clock(window.get("startTime"), 0), midnight + _clock(window.get("endTime"), 86399)
+        return start <= entry_ts <= end and start <= now <= end
+    advance = _secs(window.get("windowAdvance"), 0.0)
+    origin = midnight + advance
+    start = origin + ((now - origin) // length) * length
+    return entry_ts >= start
+
+
+def _clock(value: Any, default: float) -> float:
+    t = _time(value)
+    return default if t is None else t.hour * 3600 + t.minute * 60 + t.second
+
+
+# --- the scheduler ------------------------------------------------------------------------
+
+class Scheduler:
+    """Fires schedules and backfills, evaluates flow triggers; run ``await run(stop)``."""
+
+    def __init__(self, rt: Any, index: FlowIndex | None = None, clock: Any = time.time) -> None:
+        self.rt = rt
+        self.index = index or FlowIndex(rt)
+        self.store = self.index.store
+        self.conditions = Conditions(rt)
+        self.clock = clock
+        self._horizon: dict[tuple[str, str, str], float] = {}
+        self._wake = asyncio.Event()
+        self._errors: dict[tuple[str, str, str], tuple[str, float]] = {}
+
+    def wake(self) -> None:
+        """Re-read flows and triggers now (after a deploy, an enable, a backfill)."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self.rt.on_end.append(self.on_end)
+        while not stop.is_set():
+            try:
+                delay = self.tick()
+            except Exception:  # the scheduler must outlive any one bad flow or a busy database
+                log.exception("scheduler pass failed; retrying in 1 s")
+                delay = 1.0
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), max(0.005, delay))
+            except asyncio.TimeoutError:
+                pass
+
+    def tick(self) -> float:
+        """One pass: fire what is due; return seconds until the next due date (at most 1)."""
+        self.index.refresh()
+        now = self.clock()
+        rows = self.store.all()
+        soonest = now + 1.0
+        for d, trigger in self.index.triggers("core.Schedule"):
+            key = (d.namespace, d.id, trigger.id)
+            try:
+                nxt = self._schedule(d, trigger, rows.get(key), now)
+            except Exception as exc:
+                self._error(key, f"schedule failed: {exc}")
+                continue
+            if nxt is not None:
+                soonest = min(soonest, nxt)
+            row = rows.get(key)
+            if row and row["state"].get("backfill"):
+                if self._backfill(d, trigger, row):
+                    soonest = min(soonest, now + 0.05)
+        return max(0.0, soonest - self.clock())
+
+    def _error(self, key: tuple[str, str, str], message: str) -> None:
+        last = self._errors.get(key)
+        if last is None or last[0] != message or time.time() - last[1] > 60:
+            log.error("%s.%s trigger `%s`: %s", *key, message)
+            self._errors[key] = (message, time.time())
+
+    # --- schedules --------------------------------------------------------------------
+    def _schedule(self, d: Deployed, trigger: Any, row: dict[str, Any] | None, now: float) -> float | None:
+        key = (d.namespace, d.id, trigger.id)
+        signature = f"{trigger.cron}|{trigger.withSeconds}|{trigger.timezone}"
+        if row is None or row["next_at"] is None or row["state"].get("cron") != signature:
+            state = dict(row["state"]) if row else {}
+            state["cron"] = signature
+            nxt = next_fire(trigger, now)
+            self.store.upsert(*key, trigger.type, nxt, state)
+            self._horizon[key] = now
+            return nxt
+        if trigger_disabled(d, trigger, row):
+            self._horizon.pop(key, None)  # re-enabling counts what was skipped meanwhile as missed
+            return None
+        horizon = self._horizon.get(key, now)
+        nxt = row["next_at"]
+        policy = trigger.recoverMissedSchedules
+        cutoff = horizon - GRACE
+        if nxt < cutoff and policy != "ALL":
+            last_missed = prev_fire(trigger, cutoff)
+            if policy == "LAST":
+                self._fire_tick(d, trigger, last_missed, now)
+            self.store.advance(*key, next_fire(trigger, last_missed))
+            nxt = next_fire(trigger, last_missed)
+        fired = 0
+        while nxt <= now and fired < BATCH:
+            self._fire_tick(d, trigger, nxt, now)
+            fired += 1
+            nxt = next_fire(trigger, nxt)
+        self._horizon[key] = now
+        return nxt
+
+    def _fire_tick(self, d: Deployed, trigger: Any, ts: float, now: float) -> None:
+        key = (d.namespace, d.id, trigger.id)
+        nxt = next_fire(trigger, ts)
+        late = trigger.lateMaximumDelay
+        if late is not None and now - ts > late.total_seconds():
+            log.info("%s.%s trigger `%s`: skipped %s, %.1f s late (lateMaximumDelay %s)", *key,
+                     iso_in(ts, zone(trigger)), now - ts, late)
+            self.store.advance(*key, nxt)
+            return
+        variables = schedule_variables(trigger, ts)
+        with self.rt.db.transaction():
+            current = self.store.get(*key)
+            if current is not None and (current["next_at"] or 0) > ts:
+                return  # another scheduler already went past this date
+            tick = tick_key(ts)
+            if not self.store.claim_tick(*key, tick):
+                self.store.advance(*key, nxt)
+                return
+            ex = None
+            if self._conditions_ok(d, trigger, variables, None):
+                ex = start_execution(self.rt, d, trigger, variables, key=tick)
+                if ex is not None:
+                    self.store.set_tick_execution(*key, tick, ex.id)
+            self.store.advance(*key, nxt, ts, ex.id if ex else None)
+
+    def _conditions_ok(self, d: Deployed, trigger: Any, variables: dict[str, Any], upstream: Execution | None) -> bool:
+        try:
+            return self.conditions.check_all(trigger.conditions or [], variables, upstream, zone(trigger)
+                                             if type(trigger).type == "core.Schedule" else None)
+        except Exception as exc:
+            self._error((d.namespace, d.id, trigger.id), f"condition failed: {exc}")
+            return False
+
+    # --- backfills --------------------------------------------------------------------
+    def backfill(self, d: Deployed, trigger: Any, start: float, end: float | None, inputs: dict[str, Any] | None,
+                 labels: dict[str, str] | None) -> dict[str, Any]:
+        """Queue the dates of [start, end] to fire in order (paced by the flow's concurrency)."""
+        key = (d.namespace, d.id, trigger.id)
+        if self.store.get(*key) is None:
+            self.store.upsert(*key, trigger.type, next_fire(trigger, self.clock()),
+                              {"cron": f"{trigger.cron}|{trigger.withSeconds}|{trigger.timezone}"})
+        row = self.store.get(*key)
+        end = end if end is not None else self.clock()
+        first = next_fire(trigger, start - 1e-6)
+        bf = {"start": start, "end": end, "next": first, "inputs": inputs or {}, "labels": labels or {},
+              "paused": False, "created": 0, "total": self._count(trigger, first, end)}
+        state = dict(row["state"])
+        state["backfill"] = bf
+        self.store.save_state(*key, state)
+        self.wake()
+        return bf
+
+    def _count(self, trigger: Any, first: float, end: float, cap: int = 100_000) -> int:
+        n, t = 0, first
+        while t <= end and n < cap:
+            n += 1
+            t = next_fire(trigger, t)
+        return n
+
+    def set_backfill(self, d: Deployed, trigger: Any, action: str) -> dict[str, Any] | None:
+        key = (d.namespace, d.id, trigger.id)
+        row = self.store.get(*key)
+        if row is None or not row["state"].get("backfill"):
+            return None
+        state = dict(row["state"])
+        bf = state["backfill"]
+        if action == "cancel":
+            state.pop("backfill")
+        else:
+            bf["paused"] = action == "pause"
+        self.store.save_state(*key, state)
+        self.wake()
+        return bf
+
+    def _backfill(self, d: Deployed, trigger: Any, row: dict[str, Any]) -> bool:
+        """Fire the next backfill dates the flow's concurrency allows; True when more remain."""
+        bf = row["state"]["backfill"]
+        if bf.get("paused"):
+            return False
+        concurrency = getattr(d.flow, "concurrency", None)
+        room = BATCH
+        if concurrency is not None and concurrency.limit:
+            room = concurrency.limit - self.store.active_count(d.namespace, d.id)
+        key = (d.namespace, d.id, trigger.id)
+        while room > 0 and bf["next"] <= bf["end"]:
+            ts = bf["next"]
+            variables = {**schedule_variables(trigger, ts), "backfill": True}
+            with self.rt.db.transaction():
+                tick = tick_key(ts)
+                if self.store.claim_tick(*key, tick):
+                    ex = start_execution(self.rt, d, trigger, variables, key=tick, inputs=bf.get("inputs"),
+                                         labels={**(bf.get("labels") or {}), "system.backfill": "true"})
+                    if ex is not None:
+                        self.store.set_tick_execution(*key, tick, ex.id)
+                        bf["created"] = bf.get("created", 0) + 1
+                        room -= 1
+                bf["next"] = next_fire(trigger, ts)
+                state = dict(self.store.get(*key)["state"])
+                if state.get("backfill") is None:
+                    return False  # cancelled meanwhile
+                state["backfill"] = bf if bf["next"] <= bf["end"] else None
+                if state["backfill"] is None:
+                    state.pop("backfill")
+                self.store.save_state(*key, state)
+        return bf["next"] <= bf["end"] and room > 0
+
+    # --- flow triggers ----------------------------------------------------------------
+    def on_end(self, ex: Execution) -> None:
+        """Runtime.on_end callback: start the flows whose core.Flow trigger this end satisfies."""
+        self._stop_after(ex)
+        flow_triggers = self.index.triggers("core.Flow")
+        if not flow_triggers:
+            return
+        variables = {"executionId": ex.id, "namespace": ex.namespace, "flowId": ex.flow_id,
+                     "flowRevision": ex.flow_revision, "state": ex.state, "outputs": ex.outputs or {},
+                     "labels": ex.labels}
+        for d, trigger in flow_triggers:
+            if (d.namespace, d.id) == (ex.namespace, ex.flow_id):
+                continue  # a flow never triggers itself (that would loop forever)
+            key = (d.namespace, d.id, trigger.id)
+            try:
+                if trigger_disabled(d, trigger, self.store.get(*key)):
+                    continue
+                if ex.state not in (trigger.states or TERMINAL_STATES):
+                    continue
+                ctx_vars = {**variables, "_context": {"flow": {"id": d.id, "namespace": d.namespace}}}
+                if not self._conditions_ok(d, trigger, ctx_vars, ex):
+                    continue
+                stateful = [c for c in trigger.conditions or [] if condition_type(c) == "MultipleCondition"]
+                if trigger.preconditions is not None or stateful:
+                    if not self._windows(d, trigger, ex, ctx_vars, stateful):
+                        continue
+                start_execution(self.rt, d, trigger, variables, key=ex.id)
+            except Exception as exc:
+                self._error(key, f"flow trigger failed for execution {ex.id}: {exc}")
+
+    def _windows(self, d: Deployed, trigger: Any, ex: Execution, variables: dict[str, Any],
+                 multiple: list[dict[str, Any]]) -> bool:
+        """Record which preconditions this end meets; True when all are met within their windows."""
+        groups: list[tuple[str, dict[str, Any], dict[str, bool], bool]] = []
+        pre = trigger.preconditions
+        if pre is not None:
+            subs: dict[str, bool] = {}
+            for f in pre.flows or []:
+                ok = (ex.namespace == f.namespace and ex.flow_id == f.flowId and ex.state in (f.states or ["SUCCESS"])
+                      and all(ex.labels.get(k) == v for k, v in (f.labels or {}).items()))
+                subs[f"flow:{f.namespace}.{f.flowId}"] = ok
+            for w in pre.where or []:
+                results = [self._filter(flt, ex, variables) for flt in w.filters]
+                subs[f"where:{w.id}"] = all(results) if w.operand == "AND" else any(results)
+            window = pre.timeWindow.model_dump() if pre.timeWindow else {}
+            groups.append((f"pre:{pre.id}", window, subs, pre.resetOnSuccess))
+        for cond in multiple:
+            subs = {}
+            for name, sub in (cond.get("conditions") or {}).items():
+                subs[name] = self.conditions.check(sub, variables, ex)
+            window = {"type": "DURATION_WINDOW", "window": cond.get("window"), "windowAdvance": cond.get("windowAdvance"),
+                      **(cond.get("timeWindow") or {})}
+            groups.append((f"multiple:{cond.get('id', 'multiple')}", window, subs, cond.get("resetOnSuccess", True)))
+        key = (d.namespace, d.id, trigger.id)
+        now = self.clock()
+        with self.rt.db.transaction():
+            row = self.store.get(*key)
+            if row is None:
+                self.store.upsert(*key, trigger.type, None, {})
+                row = self.store.get(*key)
+            state = dict(row["state"])
+            windows = state.setdefault("windows", {})
+            complete, touched = True, False
+            for gid, window, subs, _ in groups:
+                met = windows.setdefault(gid, {})
+                for name, ok in subs.items():
+                    if ok:
+                        met[name] = now
+                        touched = True
+                for name in list(met):
+                    if name not in subs or not window_open(met[name], now, window):
+                        met.pop(name)
+                if not all(name in met for name in subs):
+                    complete = False
+            if complete and touched:
+                for gid, _, _, reset in groups:
+                    if reset:
+                        windows[gid] = {}
+            self.store.save_state(*key, state)
+        return complete and touched
+
+    def _filter(self, flt: Any, ex: Execution, variables: dict[str, Any]) -> bool:
+        if flt.field == "EXPRESSION":
+            value: Any = self.rt.renderer.render(flt.value or "", {"trigger": variables})
+            subject, wanted = value, None
+        else:
+            subject = {"FLOW_ID": ex.flow_id, "NAMESPACE": ex.namespace, "STATE": ex.state}[flt.field]
+            wanted = flt.value
+        kind = flt.type
+        values = flt.values or ([] if wanted is None else [wanted])
+        if kind == "EQUAL_TO":
+            return str(subject) == str(wanted)
+        if kind == "NOT_EQUAL_TO":
+            return str(subject) != str(wanted)
+        if kind == "IN":
+            return str(subject) in values
+        if kind == "NOT_IN":
+            return str(subject) not in values
+        if kind in ("IS_TRUE", "IS_FALSE"):
+            from tiercel.expr import truthy
+
+            return truthy(subject) == (kind == "IS_TRUE")
+        if kind == "IS_NULL":
+            return subject in (None, "")
+        if kind == "IS_NOT_NULL":
+            return subject not in (None, "")
+        if kind == "STARTS_WITH":
+            return str(subject).startswith(str(wanted))
+        if kind == "ENDS_WITH":
+            return str(subject).endswith(str(wanted))
+        if kind == "CONTAINS":
+            return str(wanted) in str(subject)
+        if kind == "REGEX":
+            return re.fullmatch(str(wanted), str(subject)) is not None
+        return False
+
+    def _stop_after(self, ex: Execution) -> None:
+        """A trigger's ``stopAfter``: disable it once one of its executions ends in a listed state."""
+        trig = ex.trigger or {}
+        if not trig.get("id"):
+            return
+        d = self.index.get(ex.namespace, ex.flow_id)
+        if d is None:
+            return
+        for t in d.flow.triggers:
+            if t.id == trig["id"] and t.stopAfter and ex.state in t.stopAfter:
+                self.store.set_disabled(d.namespace, d.id, t.id, type(t).type, True)
+                log.info("%s.%s trigger `%s` disabled: execution %s ended %s (stopAfter)", d.namespace, d.id, t.id,
+                         ex.id, ex.state)
+
+
+def describe_trigger(d: Deployed, trigger: Any, row: dict[str, Any] | None) -> dict[str, Any]:
+    """A trigger as the API lists it: next fire date, last execution, backfill progress."""
+    tz = zone(trigger) if type(trigger).type == "core.Schedule" else None
+    state = (row or {}).get("state") or {}
+    bf = state.get("backfill")
+    out = {"namespace": d.namespace, "flowId": d.id, "triggerId": trigger.id, "type": type(trigger).type,
+           "disabled": trigger_disabled(d, trigger, row), "flowRevision": d.revision,
+           "nextExecutionDate": iso_in((row or {}).get("next_at"), tz) if tz else None,
+           "lastTriggeredDate": iso_in((row or {}).get("last_at"), tz or _UTC),
+           "executionId": (row or {}).get("last_execution_id"),
+           "updatedDate": iso_in((row or {}).get("updated_at"), _UTC)}
+    if bf:
+        out["backfill"] = {"start": iso_in(bf["start"], tz or _UTC), "end": iso_in(bf["end"], tz or _UTC),
+                           "currentDate": iso_in(bf["next"], tz or _UTC), "paused": bf.get("paused", False),
+                           "created": bf.get("created", 0), "total": bf.get("total"),
+                           "inputs": bf.get("inputs") or {}, "labels": bf.get("labels") or {}}
+    return out

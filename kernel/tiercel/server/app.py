@@ -1,0 +1,831 @@
+"""The REST API, in Kestra's shape (``/api/v1``), on Starlette.
+
+Every error is a JSON object ``{"message": …}`` with a 4xx status saying what was wrong
+(invalid YAML, wrong content type, unknown flow, oversized body); a 500 would be a bug.
+The execution JSON is the Runtime's (the one ``tiercel run --json`` prints).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from tiercel.engine.model import TERMINAL, new_id
+
+log = logging.getLogger("tiercel.server")
+
+#: Body limits (bytes): flow sources, webhook payloads, JSON bodies, multipart uploads.
+FLOW_LIMIT = 1 << 20
+WEBHOOK_LIMIT = 10 << 20
+JSON_LIMIT = 10 << 20
+UPLOAD_LIMIT = 512 << 20
+YAML_TYPES = ("application/x-yaml", "application/yaml", "text/yaml", "text/x-yaml", "text/plain")
+#: Request headers never copied into ``trigger.headers`` (they would end up stored with the execution).
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.message, self.extra = status, message, extra
+
+
+class Json(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, default=str, separators=(",", ":")).encode()
+
+
+def iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class Services:
+    """What the handlers use: the runtime, the deployed-flow index, the scheduler and trigger runner."""
+
+    def __init__(self, rt: Any, scheduler: Any = None, runner: Any = None, index: Any = None) -> None:
+        from tiercel.backend.trigger_store import TriggerStore
+        from tiercel.engine.scheduler import Conditions, FlowIndex
+
+        self.rt = rt
+        self.index = index or (scheduler.index if scheduler else FlowIndex(rt))
+        self.scheduler = scheduler
+        self.runner = runner
+        self.store = TriggerStore(rt.db)
+        self.notifier = Notifier()
+        self.conditions = Conditions(rt)
+        rt.listeners.append(self.notifier.on_event)
+        self._checked = 0.0
+
+    def flows_changed(self) -> None:
+        self.index.refresh(force=True)
+        for part in (self.scheduler, self.runner):
+            if part is not None:
+                part.wake()
+
+    def deployed(self, namespace: str, flow_id: str) -> Any:
+        """The latest deployed flow, re-reading the flows table at most twice a second."""
+        if time.monotonic() - self._checked > 0.5:
+            self._checked = time.monotonic()
+            self.index.refresh()
+        d = self.index.get(namespace, flow_id)
+        if d is None:
+            raise ApiError(404, f"flow {namespace}.{flow_id} not found")
+        return d
+
+
+class Notifier:
+    """Wakes server-sent-event streams when their execution changes or logs."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[str, set[asyncio.Event]] = {}
+
+    def on_event(self, kind: str, payload: Any) -> None:
+        if not self.waiting:
+            return
+        if kind == "execution":
+            execution_id = payload.id
+        elif kind == "taskrun":
+            execution_id = payload[0].id
+        else:
+            execution_id = payload[0]
+        for event in self.waiting.get(execution_id, ()):
+            event.set()
+
+    async def wait(self, execution_id: str, timeout: float) -> None:
+        event = asyncio.Event()
+        self.waiting.setdefault(execution_id, set()).add(event)
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            waiting = self.waiting.get(execution_id)
+            if waiting is not None:
+                waiting.discard(event)
+                if not waiting:
+                    del self.waiting[execution_id]
+
+
+# --- request helpers ----------------------------------------------------------------------
+
+def svc(request: Request) -> Services:
+    return request.app.state.services
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None:
+        try:
+            if int(length) > limit:
+                raise ApiError(413, f"body too large: {int(length)} bytes, at most {limit} accepted")
+        except ValueError:
+            raise ApiError(400, f"invalid Content-Length header {length!r}") from None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"body too large: more than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def yaml_body(request: Request) -> str:
+    kind = media_type(request)
+    if kind not in YAML_TYPES:
+        raise ApiError(415, f"send the flow as YAML with `Content-Type: application/x-yaml` (got {kind or 'none'!r})")
+    body = await read_body(request, FLOW_LIMIT)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "the flow source is not valid UTF-8") from None
+    if not text.strip():
+        raise ApiError(422, "the flow source is empty")
+    return text
+
+
+async def json_object(request: Request, limit: int = JSON_LIMIT, required: bool = False) -> dict[str, Any]:
+    body = await read_body(request, limit)
+    if not body.strip():
+        if required:
+            raise ApiError(400, "a JSON object body is required")
+        return {}
+    if media_type(request) not in ("application/json", ""):
+        raise ApiError(415, f"send a JSON body with `Content-Type: application/json` (got {media_type(request)!r})")
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"invalid JSON body: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, f"the JSON body must be an object, got {type(data).__name__}")
+    return data
+
+
+def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"query parameter `{name}` must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ApiError(400, f"query parameter `{name}` must be between {low} and {high}, got {value}")
+    return value
+
+
+def bool_param(request: Request, name: str) -> bool:
+    raw = request.query_params.get(name, "false").lower()
+    if raw in ("true", "1", "yes", ""):
+        return raw != "" or name in request.query_params
+    if raw in ("false", "0", "no"):
+        return False
+    raise ApiError(400, f"query parameter `{name}` must be true or false, got {raw!r}")
+
+
+def date_param(request: Request, name: str) -> float | None:
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    return parse_date(raw, name)
+
+
+def parse_date(raw: Any, name: str) -> float:
+    try:
+        value = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, f"`{name}` must be an ISO-8601 date-time such as 2026-01-31T02:00:00Z, got {raw!r}") from None
+    if value.tzinfo is None:
+        value = value.astimezone()
+    return value.timestamp()
+
+
+def labels_param(values: list[str]) -> dict[str, str]:
+    labels = {}
+    for item in values:
+        key, sep, value = item.partition(":")
+        if not sep or not key:
+            raise ApiError(400, f"a label is `key:value`, got {item!r}")
+        labels[key] = value
+    return labels
+
+
+def execution_or_404(rt: Any, execution_id: str) -> Any:
+    ex = rt.repo.load_execution(execution_id)
+    if ex is None:
+        raise ApiError(404, f"execution {execution_id} not found")
+    return ex
+
+
+def load_source(rt: Any, text: str) -> Any:
+    from tiercel.flow import FlowValidationError, load_flow
+
+    try:
+        return load_flow(text, None, registry=rt.registry)
+    except FlowValidationError as exc:
+        raise ApiError(422, f"invalid flow: {exc.errors[0] if exc.errors else exc}",
+                       errors=[e.to_json() for e in exc.errors]) from None
+    except Exception as exc:
+        raise ApiError(422, f"invalid flow: {exc}") from None
+
+
+def flow_json(row: dict[str, Any], namespace: str | None = None, flow_id: str | None = None) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(row["source"])
+    except yaml.YAMLError:
+        data = None
+    data = data if isinstance(data, dict) else {}
+    data.update({"id": flow_id or row.get("id"), "namespace": namespace or row.get("namespace"),
+                 "revision": row["revision"], "updated": iso(row.get("updated")), "deleted": bool(row.get("deleted")),
+                 "source": row["source"]})
+    return data
+
+
+# --- flows --------------------------------------------------------------------------------
+
+async def create_flow(request: Request) -> Response:
+    s = svc(request)
+    text = await yaml_body(request)
+    flow = load_source(s.rt, text)
+    if s.rt.repo.flow(flow.namespace, flow.id) is not None:
+        raise ApiError(409, f"flow {flow.namespace}.{flow.id} already exists; update it with "
+                            f"PUT /api/v1/flows/{flow.namespace}/{flow.id}")
+    s.rt.repo.deploy_flow(flow.namespace, flow.id, text)
+    s.flows_changed()
+    return Json(flow_json(s.rt.repo.flow(flow.namespace, flow.id), flow.namespace, flow.id), status_code=200)
+
+
+async def update_flow(request: Request) -> Response:
+    s = svc(request)
+    namespace, flow_id = request.path_params["namespace"], request.path_params["id"]
+    text = await yaml_body(request)
+    if s.rt.repo.flow(namespace, flow_id) is None:
+        raise ApiError(404, f"flow {namespace}.{flow_id} not found; create it with POST /api/v1/flows")
+    flow = load_source(s.rt, text)
+    if (flow.namespace, flow.id) != (namespace, flow_id):
+        raise ApiError(422, f"the source declares {flow.namespace}.{flow.id}, not {namespace}.{flow_id}: "
+                            f"a flow's namespace and id cannot change")
+    s.rt.repo.deploy_flow(namespace, flow_id, text)
+    s.flows_changed()
+    return Json(flow_json(s.rt.repo.flow(namespace, flow_id), namespace, flow_id))
+
+
+async def get_flow(request: Request) -> Response:
+    s = svc(request)
+    namespace, flow_id = request.path_params["namespace"], request.path_params["id"]
+    revision = int_param(request, "revision", 0, 0, 10**9) or None
+    row = s.rt.repo.flow(namespace, flow_id, revision)
+    if row is None:
+        raise ApiError(404, f"flow {namespace}.{flow_id}{f' revision {revision}' if revision else ''} not found")
+    if "yaml" in request.headers.get("accept", ""):
+        return Response(row["source"], media_type="application/x-yaml")
+    return Json(flow_json(row, namespace, flow_id))
+
+
+async def delete_flow(request: Request) -> Response:
+    s = svc(request)
+    namespace, flow_id = request.path_params["namespace"], request.path_params["id"]
+    if not s.rt.repo.delete_flow(namespace, flow_id):
+        raise ApiError(404, f"flow {namespace}.{flow_id} not found")
+    s.flows_changed()
+    return Response(status_code=204)
+
+
+async def flow_revisions(request: Request) -> Response:
+    s = svc(request)
+    namespace, flow_id = request.path_params["namespace"], request.path_params["id"]
+    rows = s.rt.repo.revisions(namespace, flow_id)
+    if not rows:
+        raise ApiError(404, f"flow {namespace}.{flow_id} not found")
+    return Json([flow_json(r, namespace, flow_id) for r in rows])
+
+
+async def search_flows(request: Request) -> Response:
+    s = svc(request)
+    page, size = int_param(request, "page", 1, 1, 10**6), int_param(request, "size", 25, 1, 1000)
+    rows = s.rt.repo.flows(request.query_params.get("namespace") or None, request.query_params.get("q") or None)
+    chunk = rows[(page - 1) * size: page * size]
+    return Json({"results": [flow_json(r) for r in chunk], "total": len(rows)})
+
+
+async def namespace_flows(request: Request) -> Response:
+    s = svc(request)
+    namespace = request.path_params["namespace"]
+    return Json([flow_json(r) for r in s.rt.repo.flows(namespace) if r["namespace"] == namespace])
+
+
+async def validate_flows(request: Request) -> Response:
+    """Kestra's validate answer: one entry per YAML document, with the kernel's messages."""
+    from tiercel.flow import FlowValidationError, load_flow
+
+    s = svc(request)
+    text = await yaml_body(request)
+    results = []
+    for index, doc in enumerate(_documents(text)):
+        entry: dict[str, Any] = {"index": index, "flow": None, "namespace": None, "constraints": None,
+                                 "errors": [], "warnings": []}
+        import warnings
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                flow = load_flow(doc, None, registry=s.rt.registry)
+                entry["flow"], entry["namespace"] = flow.id, flow.namespace
+            except FlowValidationError as exc:
+                entry["errors"] = [e.to_json() for e in exc.errors]
+                entry["constraints"] = str(exc)
+            except Exception as exc:
+                entry["constraints"] = str(exc)
+                entry["errors"] = [{"message": str(exc), "text": str(exc)}]
+        entry["warnings"] = [str(w.message) for w in caught]
+        results.append(entry)
+    return Json(results)
+
+
+def _documents(text: str) -> list[str]:
+    import re
+
+    docs = [d for d in re.split(r"(?m)^---\s*$", text) if d.strip()]
+    return docs or [text]
+
+
+# --- executions ------------------------------------------------------------------------------
+
+async def create_execution(request: Request) -> Response:
+    from tiercel.flow.inputs import InputError, resolve_inputs
+
+    s = svc(request)
+    rt = s.rt
+    namespace, flow_id = request.path_params["namespace"], request.path_params["flowId"]
+    revision = int_param(request, "revision", 0, 0, 10**9) or None
+    if revision:
+        row = rt.repo.flow(namespace, flow_id, revision)
+        if row is None:
+            raise ApiError(404, f"flow {namespace}.{flow_id} revision {revision} not found")
+        flow = load_source(rt, row["source"])
+    else:
+        d = s.deployed(namespace, flow_id)
+        flow, revision = d.flow, d.revision
+    if getattr(flow, "disabled", False):
+        raise ApiError(409, f"flow {namespace}.{flow_id} is disabled")
+    labels = labels_param(request.query_params.getlist("labels"))
+    execution_id = new_id()
+    raw = await _inputs(request, rt, flow, execution_id)
+    try:
+        inputs = resolve_inputs(flow, raw)
+    except InputError as exc:
+        raise ApiError(422, f"invalid inputs: {exc}", errors=exc.problems) from None
+    ex = rt.new_execution(flow, inputs, labels=labels, revision=revision, execution_id=execution_id)
+    rt.submit(ex)
+    if bool_param(request, "wait"):
+        await _wait(rt, ex.id, request)
+    return Json(rt.repo.execution_json(ex.id))
+
+
+async def _inputs(request: Request, rt: Any, flow: Any, execution_id: str) -> dict[str, Any]:
+    """Inputs from a JSON object, a urlencoded form or multipart (FILE inputs uploaded to storage)."""
+    kind = media_type(request)
+    file_inputs = {spec.id for spec in flow.inputs if str(spec.type).upper() == "FILE"}
+    if kind in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > UPLOAD_LIMIT:
+            raise ApiError(413, f"body too large: {length} bytes, at most {UPLOAD_LIMIT} accepted")
+        try:
+            form = await request.form(max_part_size=JSON_LIMIT)
+        except Exception as exc:
+            raise ApiError(400, f"invalid form body: {exc}") from None
+        raw: dict[str, Any] = {}
+        try:
+            for name, value in form.multi_items():
+                if hasattr(value, "filename") and hasattr(value, "file"):
+                    uri = rt.storage.input_uri(flow.namespace, flow.id, execution_id, name, value.filename or name)
+                    rt.storage.put(uri, value.file)
+                    raw[name] = uri
+                else:
+                    raw[name] = value
+        finally:
+            await form.close()
+    else:
+        raw = await json_object(request)
+    for name in file_inputs:
+        value = raw.get(name)
+        if isinstance(value, str) and not value.startswith("tiercel://"):
+            raise ApiError(422, f"input `{name}` is a FILE: upload it as a multipart file part named `{name}` "
+                                f"(or pass a tiercel:// URI)")
+    return raw
+
+
+async def _wait(rt: Any, execution_id: str, request: Request) -> None:
+    timeout = int_param(request, "timeout", 300, 1, 3600) if "timeout" in request.query_params else 300
+    try:
+        await asyncio.wait_for(rt.wait(execution_id), timeout)
+    except asyncio.TimeoutError:
+        pass
+
+
+async def get_execution(request: Request) -> Response:
+    s = svc(request)
+    return Json(execution_or_404(s.rt, request.path_params["executionId"]).to_json())
+
+
+async def search_executions(request: Request) -> Response:
+    s = svc(request)
+    q = request.query_params
+    states = [x.strip().upper() for v in q.getlist("state") for x in v.split(",") if x.strip()]
+    unknown = [x for x in states if x not in _STATES]
+    if unknown:
+        raise ApiError(400, f"unknown state {unknown[0]!r}; states are {', '.join(sorted(_STATES))}")
+    rows, total = s.rt.repo.search_executions(
+        q.get("namespace") or None, q.get("flowId") or None, states or None, labels_param(q.getlist("labels")) or None,
+        date_param(request, "startDate"), date_param(request, "endDate"),
+        int_param(request, "page", 1, 1, 10**6), int_param(request, "size", 25, 1, 1000))
+    return Json({"results": rows, "total": total})
+
+
+_STATES = {"CREATED", "QUEUED", "RUNNING", "PAUSED", "RETRYING", "RESTARTED", "KILLING", "SUCCESS", "WARNING",
+           "FAILED", "KILLED", "CANCELLED", "SKIPPED"}
+
+
+async def kill_execution(request: Request) -> Response:
+    s = svc(request)
+    ex = execution_or_404(s.rt, request.path_params["executionId"])
+    if ex.terminal:
+        raise ApiError(409, f"execution {ex.id} already ended {ex.state}")
+    s.rt.command(ex.id, "kill")
+    return Json({"id": ex.id, "message": "kill requested"}, status_code=202)
+
+
+async def restart_execution(request: Request) -> Response:
+    from tiercel.engine.executor import Event
+
+    s = svc(request)
+    ex = execution_or_404(s.rt, request.path_params["executionId"])
+    if not ex.terminal and ex.state != "PAUSED":
+        raise ApiError(409, f"execution {ex.id} is still {ex.state}; restart applies to ended or paused executions")
+    if ex.state == "SUCCESS":
+        raise ApiError(409, f"execution {ex.id} succeeded: nothing to restart (use replay)")
+    s.rt.repo.set_owner(ex.id, s.rt.worker_id)
+    s.rt.post(ex.id, Event("restart"))
+    if bool_param(request, "wait"):
+        await asyncio.sleep(0)
+        await _wait(s.rt, ex.id, request)
+    return Json(s.rt.repo.execution_json(ex.id))
+
+
+async def replay_execution(request: Request) -> Response:
+    from tiercel.engine.replay import replay_execution as replay
+
+    s = svc(request)
+    ex = execution_or_404(s.rt, request.path_params["executionId"])
+    from_task = request.query_params.get("taskId") or None
+    task_run_id = request.query_params.get("taskRunId")
+    if task_run_id:
+        tr = ex.task_runs.get(task_run_id)
+        if tr is None:
+            raise ApiError(404, f"execution {ex.id} has no task run {task_run_id}")
+        from_task = tr.task_id
+    try:
+        new = replay(s.rt, ex.id, from_task)
+    except ValueError as exc:
+        raise ApiError(422, str(exc)) from None
+    if bool_param(request, "wait"):
+        await _wait(s.rt, new.id, request)
+    return Json(s.rt.repo.execution_json(new.id))
+
+
+async def resume_execution(request: Request) -> Response:
+    s = svc(request)
+    ex = execution_or_404(s.rt, request.path_params["executionId"])
+    if ex.state != "PAUSED" and not any(tr.state == "PAUSED" for tr in ex.task_runs.values()):
+        raise ApiError(409, f"execution {ex.id} is {ex.state}, not paused")
+    if media_type(request) in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        form = await request.form()
+        inputs = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    else:
+        inputs = await json_object(request)
+    s.rt.command(ex.id, "resume", {"inputs": inputs})
+    return Json({"id": ex.id, "message": "resume requested"}, status_code=202)
+
+
+async def follow_execution(request: Request) -> Response:
+    """Server-sent events: the execution JSON each time it changes, until it ends."""
+    s = svc(request)
+    execution_id = request.path_params["executionId"]
+    execution_or_404(s.rt, execution_id)
+
+    async def events() -> AsyncIterator[str]:
+        last = None
+        while True:
+            data = s.rt.repo.execution_json(execution_id)
+            text = json.dumps(data, default=str)
+            if text != last:
+                last = text
+                yield f"event: execution\ndata: {text}\n\n"
+            if data["state"] in TERMINAL:
+                yield "event: end\ndata: {}\n\n"
+                return
+            await s.notifier.wait(execution_id, 0.5)
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers=_SSE_HEADERS)
+
+
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+# --- logs -------------------------------------------------------------------------------------
+
+def _log_filters(request: Request) -> tuple[str | None, str | None]:
+    level = request.query_params.get("minLevel")
+    if level and level.upper() not in LEVELS:
+        raise ApiError(400, f"minLevel must be one of {', '.join(LEVELS)}, got {level!r}")
+    return request.query_params.get("taskId") or None, level.upper() if level else None
+
+
+async def execution_logs(request: Request) -> Response:
+    s = svc(request)
+    execution_id = request.path_params["executionId"]
+    execution_or_404(s.rt, execution_id)
+    task_id, level = _log_filters(request)
+    return Json(s.rt.repo.logs(execution_id, 0, task_id, level))
+
+
+async def follow_logs(request: Request) -> Response:
+    """Server-sent events: each log line as it is written, until the execution ends."""
+    s = svc(request)
+    execution_id = request.path_params["executionId"]
+    execution_or_404(s.rt, execution_id)
+    task_id, level = _log_filters(request)
+
+    async def events() -> AsyncIterator[str]:
+        after = 0
+        while True:
+            ended = s.rt.repo.load_execution(execution_id).terminal
+            for entry in s.rt.repo.logs(execution_id, after, task_id, level):
+                after = entry["id"]
+                yield f"id: {after}\nevent: log\ndata: {json.dumps(entry, default=str)}\n\n"
+            if ended:
+                yield "event: end\ndata: {}\n\n"
+                return
+            await s.notifier.wait(execution_id, 0.5)
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers=_SSE_HEADERS)
+
+
+# --- webhooks ---------------------------------------------------------------------------------
+
+async def webhook(request: Request) -> Response:
+    """``/executions/webhook/{namespace}/{flowId}/{key}``: start the flow; with ``wait: true`` answer its outputs."""
+    from tiercel.engine.scheduler import start_execution, trigger_disabled
+
+    s = svc(request)
+    rt = s.rt
+    namespace, flow_id, key = (request.path_params[k] for k in ("namespace", "flowId", "key"))
+    try:
+        d = s.deployed(namespace, flow_id)
+    except ApiError:
+        raise ApiError(404, "webhook not found: no such flow or key") from None
+    trigger = None
+    for t in d.flow.triggers:
+        if type(t).type == "core.Webhook":
+            expected = t.key
+            if "{{" in expected:
+                expected = str(rt.renderer.render(expected, {"flow": {"id": d.id, "namespace": d.namespace},
+                                                             "vars": d.flow.variables or {}}))
+            if hmac.compare_digest(expected.encode(), key.encode()):
+                trigger = t
+    if trigger is None:
+        raise ApiError(404, "webhook not found: no such flow or key")
+    if trigger_disabled(d, trigger, s.store.get(namespace, flow_id, trigger.id)):
+        raise ApiError(409, f"webhook trigger `{trigger.id}` of {namespace}.{flow_id} is disabled")
+    body = await read_body(request, WEBHOOK_LIMIT)
+    text = body.decode("utf-8", "replace")
+    try:
+        parsed: Any = json.loads(text) if text.strip() else None
+    except ValueError:
+        parsed = text
+    headers: dict[str, list[str]] = {}
+    for name, value in request.headers.items():
+        if name.lower() not in SECRET_HEADERS:
+            headers.setdefault(name.lower(), []).append(value)
+    parameters: dict[str, list[str]] = {}
+    for name, value in request.query_params.multi_items():
+        parameters.setdefault(name, []).append(value)
+    variables = {"body": parsed, "headers": headers, "parameters": parameters}
+    if not s.conditions.check_all(trigger.conditions or [], variables):
+        return Response(status_code=204)  # Kestra's answer when conditions block the call
+    idempotency = request.headers.get("idempotency-key")
+    ex = start_execution(rt, d, trigger, variables, key=f"idempotency:{idempotency}" if idempotency else None)
+    if ex is None:
+        from tiercel.engine.delivery import dedupe_key
+
+        row = rt.db.one("SELECT id FROM executions WHERE dedupe_key = ?",
+                        (dedupe_key(d.flow, trigger, f"idempotency:{idempotency}"),))
+        return Json(rt.repo.execution_json(row[0]) if row else {"message": "duplicate"})
+    if trigger.wait:
+        await asyncio.wait_for(rt.wait(ex.id), 300)
+        final = rt.repo.load_execution(ex.id)
+        return Json({"id": final.id, "namespace": final.namespace, "flowId": final.flow_id, "state": final.state,
+                     "outputs": final.outputs or {}, "error": final.error})
+    return Json(ex.to_json())
+
+
+# --- triggers ---------------------------------------------------------------------------------
+
+def _trigger_list(s: Services, namespace: str | None = None, flow_id: str | None = None) -> list[dict[str, Any]]:
+    from tiercel.engine.scheduler import describe_trigger
+
+    s.index.refresh()
+    rows = s.store.all(namespace, flow_id)
+    out = []
+    for d in s.index.all():
+        if namespace and not (d.namespace == namespace or d.namespace.startswith(namespace + ".")):
+            continue
+        if flow_id and d.id != flow_id:
+            continue
+        for t in d.flow.triggers:
+            item = describe_trigger(d, t, rows.get((d.namespace, d.id, t.id)))
+            health = s.runner.health.get((d.namespace, d.id, t.id)) if s.runner else None
+            if health is not None:
+                item["health"] = health.to_json()
+            out.append(item)
+    return out
+
+
+async def search_triggers(request: Request) -> Response:
+    s = svc(request)
+    page, size = int_param(request, "page", 1, 1, 10**6), int_param(request, "size", 25, 1, 1000)
+    items = _trigger_list(s, request.query_params.get("namespace") or None, request.query_params.get("flowId") or None)
+    return Json({"results": items[(page - 1) * size: page * size], "total": len(items)})
+
+
+async def flow_triggers(request: Request) -> Response:
+    s = svc(request)
+    namespace, flow_id = request.path_params["namespace"], request.path_params["flowId"]
+    s.deployed(namespace, flow_id)
+    return Json([t for t in _trigger_list(s, namespace, flow_id) if t["namespace"] == namespace])
+
+
+def _trigger(s: Services, request: Request) -> tuple[Any, Any]:
+    namespace, flow_id, trigger_id = (request.path_params[k] for k in ("namespace", "flowId", "triggerId"))
+    s.index.refresh()
+    d = s.deployed(namespace, flow_id)
+    for t in d.flow.triggers:
+        if t.id == trigger_id:
+            return d, t
+    raise ApiError(404, f"flow {namespace}.{flow_id} has no trigger `{trigger_id}`")
+
+
+def _one(s: Services, d: Any, t: Any) -> dict[str, Any]:
+    return next(x for x in _trigger_list(s, d.namespace, d.id) if x["triggerId"] == t.id and x["namespace"] == d.namespace)
+
+
+async def set_trigger_enabled(request: Request) -> Response:
+    s = svc(request)
+    d, t = _trigger(s, request)
+    disabled = request.url.path.endswith("/disable")
+    s.store.set_disabled(d.namespace, d.id, t.id, type(t).type, disabled)
+    s.flows_changed()
+    return Json(_one(s, d, t))
+
+
+async def backfill(request: Request) -> Response:
+    s = svc(request)
+    d, t = _trigger(s, request)
+    if type(t).type != "core.Schedule":
+        raise ApiError(422, f"trigger `{t.id}` is a {type(t).type}: only core.Schedule triggers can be backfilled")
+    if s.scheduler is None:
+        raise ApiError(409, "this server runs no scheduler (start `tiercel server` or `tiercel scheduler`)")
+    body = await json_object(request, required=True)
+    if "start" not in body:
+        raise ApiError(422, "a backfill needs `start` (ISO-8601 date-time), and optionally `end`, `inputs`, `labels`")
+    start = parse_date(body["start"], "start")
+    end = parse_date(body["end"], "end") if body.get("end") else None
+    if end is not None and end < start:
+        raise ApiError(422, "`end` is before `start`")
+    inputs, labels = body.get("inputs") or {}, body.get("labels") or {}
+    if not isinstance(inputs, dict) or not isinstance(labels, dict):
+        raise ApiError(422, "`inputs` and `labels` must be objects")
+    s.scheduler.backfill(d, t, start, end, inputs, {str(k): str(v) for k, v in labels.items()})
+    return Json(_one(s, d, t))
+
+
+async def backfill_action(request: Request) -> Response:
+    s = svc(request)
+    d, t = _trigger(s, request)
+    action = "cancel" if request.method == "DELETE" else request.url.path.rsplit("/", 1)[-1]
+    if s.scheduler is None or s.scheduler.set_backfill(d, t, action) is None:
+        raise ApiError(404, f"trigger `{t.id}` of {d.namespace}.{d.id} has no backfill in progress")
+    return Json(_one(s, d, t))
+
+
+# --- misc -------------------------------------------------------------------------------------
+
+async def health(request: Request) -> Response:
+    from tiercel import __version__
+
+    s = svc(request)
+    return Json({"status": "UP", "version": __version__, "workerId": s.rt.worker_id,
+                 "components": request.app.state.components})
+
+
+async def plugins(request: Request) -> Response:
+    s = svc(request)
+    return Json([{"type": c.type, "kind": c.kind, "plugin": c.dist, "version": c.version, "aliases": list(c.aliases)}
+                 for c in s.rt.registry.components()])
+
+
+async def openapi(request: Request) -> Response:
+    from tiercel.server.openapi import spec
+
+    return Json(spec())
+
+
+async def docs(request: Request) -> Response:
+    from tiercel.server.openapi import DOCS_HTML
+
+    return HTMLResponse(DOCS_HTML)
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+async def api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return Json({"message": exc.message, **exc.extra}, status_code=exc.status)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        message = f"no such endpoint: {request.method} {request.url.path} (see /api/v1/openapi.json)"
+    elif exc.status_code == 405:
+        message = f"method {request.method} not allowed on {request.url.path}"
+    else:
+        message = exc.detail or "error"
+    return Json({"message": message}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    log.exception("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+    return Json({"message": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
+
+
+def create_app(services: Services, components: list[str] | None = None) -> Starlette:
+    p = "/api/v1"
+    ex = f"{p}/executions"
+    tr = f"{p}/triggers/{{namespace}}/{{flowId}}/{{triggerId}}"
+    routes = [
+        Route(f"{p}/health", health, methods=["GET"]),
+        Route(f"{p}/openapi.json", openapi, methods=["GET"]),
+        Route(f"{p}/docs", docs, methods=["GET"]),
+        Route(f"{p}/plugins", plugins, methods=["GET"]),
+        Route(f"{p}/flows", create_flow, methods=["POST"]),
+        Route(f"{p}/flows/validate", validate_flows, methods=["POST"]),
+        Route(f"{p}/flows/search", search_flows, methods=["GET"]),
+        Route(f"{p}/flows/{{namespace}}", namespace_flows, methods=["GET"]),
+        Route(f"{p}/flows/{{namespace}}/{{id}}", get_flow, methods=["GET"]),
+        Route(f"{p}/flows/{{namespace}}/{{id}}", update_flow, methods=["PUT"]),
+        Route(f"{p}/flows/{{namespace}}/{{id}}", delete_flow, methods=["DELETE"]),
+        Route(f"{p}/flows/{{namespace}}/{{id}}/revisions", flow_revisions, methods=["GET"]),
+        Route(f"{ex}/search", search_executions, methods=["GET"]),
+        Route(f"{ex}/webhook/{{namespace}}/{{flowId}}/{{key}}", webhook, methods=["GET", "POST", "PUT"]),
+        Route(f"{ex}/{{executionId}}/kill", kill_execution, methods=["DELETE", "POST"]),
+        Route(f"{ex}/{{executionId}}/restart", restart_execution, methods=["POST"]),
+        Route(f"{ex}/{{executionId}}/replay", replay_execution, methods=["POST"]),
+        Route(f"{ex}/{{executionId}}/resume", resume_execution, methods=["POST"]),
+        Route(f"{ex}/{{executionId}}/follow", follow_execution, methods=["GET"]),
+        Route(f"{ex}/{{namespace}}/{{flowId}}", create_execution, methods=["POST"]),
+        Route(f"{ex}/{{executionId}}", get_execution, methods=["GET"]),
+        Route(f"{p}/logs/{{executionId}}", execution_logs, methods=["GET"]),
+        Route(f"{p}/logs/{{executionId}}/follow", follow_logs, methods=["GET"]),
+        Route(f"{p}/triggers/search", search_triggers, methods=["GET"]),
+        Route(f"{p}/triggers/{{namespace}}/{{flowId}}", flow_triggers, methods=["GET"]),
+        Route(f"{tr}/backfill", backfill, methods=["POST"]),
+        Route(f"{tr}/backfill", backfill_action, methods=["DELETE"]),
+        Route(f"{tr}/backfill/pause", backfill_action, methods=["POST"]),
+        Route(f"{tr}/backfill/unpause", backfill_action, methods=["POST"]),
+        Route(f"{tr}/enable", set_trigger_enabled, methods=["POST"]),
+        Route(f"{tr}/disable", set_trigger_enabled, methods=["POST"]),
+    ]
+    app = Starlette(routes=routes, exception_handlers={ApiError: api_error, HTTPException: http_error,
+                                                       Exception: server_error})
+    app.state.services = services
+    app.state.components = components or []
+    return app
