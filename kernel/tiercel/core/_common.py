@@ -56,7 +56,7 @@ Tasks = list[Task]
 class Label(BaseModel):
     """One label in list form: ``{key: env, value: prod}``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     key: str = Field(description="Label name.")
     value: Text = Field(description="Label value.")

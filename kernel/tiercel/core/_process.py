@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import os
 import shutil
 import signal
@@ -90,18 +91,46 @@ def _collect(work: Path, out_dir: Path, globs: list[str]) -> dict[str, Path]:
     return files
 
 
+class _Protocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """Stream protocol that also reports the moment the process exits.
+
+    ``Process.wait()`` (Python 3.11) only returns once the output pipes are closed too,
+    which a background child may keep open forever; this future does not wait for them.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=1 << 16, loop=loop)
+        self.exited: asyncio.Future[None] = loop.create_future()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
 async def _run_command(argv: list[str], work: Path, env: dict[str, str], job: ScriptJob,
                        tail: deque[str], deadline: float | None) -> int:
     if not argv:
         raise TaskError("empty command: each command is a non-empty list of arguments")
+    loop = asyncio.get_running_loop()
+    # Shielded: a cancellation during start-up makes asyncio kill only the leader and then wait
+    # for pipes that its children may hold forever; finish starting, then stop the whole group.
+    start = asyncio.ensure_future(loop.subprocess_exec(
+        lambda: _Protocol(loop), *argv, cwd=work, env=env, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True))
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, cwd=work, env=env, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True)
+        transport, protocol = await asyncio.shield(start)
     except FileNotFoundError:
         raise TaskError(f"command not found: `{argv[0]}` (is it installed and on PATH?)") from None
     except PermissionError:
         raise TaskError(f"permission denied running `{argv[0]}` (is it executable?)") from None
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            transport, protocol = await start
+            await _stop_group(transport.get_pid(), protocol)
+            transport.close()
+        raise
+    proc = asyncio.subprocess.Process(transport, protocol, loop)
 
     def on_stderr(line: str) -> None:
         tail.append(line)
@@ -110,24 +139,24 @@ async def _run_command(argv: list[str], work: Path, env: dict[str, str], job: Sc
 
     pumps = [asyncio.create_task(_pump(proc.stdout, job.on_stdout)), asyncio.create_task(_pump(proc.stderr, on_stderr))]
     try:
-        remaining = None if deadline is None else max(0.0, deadline - asyncio.get_running_loop().time())
-        try:
-            code = await asyncio.wait_for(proc.wait(), remaining)
-        except TimeoutError:
-            await _stop_group(proc)
-            raise ProcessTimeout(f"timed out after {job.timeout:g} s; the command and its children were killed") from None
-        await _stop_group(proc)  # background children the command left behind
+        remaining = None if deadline is None else max(0.0, deadline - loop.time())
+        await asyncio.wait([protocol.exited], timeout=remaining)
+        if not protocol.exited.done():
+            await _stop_group(proc.pid, protocol)
+            raise ProcessTimeout(f"timed out after {job.timeout:g} s; the command and its children were killed")
+        await _stop_group(proc.pid, protocol)  # background children the command left behind
         await asyncio.wait(pumps, timeout=DRAIN_TIMEOUT)
         for pump in pumps:
-            if pump.done() and not pump.cancelled() and pump.result() is not None:
+            if pump.done() and pump.result() is not None:
                 raise pump.result()  # an output callback failed
-        return code
+        return transport.get_returncode()
     except BaseException:
-        await asyncio.shield(_stop_group(proc))
+        await asyncio.shield(_stop_group(proc.pid, protocol))
         raise
     finally:
         for pump in pumps:
             pump.cancel()
+        transport.close()
 
 
 async def _pump(stream: asyncio.StreamReader | None, callback: Callable[[str], None] | None) -> BaseException | None:
@@ -189,23 +218,18 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
-async def _stop_group(proc: asyncio.subprocess.Process) -> None:
-    """SIGTERM the command's process group, then SIGKILL what is left after KILL_GRACE; reap the leader."""
-    pgid = proc.pid
-    if proc.returncode is not None and not _group_alive(pgid):
+async def _stop_group(pgid: int, protocol: _Protocol) -> None:
+    """SIGTERM the command's process group, then SIGKILL what is left after KILL_GRACE."""
+    if protocol.exited.done() and not _group_alive(pgid):
         return
     _signal_group(pgid, signal.SIGTERM)
     end = time.monotonic() + KILL_GRACE
-    if proc.returncode is None:
-        try:
-            await asyncio.wait_for(proc.wait(), KILL_GRACE)
-        except TimeoutError:
-            pass
+    await asyncio.wait([protocol.exited], timeout=KILL_GRACE)
     while _group_alive(pgid) and time.monotonic() < end:
         await asyncio.sleep(0.02)
-    if _group_alive(pgid) or proc.returncode is None:
+    if _group_alive(pgid) or not protocol.exited.done():
         _signal_group(pgid, signal.SIGKILL)
-        await proc.wait()
+        await asyncio.wait([protocol.exited], timeout=KILL_GRACE)
 
 
 def _signal_group(pgid: int, sig: int) -> None:

@@ -290,7 +290,7 @@ tasks:
 class DagTask(BaseModel):
     """One node of a ``core.Dag``: a task and the ids of the tasks it waits for."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     task: Task = Field(description="The task to run.")
     dependsOn: list[str] | None = Field(None, description="Ids of tasks of the same Dag that must end before this one starts.")
@@ -379,7 +379,7 @@ def find_cycle(deps: dict[str, list[str]]) -> list[str] | None:
 class CheckFrequency(BaseModel):
     """Limits of a ``core.WaitFor`` loop."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     maxIterations: int = Field(100, ge=1, description="Stop after this many iterations.")
     maxDuration: timedelta = Field(timedelta(hours=1), description="Stop once the loop has run this long (ISO-8601 duration).")
@@ -425,7 +425,7 @@ tasks:
 class NamespaceFiles(BaseModel):
     """Which namespace files to copy into a working directory."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     enabled: bool = Field(True, description="Copy the namespace files at all.")
     include: list[str] | None = Field(None, description="Globs of files to copy (all when omitted).")
@@ -588,7 +588,7 @@ tasks:
 class Batch(BaseModel):
     """How ``core.ForEachItem`` splits its file; set at most one of rows, bytes and partitions."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     rows: int | None = Field(None, ge=1, description="Items (lines) per batch; 1 when nothing is set.")
     bytes: str | None = Field(None, description="Maximum size of a batch, e.g. `10MB`.")

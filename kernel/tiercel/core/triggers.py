@@ -137,7 +137,7 @@ triggers:
 class FlowFilter(BaseModel):
     """An upstream flow a precondition waits for."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     namespace: str = Field(description="Namespace of the upstream flow.")
     flowId: str = Field(description="Id of the upstream flow.")
@@ -148,7 +148,7 @@ class FlowFilter(BaseModel):
 class Filter(BaseModel):
     """One test on an ended execution."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     field: Literal["FLOW_ID", "NAMESPACE", "STATE", "EXPRESSION"] = Field(description="What is tested.")
     type: Literal["EQUAL_TO", "NOT_EQUAL_TO", "IN", "NOT_IN", "IS_TRUE", "IS_FALSE", "IS_NULL", "IS_NOT_NULL",
@@ -160,7 +160,7 @@ class Filter(BaseModel):
 class Where(BaseModel):
     """A named group of filters an ended execution must pass."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     id: str = Field(description="Identifier of the group.")
     operand: Literal["AND", "OR"] = Field("AND", description="How the filters combine.")
@@ -170,7 +170,7 @@ class Where(BaseModel):
 class TimeWindow(BaseModel):
     """The period within which all preconditions must be met."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     type: Literal["DURATION_WINDOW", "SLIDING_WINDOW", "DAILY_TIME_DEADLINE", "DAILY_TIME_WINDOW"] = Field(
         "DURATION_WINDOW", description="Kind of window.")
@@ -184,7 +184,7 @@ class TimeWindow(BaseModel):
 class Preconditions(BaseModel):
     """Wait for several upstream executions (and filters) before starting this flow once."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     id: str = Field(description="Identifier of this set of preconditions (progress is stored under it).")
     flows: list[FlowFilter] | None = Field(None, description="Upstream flows that must all have ended as required.")
