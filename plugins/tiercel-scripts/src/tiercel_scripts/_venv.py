@@ -1,0 +1,98 @@
+"""Cached virtual environments for ``scripts.Python`` ``dependencies``.
+
+One environment per (sorted dependency list, base interpreter), under
+``<cache>/venvs/<key>``, built once and reused by every later run: installing packages on
+every run is the top complaint about script tasks. ``uv`` builds it when it is on PATH
+(much faster), ``python -m venv`` and pip otherwise. A lock file serialises concurrent
+tasks that need the same environment; a ``.ready`` marker, written last, tells a finished
+environment from one whose build was interrupted (that one is rebuilt).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from tiercel import RunContext, TaskError
+
+READY = ".ready"
+#: Output lines of a failed install shown in the task error.
+TAIL = 25
+
+
+def env_key(dependencies: list[str], python: str) -> str:
+    """The cache key: the dependency set (order and duplicates ignored) and the base interpreter."""
+    spec = {"dependencies": sorted({d.strip() for d in dependencies}), "python": python, "version": sys.version}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:20]
+
+
+async def environment(ctx: RunContext, cache: Path, dependencies: list[str], python: str) -> Path:
+    """The ``bin`` directory of a virtual environment with *dependencies* installed."""
+    key = env_key(dependencies, python)
+    root = cache / "venvs"
+    target = root / key
+    bin_dir = target / "bin"
+    if (target / READY).exists():
+        ctx.logger.debug("reusing the Python environment %s", target)
+        return bin_dir
+    root.mkdir(parents=True, exist_ok=True)
+    async with _locked(root / f"{key}.lock"):
+        if (target / READY).exists():  # built by a concurrent task while we waited
+            ctx.logger.info("reusing the Python environment %s (built meanwhile)", target)
+            return bin_dir
+        shutil.rmtree(target, ignore_errors=True)
+        uv = shutil.which("uv")
+        tool = "uv" if uv else "pip"
+        ctx.logger.info("creating a Python environment for %s with %s in %s", ", ".join(dependencies), tool, target)
+        if uv:
+            await _run(ctx, [uv, "venv", "--quiet", "--python", python, str(target)])
+            await _run(ctx, [uv, "pip", "install", "--quiet", "--python", str(bin_dir / "python"), *dependencies])
+        else:
+            await _run(ctx, [python, "-m", "venv", str(target)])
+            await _run(ctx, [str(bin_dir / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                             "--no-input", *dependencies])
+        (target / READY).write_text(json.dumps({"dependencies": dependencies, "python": python, "tool": tool}))
+    return bin_dir
+
+
+@contextlib.asynccontextmanager
+async def _locked(path: Path) -> AsyncIterator[None]:
+    """An exclusive lock file, waited for without blocking the event loop (and cancellable)."""
+    with open(path, "w") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                await asyncio.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+async def _run(ctx: RunContext, argv: list[str]) -> None:
+    """Run an install step; a failure becomes a TaskError with the end of its output."""
+    proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+                                                env={**os.environ, "PIP_NO_INPUT": "1"})
+    try:
+        out, _ = await proc.communicate()
+    except BaseException:  # cancelled (kill, timeout): stop the install and everything it started
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await asyncio.shield(proc.wait())
+        raise
+    if proc.returncode != 0:
+        lines = out.decode(errors="replace").rstrip().splitlines()[-TAIL:]
+        raise TaskError(f"installing Python dependencies failed (`{' '.join(argv[:3])} …` exited with "
+                        f"{proc.returncode}):\n" + "\n".join(lines))

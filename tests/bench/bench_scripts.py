@@ -1,0 +1,65 @@
+"""40 sequential `scripts.Python` tasks that each print one line: `tiercel run` wall time vs. a floor.
+
+The floor is starting the same Python interpreter 40 times in a loop, each printing one
+line: what any orchestrator running these tasks as processes must at least pay. The
+target is a ratio within 1.3 (Kestra took 6.0 s for this benchmark in Windmill's
+published comparison). Run: python tests/bench/bench_scripts.py [runs]. Prints figures;
+asserts nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TASKS = 40
+
+
+def flow(n: int = TASKS) -> str:
+    lines = ["id: bench_scripts", "namespace: bench", "tasks:"]
+    for i in range(n):
+        lines += [f"  - id: t{i}", "    type: scripts.Python", f"    script: print('task {i}')"]
+    return "\n".join(lines) + "\n"
+
+
+def wall(fn, runs: int) -> tuple[float, float]:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), min(times)
+
+
+def main() -> None:
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    exe = str(Path(sys.executable).with_name("tiercel"))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.yaml"
+        path.write_text(flow())
+        env = {**os.environ, "TIERCEL_HOME": str(Path(tmp) / "home")}
+
+        def floor() -> None:
+            for i in range(TASKS):
+                subprocess.run([sys.executable, "-c", f"print('task {i}')"], check=True, capture_output=True)
+
+        def tiercel() -> None:
+            proc = subprocess.run([exe, "run", str(path), "--json"], capture_output=True, text=True, env=env)
+            if proc.returncode != 0 or '"state": "SUCCESS"' not in proc.stdout:
+                raise SystemExit(f"tiercel run failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+
+        tiercel()  # warm the caches (helper copy, page cache) once
+        floor_median, floor_best = wall(floor, runs)
+        run_median, run_best = wall(tiercel, runs)
+    print(f"floor: {TASKS} python starts in a loop   median {floor_median:6.3f} s   best {floor_best:6.3f} s")
+    print(f"tiercel run, {TASKS} scripts.Python tasks  median {run_median:6.3f} s   best {run_best:6.3f} s")
+    print(f"ratio (median) {run_median / floor_median:.2f}   target <= 1.30   (Kestra, published: 6.0 s)")
+
+
+if __name__ == "__main__":
+    main()
