@@ -466,3 +466,20 @@ def test_input_id_pattern(errors):
         tasks: [{id: a, type: test.Log, message: x}]
     """))
     assert e.message == "input `my input`: `id`: 'my input' does not match ^[a-zA-Z0-9][.a-zA-Z0-9_-]*$"
+
+
+def test_empty_child_list_and_single_task_instead_of_a_list(errors):
+    found = errors(flow("""
+        tasks:
+          - id: s
+            type: test.Sequential
+            tasks: []
+          - id: i
+            type: test.If
+            condition: x
+            then: {id: q, type: test.Log, message: m}
+    """))
+    assert [(e.message, e.suggestion) for e in found] == [
+        ("`tasks` needs at least 1 item, got none", None),
+        ("`then`: expected a list, got a mapping", "write it as a list: start the item with `- `"),
+    ]

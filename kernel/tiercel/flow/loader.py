@@ -525,8 +525,16 @@ class _Loader:
             self.error(full, f"{label}`{prop}`: {_describe(err['input'])} does not match {pattern}", task_id)
         elif cls is Flow and not base and rel == ("tasks",) and kind == "too_short":
             self.error(full, "`tasks` is empty: a flow needs at least one task")
+        elif kind == "too_short":
+            ctx = err.get("ctx") or {}
+            need, got = ctx.get("min_length", 1), ctx.get("actual_length", 0)
+            self.error(full, f"{label}`{prop}` needs at least {need} item{'s' if need != 1 else ''}, "
+                       f"got {got or 'none'}", task_id)
         elif _expected(err):
-            self.error(full, f"{label}`{prop}`: expected {_expected(err)}, got {_describe(err['input'])}", task_id)
+            value = err["input"]
+            hint = ("write it as a list: start the item with `- `"
+                    if kind == "list_type" and isinstance(value, dict) and "type" in value else None)
+            self.error(full, f"{label}`{prop}`: expected {_expected(err)}, got {_describe(value)}", task_id, hint)
         else:
             msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ").replace("Input should be", "must be")
             self.error(full, f"{label}`{prop}`: {msg}" if prop else f"{label}{msg}", task_id)
