@@ -229,6 +229,8 @@ tasks:
     @field_validator("labels")
     @classmethod
     def _no_system_prefix(cls, value: LabelsValue) -> LabelsValue:
+        if isinstance(value, str):  # an expression at deploy time: checked once rendered
+            return value
         return check_user_labels(value)
 
 

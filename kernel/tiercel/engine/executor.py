@@ -821,7 +821,8 @@ def _value_str(value: Any) -> str:
 
 def _labels(value: Any) -> dict[str, str]:
     if isinstance(value, list):
-        return {str(item["key"]): str(item["value"]) for item in value}
+        pairs = [(item["key"], item["value"]) if isinstance(item, dict) else (item.key, item.value) for item in value]
+        return {str(k): str(v) for k, v in pairs}
     return {str(k): str(v) for k, v in (value or {}).items()}
 
 
@@ -852,6 +853,7 @@ _HANDLERS: dict[str, Callable[..., str]] = {
     "core.Switch": Executor._h_switch,
     "core.Parallel": Executor._h_parallel,
     "core.ForEach": Executor._h_foreach,
+    "core.EachParallel": Executor._h_foreach,
     "core.Dag": Executor._h_dag,
     "core.WaitFor": Executor._h_waitfor,
     "core.Pause": Executor._h_pause,

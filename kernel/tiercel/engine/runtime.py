@@ -257,6 +257,8 @@ class Runtime:
         for tr in ex.task_runs.values():
             if tr.dirty and tr.outputs and ex.secrets:
                 tr.outputs = mask(tr.outputs, ex.secrets)
+            if tr.dirty and tr.error and ex.secrets:
+                tr.error = mask(tr.error, ex.secrets)
         if ex.secrets and ex.outputs:
             ex.outputs = mask(ex.outputs, ex.secrets)
         logs, self._pending_logs = self._pending_logs, []
