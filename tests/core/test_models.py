@@ -300,6 +300,27 @@ def test_expressions_are_accepted_at_deploy_time():
     tasks: [{id: x, type: core.Log, message: m}]
 """)
     assert f.tasks[0].duration == "{{ inputs.wait }}"
+    f = flow("""\
+  - id: tag
+    type: core.Labels
+    labels: "{{ inputs.labels }}"
+  - id: child
+    type: core.Subflow
+    namespace: company.team
+    flowId: other
+    labels: "{{ inputs.labels }}"
+    wait: "{{ inputs.wait }}"
+  - id: check
+    type: core.Fail
+    condition: "{{ inputs.bad }}"
+  - id: hook_like
+    type: core.ForEachItem
+    items: "{{ inputs.file }}"
+    batch: {rows: "{{ inputs.rows }}"}
+    namespace: company.team
+    flowId: other
+""")
+    assert f.tasks[0].labels == "{{ inputs.labels }}" and f.tasks[1].wait == "{{ inputs.wait }}"
 
 
 def test_text_properties_take_rendered_native_values():

@@ -554,6 +554,8 @@ class _ChildFlow(FlowableTask):
     @field_validator("labels")
     @classmethod
     def _no_system_prefix(cls, value: LabelsValue | None) -> LabelsValue | None:
+        if isinstance(value, str):  # an expression at deploy time: checked once rendered
+            return value
         return check_user_labels(value)
 
 
