@@ -439,6 +439,8 @@ def test_validate_paths_files_and_folders(tmp_path, registry):
     (tmp_path / "good.yaml").write_text(VALID)
     (tmp_path / "sub" / "bad.yml").write_text(HEAD + "tasks: [{id: a, type: test.Logg}]\n")
     (tmp_path / "notes.txt").write_text("not a flow")
+    (tmp_path / ".github").mkdir()
+    (tmp_path / ".github" / "ci.yml").write_text("on: push\n")
     found = validate_paths([tmp_path], registry=registry)
     assert [e.file for e in found] == [str(tmp_path / "sub" / "bad.yml")]
     assert validate_paths([tmp_path / "good.yaml"], registry=registry) == []

@@ -13,9 +13,9 @@ import click
               help="json: a list of errors (file, line, column, task_id, property, message, suggestion).")
 def validate(paths: tuple[str, ...], fmt: str) -> None:
     """Check flow files and folders (*.yaml, *.yml, recursively); exit 1 on any error."""
-    from tiercel.flow.loader import _validate_paths
+    from tiercel.flow.loader import check_paths
 
-    count, errors = _validate_paths(list(paths))
+    count, errors = check_paths(list(paths))
     if fmt == "json":
         click.echo(json.dumps([e.to_json() for e in errors], indent=2))
     else:

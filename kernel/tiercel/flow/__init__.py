@@ -14,6 +14,8 @@ _EXPORTS = {
     "load_flow_file": "tiercel.flow.loader",
     "check_flow": "tiercel.flow.loader",
     "validate_paths": "tiercel.flow.loader",
+    "check_paths": "tiercel.flow.loader",
+    "collect_files": "tiercel.flow.loader",
     "resolve_inputs": "tiercel.flow.inputs",
     "InputError": "tiercel.flow.inputs",
     "flow_json_schema": "tiercel.flow.schema",

@@ -24,7 +24,8 @@ TASK_BLOCKS = ("tasks", "errors", "finally", "afterExecution")
 _TYPE_WORDS = {
     "int": "an integer", "float": "a number", "bool": "a boolean", "string": "a string", "str": "a string",
     "list": "a list", "dict": "a mapping", "model": "a mapping", "model_attributes": "a mapping",
-    "timedelta": "an ISO-8601 duration such as PT30S", "time_delta": "an ISO-8601 duration such as PT30S", "datetime": "an ISO-8601 date-time",
+    "timedelta": "an ISO-8601 duration such as PT30S", "time_delta": "an ISO-8601 duration such as PT30S",
+    "datetime": "an ISO-8601 date-time",
     "date": "an ISO-8601 date", "time": "an ISO-8601 time", "url": "a URL", "none": "null",
     "tuple": "a list", "set": "a list", "enum": "one of the allowed values", "decimal": "a number",
 }
@@ -55,17 +56,22 @@ def check_flow(text: str, path: str | None = None, registry: Any = None) -> list
 
 def validate_paths(paths: list[str | FsPath], registry: Any = None) -> list[FlowError]:
     """Validate flow files and folders (recursively: ``*.yaml``, ``*.yml``); return every error."""
-    return _validate_paths(paths, registry)[1]
+    return check_paths(paths, registry)[1]
 
 
 def collect_files(paths: list[str | FsPath]) -> tuple[list[FsPath], list[FlowError]]:
-    """The flow files named by *paths* (folders searched recursively), and errors for missing paths."""
+    """The flow files named by *paths*, and errors for missing paths.
+
+    Folders are searched recursively for ``*.yaml`` and ``*.yml``, skipping hidden folders
+    (``.github/``, ``.tiercel/``).
+    """
     files: list[FsPath] = []
     errors: list[FlowError] = []
     for raw in paths:
         p = FsPath(raw)
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.suffix in (".yaml", ".yml") and f.is_file())
+            found = sorted(f for f in p.rglob("*") if f.suffix in (".yaml", ".yml") and f.is_file()
+                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
             if not found:
                 errors.append(FlowError(str(p), None, None, None, None, "no flow files (*.yaml, *.yml) in this folder"))
             files.extend(found)
@@ -76,7 +82,8 @@ def collect_files(paths: list[str | FsPath]) -> tuple[list[FsPath], list[FlowErr
     return files, errors
 
 
-def _validate_paths(paths: list[str | FsPath], registry: Any = None) -> tuple[int, list[FlowError]]:
+def check_paths(paths: list[str | FsPath], registry: Any = None) -> tuple[int, list[FlowError]]:
+    """How many flow files *paths* name, and every error in them."""
     files, errors = collect_files(paths)
     for f in files:
         try:
