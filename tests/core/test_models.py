@@ -10,7 +10,6 @@ from pydantic import ValidationError
 
 from tiercel.api import FlowableTask, Task
 from tiercel.core import flowable, tasks, triggers
-from tiercel.core._common import is_truthy
 from tiercel.flow import FlowValidationError, iter_children, load_flow
 from tiercel.plugins import load_registry
 
@@ -328,15 +327,6 @@ def test_text_properties_take_rendered_native_values():
     assert tasks.Return(id="r", format=True).format == "true"
     assert tasks.Log(id="l", message=[1, "two"]).message == ["1", "two"]
     assert tasks.Fail(id="f", condition=False).condition == "false"
-
-
-@pytest.mark.parametrize("value,expected", [
-    ("false", False), ("FALSE", False), ("0", False), ("-0", False), ("", False), (" ", False), (None, False),
-    (False, False), (0, False), (0.0, False), ("true", True), ("yes", True), ("1", True), ("no", True),
-    (True, True), (1, True), ([], True), ("null", True),
-])
-def test_kestra_truthiness(value, expected):
-    assert is_truthy(value) is expected
 
 
 # --- triggers -------------------------------------------------------------------------

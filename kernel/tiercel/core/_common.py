@@ -1,4 +1,4 @@
-"""Small shared pieces of the core plugin: Kestra truthiness, text coercion, labels."""
+"""Small shared pieces of the core plugin: text coercion, child task lists, labels."""
 
 from __future__ import annotations
 
@@ -8,25 +8,6 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from tiercel.api import Task
-
-#: Strings Kestra treats as false (TruthUtils); everything else that is not empty is true.
-FALSY_STRINGS = frozenset({"false", "0", "-0", ""})
-
-
-def is_truthy(value: Any) -> bool:
-    """Kestra's truthiness: ``"false"``, ``"0"``, ``"-0"``, ``""``, False, None and 0 are false.
-
-    Used by ``runIf``, ``core.If``, ``core.Fail`` and ``core.WaitFor`` so that one rule
-    decides every condition.
-    """
-    if value is None or value is False:
-        return False
-    if isinstance(value, (int, float)):
-        return value != 0
-    if isinstance(value, str):
-        return value.strip().lower() not in FALSY_STRINGS
-    return True
-
 
 def to_text(value: Any) -> Any:
     """Print a native scalar as Kestra would (a rendered ``{{ 6 * 7 }}`` becomes ``"42"``)."""

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import AliasChoices, Field, field_validator
 
 from tiercel.api import Example, LogLevel, RunContext, Task, TaskError
-from tiercel.core._common import AnyText, LabelsValue, Text, check_user_labels, is_truthy
+from tiercel.core._common import AnyText, LabelsValue, Text, check_user_labels
 
 #: Kestra's level names onto Python logging levels (TRACE sits below DEBUG).
 LEVELS = {"TRACE": 5, "DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING, "ERROR": logging.ERROR}
@@ -184,7 +184,9 @@ tasks:
     errorMessage: AnyText = Field("Task failure", description="The failure message shown in the execution and its logs.")
 
     async def run(self, ctx: RunContext) -> None:
-        if self.condition is None or is_truthy(self.condition):
+        from tiercel.expr import truthy  # the one truthiness rule, shared with runIf and core.If
+
+        if self.condition is None or truthy(self.condition):
             raise TaskError(self.errorMessage)
         return None
 
