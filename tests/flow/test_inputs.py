@@ -135,3 +135,46 @@ def test_invalid_validator_regex(errors):
     found = errors("id: f\nnamespace: n\ninputs:\n  - {id: s, type: STRING, validator: '['}\n"
                    "tasks: [{id: a, type: test.Log, message: x}]\n")
     assert "invalid regular expression" in found[0].message and found[0].property == "inputs[0].validator"
+
+
+ALL_TYPES = """
+    - {id: s, type: STRING, validator: "[a-z]+", required: false}
+    - {id: i, type: INT, min: 0, required: false}
+    - {id: x, type: FLOAT, max: 5, required: false}
+    - {id: b, type: BOOLEAN, required: false}
+    - {id: dt, type: DATETIME, after: "2020-01-01T00:00:00Z", required: false}
+    - {id: d, type: DATE, before: "2030-01-01", required: false}
+    - {id: t, type: TIME, required: false}
+    - {id: du, type: DURATION, min: PT1S, required: false}
+    - {id: j, type: JSON, required: false}
+    - {id: y, type: YAML, required: false}
+    - {id: u, type: URI, required: false}
+    - {id: e, type: EMAIL, required: false}
+    - {id: sel, type: SELECT, values: [a, b], required: false}
+    - {id: ms, type: MULTISELECT, values: [a, b], itemType: STRING, required: false}
+    - {id: arr, type: ARRAY, itemType: DATETIME, required: false}
+    - {id: sec, type: SECRET, required: false}
+    - {id: f, type: FILE, required: false}
+"""
+
+
+def test_random_values_only_ever_raise_input_error(make):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    f = make(ALL_TYPES)
+    ids = [spec.id for spec in f.inputs]
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+        lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=3), children, max_size=3),
+        max_leaves=8)
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.dictionaries(st.sampled_from(ids + ["zz"]), json_values, max_size=6))
+    def run(raw):
+        try:
+            resolve_inputs(f, raw, upload=lambda path: "tiercel://x")
+        except InputError as exc:
+            assert exc.problems
+
+    run()
