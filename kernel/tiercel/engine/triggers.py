@@ -157,6 +157,9 @@ class TriggerRunner:
             before = dict(ctx.state)
             event = await rendered.poll(ctx)
             health.last_poll_at = time.time()
+            if ctx.state != before:  # durable before the execution: a replay after a crash reads the same batch
+                save_trigger_state(self.rt, d.flow, trigger, ctx.state)
+                before = dict(ctx.state)
             if event is not None:
                 await self._deliver(d, trigger, event, health)
             if ctx.state != before:
