@@ -57,7 +57,7 @@ class Component(BaseModel):
     where a typed value is expected; the run-time rendering validates the result.
     """
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, arbitrary_types_allowed=True, defer_build=True)
 
     #: The component's type name, as written in YAML (``kafka.Produce``).
     type: ClassVar[str] = ""
@@ -81,7 +81,7 @@ class Component(BaseModel):
 class Retry(BaseModel):
     """How a failed task is retried: a new attempt in the same task run."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     type: Literal["constant", "exponential", "random"] = Field(
         description="Delay policy between attempts: constant, exponential or random.")
