@@ -167,7 +167,6 @@ def flow_json_schema(registry: Any = None) -> dict[str, Any]:
     flow_def["properties"] = props
     schema = {
         "$schema": DRAFT,
-        "$id": "https://tiercel.dev/schemas/flow.json",
         "title": "Tiercel flow",
         **{k: v for k, v in flow_def.items() if k != "title"},
         "definitions": defs,
