@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from tiercel.api import RunContext, TaskError, contains_expression
+from tiercel.api import RunContext, TaskError
 
 #: Kestra's serde names. Numbers use Kafka's own big-endian serializers; BYTES travel as base64 text.
 SerdeType = Literal["STRING", "JSON", "BYTES", "INTEGER", "SHORT", "LONG", "FLOAT", "DOUBLE", "UUID", "VOID"]
@@ -109,18 +109,6 @@ def servers(properties: dict[str, Any]) -> str:
 def unreachable(properties: dict[str, Any], exc: BaseException) -> BrokerUnavailable:
     return BrokerUnavailable(f"Kafka broker at {servers(properties)} is unreachable ({type(exc).__name__}: {exc}); "
                              f"check `properties.bootstrap.servers` and that the broker runs")
-
-
-def rendered(component: BaseModel, ctx: RunContext) -> Any:
-    """The trigger with its expressions (``{{ secret('…') }}`` in properties, say) rendered."""
-    cls = type(component)
-    data, changed = {}, False
-    for name in cls.model_fields:
-        value = getattr(component, name)
-        if name not in getattr(cls, "static_fields", ()) and contains_expression(value):
-            value, changed = ctx.render(value), True
-        data[name] = value
-    return cls.model_validate(data) if changed else component
 
 
 def headers_dict(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str | None]:

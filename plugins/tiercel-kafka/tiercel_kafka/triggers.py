@@ -17,7 +17,7 @@ from pydantic import Field
 from tiercel.api import Example, PollingTrigger, RunContext, TriggerEvent
 from tiercel.api import RealtimeTrigger as _Realtime
 from tiercel_kafka._common import (
-    Consumer, DecodeError, SerdeType, client_options, commit, dead_letter, read_batch, record_dict, rendered,
+    Consumer, DecodeError, SerdeType, client_options, commit, dead_letter, read_batch, record_dict,
     start_consumer, unreachable, write_records,
 )
 
@@ -85,11 +85,10 @@ class Trigger(Consumer, PollingTrigger):
     deadLetterTopic: str | None = _DEAD_LETTER
 
     async def poll(self, ctx: RunContext) -> TriggerEvent | None:
-        spec = rendered(self, ctx)
         pending = ctx.state.get("pending")
-        consumer = await start_consumer(spec)
+        consumer = await start_consumer(self)
         try:
-            records, start, positions = await read_batch(spec, consumer, ctx, ranges=pending)
+            records, start, positions = await read_batch(self, consumer, ctx, ranges=pending)
         except BaseException:
             await consumer.stop()
             raise
@@ -105,8 +104,8 @@ class Trigger(Consumer, PollingTrigger):
                 if "error" in record:
                     ctx.logger.error("skipping record %s/%s@%s: %s", record["topic"], record["partition"], record["offset"],
                                      record["error"])
-                    if spec.deadLetterTopic:
-                        await dead_letter(spec.properties, spec.deadLetterTopic, record["raw"], record["error"])
+                    if self.deadLetterTopic:
+                        await dead_letter(self.properties, self.deadLetterTopic, record["raw"], record["error"])
                 else:
                     good.append(record)
             if not good:  # only undecodable records: nothing to start, move past them
@@ -207,12 +206,11 @@ class RealtimeTrigger(_Realtime):
     async def listen(self, ctx: RunContext) -> AsyncIterator[TriggerEvent]:
         import aiokafka
 
-        spec = rendered(self, ctx)
         offsets = _Offsets()
-        if not spec.topic and not spec.topicPattern:
+        if not self.topic and not self.topicPattern:
             raise ValueError("set `topic` (a name or a list) or `topicPattern`")
         consumer = aiokafka.AIOKafkaConsumer(**client_options(
-            spec.properties, aiokafka.AIOKafkaConsumer, auto_offset_reset="earliest", group_id=spec.groupId,
+            self.properties, aiokafka.AIOKafkaConsumer, auto_offset_reset="earliest", group_id=self.groupId,
             enable_auto_commit=False))
 
         class Rebalance(aiokafka.ConsumerRebalanceListener):
@@ -230,12 +228,12 @@ class RealtimeTrigger(_Realtime):
             await consumer.start()
         except Exception as exc:
             await consumer.stop()
-            raise unreachable(spec.properties, exc) from exc
+            raise unreachable(self.properties, exc) from exc
         producer = None
         try:
-            topics = [spec.topic] if isinstance(spec.topic, str) else spec.topic
-            if spec.topicPattern:
-                consumer.subscribe(pattern=spec.topicPattern, listener=Rebalance())
+            topics = [self.topic] if isinstance(self.topic, str) else self.topic
+            if self.topicPattern:
+                consumer.subscribe(pattern=self.topicPattern, listener=Rebalance())
             else:
                 consumer.subscribe(topics=list(topics), listener=Rebalance())
             while True:
@@ -244,15 +242,15 @@ class RealtimeTrigger(_Realtime):
                     for record in records:
                         offsets.handed(tp, record.offset)
                         try:
-                            variables = record_dict(record, spec.keyDeserializer, spec.valueDeserializer)
+                            variables = record_dict(record, self.keyDeserializer, self.valueDeserializer)
                         except DecodeError as exc:
                             ctx.logger.error("skipping record %s/%s@%s: %s", record.topic, record.partition,
                                              record.offset, exc)
-                            if spec.deadLetterTopic:
+                            if self.deadLetterTopic:
                                 if producer is None:
-                                    producer = aiokafka.AIOKafkaProducer(**client_options(spec.properties, aiokafka.AIOKafkaProducer, strict=False))
+                                    producer = aiokafka.AIOKafkaProducer(**client_options(self.properties, aiokafka.AIOKafkaProducer, strict=False))
                                     await producer.start()
-                                await dead_letter(spec.properties, spec.deadLetterTopic, record, str(exc), producer)
+                                await dead_letter(self.properties, self.deadLetterTopic, record, str(exc), producer)
                             offsets.settle(tp, record.offset)
                             await offsets.commit(consumer)
                             continue

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from tiercel.api import RunContext, TaskError, contains_expression
+from tiercel.api import RunContext, TaskError
 
 SerdeType = Literal["STRING", "JSON", "BYTES"]
 SubscriptionType = Literal["Exclusive", "Shared", "Failover", "Key_Shared"]
@@ -117,18 +117,6 @@ def consumer_type(name: str) -> Any:
 
     return {"Exclusive": pulsar.ConsumerType.Exclusive, "Shared": pulsar.ConsumerType.Shared,
             "Failover": pulsar.ConsumerType.Failover, "Key_Shared": pulsar.ConsumerType.KeyShared}[name]
-
-
-def rendered(component: BaseModel, ctx: RunContext) -> Any:
-    """The trigger with its expressions (``{{ secret('…') }}`` in the token, say) rendered."""
-    cls = type(component)
-    data, changed = {}, False
-    for name in cls.model_fields:
-        value = getattr(component, name)
-        if name not in getattr(cls, "static_fields", ()) and contains_expression(value):
-            value, changed = ctx.render(value), True
-        data[name] = value
-    return cls.model_validate(data) if changed else component
 
 
 def json_lines(records: list[dict[str, Any]]) -> bytes:

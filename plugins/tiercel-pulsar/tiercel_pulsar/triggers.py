@@ -19,7 +19,7 @@ from pydantic import Field
 from tiercel.api import Example, PollingTrigger, RunContext, TriggerEvent
 from tiercel.api import RealtimeTrigger as _Realtime
 from tiercel_pulsar._common import (
-    DecodeError, Subscriber, client, dead_letter, json_lines, message_dict, message_id, receive_batch, rendered, subscribe,
+    DecodeError, Subscriber, client, dead_letter, json_lines, message_dict, message_id, receive_batch, subscribe,
 )
 
 _TRIGGER_EXAMPLE = """\
@@ -90,18 +90,17 @@ class Trigger(Subscriber, PollingTrigger):
     deadLetterTopic: str | None = _DEAD_LETTER
 
     async def poll(self, ctx: RunContext) -> TriggerEvent | None:
-        spec = rendered(self, ctx)
-        pulsar_client = await client(spec.uri, spec.authenticationToken)
+        pulsar_client = await client(self.uri, self.authenticationToken)
         try:
-            consumer = await asyncio.to_thread(subscribe, pulsar_client, spec, negative_ack_redelivery_delay_ms=1000)
-            messages = await receive_batch(consumer, spec.pollDuration, spec.maxRecords, spec.maxDuration)
+            consumer = await asyncio.to_thread(subscribe, pulsar_client, self, negative_ack_redelivery_delay_ms=1000)
+            messages = await receive_batch(consumer, self.pollDuration, self.maxRecords, self.maxDuration)
             records, kept = [], []
             for message in messages:
                 try:
-                    records.append(message_dict(message, spec.deserializer))
+                    records.append(message_dict(message, self.deserializer))
                     kept.append(message)
                 except DecodeError as exc:
-                    await _skip(pulsar_client, consumer, message, exc, spec.deadLetterTopic, ctx)
+                    await _skip(pulsar_client, consumer, message, exc, self.deadLetterTopic, ctx)
             if not records:
                 pulsar_client.close()
                 return None
@@ -150,20 +149,19 @@ class RealtimeTrigger(Subscriber, _Realtime):
     async def listen(self, ctx: RunContext) -> AsyncIterator[TriggerEvent]:
         import pulsar
 
-        spec = rendered(self, ctx)
-        pulsar_client = await client(spec.uri, spec.authenticationToken)
+        pulsar_client = await client(self.uri, self.authenticationToken)
         try:
-            delay = int(spec.negativeAckRedeliveryDelay.total_seconds() * 1000)
-            consumer = await asyncio.to_thread(subscribe, pulsar_client, spec, negative_ack_redelivery_delay_ms=delay)
+            delay = int(self.negativeAckRedeliveryDelay.total_seconds() * 1000)
+            consumer = await asyncio.to_thread(subscribe, pulsar_client, self, negative_ack_redelivery_delay_ms=delay)
             while True:
                 try:
                     message = await asyncio.to_thread(consumer.receive, 500)
                 except pulsar.Timeout:
                     continue
                 try:
-                    variables = message_dict(message, spec.deserializer)
+                    variables = message_dict(message, self.deserializer)
                 except DecodeError as exc:
-                    await _skip(pulsar_client, consumer, message, exc, spec.deadLetterTopic, ctx)
+                    await _skip(pulsar_client, consumer, message, exc, self.deadLetterTopic, ctx)
                     continue
                 yield TriggerEvent(variables=variables, key=f"{variables['topic']}/{variables['messageId']}",
                                    ack=_call(ctx, consumer.acknowledge, message),

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from tiercel.engine.delivery import deliver, save_trigger_state, trigger_context
+from tiercel.engine.delivery import deliver, trigger_context
 from tiercel.engine.runtime import Runtime
 from tiercel.flow import load_flow
 from tiercel.testing.harness import run_flow, task_run

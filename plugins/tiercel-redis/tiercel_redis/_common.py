@@ -10,9 +10,8 @@ import urllib.parse
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from pydantic import BaseModel
 
-from tiercel.api import RunContext, TaskError, contains_expression
+from tiercel.api import RunContext, TaskError
 
 #: Kestra's serde names: STRING keeps text as is, JSON writes and reads JSON text.
 SerdeType = Literal["STRING", "JSON"]
@@ -94,15 +93,3 @@ def items(ctx: RunContext, source: Any) -> Iterator[Any]:
 
 def json_lines(values: list[Any]) -> bytes:
     return b"".join(json.dumps(v, default=str).encode() + b"\n" for v in values)
-
-
-def rendered(component: BaseModel, ctx: RunContext) -> Any:
-    """The trigger with its expressions (``{{ secret('…') }}`` in the URL, say) rendered."""
-    cls = type(component)
-    data, changed = {}, False
-    for name in cls.model_fields:
-        value = getattr(component, name)
-        if name not in getattr(cls, "static_fields", ()) and contains_expression(value):
-            value, changed = ctx.render(value), True
-        data[name] = value
-    return cls.model_validate(data) if changed else component

@@ -23,7 +23,7 @@ from pydantic import Field
 from tiercel.api import Example, PollingTrigger, RunContext, TriggerEvent
 from tiercel.api import RealtimeTrigger as _Realtime
 from tiercel_redis._common import (
-    SERDE_DESCRIPTION, URL_DESCRIPTION, DecodeError, SerdeType, connect, deserialize, json_lines, rendered, unreachable,
+    SERDE_DESCRIPTION, URL_DESCRIPTION, DecodeError, SerdeType, connect, deserialize, json_lines, unreachable,
 )
 
 _TRIGGER_EXAMPLE = """\
@@ -130,15 +130,14 @@ class Trigger(PollingTrigger):
     deadLetterKey: str | None = _DEAD_LETTER
 
     async def poll(self, ctx: RunContext) -> TriggerEvent | None:
-        spec = rendered(self, ctx)
-        processing = _processing(spec, ctx)
-        client = await connect(spec.url)
+        processing = _processing(self, ctx)
+        client = await connect(self.url)
         try:
             raws = await client.lrange(processing, 0, -1)
             if not raws:  # no batch left over by a crash: take a new one
                 pipe = client.pipeline(transaction=False)
-                for _ in range(spec.maxRecords):
-                    pipe.lmove(spec.key, processing, "LEFT", "RIGHT")
+                for _ in range(self.maxRecords):
+                    pipe.lmove(self.key, processing, "LEFT", "RIGHT")
                 raws = [raw for raw in await pipe.execute() if raw is not None]
             if not raws:
                 await client.aclose()
@@ -147,9 +146,9 @@ class Trigger(PollingTrigger):
             values = []
             for raw in raws:
                 try:
-                    values.append(deserialize(spec.serdeType, raw))
+                    values.append(deserialize(self.serdeType, raw))
                 except DecodeError as exc:
-                    await _dead_letter_list(client, spec.deadLetterKey, raw, ctx, f"an item of `{spec.key}`", exc)
+                    await _dead_letter_list(client, self.deadLetterKey, raw, ctx, f"an item of `{self.key}`", exc)
         except BaseException:
             await client.aclose()
             raise
@@ -167,8 +166,8 @@ class Trigger(PollingTrigger):
             await ack()
             return None
         uri = ctx.put_file(json_lines(values), "values.jsonl")
-        return TriggerEvent(variables={"uri": uri, "count": len(values), "key": spec.key},
-                            key=f"{spec.key}/{batch_id}", ack=ack, nack=nack)
+        return TriggerEvent(variables={"uri": uri, "count": len(values), "key": self.key},
+                            key=f"{self.key}/{batch_id}", ack=ack, nack=nack)
 
 
 async def _batch_id(client: Any, processing: str) -> str:
@@ -214,8 +213,7 @@ class RealtimeTrigger(_Realtime):
     deadLetterKey: str | None = _DEAD_LETTER
 
     def listen(self, ctx: RunContext) -> AsyncIterator[TriggerEvent]:
-        spec = rendered(self, ctx)
-        return {"LIST": spec._list, "STREAM": spec._stream, "CHANNEL": spec._channel}[spec.source](ctx)
+        return {"LIST": self._list, "STREAM": self._stream, "CHANNEL": self._channel}[self.source](ctx)
 
     async def _list(self, ctx: RunContext) -> AsyncIterator[TriggerEvent]:
         processing = _processing(self, ctx)
