@@ -66,7 +66,9 @@ class Loaded:
 
     @property
     def components(self) -> list[Any]:
-        return sorted(self.plugin.components, key=lambda c: (c.kind, c.type))
+        from tiercel.plugins import KINDS
+
+        return sorted(self.plugin.components, key=lambda c: (KINDS.index(c.kind), c.type))
 
 
 _loaded: dict[str, Loaded] = {}
