@@ -61,7 +61,7 @@ namespace: company.team
 tasks:
   - id: report
     type: core.Log
-    message: "Report for {{ trigger.date }}"
+    message: "Report for {{ trigger.date ?? 'a manual run' }}"
 triggers:
   - id: nightly
     type: core.Schedule
@@ -209,7 +209,7 @@ namespace: company.team
 tasks:
   - id: log
     type: core.Log
-    message: "extract {{ trigger.executionId }} ended {{ trigger.state }}"
+    message: "extract {{ trigger.executionId ?? '(run by hand)' }} ended {{ trigger.state ?? '' }}"
 triggers:
   - id: after_extract
     type: core.Flow
@@ -245,7 +245,7 @@ namespace: company.team
 tasks:
   - id: log
     type: core.Log
-    message: "received {{ trigger.body }}"
+    message: "received {{ trigger.body ?? 'nothing: started by hand' }}"
 triggers:
   - id: hook
     type: core.Webhook
