@@ -45,3 +45,10 @@ def test_every_flow_in_the_doc_is_valid(flow):
         if registry.get("task", "scripts.Shell") is None:
             pytest.skip("needs the tiercel-scripts plugin")
     assert load_flow(flow, str(DOC), registry=registry).id
+
+
+@pytest.mark.parametrize("info", REGISTRY.components(), ids=lambda i: i.type)
+def test_the_doc_shows_each_example_as_declared(info):
+    body = section(info.type)
+    for example in info.cls.examples:
+        assert f"```yaml\n{example.flow}```" in body, f"{info.type}: example `{example.title}` differs from the model's"
