@@ -485,3 +485,21 @@ def test_empty_child_list_and_single_task_instead_of_a_list(errors):
         ("`tasks` needs at least 1 item, got none", None),
         ("`then`: expected a list, got a mapping", "write it as a list: start the item with `- `"),
     ]
+
+
+def test_plugin_defaults_by_prefix_apply_only_known_properties(load, errors):
+    f = load(flow("""
+        pluginDefaults:
+          - {type: test, values: {color: blue, message: default message}}
+        tasks:
+          - {id: a, type: test.Nap, duration: PT1S}
+          - {id: b, type: test.Log}
+    """))
+    assert f.tasks[0].color == "blue" and f.tasks[1].message == "default message"
+    e = one(errors, flow("""
+        pluginDefaults:
+          - {type: test.Nap, values: {colour: blue}}
+        tasks:
+          - {id: a, type: test.Nap, duration: PT1S}
+    """))
+    assert e.message == "unknown property `colour` (set by pluginDefaults)" and e.task_id == "a"

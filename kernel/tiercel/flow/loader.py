@@ -288,7 +288,12 @@ class _Loader:
         names = (type_name, cls.type, *cls.aliases)
         for default in self.defaults:
             if default.matches(names):
-                values = _merge(values, default.values, default.forced)
+                given = default.values
+                if default.type.rstrip(".") not in names:  # a prefix: only what this type takes
+                    known = set(cls.model_fields) | {f.alias for f in cls.model_fields.values() if f.alias}
+                    given = {k: v for k, v in given.items() if k in known}
+                values = _merge(values, given, default.forced)
+        from_defaults = {k for k in values if k not in data}
         failed = False
         errors_before = len(self.errors)
         for field in child_fields(cls):
@@ -303,7 +308,7 @@ class _Loader:
         except ValidationError as exc:
             # a model-level check (a Dag's own cycle check) repeats what was already located precisely
             located = any(e.property and e.property.startswith(format_path(path)) for e in self.errors[errors_before:])
-            self.map_errors(exc, path, values, cls, tid, label, skip_model_level=located)
+            self.map_errors(exc, path, values, cls, tid, label, skip_model_level=located, from_defaults=from_defaults)
             return None
         except Exception as exc:  # a plugin's own validator raising something else
             self.error(path, f"{label}invalid {kind}: {type(exc).__name__}: {exc}", tid)
@@ -450,7 +455,7 @@ class _Loader:
     # --- pydantic errors -> FlowErrors -----------------------------------------------------
 
     def map_errors(self, exc: ValidationError, base: Path, data: Any, cls: type[BaseModel], task_id: str | None,
-                   label: str = "", skip_model_level: bool = False) -> None:
+                   label: str = "", skip_model_level: bool = False, from_defaults: set[str] | None = None) -> None:
         grouped: dict[Path, list[dict[str, Any]]] = {}
         for err in exc.errors(include_url=False):
             if skip_model_level and not err["loc"]:
@@ -467,6 +472,8 @@ class _Loader:
                 continue
             for err in errs if "union_tag_invalid" not in kinds else [e for e in errs if e["type"] == "union_tag_invalid"]:
                 self._one(err, base, rel, cls, task_id, label)
+                if from_defaults and rel and rel[0] in from_defaults:
+                    self.errors[-1].message += " (set by pluginDefaults)"
 
     def _data_path(self, data: Any, loc: tuple[Any, ...], kind: str) -> Path:
         """The part of *loc* that exists in *data* (union member and tag names dropped)."""
