@@ -1,0 +1,164 @@
+"""core.Flow triggers: states, Kestra conditions, preconditions over several upstream flows, once per end."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tiercel.engine.model import Execution
+from tiercel.engine.scheduler import Conditions, window_open
+
+UPSTREAM = """\
+id: extract
+namespace: demo.flows
+labels: {stage: raw}
+inputs:
+  - {id: fail, type: BOOLEAN, defaults: false}
+tasks:
+  - {id: rows, type: core.OutputValues, values: {count: 42}}
+  - {id: maybe, type: core.Fail, runIf: "{{ inputs.fail }}"}
+outputs:
+  - {id: count, type: INT, value: "{{ outputs.rows.values.count }}"}
+"""
+
+DOWNSTREAM = """\
+id: transform
+namespace: demo.flows
+inputs:
+  - {id: upstream, type: STRING}
+  - {id: count, type: INT, defaults: 0}
+tasks:
+  - {id: log, type: core.Log, message: "{{ trigger.executionId }} {{ trigger.state }} {{ inputs.count }}"}
+triggers:
+  - id: after_extract
+    type: core.Flow
+    states: [SUCCESS]
+    inputs: {upstream: "{{ trigger.executionId }}", count: "{{ trigger.outputs.count }}"}
+    conditions:
+      - {type: ExecutionFlow, namespace: demo.flows, flowId: extract}
+      - type: io.kestra.plugin.core.condition.ExecutionLabels
+        labels: {stage: raw}
+      - type: Not
+        conditions:
+          - {type: ExecutionOutputs, expression: "{{ trigger.outputs.count > 100 }}"}
+"""
+
+JOIN = """\
+id: report
+namespace: demo.flows
+tasks:
+  - {id: log, type: core.Log, message: "both ready ({{ trigger.flowId }} came last)"}
+triggers:
+  - id: both
+    type: core.Flow
+    preconditions:
+      id: a_and_b
+      timeWindow: {type: SLIDING_WINDOW, window: PT1H}
+      flows:
+        - {namespace: demo.flows, flowId: extract}
+        - {namespace: demo.flows, flowId: other}
+"""
+
+MULTIPLE = """\
+id: report2
+namespace: demo.flows
+tasks:
+  - {id: log, type: core.Log, message: "multiple condition met"}
+triggers:
+  - id: both
+    type: core.Flow
+    conditions:
+      - type: io.kestra.plugin.core.condition.MultipleCondition
+        id: extract_and_other
+        window: PT1H
+        conditions:
+          extracted: {type: ExecutionFlow, namespace: demo.flows, flowId: extract}
+          othered: {type: ExecutionFlow, namespace: demo.flows, flowId: other}
+"""
+
+OTHER = """\
+id: other
+namespace: demo.flows
+tasks:
+  - {id: log, type: core.Log, message: other}
+"""
+
+
+def test_flow_trigger_once_per_upstream_end_with_conditions_and_preconditions(api, h):
+    for source in (UPSTREAM, DOWNSTREAM, JOIN, MULTIPLE, OTHER):
+        h.deploy(api, source)
+    ok = api.post("/api/v1/executions/demo.flows/extract", params={"wait": True}).json()
+    failed = api.post("/api/v1/executions/demo.flows/extract", json={"fail": True}, params={"wait": True}).json()
+    assert (ok["state"], failed["state"]) == ("SUCCESS", "FAILED")
+    started = h.wait_for(lambda: (rows := h.executions(api, "transform", state="SUCCESS")) and rows)
+    time.sleep(0.5)
+    assert len(h.executions(api, "transform")) == 1  # the FAILED end does not match `states`
+    ex = started[0]
+    assert ex["inputs"] == {"upstream": ok["id"], "count": 42}
+    variables = ex["trigger"]["variables"]
+    assert (variables["executionId"], variables["flowId"], variables["state"]) == (ok["id"], "extract", "SUCCESS")
+    assert variables["outputs"] == {"count": 42} and ex["trigger"]["type"] == "core.Flow"
+
+    assert h.executions(api, "report") == [] and h.executions(api, "report2") == []  # one of two upstreams ended
+    api.post("/api/v1/executions/demo.flows/other", params={"wait": True})
+    report = h.wait_for(lambda: h.executions(api, "report"))
+    assert report[0]["trigger"]["variables"]["flowId"] == "other"
+    assert len(h.wait_for(lambda: h.executions(api, "report2"))) == 1
+    api.post("/api/v1/executions/demo.flows/other", params={"wait": True})
+    time.sleep(0.5)
+    assert len(h.executions(api, "report")) == 1  # reset on success: `extract` must end again first
+    assert len(h.executions(api, "report2")) == 1
+
+
+def _ex(**kw) -> Execution:
+    base = dict(id="e1", namespace="company.team", flow_id="extract", flow_hash="h", state="SUCCESS", created_at=0.0,
+                labels={"env": "prod"}, outputs={"n": 3})
+    base.update(kw)
+    return Execution(**base)
+
+
+@pytest.fixture
+def conditions(tmp_path):
+    from tiercel.engine.runtime import Runtime
+
+    rt = Runtime(tmp_path / "home")
+    yield Conditions(rt)
+    rt.close()
+
+
+@pytest.mark.parametrize("cond, expected", [
+    ({"type": "ExecutionFlow", "namespace": "company.team", "flowId": "extract"}, True),
+    ({"type": "ExecutionFlow", "namespace": "company.team", "flowId": "load"}, False),
+    ({"type": "ExecutionNamespace", "namespace": "company", "comparison": "PREFIX"}, True),
+    ({"type": "ExecutionNamespace", "namespace": "company", "prefix": True}, True),
+    ({"type": "ExecutionNamespace", "namespace": "company"}, False),
+    ({"type": "ExecutionStatus", "in": ["SUCCESS", "WARNING"]}, True),
+    ({"type": "io.kestra.core.models.conditions.types.ExecutionStatusCondition", "notIn": ["SUCCESS"]}, False),
+    ({"type": "ExecutionLabels", "labels": [{"key": "env", "value": "prod"}]}, True),
+    ({"type": "ExecutionOutputs", "expression": "{{ trigger.outputs.n == 3 }}"}, True),
+    ({"type": "Expression", "expression": "trigger.outputs.n > 5"}, False),
+    ({"type": "Or", "conditions": [{"type": "ExecutionStatus", "in": ["FAILED"]}, {"type": "Weekend", "date": "2026-01-03T10:00:00Z"}]}, True),
+    ({"type": "Not", "conditions": [{"type": "DayWeek", "dayOfWeek": "MONDAY", "date": "2026-01-05T10:00:00Z"}]}, False),
+    ({"type": "DayWeekInMonth", "dayOfWeek": "MONDAY", "dayInMonth": "FIRST", "date": "2026-01-05T10:00:00Z"}, True),
+    ({"type": "TimeBetween", "after": "09:00:00", "before": "17:00:00", "date": "2026-01-05T10:00:00+00:00"}, True),
+    ({"type": "TimeBetween", "after": "11:00:00", "date": "2026-01-05T10:00:00+00:00"}, False),
+    ({"type": "DateTimeBetween", "after": "2026-01-01T00:00:00Z", "before": "2026-02-01T00:00:00Z", "date": "2026-01-05T10:00:00Z"}, True),
+])
+def test_kestra_conditions(conditions, cond, expected):
+    ex = _ex()
+    variables = {"executionId": ex.id, "outputs": ex.outputs, "state": ex.state}
+    assert conditions.check(cond, variables, ex) is expected
+
+
+def test_unknown_condition_is_an_error(conditions):
+    with pytest.raises(ValueError, match="unknown condition type `Sometimes`"):
+        conditions.check({"type": "Sometimes"}, {}, _ex())
+
+
+def test_time_windows():
+    now = time.time()
+    assert window_open(now - 30, now, {"type": "SLIDING_WINDOW", "window": "PT1M"})
+    assert not window_open(now - 90, now, {"type": "SLIDING_WINDOW", "window": "PT1M"})
+    assert window_open(now - 1, now, {"type": "DURATION_WINDOW", "window": "PT24H"})
+    assert not window_open(now - 86400 * 2, now, {})
