@@ -42,7 +42,7 @@ async def run_job(work: Path, job: ScriptJob) -> ScriptResult:
     out_dir.mkdir(exist_ok=True)
     for name, content in job.input_files.items():
         _write_input(work, name, content)
-    env = {**os.environ, **job.env, "WORKING_DIR": str(work), "OUTPUT_DIR": str(out_dir)}
+    env = {**os.environ, **{k: str(v) for k, v in job.env.items()}, "WORKING_DIR": str(work), "OUTPUT_DIR": str(out_dir)}
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     loop = asyncio.get_running_loop()
     deadline = None if job.timeout is None else loop.time() + job.timeout
