@@ -105,7 +105,10 @@ def test_local_set_and_namespace_are_allowed(renderer):
     "{{ range(100001) | list }}",
     "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
     "{{ 'a' * 100000000 }}",
-    "{{ [0] * 100000000 }}",
+    "{{ [0] * 1000001 }}",
+    "{{ range(1000) | int(10 ** 6) * [1, 2] }}",
+    "{{ ('x' * 100000) | join('y' * 1000) }}",
+    "{{ 'x' | indent(1000000000) }}",
     "{{ 100000000 * 'a' }}",
     "{{ 9 ** (9 ** 9) }}",
     "{{ 2 ** 10000000 }}",
@@ -125,6 +128,9 @@ def test_local_set_and_namespace_are_allowed(renderer):
     "{{ '%s' | format('') ~ '{:>99999999}' | format(1) }}",
     "{% set ns = namespace(s='ab') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}",
     "{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}",
+    "{% set ns = namespace(x=2 ** 60000) %}{% for i in range(30) %}{% set ns.x = ns.x * ns.x %}{% endfor %}",
+    "{{ [1] | batch(1000000000, 0) | list }}",
+    "{{ now() | timestamp('.a') }}",
     "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
 ])
 def test_resource_abuse_is_bounded(renderer, payload):

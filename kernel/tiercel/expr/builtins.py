@@ -21,7 +21,7 @@ from jinja2 import filters as jinja_filters
 from jinja2.runtime import Undefined
 
 from . import dates
-from .environment import LimitError, check_size
+from .environment import MAX_SIZE, LimitError, check_size
 
 __all__ = ["GLOBALS", "FILTERS", "TESTS", "to_text", "to_json"]
 
@@ -113,11 +113,14 @@ def to_yaml(value: Any) -> str:
     return text[:-4] if text.endswith("\n...\n") else text
 
 
-def timestamp(value: Any, scale: int = 1, timeZone: str | None = None,  # noqa: N803
-              existingFormat: str | None = None) -> int:  # noqa: N803
-    dt = dates.to_datetime(value, timeZone, existingFormat)
-    delta = dt - datetime(1970, 1, 1, tzinfo=timezone.utc)
-    return (delta.days * 86400 + delta.seconds) * scale + delta.microseconds * scale // 1_000_000
+def _timestamp(scale: int) -> Callable[..., int]:
+    """Epoch seconds (scale 1), milli- (1000), micro- or nanoseconds of a date."""
+    def timestamp(value: Any, timeZone: str | None = None, existingFormat: str | None = None) -> int:  # noqa: N803
+        dt = dates.to_datetime(value, timeZone, existingFormat)
+        delta = dt - datetime(1970, 1, 1, tzinfo=timezone.utc)
+        return (delta.days * 86400 + delta.seconds) * scale + delta.microseconds * scale // 1_000_000
+
+    return timestamp
 
 
 def keys(value: Any) -> list[Any]:
@@ -237,7 +240,7 @@ def replace(value: Any, old: Any, new: Any = None, count: int | None = None) -> 
     for a, b in pairs:
         a, b = to_text(a), to_text(b)
         hits = (len(text) + 1) if a == "" else text.count(a)
-        if len(text) + hits * max(len(b) - len(a), 0) > 10_000_000:
+        if len(text) + hits * max(len(b) - len(a), 0) > MAX_SIZE:
             raise LimitError("replace() would build a string too large")
         text = text.replace(a, b, -1 if count is None else int(count))
     return text
@@ -267,14 +270,14 @@ def nindent(value: Any, width: int = 4) -> str:
 
 def _indent(value: Any, width: Any = 4, first: bool = False, blank: bool = False) -> str:
     text = to_text(value)
-    pad = width if isinstance(width, str) else " " * int(width)
-    if len(pad) * (text.count("\n") + 1) + len(text) > 10_000_000:
+    size = len(width) if isinstance(width, str) else int(width)
+    if size * (text.count("\n") + 1) + len(text) > MAX_SIZE:
         raise LimitError("indent() would build a string too large")
-    return jinja_filters.do_indent(text, pad, first=first, blank=blank)
+    return jinja_filters.do_indent(text, width if isinstance(width, str) else " " * size, first=first, blank=blank)
 
 
 def _center(value: Any, width: int = 80) -> str:
-    if int(width) > 10_000_000:
+    if int(width) > MAX_SIZE:
         raise LimitError("center() width too large")
     return to_text(value).center(int(width))
 
@@ -284,7 +287,16 @@ def _join(value: Iterable[Any], d: str = "", attribute: Any = None) -> str:
     if attribute is not None:
         items = [item[attribute] if isinstance(item, Mapping) else getattr(item, str(attribute), None)
                  for item in items]
-    return check_size(to_text(d).join(to_text(i) for i in items), "join()")
+    texts, separator = [to_text(i) for i in items], to_text(d)
+    if sum(map(len, texts)) + len(separator) * len(texts) > MAX_SIZE:
+        raise LimitError("join() would build a string too large")
+    return separator.join(texts)
+
+
+def _batch(value: Iterable[Any], linecount: int, fill_with: Any = None) -> Any:
+    if fill_with is not None and int(linecount) > 100_000:
+        raise LimitError("batch() with fill_with is limited to 100,000 items per batch")
+    return jinja_filters.do_batch(value, int(linecount), fill_with)
 
 
 def _format(value: str, *args: Any, **kwargs: Any) -> str:
@@ -394,10 +406,10 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "yaml": to_yaml,
     "date": dates.format_date,
     "dateAdd": dates.date_add,
-    "timestamp": timestamp,
-    "timestampMilli": functools.partial(timestamp, scale=1_000),
-    "timestampMicro": functools.partial(timestamp, scale=1_000_000),
-    "timestampNano": functools.partial(timestamp, scale=1_000_000_000),
+    "timestamp": _timestamp(1),
+    "timestampMilli": _timestamp(1_000),
+    "timestampMicro": _timestamp(1_000_000),
+    "timestampNano": _timestamp(1_000_000_000),
     "keys": keys,
     "values": values,
     "flatten": flatten,
@@ -430,6 +442,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "center": _center,
     "join": _join,
     "format": _format,
+    "batch": _batch,
     "rsort": lambda v: sorted(v, reverse=True),
 }
 

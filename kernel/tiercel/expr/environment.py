@@ -25,12 +25,13 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .errors import ExpressionError
 
-__all__ = ["CallError", "LimitError", "TiercelEnvironment", "MAX_RANGE", "MAX_SIZE", "RANGE_BUDGET", "MAX_POW_BITS"]
+__all__ = ["CallError", "LimitError", "TiercelEnvironment", "MAX_RANGE", "MAX_SIZE", "MAX_ITEMS", "RANGE_BUDGET", "MAX_POW_BITS"]
 
 MAX_RANGE = 100_000  # items in one range()
 RANGE_BUDGET = 1_000_000  # range() items per render, so nested loops stay bounded
-MAX_SIZE = 10_000_000  # characters (or items) in any string or list one operation builds, and in the output
-MAX_POW_BITS = 100_000  # bits of an integer power
+MAX_SIZE = 10_000_000  # characters in any string one operation builds, and in the rendered text
+MAX_ITEMS = 1_000_000  # items in any list one operation builds
+MAX_POW_BITS = 100_000  # bits of an integer power or product
 
 #: Remaining range() items of the render running in this thread or task.
 range_budget: contextvars.ContextVar[list[int]] = contextvars.ContextVar("tiercel_range_budget")
@@ -51,15 +52,17 @@ class CallError(Exception):
 
 
 def check_size(value: Any, what: str = "value") -> Any:
-    """Return *value*, or raise if it is a string or list beyond MAX_SIZE."""
-    if isinstance(value, (str, bytes, list, tuple)) and len(value) > MAX_SIZE:
-        raise LimitError(f"{what} would be {len(value):,} long; the limit is {MAX_SIZE:,}")
+    """Return *value*, or raise if it is a string beyond MAX_SIZE or a list beyond MAX_ITEMS."""
+    if isinstance(value, (str, bytes)):
+        _limit(len(value), what)
+    elif isinstance(value, (list, tuple)):
+        _limit(len(value), what, MAX_ITEMS)
     return value
 
 
-def _limit(size: int, what: str) -> None:
-    if size > MAX_SIZE:
-        raise LimitError(f"{what} would be {size:,} long; the limit is {MAX_SIZE:,}")
+def _limit(size: int, what: str, limit: int = MAX_SIZE) -> None:
+    if size > limit:
+        raise LimitError(f"{what} would be {size:,} long; the limit is {limit:,}")
 
 
 def bounded_range(*args: int) -> range:
@@ -323,16 +326,23 @@ class TiercelEnvironment(ImmutableSandboxedEnvironment):
     # -- limits -----------------------------------------------------------------------
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "*":
+            if isinstance(left, int) and isinstance(right, int):
+                if left.bit_length() + right.bit_length() > MAX_POW_BITS:
+                    raise LimitError("the product of these integers is too large")
             for seq, times in ((left, right), (right, left)):
-                if isinstance(seq, (str, list, tuple)) and isinstance(times, int):
-                    _limit(len(seq) * times, "a repeated string or list")
+                if isinstance(seq, str) and isinstance(times, int):
+                    _limit(len(seq) * times, "a repeated string")
+                elif isinstance(seq, (list, tuple)) and isinstance(times, int):
+                    _limit(len(seq) * times, "a repeated list", MAX_ITEMS)
         elif operator == "**" and isinstance(left, int) and isinstance(right, int):
             if right > 0 and abs(left) > 1 and left.bit_length() * right > MAX_POW_BITS:
                 raise LimitError(f"{left} ** {right} is too large")
         elif operator == "%" and isinstance(left, str):
             _check_format_spec(left)
-        elif operator == "+" and isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
+        elif operator == "+" and isinstance(left, str) and isinstance(right, str):
             _limit(len(left) + len(right), "a concatenation")
+        elif operator == "+" and isinstance(left, (list, tuple)) and isinstance(right, (list, tuple)):
+            _limit(len(left) + len(right), "a concatenation", MAX_ITEMS)
         return super().call_binop(context, operator, left, right)
 
     def wrap_str_format(self, value: Any) -> Any:
