@@ -191,7 +191,9 @@ _DAYS = ["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SU
 
 def condition_type(cond: dict[str, Any]) -> str:
     name = str(cond.get("type", "")).rsplit(".", 1)[-1]
-    return name[:-len("Condition")] if name.endswith("Condition") and name != "Condition" else name
+    if name == "MultipleCondition" or not name.endswith("Condition"):
+        return name
+    return name[:-len("Condition")]  # Kestra's older names: ExecutionStatusCondition
 
 
 class Conditions:
