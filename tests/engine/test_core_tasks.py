@@ -394,3 +394,69 @@ tasks:
     assert a.state == "SUCCESS"
     assert b.state == state
     assert "concurrency limit" in b.error
+
+
+def test_foreachitem_splits_a_file_into_subflow_batches(tmp_path):
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "count.yaml").write_text("""id: count
+namespace: tests.engine
+inputs: [{id: data, type: STRING}]
+tasks:
+  - {id: read, type: core.Return, format: "{{ read(inputs.data) | trim }}"}
+outputs: [{id: lines, type: STRING, value: "{{ outputs.read.value }}"}]
+""")
+    (flows / "items.yaml").write_text("""id: items
+namespace: tests.engine
+inputs: [{id: file, type: FILE}]
+tasks:
+  - id: each
+    type: core.ForEachItem
+    items: "{{ inputs.file }}"
+    batch: {rows: 2}
+    namespace: tests.engine
+    flowId: count
+    inputs: {data: "{{ taskrun.items }}"}
+""")
+    data = tmp_path / "in.txt"
+    data.write_text("a\nb\nc\nd\ne\n")
+    from tiercel.testing.harness import tiercel
+
+    proc = tiercel("run", str(flows / "items.yaml"), "-i", f"file={data}", "--json", home=tmp_path / "home")
+    import json
+
+    ex = json.loads(proc.stdout)
+    each = task_run(ex, "each")
+    assert ex["state"] == "SUCCESS"
+    assert each["outputs"]["numberOfBatches"] == 3
+    assert each["outputs"]["subflowOutputs"] == [{"lines": "a\nb"}, {"lines": "c\nd"}, {"lines": "e"}]
+
+
+def test_working_directory_shares_files_between_tasks(tmp_path):
+    ex = run(tmp_path, """
+tasks:
+  - id: wd
+    type: core.WorkingDirectory
+    inputFiles: {config.json: '{"a": 1}'}
+    outputFiles: ["*.json"]
+    tasks:
+      - {id: inside, type: core.Log, message: "{{ workingDir }}"}
+  - {id: after, type: core.Return, format: "{{ read(outputs.wd.outputFiles['config.json']) }}"}
+""")
+    assert ex["state"] == "SUCCESS", ex
+    assert task_run(ex, "after")["outputs"]["value"] == '{"a": 1}'
+
+
+def test_large_outputs_are_stored_by_reference(tmp_path):
+    ex = run(tmp_path, """
+tasks:
+  - {id: big, type: core.Return, format: "{{ 'x' * 300000 }}"}
+  - {id: size, type: core.Return, format: "{{ outputs.big.value | length }}"}
+""")
+    assert task_run(ex, "size")["outputs"]["value"] == "300000"
+    assert len(task_run(ex, "big")["outputs"]["value"]) == 300000  # resolved when loaded
+    import sqlite3
+
+    raw = sqlite3.connect(tmp_path / "home" / "tiercel.db").execute(
+        "SELECT outputs FROM task_runs WHERE task_id = 'big'").fetchone()[0]
+    assert raw.startswith('{"$ref":"tiercel://')

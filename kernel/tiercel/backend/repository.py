@@ -23,9 +23,28 @@ def source_hash(source: str) -> str:
     return hashlib.sha256(source.encode()).hexdigest()[:32]
 
 
+#: Outputs larger than this (serialized) are kept in internal storage; the row holds a reference.
+INLINE_OUTPUTS_LIMIT = 256 * 1024
+
+
 class Repository:
     def __init__(self, db: Database) -> None:
         self.db = db
+        #: ``offload(task_run, json_text) -> uri`` and ``resolve(uri) -> json_text``, set by the runtime.
+        self.offload: Any = None
+        self.resolve: Any = None
+
+    def _outputs_column(self, tr: TaskRun) -> str | None:
+        text = dumps(tr.outputs)
+        if text is not None and len(text) > INLINE_OUTPUTS_LIMIT and self.offload is not None:
+            return dumps({"$ref": self.offload(tr, text)})
+        return text
+
+    def _outputs_value(self, text: str | None) -> Any:
+        value = loads(text)
+        if isinstance(value, dict) and len(value) == 1 and "$ref" in value and self.resolve is not None:
+            return json.loads(self.resolve(value["$ref"]))
+        return value
 
     # --- flows ------------------------------------------------------------------------
     def save_source(self, source: str, path: str | None = None) -> str:
@@ -120,7 +139,7 @@ class Repository:
         new_trs, changed_trs, attempts = [], [], []
         for tr in ex.task_runs.values():
             if tr.dirty:
-                row = (tr.state, tr.attempt, dumps(tr.outputs), dumps(tr.data) if tr.data else None, tr.error,
+                row = (tr.state, tr.attempt, self._outputs_column(tr), dumps(tr.data) if tr.data else None, tr.error,
                        tr.started_at, tr.ended_at)
                 if tr.new:
                     new_trs.append((tr.id, tr.execution_id, tr.parent_id, tr.task_id, tr.value, tr.iteration,
@@ -188,7 +207,7 @@ class Repository:
                                "created_at, started_at, ended_at, seq FROM task_runs WHERE execution_id = ? ORDER BY seq",
                                (execution_id,)):
             tr = TaskRun(id=r[0], execution_id=execution_id, parent_id=r[1], task_id=r[2], value=r[3], iteration=r[4],
-                         state=r[5], attempt=r[6], outputs=loads(r[7]), data=loads(r[8]) or {}, error=r[9],
+                         state=r[5], attempt=r[6], outputs=self._outputs_value(r[7]), data=loads(r[8]) or {}, error=r[9],
                          created_at=r[10], started_at=r[11], ended_at=r[12], seq=r[13],
                          attempts=attempts.get(r[0], []), new=False, dirty=False)
             ex.add(tr)

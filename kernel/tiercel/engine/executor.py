@@ -63,6 +63,16 @@ class SubflowRequest:
     inputs: dict[str, Any]
     labels: dict[str, str]
     wait: bool
+    index: int | None = None
+
+
+@dataclass
+class IORequest:
+    """File work the runtime does for a flowable task, answered by an `io` event."""
+
+    task_run: TaskRun
+    kind: str  # split | workdir_in | workdir_out
+    params: dict[str, Any]
 
 
 @dataclass
@@ -72,6 +82,7 @@ class Step:
     jobs: list[Job] = field(default_factory=list)
     timers: list[tuple[str, float, str]] = field(default_factory=list)
     subflows: list[SubflowRequest] = field(default_factory=list)
+    io: list[IORequest] = field(default_factory=list)
     cancel: list[str] = field(default_factory=list)
     kill_children: list[str] = field(default_factory=list)
     resume_executions: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
@@ -195,6 +206,9 @@ class Executor:
             return
         task = c.plan.tasks[tr.task_id]
         child_state = ev.state or State.FAILED
+        if _kind(task) == "core.ForEachItem":
+            self._foreachitem_result(c, task, tr, ev, child_state)
+            return
         tr.outputs = {"executionId": ev.data.get("executionId"), "state": child_state,
                       "outputs": ev.outputs or {}}
         tr.error = ev.error
@@ -206,6 +220,20 @@ class Executor:
             state = State.SUCCESS
         self._finish(c, tr, state)
         self._notify_parent(c, tr)
+
+    def _on_io(self, c: _Ctx, ev: Event) -> None:
+        tr = c.ex.task_runs.get(ev.task_run_id or "")
+        if tr is None or tr.state in TERMINAL:
+            return
+        if ev.error:
+            tr.error = ev.error
+            self._finish(c, tr, State.FAILED)
+            self._notify_parent(c, tr)
+            return
+        tr.data.update(ev.data.get("result") or {})
+        tr.data[f"{ev.data['kind']}_done"] = True
+        tr.dirty = True
+        self._reresolve(c, tr, None)
 
     def _on_kill(self, c: _Ctx, ev: Event) -> None:
         ex = c.ex
@@ -704,8 +732,71 @@ class Executor:
         return State.SUCCESS
 
     def _h_working_directory(self, c: _Ctx, task: Any, tr: TaskRun, changed: TaskRun | None) -> str:
-        tr.data.setdefault("workdir", tr.id)
-        return self._seq(c, task.tasks, tr, None, tr.value, tr.data.get("vpath"))
+        d = tr.data
+        d.setdefault("workdir", tr.id)
+        files = getattr(task, "inputFiles", None)
+        if files and not d.get("workdir_in_done"):
+            if not d.get("workdir_in_asked"):
+                d["workdir_in_asked"] = True
+                c.step.io.append(IORequest(tr, "workdir_in", {"files": self._render(c, tr, files)}))
+            return RUNNING
+        status = self._seq(c, task.tasks, tr, None, tr.value, d.get("vpath"))
+        globs = getattr(task, "outputFiles", None)
+        if status == RUNNING or not globs or status in FAILURES or d.get("workdir_out_done"):
+            if status != RUNNING and d.get("outputFiles"):
+                tr.outputs = {"outputFiles": d["outputFiles"]}
+            return status
+        if not d.get("workdir_out_asked"):
+            d["workdir_out_asked"] = True
+            c.step.io.append(IORequest(tr, "workdir_out", {"globs": list(globs)}))
+        return RUNNING
+
+    def _h_foreachitem(self, c: _Ctx, task: Any, tr: TaskRun, changed: TaskRun | None) -> str:
+        d = tr.data
+        if "batches" not in d:
+            if not d.get("split_asked"):
+                d["split_asked"] = True
+                batch = task.batch
+                c.step.io.append(IORequest(tr, "split", {
+                    "items": self._render(c, tr, task.items), "rows": batch.rows, "partitions": batch.partitions,
+                    "bytes": batch.bytes, "separator": batch.separator}))
+            return RUNNING
+        if "results" not in d:
+            d["results"] = {}
+            base = self.variables(c.flow, c.ex, tr, c.plan)
+            wait = bool(getattr(task, "wait", True))
+            for i, uri in enumerate(d["batches"]):
+                variables = {**base, "taskrun": {**base["taskrun"], "items": uri, "iteration": i}}
+                inputs = self.renderer.render(task.inputs or {}, variables)
+                labels = dict(c.ex.labels) if getattr(task, "inheritLabels", False) else {}
+                labels.update(_labels(self.renderer.render(getattr(task, "labels", None) or {}, variables)))
+                c.step.subflows.append(SubflowRequest(
+                    tr, self.renderer.render(task.namespace, variables), self.renderer.render(task.flowId, variables),
+                    getattr(task, "revision", None), inputs, labels, wait, index=i))
+            tr.outputs = {"numberOfBatches": len(d["batches"]), "iterations": {}}
+            if not wait or not d["batches"]:
+                return State.SUCCESS
+        return RUNNING
+
+    def _foreachitem_result(self, c: _Ctx, task: Any, tr: TaskRun, ev: Event, child_state: str) -> None:
+        d = tr.data
+        d.setdefault("results", {})[str(ev.data.get("index"))] = {
+            "executionId": ev.data.get("executionId"), "state": child_state, "outputs": ev.outputs or {}}
+        tr.dirty = True
+        counts: dict[str, int] = {}
+        for result in d["results"].values():
+            counts[result["state"]] = counts.get(result["state"], 0) + 1
+        tr.outputs = {"numberOfBatches": len(d["batches"]), "iterations": counts,
+                      "subflowOutputs": [d["results"][k]["outputs"] for k in sorted(d["results"], key=int)]}
+        if len(d["results"]) < len(d["batches"]):
+            return
+        failed = any(r["state"] in FAILURES for r in d["results"].values())
+        if failed and getattr(task, "transmitFailed", True):
+            tr.error = f"{counts} of {len(d['batches'])} subflow executions"
+            self._finish(c, tr, State.FAILED)
+        else:
+            self._finish(c, tr, State.WARNING if failed or counts.get(State.WARNING) else State.SUCCESS)
+        self._notify_parent(c, tr)
 
     # --- execution state --------------------------------------------------------------
     def _settle_execution_state(self, c: _Ctx) -> None:
@@ -716,7 +807,8 @@ class Executor:
         paused = any(tr.state == State.PAUSED for tr in active)
         busy = any(tr.state in (RUNNING, State.RETRYING, State.CREATED) and not _is_flowable(c.plan.tasks[tr.task_id])
                    for tr in active)
-        subflow_wait = any(_kind(c.plan.tasks[tr.task_id]) in ("core.Subflow", "core.WaitFor") and tr.state == RUNNING
+        subflow_wait = any(_kind(c.plan.tasks[tr.task_id]) in ("core.Subflow", "core.WaitFor", "core.ForEachItem")
+                           and tr.state == RUNNING
                            for tr in active)
         state = State.PAUSED if paused and not busy and not subflow_wait else RUNNING
         if state != ex.state:
@@ -861,4 +953,5 @@ _HANDLERS: dict[str, Callable[..., str]] = {
     "core.Labels": Executor._h_labels,
     "core.Resume": Executor._h_resume,
     "core.WorkingDirectory": Executor._h_working_directory,
+    "core.ForEachItem": Executor._h_foreachitem,
 }

@@ -57,6 +57,8 @@ class Runtime:
         self.db = Database(self.home / "tiercel.db")
         self.repo = Repository(self.db)
         self.storage = InternalStorage(default_backend(self.home))
+        self.repo.offload = self._offload_outputs
+        self.repo.resolve = self.storage.read_text
         self.renderer = Renderer()
         self.executor = Executor(_Expr(self.renderer), self._variables)
         self.worker = Worker(self, worker_slots)
@@ -280,6 +282,8 @@ class Runtime:
                                            time.time(), time.time()))
         for req in step.subflows:
             self._start_subflow(ex, req)
+        for io in step.io:
+            self._do_io(ex, io)
         for child_id in step.kill_children:
             self.kill(child_id)
         for target, inputs in step.resume_executions:
@@ -326,8 +330,14 @@ class Runtime:
             if not fut.done():
                 fut.set_result(ex)
         if ex.parent_id and ex.parent_task_run_id:
+            index = ((ex.trigger or {}).get("variables") or {}).get("iteration")
             self.post(ex.parent_id, Event("subflow", ex.parent_task_run_id, state=ex.state, outputs=ex.outputs,
-                                          error=ex.error, data={"executionId": ex.id}))
+                                          error=ex.error, data={"executionId": ex.id, "index": index}))
+        workdirs = {tr.data["workdir"] for tr in ex.task_runs.values() if tr.data.get("workdir")}
+        for name in workdirs:
+            import shutil
+
+            shutil.rmtree(self.home / "workdirs" / name, ignore_errors=True)
         self._promote_queued(ex)
         for callback in self.on_end:
             callback(ex)
@@ -351,6 +361,24 @@ class Runtime:
         else:
             self.recover(queued)
 
+    def _do_io(self, ex: Execution, req: Any) -> None:
+        """File work for a flowable task; answered with an `io` event (or its error)."""
+        from tiercel.engine import files
+
+        tr = req.task_run
+        try:
+            if req.kind == "split":
+                result = {"batches": files.split_items(self, ex, tr, req.params)}
+            elif req.kind == "workdir_in":
+                files.write_input_files(self, ex, tr, req.params["files"])
+                result = {}
+            else:
+                result = {"outputFiles": files.collect_output_files(self, ex, tr, req.params["globs"])}
+        except Exception as exc:
+            self.post(ex.id, Event("io", tr.id, error=f"task `{tr.task_id}`: {exc}", data={"kind": req.kind}))
+            return
+        self.post(ex.id, Event("io", tr.id, data={"kind": req.kind, "result": result}))
+
     def _start_subflow(self, parent: Execution, req: SubflowRequest) -> None:
         from tiercel.flow.inputs import resolve_inputs
 
@@ -362,16 +390,16 @@ class Runtime:
                                        parent=(parent.id, tr.id) if req.wait else None,
                                        trigger={"id": tr.task_id, "type": "core.Subflow",
                                                 "variables": {"executionId": parent.id, "namespace": parent.namespace,
-                                                              "flowId": parent.flow_id}})
+                                                              "flowId": parent.flow_id, "iteration": req.index}})
             child.__dict__["_parent_wait"] = req.wait
             tr.data["child"] = child.id
             tr.dirty = True
             self.submit(child)
         except Exception as exc:
             self.post(parent.id, Event("subflow", tr.id, state=State.FAILED, error=str(exc),
-                                       data={"executionId": None}))
+                                       data={"executionId": None, "index": req.index}))
             return
-        if not req.wait:
+        if not req.wait and req.index is None:
             self.post(parent.id, Event("subflow", tr.id, state=State.SUCCESS, outputs={},
                                        data={"executionId": child.id}))
 
@@ -441,6 +469,13 @@ class Runtime:
     def _emit(self, kind: str, payload: Any) -> None:
         for listener in self.listeners:
             listener(kind, payload)
+
+    def _offload_outputs(self, tr: Any, text: str) -> str:
+        ex = self.live.get(tr.execution_id)
+        namespace, flow_id = (ex.namespace, ex.flow_id) if ex else ("_", "_")
+        uri = self.storage.task_uri(namespace, flow_id, tr.execution_id, tr.task_id, tr.id, f"outputs-{tr.attempt}.json")
+        self.storage.put(uri, text.encode())
+        return uri
 
     def secrets_of(self, execution_id: str) -> set[str]:
         ex = self.live.get(execution_id)

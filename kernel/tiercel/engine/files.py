@@ -1,0 +1,86 @@
+"""File work the runtime does for flowable tasks: splitting items into batches, working directories."""
+
+from __future__ import annotations
+
+import glob
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+_UNITS = {"B": 1, "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3}
+
+
+def parse_size(text: str) -> int:
+    match = re.fullmatch(r"\s*(\d+)\s*([KMG]?B)?\s*", text.upper())
+    if not match:
+        raise ValueError(f"invalid size {text!r} (expected e.g. 10MB)")
+    return int(match.group(1)) * _UNITS[match.group(2) or "B"]
+
+
+def split_items(rt: Any, ex: Any, tr: Any, params: dict[str, Any]) -> list[str]:
+    """Split a `tiercel://` file into batch files (streamed); returns their URIs in order."""
+    separator = params.get("separator") or "\n"
+    with rt.storage.open(params["items"], ex.namespace) as fh:
+        items = [item for item in fh.read().decode("utf-8").split(separator) if item != ""]
+    if params.get("partitions"):
+        n = max(1, int(params["partitions"]))
+        size = -(-len(items) // n) if items else 0
+        groups = [items[i:i + size] for i in range(0, len(items), size)] if size else []
+    elif params.get("bytes"):
+        limit, groups, current, used = parse_size(params["bytes"]), [], [], 0
+        for item in items:
+            if current and used + len(item) + 1 > limit:
+                groups.append(current)
+                current, used = [], 0
+            current.append(item)
+            used += len(item) + 1
+        if current:
+            groups.append(current)
+    else:
+        rows = int(params.get("rows") or 1)
+        groups = [items[i:i + rows] for i in range(0, len(items), rows)]
+    uris = []
+    for i, group in enumerate(groups):
+        uri = rt.storage.task_uri(ex.namespace, ex.flow_id, ex.id, tr.task_id, tr.id, f"batch-{i}.txt")
+        rt.storage.put(uri, (separator.join(group) + separator).encode())
+        uris.append(uri)
+    return uris
+
+
+def workdir_path(rt: Any, tr: Any) -> Path:
+    return rt.home / "workdirs" / tr.data.get("workdir", tr.id)
+
+
+def write_input_files(rt: Any, ex: Any, tr: Any, files: Any) -> None:
+    """Write a WorkingDirectory's inputFiles (name -> inline content or tiercel:// URI)."""
+    if isinstance(files, str):
+        files = json.loads(files)
+    root = workdir_path(rt, tr)
+    root.mkdir(parents=True, exist_ok=True)
+    for name, content in (files or {}).items():
+        target = (root / name).resolve()
+        if root.resolve() not in target.parents:
+            raise ValueError(f"input file {name!r} escapes the working directory")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str) and content.startswith("tiercel://"):
+            with rt.storage.open(content, ex.namespace) as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        else:
+            target.write_text(content if isinstance(content, str) else json.dumps(content))
+
+
+def collect_output_files(rt: Any, ex: Any, tr: Any, globs: list[str]) -> dict[str, str]:
+    """Upload files matching *globs* in the working directory; returns name -> tiercel:// URI."""
+    root = workdir_path(rt, tr)
+    found: dict[str, str] = {}
+    for pattern in globs:
+        for path in sorted(glob.glob(str(root / pattern), recursive=True)):
+            file = Path(path)
+            if file.is_file():
+                name = file.relative_to(root).as_posix()
+                uri = rt.storage.task_uri(ex.namespace, ex.flow_id, ex.id, tr.task_id, tr.id, name)
+                rt.storage.put(uri, file)
+                found[name] = uri
+    return found
