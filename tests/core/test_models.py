@@ -404,3 +404,10 @@ def test_webhook_key():
     with pytest.raises(ValidationError, match="no `/`"):
         triggers.Webhook(id="w", key="a/b/c/d/e/f")
     assert "key" in trigger_errors("  - {id: w, type: core.Webhook}\n")
+
+
+def test_pause_on_resume_inputs_are_checked_like_flow_inputs():
+    p = flowable.Pause(id="p", onResume=[{"id": "reason", "type": "STRING", "defaults": "ok"}])
+    assert p.onResume == [{"id": "reason", "type": "STRING", "defaults": "ok"}]
+    msg = errors_of("  - id: p\n    type: core.Pause\n    onResume:\n      - {id: reason, type: STRNG}\n")
+    assert "onResume" in msg and "STRNG" in msg

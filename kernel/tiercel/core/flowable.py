@@ -538,6 +538,21 @@ tasks:
     errors: Tasks | None = _errors()
     finally_: Tasks | None = _finally()
 
+    @field_validator("onResume")
+    @classmethod
+    def _inputs(cls, value: Any) -> Any:
+        """Check each definition as a flow input would be checked; keep the plain mappings."""
+        if not isinstance(value, list):
+            return value  # an expression at deploy time
+        from pydantic import TypeAdapter
+
+        from tiercel.flow.model import Input
+
+        adapter = TypeAdapter(Input)
+        for item in value:
+            adapter.validate_python(item)
+        return value
+
 
 class _ChildFlow(FlowableTask):
     """Fields shared by Subflow and ForEachItem: which flow to start, and how."""
