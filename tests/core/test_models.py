@@ -231,6 +231,15 @@ def test_switch_needs_a_branch_and_compares_as_text():
     assert "needs `cases`, `defaults` or both" in errors_of("  - {id: s, type: core.Switch, value: x}\n")
     sw = flowable.Switch(id="s", value=3, cases={"3": [tasks.Log(id="l", message="m")]})
     assert sw.value == "3"
+    f = flow("""\
+  - id: s
+    type: core.Switch
+    value: "{{ 1 + 0 }}"
+    cases:
+      1: [{id: one, type: core.Log, message: one}]
+      true: [{id: is_true, type: core.Log, message: "yes"}]
+""")
+    assert list(f.tasks[0].cases) == ["1", "true"]
 
 
 def test_dag_rejects_unknown_dependencies_and_cycles():

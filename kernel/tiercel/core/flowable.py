@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tiercel.api import Example, FlowableTask, Task
-from tiercel.core._common import AnyText, LabelsValue, Tasks, Text, check_user_labels
+from tiercel.core._common import AnyText, LabelsValue, Tasks, Text, check_user_labels, to_text
 
 
 def _errors() -> Any:
@@ -170,6 +170,14 @@ tasks:
     defaults: Tasks | None = Field(None, description="Tasks run when no case matches.")
     errors: Tasks | None = _errors()
     finally_: Tasks | None = _finally()
+
+    @field_validator("cases", mode="before")
+    @classmethod
+    def _text_keys(cls, value: Any) -> Any:
+        # YAML reads `1:` or `true:` as a number or a boolean; the value is compared as text.
+        if isinstance(value, dict):
+            return {to_text(key): tasks for key, tasks in value.items()}
+        return value
 
     @model_validator(mode="after")
     def _has_a_branch(self) -> Switch:
