@@ -111,15 +111,27 @@ def test_replay_from_a_task_reuses_what_ran_before(flows, tmp_path):
     assert task_run(new, "answer")["startDate"] != task_run(ex, "answer")["startDate"]
 
 
-def _wait_for_state(home: Path, flow_id: str, state: str, timeout: float = 15) -> str:
+def _db_rows(home: Path, sql: str, params: tuple = ()) -> list[tuple]:
+    import sqlite3
+
+    if not (home / "tiercel.db").exists():
+        return []
+    conn = sqlite3.connect(home / "tiercel.db", timeout=10)
+    try:
+        return conn.execute(sql, params).fetchall()
+    except sqlite3.OperationalError:  # the schema is being created
+        return []
+    finally:
+        conn.close()
+
+
+def _wait_for_state(home: Path, flow_id: str, state: str, timeout: float = 30) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        proc = tiercel("executions", "list", "-f", flow_id, "--json", home=home)
-        if proc.returncode == 0:
-            results = json.loads(proc.stdout)["results"]
-            if results and results[0]["state"] == state:
-                return results[0]["id"]
-        time.sleep(0.1)
+        rows = _db_rows(home, "SELECT id, state FROM executions WHERE flow_id = ? ORDER BY created_at DESC", (flow_id,))
+        if rows and rows[0][1] == state:
+            return rows[0][0]
+        time.sleep(0.02)
     raise AssertionError(f"no {flow_id} execution reached {state}")
 
 
@@ -164,17 +176,18 @@ tasks:
     type: core.ForEach
     values: [1, 2, 3, 4, 5]
     tasks:
-      - {id: nap, type: core.Sleep, duration: PT0.3S}
+      - {id: nap, type: core.Sleep, duration: PT0.5S}
   - {id: last, type: core.Return, format: "{{ outputs.first.value }}-last"}
 """)
     runner = _spawn_run(flows / "crashy.yaml", home)
     execution_id = _wait_for_state(home, "crashy", "RUNNING")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 20
     while time.monotonic() < deadline:  # wait until some iterations are done
-        shown = json.loads(tiercel("executions", "show", execution_id, "--json", home=home).stdout)
-        if sum(1 for tr in shown["taskRuns"] if tr["taskId"] == "nap" and tr["state"] == "SUCCESS") >= 2:
+        done = _db_rows(home, "SELECT COUNT(*) FROM task_runs WHERE execution_id = ? AND task_id = 'nap' "
+                              "AND state = 'SUCCESS'", (execution_id,))
+        if done and done[0][0] >= 2:
             break
-        time.sleep(0.05)
+        time.sleep(0.02)
     runner.send_signal(signal.SIGKILL)
     runner.wait()
     before = json.loads(tiercel("executions", "show", execution_id, "--json", home=home).stdout)
