@@ -1,0 +1,209 @@
+"""Running SQL on SQLAlchemy for the SQL components (imported when a query first runs).
+
+Parameters are always bound (``:name`` in the SQL, values passed to the driver), never
+formatted into the text. Rows become JSON-friendly dicts. STORE streams rows, ``fetchSize``
+at a time, into a JSON-lines file that is uploaded to internal storage.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import importlib.util
+import json
+import re
+import tempfile
+import uuid
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from tiercel import RunContext, TaskError
+
+#: Characters of a failing statement quoted in the error.
+STATEMENT_EXCERPT = 1000
+#: PostgreSQL's dollar quoting: ``$$ … $$`` or ``$tag$ … $tag$`` (not ``$1`` parameters).
+DOLLAR_QUOTE = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
+
+
+def database_url(url: str, username: str | None = None, password: str | None = None) -> Any:
+    """A SQLAlchemy URL from an SQLAlchemy or a Kestra JDBC URL, with the credentials set."""
+    from sqlalchemy.engine import make_url
+
+    if url.startswith("jdbc:"):  # Kestra's form: jdbc:postgresql://host/db?user=…, jdbc:sqlite:path
+        url = url[len("jdbc:"):]
+        if url.startswith("sqlite:") and not url.startswith("sqlite://"):
+            path = url[len("sqlite:"):]
+            url = "sqlite://" if path in ("", ":memory:") else f"sqlite:///{path}"
+    scheme, sep, rest = url.partition("://")
+    if scheme in ("postgresql", "postgres") and importlib.util.find_spec("psycopg") is not None:
+        url = f"postgresql+psycopg{sep}{rest}"
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise TaskError(f"property `url`: {exc} (expected e.g. sqlite:///data.db or postgresql://user@host/db)") from None
+    query = dict(parsed.query)
+    user = username or query.pop("user", None) or parsed.username
+    secret = password or query.pop("password", None) or parsed.password
+    return parsed.set(username=user, password=secret, query=query)
+
+
+def shown(url: Any) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split a script on top-level ``;`` (quotes, comments and ``$$`` bodies respected)."""
+    statements, current, i, n = [], [], 0, len(sql)
+    while i < n:
+        ch = sql[i]
+        if ch in "'\"":
+            end = i + 1
+            while end < n and not (sql[end] == ch and (end + 1 >= n or sql[end + 1] != ch)):
+                end += 2 if sql[end] == ch else 1
+            current.append(sql[i:end + 1])
+            i = end + 1
+        elif sql.startswith("--", i):
+            end = sql.find("\n", i)
+            end = n if end < 0 else end
+            current.append(sql[i:end])
+            i = end
+        elif sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            end = n if end < 0 else end + 2
+            current.append(sql[i:end])
+            i = end
+        elif ch == "$" and (match := DOLLAR_QUOTE.match(sql, i)):
+            tag = match.group(0)
+            end = sql.find(tag, match.end())
+            end = n if end < 0 else end + len(tag)
+            current.append(sql[i:end])
+            i = end
+        elif ch == ";":
+            statements.append("".join(current))
+            current = []
+            i += 1
+        else:
+            current.append(ch)
+            i += 1
+    statements.append("".join(current))
+    return [s.strip() for s in statements if _has_code(s)]
+
+
+def _has_code(statement: str) -> bool:
+    lines = [line for line in statement.splitlines() if not line.strip().startswith("--")]
+    return bool("".join(lines).strip())
+
+
+def jsonable(value: Any) -> Any:
+    """A database value as JSON: decimals as numbers, dates as ISO text, bytes as base64."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [jsonable(v) for v in value]
+    return str(value)
+
+
+def execute(ctx: RunContext, spec: Any, statements: list[str], *, transaction: bool, fetch_type: str,
+            fetch_size: int = 10_000) -> list[dict[str, Any]]:
+    """Run *statements* on one connection; return one output dict per statement.
+
+    With *transaction* they share one transaction, committed at the end and rolled back on
+    any error; otherwise each is committed as it runs (the driver's autocommit mode).
+    """
+    from sqlalchemy import create_engine, exc
+    from sqlalchemy.pool import NullPool
+
+    url = database_url(spec.url, spec.username, spec.password)
+    try:
+        engine = create_engine(url, poolclass=NullPool)
+    except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as error:
+        raise TaskError(f"cannot use {shown(url)}: {error} (is the database driver installed?)") from None
+    try:
+        try:
+            connection = engine.connect()
+        except exc.DBAPIError as error:
+            raise TaskError(f"cannot connect to {shown(url)}: {_message(error)}") from None
+        transaction = transaction or fetch_type == "STORE"  # server-side cursors live in a transaction
+        with connection:
+            if not transaction:
+                connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+            outputs = []
+            with connection.begin() if transaction else contextlib.nullcontext():
+                for index, statement in enumerate(statements):
+                    outputs.append(_one(ctx, connection, statement, spec.parameters or {}, fetch_type, fetch_size,
+                                        f"rows-{index + 1}.jsonl" if len(statements) > 1 else "rows.jsonl"))
+            return outputs
+    finally:
+        engine.dispose()
+
+
+def _one(ctx: RunContext, connection: Any, statement: str, parameters: dict[str, Any], fetch_type: str,
+         fetch_size: int, store_name: str) -> dict[str, Any]:
+    from sqlalchemy import bindparam, exc, text
+
+    clause = text(statement)
+    names = set(clause.compile().params)
+    params = {k: v for k, v in parameters.items() if k in names}
+    expanding = [bindparam(k, expanding=True) for k, v in params.items() if isinstance(v, (list, tuple))]
+    if expanding:
+        clause = clause.bindparams(*expanding)
+    options = {"yield_per": fetch_size} if fetch_type == "STORE" else {}
+    try:
+        result = connection.execute(clause, params, execution_options=options)
+        output: dict[str, Any] = {}
+        if not result.returns_rows:
+            if result.rowcount is not None and result.rowcount >= 0:
+                output["updatedRows"] = result.rowcount
+            return output
+        if fetch_type == "FETCH_ONE":
+            row = result.mappings().first()
+            output.update(row=None if row is None else _row(row), size=0 if row is None else 1)
+        elif fetch_type == "FETCH":
+            rows = [_row(r) for r in result.mappings()]
+            output.update(rows=rows, size=len(rows))
+        elif fetch_type == "STORE":
+            output.update(_store(ctx, result, store_name))
+        else:
+            result.close()
+        return output
+    except exc.DBAPIError as error:
+        excerpt = statement if len(statement) <= STATEMENT_EXCERPT else statement[:STATEMENT_EXCERPT] + "…"
+        raise TaskError(f"{connection.dialect.name} error: {_message(error)}\nstatement: {excerpt}") from None
+    except exc.StatementError as error:  # a missing parameter and the like: not the database's words
+        raise TaskError(f"{error.orig if error.orig else error}\nstatement: {statement[:STATEMENT_EXCERPT]}") from None
+
+
+def _row(row: Any) -> dict[str, Any]:
+    return {str(k): jsonable(v) for k, v in row.items()}
+
+
+def _store(ctx: RunContext, result: Any, name: str) -> dict[str, Any]:
+    size = 0
+    with tempfile.TemporaryDirectory(prefix="tiercel-sql-") as tmp:
+        path = Path(tmp) / name
+        with path.open("w", encoding="utf-8") as out:
+            for row in result.mappings():
+                out.write(json.dumps(_row(row), ensure_ascii=False) + "\n")
+                size += 1
+                if size % 10_000 == 0 and ctx.cancelled:
+                    raise TaskError("cancelled while storing rows")
+        return {"uri": ctx.put_file(path, name), "size": size}
+
+
+def _message(error: Any) -> str:
+    orig = getattr(error, "orig", None)
+    return " ".join(str(orig if orig is not None else error).split())

@@ -1,0 +1,226 @@
+"""SQL components: ``sql.Query``, ``sql.Queries`` and the polling ``sql.Trigger``.
+
+Any database SQLAlchemy has a dialect and a driver for works: SQLite and PostgreSQL out of
+the box, others once their driver is installed. SQLAlchemy loads on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError
+
+from tiercel import Example, PollingTrigger, RunContext, Task, TaskError, TriggerEvent
+from tiercel.api import contains_expression
+
+FetchType = Annotated[Literal["FETCH_ONE", "FETCH", "STORE", "NONE"],
+                      BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v)]
+
+
+class Connection(BaseModel):
+    """Where the database is and the SQL to run (shared by every SQL component)."""
+
+    url: str = Field(description="SQLAlchemy URL (`sqlite:///data.db`, `postgresql://user@host:5432/db`, "
+                                 "`mysql+pymysql://…`) or Kestra's JDBC form (`jdbc:postgresql://host:5432/db`).")
+    username: str | None = Field(None, description="User name, when not in the URL.")
+    password: str | None = Field(None, description="Password, when not in the URL; use `{{ secret('NAME') }}`.")
+    sql: str = Field(description="The SQL. Write `:name` where a parameter goes; values come from `parameters`.")
+    parameters: dict[str, Any] | None = Field(
+        None, description="Values bound to the `:name` placeholders by the driver (never pasted into the SQL); "
+                          "a list binds an `IN :name` list.")
+    fetchSize: int = Field(10_000, ge=1, description="Rows read per round trip when storing results (STORE).")
+
+
+class Query(Connection, Task):
+    """Run one SQL statement and, with ``fetchType``, keep what it returns.
+
+    ``FETCH_ONE`` gives ``outputs.<id>.row``; ``FETCH`` gives ``rows`` (all in memory);
+    ``STORE`` streams the rows as JSON lines into internal storage (``uri``) for large
+    results; ``NONE`` keeps nothing. ``size`` counts the rows kept; a statement that changes
+    data reports ``updatedRows``. A SQL error shows the database's message and the statement.
+    """
+
+    type: ClassVar[str] = "sql.Query"
+    aliases: ClassVar[tuple[str, ...]] = (
+        "io.kestra.plugin.jdbc.postgresql.Query", "io.kestra.plugin.jdbc.sqlite.Query",
+        "io.kestra.plugin.jdbc.mysql.Query", "io.kestra.plugin.jdbc.duckdb.Query",
+        "io.kestra.plugin.jdbc.sqlserver.Query", "io.kestra.plugin.jdbc.oracle.Query",
+    )
+    examples: ClassVar[list[Example]] = [
+        Example("Create a table, insert with parameters, read it back (SQLite, nothing to install)", """\
+id: sql_query_example
+namespace: company.team
+tasks:
+  - id: create
+    type: sql.Query
+    url: sqlite:///example.db
+    sql: CREATE TABLE IF NOT EXISTS customers (name TEXT, country TEXT)
+  - id: insert
+    type: sql.Query
+    url: sqlite:///example.db
+    sql: INSERT INTO customers (name, country) VALUES (:name, :country)
+    parameters:
+      name: ada
+      country: "{{ 'UK' }}"
+  - id: read
+    type: sql.Query
+    url: sqlite:///example.db
+    sql: SELECT count(*) AS n FROM customers WHERE country = :country
+    parameters: {country: UK}
+    fetchType: FETCH_ONE
+  - id: show
+    type: core.Log
+    message: "{{ outputs.read.row.n }} customer(s) in the UK"
+"""),
+        Example("Store a large result in internal storage (PostgreSQL)", """\
+id: sql_store_example
+namespace: company.team
+tasks:
+  - id: export
+    type: sql.Query
+    url: postgresql://postgres@127.0.0.1:5432/postgres
+    password: "{{ secret('POSTGRES_PASSWORD') }}"
+    sql: SELECT * FROM pg_catalog.pg_tables
+    fetchType: STORE
+  - id: show
+    type: core.Log
+    message: "{{ outputs.export.size }} rows in {{ outputs.export.uri }}"
+""", run=False),
+    ]
+
+    fetchType: FetchType = Field("NONE", description="What to keep of the rows: FETCH_ONE, FETCH, STORE or NONE.")
+    autoCommit: bool = Field(
+        True, description="Commit as the statement runs (the driver's autocommit mode, needed for e.g. VACUUM); "
+                          "false runs it in a transaction committed at the end.")
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        from tiercel_sql._db import execute
+
+        (output,) = execute(ctx, self, [self.sql], transaction=not self.autoCommit, fetch_type=self.fetchType,
+                            fetch_size=self.fetchSize)
+        return output
+
+
+class Queries(Connection, Task):
+    """Run several SQL statements, separated by ``;``, in one transaction (by default).
+
+    Any failure rolls every statement back. ``outputs.<id>.outputs`` lists each statement's
+    outputs (``rows``, ``row``, ``uri``, ``size``, ``updatedRows``) in order.
+    """
+
+    type: ClassVar[str] = "sql.Queries"
+    aliases: ClassVar[tuple[str, ...]] = (
+        "io.kestra.plugin.jdbc.postgresql.Queries", "io.kestra.plugin.jdbc.sqlite.Queries",
+        "io.kestra.plugin.jdbc.mysql.Queries", "io.kestra.plugin.jdbc.duckdb.Queries",
+        "io.kestra.plugin.jdbc.sqlserver.Queries", "io.kestra.plugin.jdbc.oracle.Queries",
+    )
+    examples: ClassVar[list[Example]] = [
+        Example("A transfer that either fully happens or not at all", """\
+id: sql_queries_example
+namespace: company.team
+tasks:
+  - id: setup
+    type: sql.Queries
+    url: sqlite:///bank.db
+    sql: |
+      CREATE TABLE IF NOT EXISTS accounts (id TEXT PRIMARY KEY, balance INTEGER);
+      INSERT OR REPLACE INTO accounts VALUES ('a', 100), ('b', 0);
+  - id: transfer
+    type: sql.Queries
+    url: sqlite:///bank.db
+    parameters: {amount: 30}
+    fetchType: FETCH
+    sql: |
+      UPDATE accounts SET balance = balance - :amount WHERE id = 'a';
+      UPDATE accounts SET balance = balance + :amount WHERE id = 'b';
+      SELECT id, balance FROM accounts ORDER BY id;
+  - id: show
+    type: core.Log
+    message: "balances: {{ outputs.transfer.outputs[2].rows | toJson }}"
+"""),
+    ]
+
+    fetchType: FetchType = Field("NONE", description="What to keep of the rows of each statement that returns rows.")
+    transaction: bool = Field(True, description="Run all statements in one transaction (false: commit each as it runs).")
+
+    def run(self, ctx: RunContext) -> dict[str, Any]:
+        from tiercel_sql._db import execute, split_statements
+
+        statements = split_statements(self.sql)
+        if not statements:
+            raise TaskError("property `sql`: no statement found")
+        return {"outputs": execute(ctx, self, statements, transaction=self.transaction, fetch_type=self.fetchType,
+                                   fetch_size=self.fetchSize)}
+
+
+class Trigger(Connection, PollingTrigger):
+    """Run a query every ``interval``; start an execution when it returns rows.
+
+    The execution gets ``trigger.rows`` and ``trigger.size`` (``trigger.row`` with FETCH_ONE,
+    ``trigger.uri`` with STORE). The same rows never start two executions: their hash is the
+    event key. Make the query return only new work (a status column, a watermark).
+    """
+
+    type: ClassVar[str] = "sql.Trigger"
+    aliases: ClassVar[tuple[str, ...]] = (
+        "io.kestra.plugin.jdbc.postgresql.Trigger", "io.kestra.plugin.jdbc.sqlite.Trigger",
+        "io.kestra.plugin.jdbc.mysql.Trigger", "io.kestra.plugin.jdbc.duckdb.Trigger",
+        "io.kestra.plugin.jdbc.sqlserver.Trigger", "io.kestra.plugin.jdbc.oracle.Trigger",
+    )
+    examples: ClassVar[list[Example]] = [
+        Example("Process new orders as they appear", """\
+id: sql_trigger_example
+namespace: company.team
+tasks:
+  - id: handle
+    type: core.Log
+    message: "{{ trigger.size }} new order(s): {{ trigger.rows | toJson }}"
+triggers:
+  - id: new_orders
+    type: sql.Trigger
+    url: sqlite:///shop.db
+    interval: PT30S
+    sql: SELECT id, total FROM orders WHERE processed = 0 ORDER BY id
+""", run=False),
+    ]
+
+    fetchType: Annotated[Literal["FETCH_ONE", "FETCH", "STORE"],
+                         BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v)] = Field(
+        "FETCH", description="How the rows reach the execution: FETCH (`trigger.rows`), FETCH_ONE (`trigger.row`) or "
+                             "STORE (`trigger.uri`, a JSON-lines file).")
+
+    async def poll(self, ctx: RunContext) -> TriggerEvent | None:
+        from tiercel_sql._db import execute
+
+        me = rendered(self, ctx)
+        (output,) = await asyncio.to_thread(execute, ctx, me, [me.sql], transaction=False, fetch_type=me.fetchType,
+                                            fetch_size=me.fetchSize)
+        if not output.get("size"):
+            return None
+        if "uri" in output:
+            with ctx.open_file(output["uri"]) as stored:
+                digest = hashlib.file_digest(stored, "sha256").hexdigest()
+        else:
+            digest = hashlib.sha256(json.dumps(output.get("rows", output.get("row")), sort_keys=True).encode()).hexdigest()
+        return TriggerEvent(variables=output, key=digest[:32])
+
+
+def rendered(component: Any, ctx: RunContext) -> Any:
+    """*component* with its expressions rendered (a no-op when the kernel already did it)."""
+    cls = type(component)
+    data: dict[str, Any] = {}
+    changed = False
+    for name in cls.model_fields:
+        value = getattr(component, name)
+        if name not in cls.static_fields and contains_expression(value):
+            value, changed = ctx.render(value), True
+        data[name] = value
+    if not changed:
+        return component
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        raise TaskError(f"`{component.id}`: {exc}") from None

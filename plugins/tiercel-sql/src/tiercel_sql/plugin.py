@@ -1,0 +1,24 @@
+"""Entry point of tiercel-sql: registers sql.Query, sql.Queries and sql.Trigger."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tiercel import hookimpl
+
+TIERCEL_API = ">=1.0,<2"
+
+
+@hookimpl
+def register_tasks(register: Callable[[type], None]) -> None:
+    from tiercel_sql.components import Queries, Query
+
+    register(Query)
+    register(Queries)
+
+
+@hookimpl
+def register_triggers(register: Callable[[type], None]) -> None:
+    from tiercel_sql.components import Trigger
+
+    register(Trigger)
