@@ -20,6 +20,10 @@ from tiercel.expr import ExpressionError, Renderer
     ("{{ inputs.n > 2 }}", True),
     ("{{- inputs.name -}}", "world"),
     ("{# a comment #}{{ inputs.n }}", 3),
+    ("{{ range(3) }}", [0, 1, 2]),
+    ("{{ outputs.b.value | map('string') }}", ["1", "2"]),
+    ("{{ {'a': 1}.keys() }}", ["a"]),
+    ("{{ inputs.items() }}", [("name", "world"), ("n", 3), ("optional", None), ("flag", True)]),
 ])
 def test_single_expression_keeps_native_type(renderer, variables, source, expected):
     result = renderer.render(source, variables)
@@ -40,6 +44,10 @@ def test_single_expression_keeps_native_type(renderer, variables, source, expect
     ("{% raw %}{{ not rendered }}{% endraw %}", "{{ not rendered }}"),
     ("line\n{{ inputs.n }}\n", "line\n3\n"),
     ("{{ 'x' ~ inputs.flag ~ outputs.b.value }}", "xtrue[1,2]"),
+    ("{{ range(3) }}!", "[0,1,2]!"),
+    ("{{ outputs.b.value | map('string') }}!", '["1","2"]!'),
+    ("{{ outputs.b.value | select('odd') | list }}!", "[1]!"),
+    ("{{ {'a': 1}.values() }}!", "[1]!"),
     ("a {{ 'x' ~ true ~ none ~ [1] }}", "a xtrue[1]"),
     ("a {{ ('x' ~ false) | upper }}", "a XFALSE"),
 ])

@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import itertools
 import json
 import random
 import re
 import unicodedata
 import uuid as _uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, ItemsView, KeysView, Mapping, ValuesView
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -21,12 +22,25 @@ from jinja2 import filters as jinja_filters
 from jinja2.runtime import Undefined
 
 from . import dates
-from .environment import MAX_SIZE, LimitError, check_size
+from .environment import MAX_ITEMS, MAX_SIZE, LimitError, check_size
 
-__all__ = ["GLOBALS", "FILTERS", "TESTS", "to_text", "to_json"]
+__all__ = ["GLOBALS", "FILTERS", "TESTS", "materialize", "to_text", "to_json"]
 
 
 # -- value conversions ---------------------------------------------------------------------------
+
+_LAZY = (Iterator, range, set, frozenset, KeysView, ValuesView, ItemsView)
+_PLAIN = frozenset([str, int, float, bool, type(None), dict, list, tuple])
+
+
+def materialize(value: Any) -> Any:
+    """Lists for what only Python knows: generators (``| map``), ``range``, sets, dict views."""
+    if type(value) in _PLAIN:
+        return value
+    if isinstance(value, _LAZY) and not isinstance(value, (str, bytes)):
+        return check_size(list(itertools.islice(value, MAX_ITEMS + 1)), "a list")
+    return value
+
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, Undefined):
@@ -35,8 +49,8 @@ def _json_default(value: Any) -> Any:
         return dates.iso(value)
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
+    if isinstance(value, (tuple, *_LAZY)):
+        return materialize(list(value) if isinstance(value, tuple) else value)
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     if hasattr(value, "model_dump"):
@@ -53,6 +67,8 @@ def to_text(value: Any) -> str:
     """How a value prints inside a string: true/false, '' for null, JSON for lists and maps, ISO dates."""
     if isinstance(value, str):
         return value
+    if type(value) in (int, float):
+        return str(value)
     if isinstance(value, Undefined):
         value._fail_with_undefined_error()
     if value is None:
@@ -63,7 +79,7 @@ def to_text(value: Any) -> str:
         return "false"
     if isinstance(value, (datetime, date)):
         return dates.iso(value)
-    if isinstance(value, (dict, list, tuple)):
+    if isinstance(value, (dict, list, tuple, *_LAZY)):
         return to_json(value)
     return str(value)
 

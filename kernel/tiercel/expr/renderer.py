@@ -11,7 +11,7 @@ from jinja2 import nodes
 from jinja2.exceptions import SecurityError, TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.runtime import Undefined
 
-from .builtins import FILTERS, GLOBALS, REMOVED_FILTERS, TESTS, to_text
+from .builtins import FILTERS, GLOBALS, REMOVED_FILTERS, TESTS, materialize, to_text
 from .environment import (
     MAX_SIZE,
     RANGE_BUDGET,
@@ -163,7 +163,7 @@ class Renderer:
             if compiled.native:
                 for _ in template.root_render_func(context):
                     pass
-                result = context.vars["result"]
+                result = materialize(context.vars["result"])
                 if isinstance(result, Undefined):
                     result._fail_with_undefined_error()
                 if compiled.check:
