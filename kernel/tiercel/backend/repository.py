@@ -1,7 +1,8 @@
 """Every query of the engine, CLI and API: one place for the SQL.
 
-A step of the executor is saved in one transaction: the execution row, changed task runs,
-attempts, logs, jobs added and removed. That keeps each step atomic and durable.
+A step of the executor is saved in one transaction: the execution row, the task runs it
+changed, their attempts (written RUNNING at dispatch, so a crash shows what was in flight)
+and the logs. That keeps each step atomic and durable.
 """
 
 from __future__ import annotations
@@ -132,12 +133,12 @@ class Repository:
         ex.new = ex.dirty = False
         return True
 
-    def save(self, ex: Execution, jobs_added: Iterable[tuple[str, int]] = (), jobs_done: Iterable[tuple[str, int]] = (),
-             logs: Iterable[tuple] = (), events_done: Iterable[int] = ()) -> None:
+    def save(self, ex: Execution, logs: Iterable[tuple] = ()) -> None:
         """Persist one executor step atomically."""
         now = time.time()
         new_trs, changed_trs, attempts = [], [], []
-        for tr in ex.task_runs.values():
+        touched = list(ex.changed.values())
+        for tr in touched:
             if tr.dirty:
                 row = (tr.state, tr.attempt, self._outputs_column(tr), dumps(tr.data) if tr.data else None, tr.error,
                        tr.started_at, tr.ended_at)
@@ -172,27 +173,17 @@ class Repository:
             if ex.forgotten:
                 conn.executemany("DELETE FROM task_runs WHERE id = ?", [(i,) for i in ex.forgotten])
                 conn.executemany("DELETE FROM attempts WHERE task_run_id = ?", [(i,) for i in ex.forgotten])
-            done = list(jobs_done)
-            if done:
-                conn.executemany("DELETE FROM jobs WHERE task_run_id = ? AND attempt = ?", done)
-            added = [(tr_id, attempt, ex.id, now) for tr_id, attempt in jobs_added]
-            if added:
-                conn.executemany("INSERT OR IGNORE INTO jobs (task_run_id, attempt, execution_id, created_at) "
-                                 "VALUES (?, ?, ?, ?)", added)
             logs = list(logs)
             if logs:
                 conn.executemany("INSERT INTO logs (execution_id, task_run_id, task_id, attempt, level, message, ts) "
                                  "VALUES (?, ?, ?, ?, ?, ?, ?)", logs)
-            events_done = list(events_done)
-            if events_done:
-                conn.executemany("DELETE FROM events WHERE id = ?", [(i,) for i in events_done])
         ex.forgotten.clear()
         ex.new = ex.dirty = False
-        for tr in ex.task_runs.values():
-            if tr.dirty:
-                tr.new = tr.dirty = False
-                for a in tr.attempts:
-                    a.new = False
+        ex.changed.clear()
+        for tr in touched:
+            tr.new = tr._dirty = False
+            for a in tr.attempts:
+                a.new = False
 
     def load_execution(self, execution_id: str) -> Execution | None:
         row = self.db.one(f"SELECT {_EXEC_COLS} FROM executions WHERE id = ?", (execution_id,))
@@ -271,10 +262,6 @@ class Repository:
     def owner(self, execution_id: str) -> str | None:
         row = self.db.one("SELECT owner FROM executions WHERE id = ?", (execution_id,))
         return row[0] if row else None
-
-    def jobs_of(self, execution_id: str) -> list[tuple[str, int]]:
-        return [(r[0], r[1]) for r in self.db.query("SELECT task_run_id, attempt FROM jobs WHERE execution_id = ?",
-                                                     (execution_id,))]
 
     # --- events (commands from other processes: kill, resume, restart) ---------------
     def add_event(self, execution_id: str, kind: str, payload: dict[str, Any] | None = None) -> None:

@@ -800,17 +800,19 @@ class Executor:
 
     # --- execution state --------------------------------------------------------------
     def _settle_execution_state(self, c: _Ctx) -> None:
+        """RUNNING or PAUSED: paused when a task run waits for a resume and nothing else works."""
         ex = c.ex
         if ex.state in (State.KILLING, State.CREATED, State.QUEUED) or ex.terminal:
             return
+        if ex.state == RUNNING and not any(tr.state == State.PAUSED for tr in ex.changed.values()):
+            return  # only a task run entering PAUSED can pause a running execution
         active = [tr for tr in ex.task_runs.values() if tr.state not in TERMINAL]
         paused = any(tr.state == State.PAUSED for tr in active)
         busy = any(tr.state in (RUNNING, State.RETRYING, State.CREATED) and not _is_flowable(c.plan.tasks[tr.task_id])
                    for tr in active)
-        subflow_wait = any(_kind(c.plan.tasks[tr.task_id]) in ("core.Subflow", "core.WaitFor", "core.ForEachItem")
-                           and tr.state == RUNNING
-                           for tr in active)
-        state = State.PAUSED if paused and not busy and not subflow_wait else RUNNING
+        waiting = any(_kind(c.plan.tasks[tr.task_id]) in ("core.Subflow", "core.WaitFor", "core.ForEachItem")
+                      and tr.state == RUNNING for tr in active)
+        state = State.PAUSED if paused and not busy and not waiting else RUNNING
         if state != ex.state:
             ex.state, ex.dirty = state, True
 

@@ -51,26 +51,39 @@ class Attempt:
     new: bool = True
 
 
-@dataclass(eq=False, slots=True)
 class TaskRun:
-    id: str
-    execution_id: str
-    task_id: str
-    parent_id: str | None
-    value: str | None
-    iteration: int | None
-    state: str
-    seq: int
-    created_at: float
-    attempt: int = 0
-    outputs: dict[str, Any] | None = None
-    data: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    started_at: float | None = None
-    ended_at: float | None = None
-    attempts: list[Attempt] = field(default_factory=list)
-    new: bool = True
-    dirty: bool = True
+    """One run of a task (one per ForEach value, WaitFor iteration…) with its attempts.
+
+    Setting ``dirty`` registers the task run with its execution's ``changed`` map, so a
+    step saves and reports only what it touched.
+    """
+
+    __slots__ = ("id", "execution_id", "task_id", "parent_id", "value", "iteration", "state", "seq", "created_at",
+                 "attempt", "outputs", "data", "error", "started_at", "ended_at", "attempts", "new", "_dirty", "_sink")
+
+    def __init__(self, id: str, execution_id: str, task_id: str, parent_id: str | None, value: str | None,
+                 iteration: int | None, state: str, seq: int, created_at: float, attempt: int = 0,
+                 outputs: dict[str, Any] | None = None, data: dict[str, Any] | None = None, error: str | None = None,
+                 started_at: float | None = None, ended_at: float | None = None,
+                 attempts: list[Attempt] | None = None, new: bool = True, dirty: bool = True) -> None:
+        self.id, self.execution_id, self.task_id, self.parent_id = id, execution_id, task_id, parent_id
+        self.value, self.iteration, self.state, self.seq, self.created_at = value, iteration, state, seq, created_at
+        self.attempt, self.outputs, self.data, self.error = attempt, outputs, data if data is not None else {}, error
+        self.started_at, self.ended_at = started_at, ended_at
+        self.attempts = attempts if attempts is not None else []
+        self.new = new
+        self._sink: dict[str, TaskRun] | None = None
+        self._dirty = dirty
+
+    @property
+    def dirty(self) -> bool:
+        return self._dirty
+
+    @dirty.setter
+    def dirty(self, value: bool) -> None:
+        self._dirty = value
+        if value and self._sink is not None:
+            self._sink[self.id] = self
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -113,6 +126,8 @@ class Execution:
     secrets: set[str] = field(default_factory=set)
     #: Task runs dropped by a restart, to delete from the store.
     forgotten: list[str] = field(default_factory=list)
+    #: Task runs changed since the last save (filled by ``TaskRun.dirty = True``).
+    changed: dict[str, TaskRun] = field(default_factory=dict)
     dirty: bool = True
     new: bool = True
 
@@ -121,6 +136,9 @@ class Execution:
         return self.state in TERMINAL
 
     def add(self, tr: TaskRun) -> None:
+        tr._sink = self.changed
+        if tr.dirty:
+            self.changed[tr.id] = tr
         self.task_runs[tr.id] = tr
         self.index[(tr.parent_id, tr.task_id, tr.iteration)] = tr
 

@@ -1,8 +1,8 @@
 """One process running executions: executor, worker, timers and persistence, on asyncio.
 
 Every state change is persisted before its effects are carried out (jobs handed to the
-worker, timers armed, subflows created), so a killed process loses nothing: the jobs
-table says which attempts were in flight, and ``recover()`` picks an execution up again.
+worker, timers armed, subflows created), so a killed process loses nothing: the attempts
+still RUNNING say which work was in flight, and ``recover()`` picks an execution up again.
 """
 
 from __future__ import annotations
@@ -186,8 +186,7 @@ class Runtime:
             ex.state = State.CREATED
             self.post(ex.id, Event("start"))
             return ex
-        in_flight = set(self.repo.jobs_of(ex.id))
-        self.post(ex.id, Event("recover", data={"jobs": sorted(in_flight)}))
+        self.post(ex.id, Event("recover"))
         return ex
 
     # --- the loop -----------------------------------------------------------------------
@@ -241,11 +240,10 @@ class Runtime:
                 return
             self.live[execution_id] = ex
         flow = self.flow_of(ex)
-        jobs_done = [(e.task_run_id, e.attempt) for e in events if e.kind == "result"]
         recover = [e for e in events if e.kind == "recover"]
         events = [e for e in events if e.kind != "recover"]
         if recover:
-            events = self._recovery_events(ex, recover[0].data.get("jobs", [])) + events
+            events = self._recovery_events(ex) + events
         try:
             step = self.executor.apply(flow, ex, events)
         except Exception as exc:  # an engine bug must fail the execution visibly, not hang it
@@ -256,17 +254,17 @@ class Runtime:
             from tiercel.engine.executor import Step
 
             step = Step(ended=True)
-        for tr in ex.task_runs.values():
-            if tr.dirty and tr.outputs and ex.secrets:
-                tr.outputs = mask(tr.outputs, ex.secrets)
-            if tr.dirty and tr.error and ex.secrets:
-                tr.error = mask(tr.error, ex.secrets)
-        if ex.secrets and ex.outputs:
-            ex.outputs = mask(ex.outputs, ex.secrets)
+        changed = list(ex.changed.values())
+        if ex.secrets:
+            for tr in changed:
+                if tr.outputs:
+                    tr.outputs = mask(tr.outputs, ex.secrets)
+                if tr.error:
+                    tr.error = mask(tr.error, ex.secrets)
+            if ex.outputs:
+                ex.outputs = mask(ex.outputs, ex.secrets)
         logs, self._pending_logs = self._pending_logs, []
-        jobs_added = [(job.task_run.id, job.attempt) for job in step.jobs]
-        changed = [tr for tr in ex.task_runs.values() if tr.dirty]
-        self.repo.save(ex, jobs_added, [j for j in jobs_done if j[0]], logs)
+        self.repo.save(ex, logs=logs)
         for tr in changed:
             self._emit("taskrun", (ex, tr))
         self._emit("execution", ex)
@@ -291,13 +289,16 @@ class Runtime:
         if step.ended:
             self._ended(ex)
 
-    def _recovery_events(self, ex: Execution, jobs: list) -> list[Event]:
-        """Events that restart in-flight work after a crash: lost attempts, timers."""
+    def _recovery_events(self, ex: Execution) -> list[Event]:
+        """Events that restart in-flight work after a crash: lost attempts, timers.
+
+        An attempt row is written (RUNNING) in the same transaction that dispatches it, so the
+        attempts still RUNNING are exactly the ones whose process died.
+        """
         events: list[Event] = []
-        in_flight = {(j[0], j[1]) for j in jobs}
         now = time.time()
         for tr in ex.task_runs.values():
-            if tr.state == State.RUNNING and (tr.id, tr.attempt) in in_flight:
+            if tr.state == State.RUNNING and tr.attempts and tr.attempts[-1].state == State.RUNNING:
                 events.append(Event("result", tr.id, tr.attempt, "LOST", None,
                                     "the process running this attempt stopped", tr.started_at, now))
             elif tr.state == State.RETRYING:
