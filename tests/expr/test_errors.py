@@ -41,6 +41,18 @@ def test_undefined_values_name_the_path_and_the_known_keys(renderer, variables, 
     assert message in error(renderer, source, variables)
 
 
+def test_scalars_are_located_by_the_path_written_not_by_identity(renderer):
+    variables = {"flow": {"revision": 3}, "inputs": {"n": 3, "none": None}, "other": {"none": None}}
+    assert error(renderer, "{{ inputs.n.x }}", variables) == \
+        "`inputs.n.x` is undefined: `inputs.n` (a int) has no attribute or key `x`"
+    assert error(renderer, "{{ other.none.x }}", variables) == "`other.none.x` is undefined: `other.none` is null"
+    assert error(renderer, "{% for r in [{'a': 1}] %}{{ r.b }}{% endfor %}", variables) == \
+        "`b` is undefined: the value has no key `b`; known: a"
+    rows = {"outputs": {"q": {"rows": [{"id": 1}]}}}
+    assert error(renderer, "{% for r in outputs.q.rows %}{{ r.name }}{% endfor %}", rows) == \
+        "`outputs.q.rows[0].name` is undefined: `outputs.q.rows[0]` has no key `name`; known: id"
+
+
 def test_known_keys_are_truncated(renderer):
     outputs = {f"task{i:02d}": {} for i in range(30)}
     message = error(renderer, "{{ outputs.nope }}", {"outputs": outputs})

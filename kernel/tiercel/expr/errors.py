@@ -57,6 +57,43 @@ def _find_path(target: Any, variables: Mapping[str, Any], max_nodes: int = 5000)
     return None
 
 
+_NOT_FOUND = object()
+
+
+def _lookup(variables: Mapping[str, Any], chain: tuple) -> Any:
+    """Follow *chain* (names and indexes) through plain maps and lists; _NOT_FOUND if it breaks."""
+    value: Any = variables
+    for key in chain:
+        try:
+            if isinstance(value, Mapping) or (isinstance(value, (list, tuple)) and isinstance(key, int)):
+                value = value[key]
+            else:
+                return _NOT_FOUND
+        except (KeyError, IndexError, TypeError):
+            return _NOT_FOUND
+    return value
+
+
+def _format(chain: tuple) -> str:
+    path = str(chain[0])
+    for key in chain[1:]:
+        path = _join(path, key)
+    return path
+
+
+def _locate(obj: Any, name: Any, variables: Mapping[str, Any], chains: tuple) -> str | None:
+    """The path of the value that lacked *name*: first from the accesses written in the expression
+    (exact even for scalars), else by identity among the variables (only for containers, whose
+    identity is unique)."""
+    for chain in chains:
+        for k in range(1, len(chain)):
+            if chain[k] == name and _lookup(variables, chain[:k]) is obj:
+                return _format(chain[:k])
+    if isinstance(obj, (Mapping, list, tuple)):
+        return _find_path(obj, variables)
+    return None
+
+
 def _join(path: str | None, name: Any) -> str:
     if path is None:
         return str(name)
@@ -65,7 +102,7 @@ def _join(path: str | None, name: Any) -> str:
     return f"{path}[{name!r}]"
 
 
-def undefined_message(undefined: Undefined, variables: Mapping[str, Any]) -> str:
+def undefined_message(undefined: Undefined, variables: Mapping[str, Any], chains: tuple = ()) -> str:
     """Explain an undefined value: its full path, which key was missing and which ones exist."""
     name = undefined._undefined_name
     obj = undefined._undefined_obj
@@ -75,7 +112,7 @@ def undefined_message(undefined: Undefined, variables: Mapping[str, Any]) -> str
         if undefined._undefined_hint:
             return undefined._undefined_hint
         return f"`{name}` is undefined; known variables: {known(variables.keys())}"
-    path = _find_path(obj, variables)
+    path = _locate(obj, name, variables, chains)
     full = _join(path, name)
     where = f"`{path}`" if path else "the value"
     if obj is None:

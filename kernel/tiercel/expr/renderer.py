@@ -65,14 +65,36 @@ def _guard(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class _Compiled:
-    """A cached template: either one expression (native result) or a text template."""
+    """A cached template: either one expression (native result) or a text template.
 
-    __slots__ = ("native", "template", "check")
+    ``chains`` are the variable paths written in it (``inputs.a.b``), for error messages.
+    """
 
-    def __init__(self, native: bool, template: Any, check: bool) -> None:
+    __slots__ = ("native", "template", "check", "chains")
+
+    def __init__(self, native: bool, template: Any, check: bool, tree: nodes.Node) -> None:
         self.native = native
         self.template = template
         self.check = check
+        accesses = [tree, *tree.find_all((nodes.Getattr, nodes.Getitem))]
+        self.chains = tuple(filter(None, map(_chain, accesses)))
+
+
+def _chain(node: nodes.Node) -> tuple | None:
+    """``inputs.a['b'][0]`` as ('inputs', 'a', 'b', 0); None if not a plain path from a name."""
+    keys: list[Any] = []
+    while isinstance(node, (nodes.Getattr, nodes.Getitem)):
+        if isinstance(node, nodes.Getattr):
+            keys.append(node.attr)
+        elif isinstance(node.arg, nodes.Const):
+            keys.append(node.arg.value)
+        else:
+            return None
+        node = node.node
+    if not isinstance(node, nodes.Name):
+        return None
+    keys.append(node.name)
+    return tuple(reversed(keys))
 
 
 class Renderer:
@@ -137,11 +159,11 @@ class Renderer:
             tree = env.parse(source)
             expr = self._single_expression(tree)
             if expr is None:
-                return _Compiled(False, env.from_string(tree), False)
+                return _Compiled(False, env.from_string(tree), False, tree)
         check = isinstance(expr, _BUILDERS) or next(expr.find_all(_BUILDERS), None) is not None
         body = nodes.Template([nodes.Assign(nodes.Name("result", "store"), expr, lineno=1)], lineno=1)
         body.set_environment(env)
-        return _Compiled(True, env.from_string(body), check)
+        return _Compiled(True, env.from_string(body), check, expr)
 
     @staticmethod
     def _single_expression(tree: nodes.Template) -> nodes.Expr | None:
@@ -155,6 +177,7 @@ class Renderer:
 
     def _run(self, source: str, variables: Mapping[str, Any], bare: bool, native: bool) -> Any:
         token = range_budget.set([RANGE_BUDGET])
+        compiled = None
         try:
             compiled = self._compile(source, bare)
             template = compiled.template
@@ -180,7 +203,8 @@ class Renderer:
         except ExpressionError:
             raise
         except Exception as exc:  # every failure leaves as an ExpressionError, with the cause kept
-            raise ExpressionError(source, _explain(exc, source, variables)) from exc
+            chains = compiled.chains if compiled is not None else ()
+            raise ExpressionError(source, _explain(exc, source, variables, chains)) from exc
         finally:
             range_budget.reset(token)
 
@@ -197,13 +221,13 @@ def _reject_undefined(value: Any) -> None:
             _reject_undefined(item)
 
 
-def _explain(exc: Exception, source: str, variables: Mapping[str, Any]) -> str:
+def _explain(exc: Exception, source: str, variables: Mapping[str, Any], chains: tuple) -> str:
     """The message of an ExpressionError for *exc*."""
     if isinstance(exc, TemplateSyntaxError):
         return syntax_message(exc, source)
     undefined = getattr(exc, "tiercel_undefined", None)
     if undefined is not None:
-        return undefined_message(undefined, variables)
+        return undefined_message(undefined, variables, chains)
     if isinstance(exc, LimitError):
         return f"not allowed: {exc} (expressions are sandboxed and bounded)"
     if isinstance(exc, SecurityError):
