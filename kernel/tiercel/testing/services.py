@@ -125,21 +125,26 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _parent_death_signal() -> Callable[[], None] | None:
-    """On Linux, make a child die with the test process, so a killed run leaves no broker.
+# Run before the broker's exec, in a fresh interpreter (a preexec_fn could deadlock in a
+# process whose other threads, pulsar-client's say, hold locks at fork time).
+_DIE_WITH_PARENT = (
+    "import ctypes, os, sys\n"
+    "ctypes.CDLL(None).prctl(1, 15)\n"  # PR_SET_PDEATHSIG = SIGTERM, kept across exec
+    "if os.getppid() != int(sys.argv[1]): sys.exit(1)\n"  # the parent died before prctl
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
 
-    The kernel sends the signal when the *thread* that forked exits: start services
-    from the main thread (pytest fixtures do).
+
+def _with_parent_death_signal(command: list[str]) -> list[str]:
+    """On Linux, make the service die with the test process, so a killed run leaves no broker.
+
+    The kernel signals when the *thread* that started it exits: start services from
+    the main thread (pytest fixtures do).
     """
     if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    return lambda: prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+        return command
+    executable = shutil.which(command[0]) or command[0]
+    return [sys.executable, "-I", "-S", "-c", _DIE_WITH_PARENT, str(os.getpid()), executable, *command[1:]]
 
 
 def _terminate(process: subprocess.Popen) -> None:
@@ -172,7 +177,6 @@ def _spawn(
     Retries on another port if the first was taken between choosing and binding.
     """
     timeout = TIMEOUT if timeout is None else timeout
-    preexec = _parent_death_signal()
     for attempt in range(3):
         workdir = Path(tempfile.mkdtemp(prefix=f"tiercel-{name}-"))
         log_path = workdir / f"{name}.log"
@@ -181,13 +185,12 @@ def _spawn(
         started = time.monotonic()
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
-                command,
+                _with_parent_death_signal(command),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=workdir,
                 start_new_session=True,  # Ctrl-C reaches pytest, which then stops us in order
-                preexec_fn=preexec,
             )
         service = Service(name, url(port), process, log_path=log_path)
         service._cleanups += [lambda: shutil.rmtree(workdir, ignore_errors=True), lambda: _terminate(process)]
