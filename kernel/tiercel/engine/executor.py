@@ -703,6 +703,22 @@ class Executor:
         return self._seq(c, tasks, tr, None, tr.value, tr.data.get("vpath")) if tasks else State.SUCCESS
 
     def _resume_task_run(self, c: _Ctx, tr: TaskRun, inputs: dict[str, Any]) -> None:
+        specs = getattr(c.plan.tasks[tr.task_id], "onResume", None)
+        if specs:
+            from types import SimpleNamespace
+
+            from tiercel.flow.inputs import resolve_inputs
+
+            try:
+                from pydantic import TypeAdapter
+
+                from tiercel.flow.model import Input
+
+                parsed = TypeAdapter(list[Input]).validate_python(specs)
+                inputs = resolve_inputs(SimpleNamespace(inputs=parsed), inputs)
+            except Exception as exc:
+                c.step.logs.append((tr, "WARN", f"resume refused: {exc}"))
+                return
         tr.data["resumed"] = True
         tr.state, tr.dirty = RUNNING, True
         tr.outputs = {"onResume": inputs}

@@ -263,6 +263,8 @@ class Runtime:
                     tr.error = mask(tr.error, ex.secrets)
             if ex.outputs:
                 ex.outputs = mask(ex.outputs, ex.secrets)
+        for tr, level, message in step.logs:
+            self.log(ex.id, tr, tr.attempt if tr else None, level, message, time.time())
         logs, self._pending_logs = self._pending_logs, []
         self.repo.save(ex, logs=logs)
         for tr in changed:
