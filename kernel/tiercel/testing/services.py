@@ -47,6 +47,9 @@ TIMEOUT = float(os.environ.get("TIERCEL_TEST_SERVICE_TIMEOUT", "30"))
 _LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 _LOCAL_REDIS = "redis://127.0.0.1:6379"
 
+#: What a probe raises while a service is not (yet) answering.
+_NOT_ANSWERING = (OSError, ValueError, struct.error)
+
 
 class ServiceUnavailable(RuntimeError):
     """The service cannot be had on this machine: its binary or server is missing."""
@@ -210,7 +213,7 @@ def _spawn(
                 probe(port)
                 service.startup_seconds = time.monotonic() - started
                 return service
-            except (OSError, ValueError) as exc:
+            except _NOT_ANSWERING as exc:
                 last_error = exc
             if time.monotonic() - started > timeout:
                 tail = _log_tail(log_path)
@@ -232,7 +235,7 @@ def _wait(name: str, where: str, probe: Callable[[], object], timeout: float | N
         try:
             probe()
             return
-        except (OSError, ValueError) as exc:
+        except _NOT_ANSWERING as exc:
             if time.monotonic() > deadline:
                 raise ServiceStartError(f"{name} at {where} did not answer within {timeout:.0f}s: {exc}") from exc
         time.sleep(0.05)
