@@ -420,3 +420,7 @@ def test_pause_on_resume_inputs_are_checked_like_flow_inputs():
     assert p.onResume == [{"id": "reason", "type": "STRING", "defaults": "ok"}]
     msg = errors_of("  - id: p\n    type: core.Pause\n    onResume:\n      - {id: reason, type: STRNG}\n")
     assert "onResume" in msg and "STRNG" in msg
+
+
+def test_pause_accepts_kestras_newer_pause_duration():
+    assert flowable.Pause.model_validate({"id": "p", "pauseDuration": "PT5M"}).delay == timedelta(minutes=5)

@@ -539,7 +539,9 @@ tasks:
 """, run=False),
     ]
 
-    delay: timedelta | None = Field(None, description="Resume automatically after this duration.")
+    delay: timedelta | None = Field(
+        None, validation_alias=AliasChoices("delay", "pauseDuration"),
+        description="Resume automatically after this duration (Kestra's newer `pauseDuration` is read as this).")
     timeout: timedelta | None = Field(None, description="Fail the task when no one resumed it within this duration.")
     onResume: list[dict[str, Any]] | None = Field(None, description="Inputs (same shape as flow inputs) asked for when resuming.")
     tasks: Tasks | None = Field(None, description="Tasks run after the resume (Kestra's older form; prefer following tasks).")
