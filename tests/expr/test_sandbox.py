@@ -132,6 +132,13 @@ def test_local_set_and_namespace_are_allowed(renderer):
     "{{ [1] | batch(1000000000, 0) | list }}",
     "{{ now() | timestamp('.a') }}",
     "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
+    "{% set ns = namespace(l=[1]) %}{% for i in range(60) %}{% set ns.l = [ns.l, ns.l] %}{% endfor %}{{ ns.l }}",
+    "{% set ns = namespace(l=[1]) %}{% for i in range(60) %}{% set ns.l = [ns.l, ns.l] %}{% endfor %}{{ ns.l | toJson }}",
+    "{{ yaml('a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]\\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\\n"
+    "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\\n"
+    "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\\n"
+    "g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]\\nh: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]') }}",
+    "{{ yaml('&a [*a]') }}",
 ])
 def test_resource_abuse_is_bounded(renderer, payload):
     with pytest.raises(ExpressionError):

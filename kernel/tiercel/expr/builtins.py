@@ -22,9 +22,9 @@ from jinja2 import filters as jinja_filters
 from jinja2.runtime import Undefined
 
 from . import dates
-from .environment import MAX_ITEMS, MAX_SIZE, LimitError, check_size
+from .environment import MAX_ITEMS, MAX_NODES, MAX_SIZE, LimitError, check_size
 
-__all__ = ["GLOBALS", "FILTERS", "TESTS", "materialize", "to_text", "to_json"]
+__all__ = ["GLOBALS", "FILTERS", "TESTS", "inspect_tree", "materialize", "to_text", "to_json"]
 
 
 # -- value conversions ---------------------------------------------------------------------------
@@ -40,6 +40,28 @@ def materialize(value: Any) -> Any:
     if isinstance(value, _LAZY) and not isinstance(value, (str, bytes)):
         return check_size(list(itertools.islice(value, MAX_ITEMS + 1)), "a list")
     return value
+
+
+def inspect_tree(value: Any) -> None:
+    """Raise for an undefined value inside *value*, or for a tree of more than MAX_NODES nodes.
+
+    Lists can share their items (``yaml()`` anchors, ``{% set l = [l, l] %}``): expanded they
+    may be exponentially larger than in memory, so printing or returning one must be bounded.
+    """
+    budget = MAX_NODES
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise LimitError(f"the value has more than {MAX_NODES:,} nested items")
+        if isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, Undefined):
+            item._fail_with_undefined_error()
 
 
 def _json_default(value: Any) -> Any:
@@ -60,6 +82,8 @@ def _json_default(value: Any) -> Any:
 
 def to_json(value: Any) -> str:
     """Compact JSON of any value; datetimes as ISO-8601 (Kestra's ``toJson``)."""
+    if isinstance(value, (list, tuple, dict)):
+        inspect_tree(value)
     return check_size(json.dumps(value, default=_json_default, ensure_ascii=False, separators=(",", ":")), "JSON")
 
 

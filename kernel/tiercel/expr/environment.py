@@ -25,12 +25,13 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .errors import ExpressionError
 
-__all__ = ["CallError", "LimitError", "TiercelEnvironment", "MAX_RANGE", "MAX_SIZE", "MAX_ITEMS", "RANGE_BUDGET", "MAX_POW_BITS"]
+__all__ = ["CallError", "LimitError", "TiercelEnvironment", "MAX_RANGE", "MAX_SIZE", "MAX_ITEMS", "MAX_NODES", "RANGE_BUDGET", "MAX_POW_BITS"]
 
 MAX_RANGE = 100_000  # items in one range()
 RANGE_BUDGET = 1_000_000  # range() items per render, so nested loops stay bounded
 MAX_SIZE = 10_000_000  # characters in any string one operation builds, and in the rendered text
 MAX_ITEMS = 1_000_000  # items in any list one operation builds
+MAX_NODES = 2_000_000  # nested items in a value printed as JSON or built by an expression
 MAX_POW_BITS = 100_000  # bits of an integer power or product
 
 #: Remaining range() items of the render running in this thread or task.

@@ -11,7 +11,7 @@ from jinja2 import nodes
 from jinja2.exceptions import SecurityError, TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.runtime import Undefined
 
-from .builtins import FILTERS, GLOBALS, REMOVED_FILTERS, TESTS, materialize, to_text
+from .builtins import FILTERS, GLOBALS, REMOVED_FILTERS, TESTS, inspect_tree, materialize, to_text
 from .environment import (
     MAX_SIZE,
     RANGE_BUDGET,
@@ -26,7 +26,7 @@ from .errors import ExpressionError, syntax_message, undefined_message
 __all__ = ["Renderer", "truthy"]
 
 _FALSY_STRINGS = frozenset(["", "false", "0", "-0"])
-#: Expression nodes that may build a container holding an undefined value (checked after evaluation).
+#: Expression nodes that may build a container holding an undefined value or shared items (checked after).
 _BUILDERS = (nodes.List, nodes.Tuple, nodes.Dict, nodes.Filter, nodes.Call)
 
 
@@ -190,7 +190,7 @@ class Renderer:
                 if isinstance(result, Undefined):
                     result._fail_with_undefined_error()
                 if compiled.check:
-                    _reject_undefined(result)
+                    inspect_tree(result)
                 return result if native else to_text(result)
             parts = []
             size = 0
@@ -207,18 +207,6 @@ class Renderer:
             raise ExpressionError(source, _explain(exc, source, variables, chains)) from exc
         finally:
             range_budget.reset(token)
-
-
-def _reject_undefined(value: Any) -> None:
-    if isinstance(value, Undefined):
-        value._fail_with_undefined_error()
-    if isinstance(value, (list, tuple)):
-        for item in value:
-            _reject_undefined(item)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _reject_undefined(key)
-            _reject_undefined(item)
 
 
 def _explain(exc: Exception, source: str, variables: Mapping[str, Any], chains: tuple) -> str:
