@@ -621,8 +621,6 @@ class Executor:
             return self._seq(c, tasks, tr, i, value, [*base, value])
 
         limit = getattr(task, "concurrencyLimit", 1)
-        if _kind(task) == "core.ForEach" and getattr(task, "_parallel_alias", False):
-            limit = 0
         return self._fan_out(c, tr, changed, len(values), _int(self._render(c, tr, limit)), run_one,
                              lambda ch: ch.iteration)
 
@@ -871,11 +869,11 @@ def _recount(c: _Ctx, tr: TaskRun) -> None:
     keys: dict[Any, list[TaskRun]] = {}
     task = c.plan.tasks[tr.task_id]
     for ch in children:
-        k = ch.iteration if _kind(task) == "core.ForEach" else ch.task_id
+        k = ch.iteration if _kind(task) in _FOREACH else ch.task_id
         keys.setdefault(k, []).append(ch)
     done = sum(1 for group in keys.values() if all(ch.state in TERMINAL and ch.state not in FAILURES for ch in group))
     d["done"], d["running"], d["worst"] = done, 0, State.SUCCESS
-    d["next"] = done if _kind(task) == "core.ForEach" else d["next"]
+    d["next"] = done if _kind(task) in _FOREACH else d["next"]
     if _kind(task) == "core.Parallel":
         d["next"] = 0
         d["done"] = 0
@@ -956,6 +954,7 @@ def _coerce_output(out: Any, value: Any) -> Any:
     return value
 
 
+_FOREACH = ("core.ForEach", "core.EachParallel")
 _HANDLERS: dict[str, Callable[..., str]] = {
     "core.Sequential": Executor._h_sequential,
     "core.AllowFailure": Executor._h_allow_failure,
@@ -963,6 +962,7 @@ _HANDLERS: dict[str, Callable[..., str]] = {
     "core.Switch": Executor._h_switch,
     "core.Parallel": Executor._h_parallel,
     "core.ForEach": Executor._h_foreach,
+    "core.EachParallel": Executor._h_foreach,
     "core.EachParallel": Executor._h_foreach,
     "core.Dag": Executor._h_dag,
     "core.WaitFor": Executor._h_waitfor,
