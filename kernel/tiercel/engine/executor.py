@@ -963,7 +963,6 @@ _HANDLERS: dict[str, Callable[..., str]] = {
     "core.Parallel": Executor._h_parallel,
     "core.ForEach": Executor._h_foreach,
     "core.EachParallel": Executor._h_foreach,
-    "core.EachParallel": Executor._h_foreach,
     "core.Dag": Executor._h_dag,
     "core.WaitFor": Executor._h_waitfor,
     "core.Pause": Executor._h_pause,
