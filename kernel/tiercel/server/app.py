@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from starlette.applications import Starlette
@@ -207,8 +207,17 @@ def date_param(request: Request, name: str) -> float | None:
 
 
 def parse_date(raw: Any, name: str) -> float:
+    """An ISO-8601 / RFC 3339 date-time (a leap second is read as the next second)."""
+    import re
+
+    text = str(raw).strip().upper().replace("Z", "+00:00")
+    leap = re.search(r"T\d\d:\d\d:60", text)
+    if leap:
+        text = text[:leap.end() - 2] + "59" + text[leap.end():]
     try:
-        value = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+        value = datetime.fromisoformat(text)
+        if leap:
+            value = value.replace(microsecond=0) + timedelta(seconds=1)
     except ValueError:
         raise ApiError(400, f"`{name}` must be an ISO-8601 date-time such as 2026-01-31T02:00:00Z, got {raw!r}") from None
     if value.tzinfo is None:

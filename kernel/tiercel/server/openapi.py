@@ -44,7 +44,7 @@ def _op(tag: str, summary: str, responses: dict[str, Any], params: list | None =
 
 YAML_BODY = {"required": True, "description": "The flow source (YAML).",
              "content": {"application/x-yaml": {"schema": {"type": "string"}}}}
-PAGE = [_query("page", {"type": "integer", "minimum": 1, "default": 1}),
+PAGE = [_query("page", {"type": "integer", "minimum": 1, "maximum": 1000000, "default": 1}),
         _query("size", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 25})]
 NS, ID, FLOW_ID, EXEC_ID = _path("namespace"), _path("id"), _path("flowId"), _path("executionId")
 TRIGGER = [NS, FLOW_ID, _path("triggerId")]
@@ -80,7 +80,7 @@ def spec() -> dict[str, Any]:
             "200": _json({"type": "array", "items": _ref("Flow")})}, [NS])},
         "/api/v1/flows/{namespace}/{id}": {
             "get": _op("Flows", "Get a flow", {"200": _json(_ref("Flow")), "400": BAD, "404": NOT_FOUND},
-                       [NS, ID, _query("revision", {"type": "integer", "minimum": 1})]),
+                       [NS, ID, _query("revision", {"type": "integer", "minimum": 1, "maximum": 1000000000})]),
             "put": _op("Flows", "Update a flow", {"200": _json(_ref("Flow")), "400": BAD, "404": NOT_FOUND,
                                                   "413": _err("Too large"), "415": _err("Not YAML"),
                                                   "422": _err("Invalid flow")}, [NS, ID], YAML_BODY),
@@ -115,7 +115,7 @@ def spec() -> dict[str, Any]:
         f"{e}/{{namespace}}/{{flowId}}": {"post": _op("Executions", "Create an execution", {
             "200": _json(_ref("Execution")), "400": BAD, "404": NOT_FOUND, "409": _err("Flow disabled"),
             "413": _err("Too large"), "415": _err("Not JSON"), "422": _err("Invalid inputs")},
-            [NS, FLOW_ID, WAIT, _query("revision", {"type": "integer", "minimum": 1}),
+            [NS, FLOW_ID, WAIT, _query("revision", {"type": "integer", "minimum": 1, "maximum": 1000000000}),
              {"name": "labels", "in": "query", "schema": {"type": "array", "items": {"type": "string", "pattern": "^[^:]+:.*$"}},
               "style": "form", "explode": True},
              _query("timeout", {"type": "integer", "minimum": 1, "maximum": 3600})], INPUTS_BODY)},
