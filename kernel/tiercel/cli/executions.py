@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from tiercel.cli.run import drive, exit_code, home_option, make_view, parse_inputs
+from tiercel.server.remote import server_option
 
 
 def _runtime(home: Path | None) -> Any:
@@ -71,9 +72,14 @@ def executions() -> None:
 @click.option("--limit", default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @home_option
+@server_option
 def list_(namespace: str | None, flow_id: str | None, states: tuple[str, ...], limit: int, as_json: bool,
-          home: Path | None) -> None:
+          home: Path | None, server: str | None) -> None:
     """The most recent executions, newest first."""
+    if server:
+        from tiercel.server.remote import executions_list
+
+        return executions_list(server, namespace, flow_id, states, limit, as_json)
     rt = _runtime(home)
     rows, total = rt.repo.search_executions(namespace, flow_id, [s.upper() for s in states] or None, size=limit)
     if as_json:
@@ -94,8 +100,13 @@ def list_(namespace: str | None, flow_id: str | None, states: tuple[str, ...], l
 @click.argument("execution_id")
 @click.option("--json", "as_json", is_flag=True)
 @home_option
-def show(execution_id: str, as_json: bool, home: Path | None) -> None:
+@server_option
+def show(execution_id: str, as_json: bool, home: Path | None, server: str | None) -> None:
     """One execution with its task runs, attempts and outputs."""
+    if server:
+        from tiercel.server.remote import executions_show
+
+        return executions_show(server, execution_id, as_json)
     rt = _runtime(home)
     ex = _load(rt, execution_id)
     data = ex.to_json()
@@ -115,9 +126,14 @@ def show(execution_id: str, as_json: bool, home: Path | None) -> None:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new logs until the execution ends.")
 @click.option("--json", "as_json", is_flag=True)
 @home_option
+@server_option
 def logs(execution_id: str, task_id: str | None, level: str | None, follow: bool, as_json: bool,
-         home: Path | None) -> None:
+         home: Path | None, server: str | None) -> None:
     """The logs of an execution."""
+    if server:
+        from tiercel.server.remote import executions_logs
+
+        return executions_logs(server, execution_id, task_id, level, follow, as_json)
     import time
 
     rt = _runtime(home)
@@ -140,8 +156,13 @@ def logs(execution_id: str, task_id: str | None, level: str | None, follow: bool
 @click.argument("execution_id")
 @click.option("--json", "as_json", is_flag=True)
 @home_option
-def kill(execution_id: str, as_json: bool, home: Path | None) -> None:
+@server_option
+def kill(execution_id: str, as_json: bool, home: Path | None, server: str | None) -> None:
     """Kill a running execution: its running tasks are cancelled, it ends KILLED."""
+    if server:
+        from tiercel.server.remote import executions_command
+
+        return executions_command(server, execution_id, "kill", as_json)
     rt = _runtime(home)
     ex = _load(rt, execution_id)
     if ex.terminal:
@@ -160,8 +181,13 @@ def kill(execution_id: str, as_json: bool, home: Path | None) -> None:
 @click.option("-i", "--input", "inputs", multiple=True, metavar="KEY=VALUE", help="onResume inputs of the Pause.")
 @click.option("--json", "as_json", is_flag=True)
 @home_option
-def resume(execution_id: str, inputs: tuple[str, ...], as_json: bool, home: Path | None) -> None:
+@server_option
+def resume(execution_id: str, inputs: tuple[str, ...], as_json: bool, home: Path | None, server: str | None) -> None:
     """Resume a paused execution, or finish one whose process died (after a crash)."""
+    if server:
+        from tiercel.server.remote import executions_command
+
+        return executions_command(server, execution_id, "resume", as_json, inputs=parse_inputs(inputs))
     rt = _runtime(home)
     ex = _load(rt, execution_id)
     if ex.terminal:
@@ -181,8 +207,13 @@ def resume(execution_id: str, inputs: tuple[str, ...], as_json: bool, home: Path
 @click.argument("execution_id")
 @click.option("--json", "as_json", is_flag=True)
 @home_option
-def restart(execution_id: str, as_json: bool, home: Path | None) -> None:
+@server_option
+def restart(execution_id: str, as_json: bool, home: Path | None, server: str | None) -> None:
     """Re-run the failed task runs of an ended execution, in the same execution, as new attempts."""
+    if server:
+        from tiercel.server.remote import executions_command
+
+        return executions_command(server, execution_id, "restart", as_json)
     rt = _runtime(home)
     ex = _load(rt, execution_id)
     if not ex.terminal and ex.state != "PAUSED":
@@ -199,8 +230,13 @@ def restart(execution_id: str, as_json: bool, home: Path | None) -> None:
 @click.option("--from", "from_task", metavar="TASK_ID", help="Re-run from this task; keep what ran before it.")
 @click.option("--json", "as_json", is_flag=True)
 @home_option
-def replay(execution_id: str, from_task: str | None, as_json: bool, home: Path | None) -> None:
+@server_option
+def replay(execution_id: str, from_task: str | None, as_json: bool, home: Path | None, server: str | None) -> None:
     """A new execution of the same flow and inputs, reusing the task runs before --from."""
+    if server:
+        from tiercel.server.remote import executions_command
+
+        return executions_command(server, execution_id, "replay", as_json, taskId=from_task)
     from tiercel.engine.replay import replay_execution
 
     rt = _runtime(home)

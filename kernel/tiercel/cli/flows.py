@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from tiercel.cli.run import home_option
+from tiercel.server.remote import server_option
 
 
 @click.group()
@@ -22,8 +23,14 @@ def flows() -> None:
 @click.option("--delete", is_flag=True, help="Delete deployed flows (of the synced namespaces) that are no longer in DIRECTORY.")
 @click.option("--dry-run", is_flag=True, help="Show what would change, change nothing.")
 @home_option
-def deploy(directory: Path, namespace: str | None, delete: bool, dry_run: bool, home: Path | None) -> None:
+@server_option
+def deploy(directory: Path, namespace: str | None, delete: bool, dry_run: bool, home: Path | None,
+           server: str | None) -> None:
     """Deploy every flow of DIRECTORY (recursively); each file's `namespace` says where it goes."""
+    if server:
+        from tiercel.server.remote import flows_deploy
+
+        return flows_deploy(server, directory, namespace, delete, dry_run)
     from tiercel.backend.db import Database
     from tiercel.backend.repository import Repository
     from tiercel.engine.runtime import default_home
@@ -81,8 +88,13 @@ def deploy(directory: Path, namespace: str | None, delete: bool, dry_run: bool, 
 @click.option("-n", "--namespace")
 @click.option("--json", "as_json", is_flag=True)
 @home_option
-def list_(namespace: str | None, as_json: bool, home: Path | None) -> None:
+@server_option
+def list_(namespace: str | None, as_json: bool, home: Path | None, server: str | None) -> None:
     """Deployed flows (latest revisions)."""
+    if server:
+        from tiercel.server.remote import flows_list
+
+        return flows_list(server, namespace, as_json)
     from tiercel.backend.db import Database
     from tiercel.backend.repository import Repository
     from tiercel.engine.runtime import default_home
@@ -102,8 +114,13 @@ def list_(namespace: str | None, as_json: bool, home: Path | None) -> None:
 @click.argument("flow_id")
 @click.option("-r", "--revision", type=int)
 @home_option
-def show(namespace: str, flow_id: str, revision: int | None, home: Path | None) -> None:
+@server_option
+def show(namespace: str, flow_id: str, revision: int | None, home: Path | None, server: str | None) -> None:
     """Print the source of a deployed flow."""
+    if server:
+        from tiercel.server.remote import flows_show
+
+        return flows_show(server, namespace, flow_id, revision)
     from tiercel.backend.db import Database
     from tiercel.backend.repository import Repository
     from tiercel.engine.runtime import default_home
@@ -118,8 +135,13 @@ def show(namespace: str, flow_id: str, revision: int | None, home: Path | None) 
 @click.argument("namespace")
 @click.argument("flow_id")
 @home_option
-def delete(namespace: str, flow_id: str, home: Path | None) -> None:
+@server_option
+def delete(namespace: str, flow_id: str, home: Path | None, server: str | None) -> None:
     """Delete a deployed flow (its revisions stay for the executions that used them)."""
+    if server:
+        from tiercel.server.remote import flows_delete
+
+        return flows_delete(server, namespace, flow_id)
     from tiercel.backend.db import Database
     from tiercel.backend.repository import Repository
     from tiercel.engine.runtime import default_home
