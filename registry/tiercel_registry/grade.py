@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tiercel_registry import packaging
-from tiercel_registry.checks import CHECKS, DESCRIPTIONS, CheckFailed
+from tiercel_registry.checks import CHECKS, DESCRIPTIONS, CheckFailed, CheckSkipped
 
 #: Lowest score of each grade; a plugin that does not load gets F whatever its score.
 GRADES = (("A", 100), ("B", 90), ("C", 75), ("D", 50), ("F", 0))
@@ -88,6 +88,8 @@ def grade(dist_name: str, tests: Path | None = None, extra_path: list[str] | Non
             pack.append({"check": check, "status": "passed", "message": ""})
         except CheckFailed as exc:
             pack.append({"check": check, "status": "failed", "message": _scrub(str(exc))})
+        except CheckSkipped as exc:
+            pack.append({"check": check, "status": "skipped", "message": _scrub(str(exc))})
     components = loaded.components
     results: dict[tuple[str, str], dict[str, str]] = {}
     sources: dict[str, str] = {}
@@ -131,7 +133,7 @@ def grade(dist_name: str, tests: Path | None = None, extra_path: list[str] | Non
     passed = sum(c["status"] == "passed" for c in every)
     failed = sum(c["status"] == "failed" for c in every)
     score = 100 * passed // (passed + failed) if passed + failed else 0
-    loads = next(c["status"] == "passed" for c in pack if c["check"] == "loads")
+    loads = next(c["status"] == "passed" for c in pack if c["check"] == "loads") and bool(components)
     return {
         "report": REPORT_VERSION,
         "distribution": name,

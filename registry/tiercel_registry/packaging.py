@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from tiercel_registry.checks import CheckFailed
+from tiercel_registry.checks import CheckFailed, CheckSkipped
 
 KERNEL = "tiercel"
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
@@ -106,12 +106,17 @@ def run_packaging_check(check: str, dist_name: str) -> None:
     globals()[f"check_{check}"](load(dist_name))
 
 
+def _well_named(dist: Distribution) -> bool:
+    normal = re.sub(r"[-_.]+", "-", dist.metadata["Name"].lower())
+    return normal.startswith("tiercel-") and bool(ID_PATTERN.match(normal.removeprefix("tiercel-")))
+
+
 def check_name(loaded: Loaded) -> None:
     name = loaded.dist.metadata["Name"]
     if name == KERNEL:
         return  # the core plugin ships inside the kernel distribution
     normal = re.sub(r"[-_.]+", "-", name.lower())
-    if not normal.startswith("tiercel-") or not ID_PATTERN.match(normal.removeprefix("tiercel-")):
+    if not _well_named(loaded.dist):
         raise CheckFailed(f"distribution `{name}` should be named `tiercel-<id>` (e.g. tiercel-{normal.split('-')[-1]}); "
                           f"set `name` in pyproject.toml")
 
@@ -127,8 +132,8 @@ def check_entry_point(loaded: Loaded) -> None:
         raise CheckFailed(f"{len(eps)} entry points in group `tiercel` ({', '.join(ep.name for ep in eps)}); "
                           f"declare one, named `{pid}`")
     ep = eps[0]
-    if loaded.dist.metadata["Name"] == KERNEL:
-        return
+    if loaded.dist.metadata["Name"] == KERNEL or not _well_named(loaded.dist):
+        return  # the name check reports a badly named distribution
     problems = []
     if ep.name != pid:
         problems.append(f"the entry point is named `{ep.name}`, expected `{pid}` (the distribution's id)")
@@ -140,6 +145,10 @@ def check_entry_point(loaded: Loaded) -> None:
 
 def check_loads(loaded: Loaded) -> None:
     plugin = loaded.plugin
+    if not any(ep.group == "tiercel" for ep in loaded.dist.entry_points):
+        raise CheckSkipped("nothing to load without an entry point (see entry_point)")
+    if plugin.skipped and ("TIERCEL_API" in plugin.skipped or plugin.skipped.startswith("built for kernel API")):
+        raise CheckSkipped(f"the kernel skipped it: {plugin.skipped} (see api)")
     if plugin.skipped:
         raise CheckFailed(f"the plugin was skipped: {plugin.skipped}")
     if plugin.errors:
@@ -153,7 +162,9 @@ def check_api(loaded: Loaded) -> None:
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
     from tiercel import API_VERSION
 
-    declared = getattr(loaded.module, "TIERCEL_API", None) if loaded.module else loaded.plugin.api
+    if loaded.module is None:
+        raise CheckSkipped("the entry-point module cannot be imported (see loads)")
+    declared = getattr(loaded.module, "TIERCEL_API", None)
     if declared is None:
         raise CheckFailed(f"the entry-point module declares no kernel API range; add `TIERCEL_API = \">={API_VERSION},<"
                           f"{int(API_VERSION.split('.')[0]) + 1}\"` to it")

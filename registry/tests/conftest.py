@@ -1,0 +1,21 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+DISTS = FIXTURES / "dists"
+
+if str(FIXTURES) not in sys.path:
+    sys.path.insert(0, str(FIXTURES))
+
+
+@pytest.fixture
+def dists(monkeypatch):
+    """The fixture plugin distributions (a .dist-info and a module each), importable."""
+    monkeypatch.syspath_prepend(str(DISTS))
+    from tiercel_registry import packaging
+
+    packaging._loaded.clear()
+    yield DISTS
+    packaging._loaded.clear()
