@@ -219,10 +219,24 @@ def test_map_keys_win_over_dict_methods(renderer, variables):
 
 def test_compiled_templates_are_cached_by_source():
     renderer = Renderer(cache_size=4)
-    renderer.render("{{ inputs.n }}", {"inputs": {"n": 1}})
-    assert renderer.render("{{ inputs.n }}", {"inputs": {"n": 2}}) == 2
+    renderer.render("{{ inputs.n + 0 }}", {"inputs": {"n": 1}})
+    assert renderer.render("{{ inputs.n + 0 }}", {"inputs": {"n": 2}}) == 2
     info = renderer._compile.cache_info()
     assert (info.hits, info.misses, info.maxsize) == (1, 1, 4)
+
+
+@pytest.mark.parametrize("template", [
+    "{{ outputs.t.value }}", "v={{ outputs.t.value }}!", "{{ outputs['my-task'].items[1] }}", "{{ flag }} {{ n }}",
+    "{{ none }}", "[{{ none }}]", "{{ outputs.t }}", "a {{ outputs }} b", "{{ outputs['my-task'].items }}",
+])
+def test_variable_paths_skip_compiling_with_the_same_results(template):
+    """Plain variable paths are looked up directly; the result is what Jinja gives."""
+    variables = {"outputs": {"t": {"value": "42"}, "my-task": {"items": [1, {"k": True}]}}, "flag": True, "n": 3,
+                 "none": None}
+    fast = Renderer()
+    wrapped = template.replace(" }}", " if true else 0 }}")  # same value, but not a plain path: compiled by Jinja
+    assert fast.render(template, variables) == Renderer().render(wrapped, variables)
+    assert fast._compile.cache_info().misses == 0  # the plain path was not compiled
 
 
 def test_renderer_is_thread_safe(renderer):
