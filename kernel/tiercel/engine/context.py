@@ -84,7 +84,8 @@ class TaskRunContext(RunContext):
         self.variables = variables
         self.secrets = secrets
         self.logger = logging.Logger(f"tiercel.{flow_id}.{task_id or 'trigger'}")
-        self.logger.setLevel(_LEVELS.get(log_level or "DEBUG", logging.DEBUG))
+        # not setLevel(): it clears the cache of every registered logger, on each task run
+        self.logger.level = _LEVELS.get(log_level or "DEBUG", logging.DEBUG)
         self.logger.addHandler(LogSink(secrets, emit_log))
         self.logger.propagate = False
         self._shared_workdir = workdir

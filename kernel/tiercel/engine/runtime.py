@@ -215,10 +215,13 @@ class Runtime:
         last_poll = 0.0
         stop = stop or asyncio.Event()
         while not stop.is_set():
-            try:
-                await asyncio.wait_for(self._wake.wait(), poll_interval)
-            except asyncio.TimeoutError:
-                pass
+            if not self._wake.is_set():
+                try:
+                    await asyncio.wait_for(self._wake.wait(), poll_interval)
+                except asyncio.TimeoutError:
+                    pass
+            else:
+                await asyncio.sleep(0)  # let workers run between batches
             self._wake.clear()
             now = time.monotonic()
             if now - last_poll >= poll_interval:

@@ -63,6 +63,15 @@ class Worker:
         task = asyncio.get_running_loop().create_task(self._run(job, done))
         self.running[job.task_run.id] = task
 
+        def cancelled_before_start(t: asyncio.Task) -> None:
+            # A kill that lands before _run's first step never enters its try: report KILLED here.
+            if t.cancelled():
+                self.running.pop(job.task_run.id, None)
+                done(job.execution_id, Event("result", job.task_run.id, job.attempt, State.KILLED, None, "killed",
+                                             time.time(), time.time()))
+
+        task.add_done_callback(cancelled_before_start)
+
     def cancel(self, task_run_id: str) -> bool:
         task = self.running.get(task_run_id)
         if task is None:
