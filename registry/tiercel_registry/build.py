@@ -33,7 +33,8 @@ def plugin_dists(plugins_dir: Path) -> list[str]:
     return names
 
 
-def build(plugins_dir: Path, out: Path, include_core: bool = True, echo: Callable[[str], Any] = print) -> dict[str, Any]:
+def build(plugins_dir: Path, out: Path, include_core: bool = True, echo: Callable[[str], Any] = print,
+          extra_path: list[str] | None = None) -> dict[str, Any]:
     from tiercel import API_VERSION
 
     out.mkdir(parents=True, exist_ok=True)
@@ -43,7 +44,7 @@ def build(plugins_dir: Path, out: Path, include_core: bool = True, echo: Callabl
         folder = out / dist
         shutil.rmtree(folder, ignore_errors=True)
         try:
-            report = grade(dist)
+            report = grade(dist, extra_path=extra_path)
         except packaging.NotInstalled as exc:
             echo(f"{dist}: {exc}")
             entries.append({"name": dist, "version": None, "api": None, "grade": None, "score": None,

@@ -57,9 +57,15 @@ def grade(dist: str, as_json: bool, out: Path | None, tests: Path | None, extra_
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder for index.json, the grade reports and the reference pages.")
 @click.option("--core/--no-core", default=True, help="Include the kernel's core plugin (distribution `tiercel`).")
-def build(plugins_dir: Path, out: Path, core: bool) -> None:
-    """Grade every plugin in PLUGINS_DIR and write the registry index and reference docs into --out."""
+@click.option("--path", "extra_path", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="Also look for distributions in this folder (repeatable).")
+def build(plugins_dir: Path, out: Path, core: bool, extra_path: tuple[str, ...]) -> None:
+    """Grade every plugin in PLUGINS_DIR and write the registry index and reference docs into --out.
+
+    The plugins must be installed (`pip install -e plugins/tiercel-x`); one that is not is listed
+    in the index with the error.
+    """
     from tiercel_registry.build import build as run_build
 
-    index = run_build(plugins_dir, out, include_core=core, echo=click.echo)
+    index = run_build(plugins_dir, out, include_core=core, echo=click.echo, extra_path=list(extra_path))
     click.echo(f"{len(index['plugins'])} plugins; index written to {out / 'index.json'}")
