@@ -179,7 +179,7 @@ def load_registry(eps: list[EntryPoint] | None = None) -> Registry:
             continue
         try:
             module = ep.load()
-        except Exception as exc:  # a broken plugin is reported, never fatal
+        except (Exception, SystemExit) as exc:  # a broken plugin is reported, never fatal
             plugin.errors.append(f"cannot import {ep.value}: {type(exc).__name__}: {exc}")
             continue
         if not _check_api(module, plugin):

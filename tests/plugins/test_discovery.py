@@ -168,3 +168,8 @@ def test_suggest(make_plugin):
     assert registry.suggest("task", "hello.Helo") == "hello.Hello"
     assert registry.suggest("task", "HELLO.HI") == "hello.Hello"  # canonical name, even via an alias
     assert registry.suggest("task", "zzz.Qqq") is None
+
+
+def test_plugin_that_exits_at_import(make_plugin):
+    registry = load_registry(make_plugin("tiercel-quits", "import sys\nsys.exit('bye')\n"))
+    assert registry.plugins["tiercel-quits"].errors[0].endswith("SystemExit: bye")
