@@ -196,7 +196,6 @@ class ArrayInput(_Input):
 INPUT_CLASSES = (StringInput, SecretInput, IntInput, FloatInput, BooleanInput, SelectInput, MultiselectInput,
                  DatetimeInput, DateInput, TimeInput, DurationInput, FileInput, JsonInput, YamlInput,
                  UriInput, EmailInput, ArrayInput)
-INPUT_TYPES = tuple(t for c in INPUT_CLASSES for t in get_args(c.model_fields["type"].annotation))
 
 Input = Annotated[Union[INPUT_CLASSES], Field(discriminator="type")]  # type: ignore[valid-type]
 
