@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from tiercel.testing.harness import tiercel
 from tiercel_registry.build import build
 from tiercel_registry.grade import grade, letter
@@ -65,3 +67,12 @@ def test_build_writes_index_and_reference_pages_reproducibly(dists, tmp_path):
     files = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
     build(plugins, out, include_core=False, echo=lambda line: None, extra_path=[str(DISTS)])
     assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == files
+
+
+@pytest.mark.slow
+def test_the_core_plugin_gets_the_top_grade():
+    report = grade("tiercel")
+    failures = [(c["type"], row["check"], row["message"]) for c in report["components"] for row in c["checks"]
+                if row["status"] == "failed"] + [row for row in report["packaging"] if row["status"] == "failed"]
+    assert report["grade"] == "A", failures
+    assert len(report["components"]) >= 25
