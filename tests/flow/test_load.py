@@ -503,3 +503,10 @@ def test_plugin_defaults_by_prefix_apply_only_known_properties(load, errors):
           - {id: a, type: test.Nap, duration: PT1S}
     """))
     assert e.message == "unknown property `colour` (set by pluginDefaults)" and e.task_id == "a"
+
+
+def test_property_of_a_nested_model_written_one_level_up(errors):
+    e = one(errors, flow("""
+        tasks: [{id: a, type: test.Nap, duration: PT1S, maxAttempt: 3}]
+    """))
+    assert e.message == "unknown property `maxAttempt`" and e.suggestion == "did you mean `retry.maxAttempt`?"

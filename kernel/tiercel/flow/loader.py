@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from tiercel.api import Task, Trigger
+from tiercel.api import Component, Task, Trigger
 from tiercel.flow.errors import FlowError, FlowValidationError, Path, did_you_mean, format_path
 from tiercel.flow.model import (ID_PATTERN, NAMESPACE_PATTERN, TASK_ID_PATTERN, Flow, PluginDefault, _strip,
                                 child_fields)
@@ -140,6 +140,15 @@ def _model_at(cls: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | N
             annotation = _strip(args[-1])
         current = annotation
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _nested_hint(cls: type[BaseModel], name: str) -> str | None:
+    """`maxAttempt` written on a task: "did you mean `retry.maxAttempt`?"."""
+    for field_name, field in cls.model_fields.items():
+        inner = _model_at(cls, (field_name,))
+        if inner is not None and not issubclass(inner, (cls, Component)) and name in _field_names(inner):
+            return f"did you mean `{field.alias or field_name}.{name}`?"
+    return None
 
 
 def _field_names(cls: type[BaseModel]) -> list[str]:
@@ -511,7 +520,7 @@ class _Loader:
             model = _model_at(cls, loc[:-1]) or cls
             owner = f" in `{format_path(rel[:-1])}`" if len(rel) > 1 else ""
             self.error(full, f"{label}unknown property `{name}`{owner}", task_id,
-                       did_you_mean(str(name), _field_names(model)), key=True)
+                       did_you_mean(str(name), _field_names(model)) or _nested_hint(model, str(name)), key=True)
         elif kind == "missing":
             name = rel[-1] if rel else loc[-1]
             owner = f" in `{format_path(rel[:-1])}`" if len(rel) > 1 else ""
