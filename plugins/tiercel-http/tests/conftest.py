@@ -46,6 +46,15 @@ class Handler(BaseHTTPRequestHandler):
         state["hits"] = state.get("hits", 0) + 1
         if path == "/":
             self.send(200, b"<html><body>index</body></html>", "text/html; charset=utf-8")
+        elif path == "/post":  # httpbin.org's answer shape, for the examples
+            try:
+                parsed = json.loads(body)
+            except ValueError:
+                parsed = None
+            self.send_json({"json": parsed, "data": body.decode("utf-8", "replace"),
+                            "headers": {k.title(): v for k, v in self.headers.items()}})
+        elif path == "/robots.txt":
+            self.send(200, b"User-agent: *\nDisallow: /deny\n")
         elif path == "/json":
             self.send_json({"hello": "world", "n": 1})
         elif path == "/text":

@@ -345,3 +345,15 @@ def test_readme_flows_run(tmp_path, monkeypatch):
         assert poll_and_deliver(rt, watch) == (None, None)  # the flow marked the orders processed
     finally:
         rt.close()
+
+
+def test_a_timeout_interrupts_the_running_statement(db, tmp_path):
+    import time
+
+    url, t = db
+    forever = ("SELECT pg_sleep(3600)" if url.startswith("postgres") else
+               "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT max(i) FROM n")
+    start = time.monotonic()
+    ex = run(flow(query("slow", url, forever, "    timeout: PT1S\n    fetchType: FETCH_ONE\n")), tmp_path)
+    assert ex["state"] == "FAILED" and "timed out" in task_run(ex, "slow")["error"]
+    assert time.monotonic() - start < 8  # the statement itself was stopped, not left running

@@ -96,15 +96,22 @@ class Request(HttpCall, Task):
         Example("POST JSON with a bearer token and read the answer", """\
 id: http_request_example
 namespace: company.team
+inputs:
+  - id: server
+    type: STRING
+    defaults: https://httpbin.org
+  - id: token
+    type: STRING
+    defaults: demo-token
 tasks:
   - id: create
     type: http.Request
-    uri: https://httpbin.org/post
+    uri: "{{ inputs.server }}/post"
     method: POST
     body: '{"name": "ada"}'
     auth:
       type: bearer
-      token: "{{ secret('API_TOKEN') }}"
+      token: "{{ inputs.token }}"
     options:
       readTimeout: PT30S
   - id: show
@@ -134,19 +141,20 @@ class Download(HttpCall, Task):
     aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.core.http.Download", "io.kestra.plugin.fs.http.Download",
                                           "io.kestra.core.tasks.http.Download")
     examples: ClassVar[list[Example]] = [
-        Example("Download a CSV file and count its lines", """\
+        Example("Download a file into internal storage", """\
 id: http_download_example
 namespace: company.team
+inputs:
+  - id: server
+    type: STRING
+    defaults: https://httpbin.org
 tasks:
   - id: fetch
     type: http.Download
-    uri: https://huggingface.co/datasets/kestra/datasets/raw/main/csv/orders.csv
-  - id: count
-    type: scripts.Shell
-    inputFiles:
-      orders.csv: "{{ outputs.fetch.uri }}"
-    commands:
-      - wc -l orders.csv
+    uri: "{{ inputs.server }}/robots.txt"
+  - id: show
+    type: core.Log
+    message: "{{ outputs.fetch.length }} bytes stored at {{ outputs.fetch.uri }}"
 """, run=False),
     ]
 
@@ -173,19 +181,19 @@ class Trigger(HttpCall, PollingTrigger):
     type: ClassVar[str] = "http.Trigger"
     aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.core.http.Trigger", "io.kestra.plugin.fs.http.Trigger")
     examples: ClassVar[list[Example]] = [
-        Example("Start a flow when a service reports a new version", """\
+        Example("Start a flow when a service answers with JSON", """\
 id: http_trigger_example
 namespace: company.team
 tasks:
   - id: announce
     type: core.Log
-    message: "new version {{ trigger.body.version }}"
+    message: "the service answered {{ trigger.code }}: {{ trigger.body | toJson }}"
 triggers:
   - id: watch
     type: http.Trigger
-    uri: https://example.com/api/version
+    uri: https://httpbin.org/json
     interval: PT5M
-    responseCondition: "{{ response.statusCode == 200 and response.body.version is defined }}"
+    responseCondition: "{{ response.statusCode == 200 and response.headers['content-type'][0] == 'application/json' }}"
 """, run=False),
     ]
 

@@ -7,6 +7,7 @@ at a time, into a JSON-lines file that is uploaded to internal storage.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import importlib.util
@@ -21,6 +22,8 @@ from typing import Any
 
 from tiercel import RunContext, TaskError
 
+#: Seconds a cancelled query's thread gets to return after its statement is interrupted.
+STOP_GRACE = 5.0
 #: Characters of a failing statement quoted in the error.
 STATEMENT_EXCERPT = 1000
 #: PostgreSQL's dollar quoting: ``$$ … $$`` or ``$tag$ … $tag$`` (not ``$1`` parameters).
@@ -117,8 +120,40 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+class Interrupt:
+    """Stops the statement running on another thread: ``interrupt()`` for SQLite, ``cancel()`` for PostgreSQL."""
+
+    def __init__(self) -> None:
+        self.raw: Any = None
+        self.fired = False
+
+    def attach(self, raw: Any) -> None:
+        self.raw = raw
+        if self.fired:
+            self.fire()
+
+    def fire(self) -> None:
+        self.fired = True
+        stop = getattr(self.raw, "interrupt", None) or getattr(self.raw, "cancel", None)
+        if stop is not None:
+            with contextlib.suppress(Exception):
+                stop()
+
+
+async def run(ctx: RunContext, spec: Any, statements: list[str], **kw: Any) -> list[dict[str, Any]]:
+    """:func:`execute` on a thread; a cancellation (timeout, kill) interrupts the running statement."""
+    interrupt = Interrupt()
+    work = asyncio.ensure_future(asyncio.to_thread(execute, ctx, spec, statements, interrupt=interrupt, **kw))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        interrupt.fire()
+        await asyncio.wait([work], timeout=STOP_GRACE)  # let the driver give the thread back
+        raise
+
+
 def execute(ctx: RunContext, spec: Any, statements: list[str], *, transaction: bool, fetch_type: str,
-            fetch_size: int = 10_000) -> list[dict[str, Any]]:
+            fetch_size: int = 10_000, interrupt: Interrupt | None = None) -> list[dict[str, Any]]:
     """Run *statements* on one connection; return one output dict per statement.
 
     With *transaction* they share one transaction, committed at the end and rolled back on
@@ -138,6 +173,8 @@ def execute(ctx: RunContext, spec: Any, statements: list[str], *, transaction: b
         except exc.DBAPIError as error:
             raise TaskError(f"cannot connect to {shown(url)}: {_message(error)}") from None
         transaction = transaction or fetch_type == "STORE"  # server-side cursors live in a transaction
+        if interrupt is not None:
+            interrupt.attach(connection.connection.dbapi_connection)
         with connection:
             if not transaction:
                 connection = connection.execution_options(isolation_level="AUTOCOMMIT")

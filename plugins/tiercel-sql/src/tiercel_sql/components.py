@@ -6,7 +6,6 @@ the box, others once their driver is installed. SQLAlchemy loads on first use.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 from typing import Annotated, Any, ClassVar, Literal
@@ -78,12 +77,17 @@ tasks:
         Example("Store a large result in internal storage (PostgreSQL)", """\
 id: sql_store_example
 namespace: company.team
+inputs:
+  - id: url
+    type: STRING
+    defaults: postgresql://postgres@127.0.0.1:5432/postgres
 tasks:
   - id: export
     type: sql.Query
-    url: postgresql://postgres@127.0.0.1:5432/postgres
-    password: "{{ secret('POSTGRES_PASSWORD') }}"
-    sql: SELECT * FROM pg_catalog.pg_tables
+    url: "{{ inputs.url }}"
+    sql: SELECT schemaname, tablename FROM pg_catalog.pg_tables WHERE schemaname = :schema
+    parameters:
+      schema: pg_catalog
     fetchType: STORE
   - id: show
     type: core.Log
@@ -96,11 +100,11 @@ tasks:
         True, description="Commit as the statement runs (the driver's autocommit mode, needed for e.g. VACUUM); "
                           "false runs it in a transaction committed at the end.")
 
-    def run(self, ctx: RunContext) -> dict[str, Any]:
-        from tiercel_sql._db import execute
+    async def run(self, ctx: RunContext) -> dict[str, Any]:
+        from tiercel_sql._db import run
 
-        (output,) = execute(ctx, self, [self.sql], transaction=not self.autoCommit, fetch_type=self.fetchType,
-                            fetch_size=self.fetchSize)
+        (output,) = await run(ctx, self, [self.sql], transaction=not self.autoCommit, fetch_type=self.fetchType,
+                              fetch_size=self.fetchSize)
         return output
 
 
@@ -146,14 +150,14 @@ tasks:
     fetchType: FetchType = Field("NONE", description="What to keep of the rows of each statement that returns rows.")
     transaction: bool = Field(True, description="Run all statements in one transaction (false: commit each as it runs).")
 
-    def run(self, ctx: RunContext) -> dict[str, Any]:
-        from tiercel_sql._db import execute, split_statements
+    async def run(self, ctx: RunContext) -> dict[str, Any]:
+        from tiercel_sql._db import run, split_statements
 
         statements = split_statements(self.sql)
         if not statements:
             raise TaskError("property `sql`: no statement found")
-        return {"outputs": execute(ctx, self, statements, transaction=self.transaction, fetch_type=self.fetchType,
-                                   fetch_size=self.fetchSize)}
+        return {"outputs": await run(ctx, self, statements, transaction=self.transaction, fetch_type=self.fetchType,
+                                     fetch_size=self.fetchSize)}
 
 
 class Trigger(Connection, PollingTrigger):
@@ -193,11 +197,10 @@ triggers:
                              "STORE (`trigger.uri`, a JSON-lines file).")
 
     async def poll(self, ctx: RunContext) -> TriggerEvent | None:
-        from tiercel_sql._db import execute
+        from tiercel_sql._db import run
 
         me = rendered(self, ctx)
-        (output,) = await asyncio.to_thread(execute, ctx, me, [me.sql], transaction=False, fetch_type=me.fetchType,
-                                            fetch_size=me.fetchSize)
+        (output,) = await run(ctx, me, [me.sql], transaction=False, fetch_type=me.fetchType, fetch_size=me.fetchSize)
         if not output.get("size"):
             return None
         if "uri" in output:

@@ -1,0 +1,44 @@
+"""The registry's conformance suite for the SQL components, on SQLite and the session's PostgreSQL."""
+
+import sqlite3
+
+import pytest
+
+from tiercel_registry import TaskConformance, TriggerConformance
+from tiercel_sql.components import Queries, Query, Trigger
+
+# A query that runs until cancelled, for the timeout and kill checks (a recursive CTE counting forever).
+FOREVER = {"url": "sqlite://", "fetchType": "FETCH_ONE",
+           "sql": "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT max(i) FROM n"}
+
+
+class InTmp:
+    @pytest.fixture(autouse=True)
+    def _in_tmp(self, tmp_path, monkeypatch):
+        monkeypatch.chdir(tmp_path)  # the examples write relative SQLite files
+
+
+class TestQuery(InTmp, TaskConformance):
+    component = Query
+    long_run = FOREVER
+
+    @pytest.fixture
+    def example_inputs(self, postgres_url):
+        return {"url": postgres_url}
+
+
+class TestQueries(InTmp, TaskConformance):
+    component = Queries
+    long_run = FOREVER
+
+
+class TestTrigger(InTmp, TriggerConformance):
+    component = Trigger
+
+    @pytest.fixture
+    def properties(self, tmp_path):
+        db = tmp_path / "shop.db"
+        with sqlite3.connect(db) as conn:
+            conn.execute("CREATE TABLE orders (id INTEGER, total NUMERIC, processed INTEGER)")
+            conn.execute("INSERT INTO orders VALUES (1, 10, 0), (2, 20, 0)")
+        return {"url": f"sqlite:///{db}"}
