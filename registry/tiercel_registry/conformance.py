@@ -8,9 +8,9 @@ class TestHello(TaskConformance):
     component = Hello
 ```
 
-Knobs: class attributes (``long_run``, ``large_file_size``, ``max_memory``) and fixtures
-to override when they need other fixtures (``example_inputs``, ``properties``, ``emit``,
-``alive``). A check that cannot run without a knob is skipped, saying which one.
+Knobs: class attributes (``long_run``, ``large_file_size``, ``max_memory``; each may also be
+a fixture of the same name) and fixtures to override (``example_inputs``, ``properties``,
+``emit``, ``alive``). A check that cannot run without a knob is skipped, saying which one.
 """
 
 from __future__ import annotations
@@ -56,9 +56,17 @@ class Conformance:
         return pid_alive
 
     @pytest.fixture
-    def conformance_options(self, example_inputs: Any, properties: Any, emit: Any, alive: Any) -> Options:
-        return Options(example_inputs=example_inputs, long_run=self.long_run, properties=dict(properties or {}),
-                       emit=emit, alive=alive, large_file_size=self.large_file_size, max_memory=self.max_memory)
+    def conformance_options(self, request: pytest.FixtureRequest, example_inputs: Any, properties: Any, emit: Any,
+                            alive: Any) -> Options:
+        knobs = {name: self._knob(request, name) for name in ("long_run", "large_file_size", "max_memory")}
+        return Options(example_inputs=example_inputs, properties=dict(properties or {}), emit=emit, alive=alive, **knobs)
+
+    def _knob(self, request: pytest.FixtureRequest, name: str) -> Any:
+        """A class attribute, or a fixture of that name (when the value needs other fixtures)."""
+        value = getattr(type(self), name)
+        if value is None or isinstance(value, (dict, int)):
+            return value
+        return request.getfixturevalue(name)
 
     def check(self, name: str, options: Options) -> None:
         try:
