@@ -510,3 +510,18 @@ def test_property_of_a_nested_model_written_one_level_up(errors):
         tasks: [{id: a, type: test.Nap, duration: PT1S, maxAttempt: 3}]
     """))
     assert e.message == "unknown property `maxAttempt`" and e.suggestion == "did you mean `retry.maxAttempt`?"
+
+
+def test_to_dict_keeps_types_nested_fields_and_aliases(load):
+    import json
+
+    f = load(VALID)
+    data = f.to_dict()
+    json.dumps(data)
+    assert data["tasks"][1]["type"] == "test.Sequential"
+    assert data["tasks"][1]["tasks"][1]["else"] == [{"type": "test.Log", "id": "no_", "message": "y"}]
+    assert data["tasks"][4]["tasks"][1] == {"task": {"type": "test.Log", "id": "d2", "message": "x"}, "dependsOn": ["d1"]}
+    assert data["finally"][0]["id"] == "at_end" and data["labels"] == {"env": "dev", "n": "1"}
+    assert data["inputs"][0] == {"id": "name", "type": "STRING", "defaults": "world"}
+    assert data["retry"]["interval"] == "PT1S"
+    assert load(json.dumps(data)).to_dict() == data  # JSON is YAML: the dump loads back unchanged

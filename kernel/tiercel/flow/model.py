@@ -315,6 +315,33 @@ class Flow(_Model):
         except KeyError:
             raise KeyError(f"flow {self.namespace}.{self.id} has no task `{task_id}`") from None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The flow as JSON-ready data in its YAML shape: aliases as keys, every task with its ``type``.
+
+        Only properties that were set (in the YAML or by plugin defaults) are included.
+        ``model_dump`` would drop nested tasks' own fields and their types.
+        """
+        return plain(self)
+
+
+def plain(value: Any) -> Any:
+    """JSON-ready data of a model, component, list or mapping (components carry their ``type``)."""
+    from pydantic_core import to_jsonable_python
+
+    if isinstance(value, BaseModel):
+        out: dict[str, Any] = {}
+        if getattr(type(value), "type", None) and isinstance(type(value).type, str) and "type" not in type(value).model_fields:
+            out["type"] = type(value).type
+        for name, field in type(value).model_fields.items():
+            if name in value.model_fields_set:
+                out[field.alias or name] = plain(getattr(value, name))
+        return out
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return to_jsonable_python(value)
+
 
 def _label_text(value: Any) -> Any:
     if isinstance(value, bool):
