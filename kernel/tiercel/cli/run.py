@@ -58,6 +58,7 @@ async def drive(runtime: Any, execution_id: str, interrupt_kills: bool = True) -
     waiter = asyncio.create_task(runtime.wait(execution_id))
     done, _ = await asyncio.wait({waiter, server}, return_when=asyncio.FIRST_COMPLETED)
     stop.set()
+    runtime.wake()
     if server in done and not waiter.done():
         waiter.cancel()
         if server.exception() is not None and not server.cancelled():

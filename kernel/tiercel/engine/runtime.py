@@ -205,8 +205,13 @@ class Runtime:
             else:
                 self._wake.set()
 
+    def wake(self) -> None:
+        """Wake the loop now (after setting its stop event, or from another thread)."""
+        if self._wake is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
     async def serve(self, stop: asyncio.Event | None = None, poll_interval: float = 0.25) -> None:
-        """Process events until *stop* is set (or forever)."""
+        """Process events until *stop* is set (or forever); call :meth:`wake` after setting it to stop at once."""
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         if self._inbox:

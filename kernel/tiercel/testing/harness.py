@@ -41,6 +41,7 @@ def run_flow(source: str | Path, inputs: dict[str, Any] | None = None, home: str
                 await asyncio.wait_for(runtime.wait(ex.id), timeout)
             finally:
                 stop.set()
+                runtime.wake()
                 await loop_task
 
         asyncio.run(main())
