@@ -529,7 +529,7 @@ async def _maybe(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
 
 
-def _trigger_setup(cls: type, options: Options, wanted: type) -> tuple[Any, Any]:
+def _trigger_setup(cls: type, options: Options, wanted: type | tuple[type, ...]) -> tuple[Any, Any]:
     """(flow, trigger instance) from the first example using *cls*, with ``properties`` applied."""
     from tiercel.flow import load_flow
 
@@ -546,12 +546,6 @@ def _trigger_setup(cls: type, options: Options, wanted: type) -> tuple[Any, Any]
     node.update(options.properties)
     flow = load_flow(_dump(ex.data), registry=registry_for(cls))
     return flow, _instance(flow, node["id"])
-
-
-def _trigger_kind(cls: type) -> type:
-    from tiercel.api import PollingTrigger, RealtimeTrigger
-
-    return RealtimeTrigger if issubclass(cls, RealtimeTrigger) else PollingTrigger
 
 
 class _Recorded:
@@ -585,26 +579,84 @@ async def _next_event(trigger: Any, ctx: Any, emit: Callable[[], Any] | None, at
     return None
 
 
-def _with_trigger(cls: type, options: Options, body: Callable[..., Any], wanted: type | None = None) -> None:
+def _with_trigger(cls: type, options: Options, body: Callable[..., Any],
+                  wanted: type | tuple[type, ...] | None = None) -> None:
     from tiercel.api import PollingTrigger
     from tiercel.engine.delivery import trigger_context
     from tiercel.engine.worker import render_task
 
-    flow, trigger = _trigger_setup(cls, options, wanted or PollingTrigger)
+    flow, trigger = _trigger_setup(cls, options, wanted or PollingTrigger)  # type: ignore[arg-type]
     with runtime(registry_for(cls)) as rt:
         ctx = trigger_context(rt, flow, trigger)
         trigger = render_task(trigger, rt.renderer, ctx.variables)
         run_loop(asyncio.wait_for(body(rt, flow, trigger, ctx), 60))
 
 
-async def _first_event(cls: type, trigger: Any, ctx: Any, options: Options) -> Any:
-    event = await _next_event(trigger, ctx, options.emit)
-    if event is None:
-        if options.emit is None:
-            raise CheckSkipped("poll() returned no event: give the conformance class an `emit` fixture that makes "
-                               "the source produce one")
-        raise CheckFailed(f"{cls.type}: poll() returned no event after emit()")
-    return event
+class _Source:
+    """A trigger's events, polled or listened to, handed to the checks the same way."""
+
+    def __init__(self, cls: type, trigger: Any, ctx: Any, options: Options) -> None:
+        from tiercel.api import RealtimeTrigger
+
+        self.cls, self.trigger, self.ctx, self.options = cls, trigger, ctx, options
+        self.realtime = isinstance(trigger, RealtimeTrigger)
+        self.verb = "listen()" if self.realtime else "poll()"
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.task: asyncio.Task | None = None
+
+    async def __aenter__(self) -> _Source:
+        if self.realtime:
+            self.task = asyncio.create_task(self._consume())
+            for _ in range(20):  # let the listener subscribe
+                await asyncio.sleep(0)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.wait([self.task], timeout=STOP_GRACE)
+
+    async def _consume(self) -> None:
+        async for event in self.trigger.listen(self.ctx):
+            await self.queue.put(event)
+
+    async def _get(self, timeout: float) -> Any:
+        if self.task is not None and self.task.done() and self.queue.empty():
+            error = self.task.exception() if not self.task.cancelled() else None
+            raise CheckFailed(f"{self.cls.type}: listen() ended" + (f": {type(error).__name__}: {error}" if error else ""))
+        try:
+            return await asyncio.wait_for(self.queue.get(), timeout)
+        except TimeoutError:
+            return None
+
+    async def first(self) -> Any:
+        """The first event, after making the source produce one (``emit``) when it has none."""
+        if not self.realtime:
+            event = await _next_event(self.trigger, self.ctx, self.options.emit)
+        else:
+            event, emits = await self._get(0.2), 0
+            while event is None and self.options.emit is not None and emits < 10:
+                await _maybe(self.options.emit())
+                emits += 1
+                event = await self._get(1)
+        if event is None:
+            if self.options.emit is None:
+                raise CheckSkipped(f"{self.verb} gave no event: give the conformance class an `emit` fixture that "
+                                   f"makes the source produce one")
+            raise CheckFailed(f"{self.cls.type}: {self.verb} gave no event after emit()")
+        return event
+
+    async def again(self, key: str | None) -> Any:
+        """The next event (polling), or the event *key* once more (realtime: redelivered after a nack)."""
+        if not self.realtime:
+            return await _next_event(self.trigger, self.ctx, None)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while (left := deadline - loop.time()) > 0:
+            event = await self._get(left)
+            if event is None or event.key == key:
+                return event
+        return None
 
 
 def _key_problem(cls: type, event: Any) -> str | None:
@@ -614,28 +666,28 @@ def _key_problem(cls: type, event: Any) -> str | None:
     return None
 
 
+def _with_source(cls: type, options: Options, body: Callable[..., Any]) -> None:
+    from tiercel.api import PollingTrigger, RealtimeTrigger
+
+    async def wrapped(rt: Any, flow: Any, trigger: Any, ctx: Any) -> None:
+        async with _Source(cls, trigger, ctx, options) as source:
+            await body(rt, flow, trigger, source)
+
+    _with_trigger(cls, options, wrapped, (PollingTrigger, RealtimeTrigger))
+
+
 def check_event_key(cls: type, options: Options) -> None:
-    from tiercel.api import RealtimeTrigger
+    async def body(rt: Any, flow: Any, trigger: Any, source: _Source) -> None:
+        _fail([p for p in [_key_problem(cls, await source.first())] if p])
 
-    if issubclass(cls, RealtimeTrigger):
-        events, _ = _listen(cls, options)
-        if not events:
-            raise CheckSkipped("listen() yielded no event: give the conformance class an `emit` fixture")
-        _fail([p for p in [_key_problem(cls, events[0])] if p])
-        return
-
-    async def body(rt: Any, flow: Any, trigger: Any, ctx: Any) -> None:
-        event = await _first_event(cls, trigger, ctx, options)
-        _fail([p for p in [_key_problem(cls, event)] if p])
-
-    _with_trigger(cls, options, body)
+    _with_source(cls, options, body)
 
 
 def check_dedupe(cls: type, options: Options) -> None:
     from tiercel.engine.delivery import deliver
 
-    async def body(rt: Any, flow: Any, trigger: Any, ctx: Any) -> None:
-        event = await _first_event(cls, trigger, ctx, options)
+    async def body(rt: Any, flow: Any, trigger: Any, source: _Source) -> None:
+        event = await source.first()
         if _key_problem(cls, event):
             raise CheckSkipped("its events have no deduplication key (see event_key)")
         first = await deliver(rt, flow, trigger, event)
@@ -644,14 +696,14 @@ def check_dedupe(cls: type, options: Options) -> None:
         if first is None or second is not None or count != 1:
             raise CheckFailed(f"{cls.type}: the same event delivered twice made {count} executions, expected 1")
 
-    _with_trigger(cls, options, body)
+    _with_source(cls, options, body)
 
 
 def check_commit_after_create(cls: type, options: Options) -> None:
     from tiercel.engine.delivery import deliver
 
-    async def body(rt: Any, flow: Any, trigger: Any, ctx: Any) -> None:
-        event = await _first_event(cls, trigger, ctx, options)
+    async def body(rt: Any, flow: Any, trigger: Any, source: _Source) -> None:
+        event = await source.first()
         key = event.key
         calls = _Recorded(event)
         submit = rt.submit
@@ -667,19 +719,21 @@ def check_commit_after_create(cls: type, options: Options) -> None:
             rt.submit = submit
         if calls.acks:
             raise CheckFailed(f"{cls.type}: ack was called although the execution was not created")
-        again = await _next_event(trigger, ctx, None)
+        again = await source.again(key)
         if again is None or again.key != key:
             found = "no event" if again is None else f"event `{again.key}`"
-            raise CheckFailed(f"{cls.type}: after a failed delivery (nack), poll() returned {found} instead of event "
-                              f"`{key}` again: the event was lost. Commit the source position in event.ack (called "
-                              f"once the execution exists), never in poll(); make event.nack hand the event out again")
+            raise CheckFailed(f"{cls.type}: after a failed delivery (nack), {source.verb} gave {found} instead of "
+                              f"event `{key}` again: the event was lost. Commit the source position in event.ack "
+                              f"(called once the execution exists), never before; make event.nack hand the event "
+                              f"out again")
         calls = _Recorded(again)
         created = await deliver(rt, flow, trigger, again)
         count = rt.db.one("SELECT count(*) FROM executions WHERE flow_id = ?", (flow.id,))[0]
         if created is None or count != 1 or calls.acks != 1:
-            raise CheckFailed(f"{cls.type}: the redelivered event made {count} executions and {calls.acks} acks, expected 1 and 1")
+            raise CheckFailed(f"{cls.type}: the redelivered event made {count} executions and {calls.acks} acks, "
+                              f"expected 1 and 1")
 
-    _with_trigger(cls, options, body)
+    _with_source(cls, options, body)
 
 
 def _listen(cls: type, options: Options) -> tuple[list[Any], str | None]:
