@@ -83,6 +83,7 @@ async def exchange(ctx: RunContext, call: HttpCall, *, store: str = "auto",
         else:
             client_auth = httpx.BasicAuth(auth.username or "", auth.password or "")
     request = _payload(ctx, call, headers)
+    uploads = [part[1] for part in request.get("files", {}).values() if hasattr(part[1], "close")]
     method, target = call.method, call.uri
     try:
         async with httpx.AsyncClient(timeout=timeout, follow_redirects=follow, auth=client_auth) as client:
@@ -103,6 +104,9 @@ async def exchange(ctx: RunContext, call: HttpCall, *, store: str = "auto",
         raise TaskError(f"property `uri`: {exc} (expected http:// or https://)") from None
     except httpx.HTTPError as exc:
         raise TaskError(f"{method} {safe(target)} failed: {type(exc).__name__}: {exc}") from None
+    finally:
+        for upload in uploads:
+            upload.close()
     if reply.code >= 400 and not call.failed_allowed:
         raise TaskError(f"{method} {safe(target)} returned {reply.code} {reply.reason}: {reply.excerpt or '(empty body)'}"
                         " — set `allowFailed: true` to accept error statuses")

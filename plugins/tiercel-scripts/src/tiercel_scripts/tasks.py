@@ -115,14 +115,17 @@ class ScriptTask(Task):
             env[name] = value
         reader = LineReader(ctx, logging.WARNING if self.warningOnStdErr else logging.INFO)
         runner = self._runner(ctx)
-        with tempfile.TemporaryDirectory(prefix="tiercel-inputs-") as tmp:
-            files = await self._namespace_files(ctx, Path(tmp))
-            files.update(await self._input_files(ctx, Path(tmp)))
+        scratch = _Scratch()
+        try:
+            files = await self._namespace_files(ctx, scratch)
+            files.update(await self._input_files(ctx, scratch))
             job = ScriptJob(commands=self._commands(files, program), env=env, input_files=files,
                             output_files=list(self.outputFiles or []),
                             timeout=self.timeout.total_seconds() if self.timeout else None,
                             on_stdout=reader.stdout, on_stderr=reader.stderr, fail_fast=self.failFast)
             result = await runner.run(ctx, job)
+        finally:
+            scratch.remove()
         if result.exit_code != 0:
             what = "script" if self.script is not None else "commands"
             tail = result.stderr_tail.strip()
@@ -154,7 +157,7 @@ class ScriptTask(Task):
             runner = runner.model_copy(update={"image": self.containerImage})
         return runner
 
-    async def _input_files(self, ctx: RunContext, tmp: Path) -> dict[str, bytes | Path]:
+    async def _input_files(self, ctx: RunContext, scratch: _Scratch) -> dict[str, bytes | Path]:
         spec = self.inputFiles
         if isinstance(spec, str):
             try:
@@ -170,12 +173,12 @@ class ScriptTask(Task):
             if not isinstance(content, str):
                 content = json.dumps(content)
             if content.startswith("tiercel://"):
-                files[name] = await asyncio.to_thread(_download, ctx, content, tmp)
+                files[name] = await asyncio.to_thread(_download, ctx, content, scratch.path())
             else:
                 files[name] = content.encode()
         return files
 
-    async def _namespace_files(self, ctx: RunContext, tmp: Path) -> dict[str, bytes | Path]:
+    async def _namespace_files(self, ctx: RunContext, scratch: _Scratch) -> dict[str, bytes | Path]:
         spec = self.namespaceFiles
         if spec is None or not spec.enabled:
             return {}
@@ -190,9 +193,25 @@ class ScriptTask(Task):
                 continue
             if spec.exclude and any(fnmatch.fnmatchcase(name, g) for g in spec.exclude):
                 continue
-            files[name] = await asyncio.to_thread(_download, ctx, uri, tmp)
+            files[name] = await asyncio.to_thread(_download, ctx, uri, scratch.path())
         ctx.logger.debug("copied %d namespace file(s)", len(files))
         return files
+
+
+class _Scratch:
+    """A temporary directory for downloaded inputs, made only when one is needed (most runs have none)."""
+
+    def __init__(self) -> None:
+        self._path: Path | None = None
+
+    def path(self) -> Path:
+        if self._path is None:
+            self._path = Path(tempfile.mkdtemp(prefix="tiercel-inputs-"))
+        return self._path
+
+    def remove(self) -> None:
+        if self._path is not None:
+            shutil.rmtree(self._path, ignore_errors=True)
 
 
 def _download(ctx: RunContext, uri: str, tmp: Path) -> Path:
