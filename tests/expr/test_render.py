@@ -227,7 +227,7 @@ def test_compiled_templates_are_cached_by_source():
 
 @pytest.mark.parametrize("template", [
     "{{ outputs.t.value }}", "v={{ outputs.t.value }}!", "{{ outputs['my-task'].items[1] }}", "{{ flag }} {{ n }}",
-    "{{ none }}", "[{{ none }}]", "{{ outputs.t }}", "a {{ outputs }} b", "{{ outputs['my-task'].items }}",
+    "{{ none }}", "[{{ none }}]", "{{ outputs.t }}", "a {{ n }} b {{ flag }}", "{{ outputs['my-task'].items }}",
 ])
 def test_variable_paths_skip_compiling_with_the_same_results(template):
     """Plain variable paths are looked up directly; the result is what Jinja gives."""

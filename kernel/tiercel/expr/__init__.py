@@ -2,9 +2,13 @@
 
     >>> Renderer().render("{{ 6 * 7 }}", {})
     42
+
+Importing this package does not import Jinja2: plain variable paths are looked up directly
+and the sandboxed Jinja renderer loads on the first expression that needs it.
 """
 
 from .errors import ExpressionError
-from .renderer import Renderer, truthy
+from .facade import Renderer
+from .paths import truthy
 
 __all__ = ["ExpressionError", "Renderer", "truthy"]

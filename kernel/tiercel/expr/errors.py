@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from jinja2.exceptions import SecurityError, TemplateSyntaxError
-from jinja2.runtime import Undefined
-from jinja2.utils import missing
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # Jinja2 loads only when a template needs compiling
+    from jinja2.exceptions import TemplateSyntaxError
+    from jinja2.runtime import Undefined
 
 __all__ = ["ExpressionError"]
 
@@ -104,6 +106,9 @@ def _join(path: str | None, name: Any) -> str:
 
 def undefined_message(undefined: Undefined, variables: Mapping[str, Any], chains: tuple = ()) -> str:
     """Explain an undefined value: its full path, which key was missing and which ones exist."""
+    from jinja2.exceptions import SecurityError
+    from jinja2.utils import missing
+
     name = undefined._undefined_name
     obj = undefined._undefined_obj
     if issubclass(undefined._undefined_exception, SecurityError):

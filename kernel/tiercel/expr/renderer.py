@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable, Mapping
-from numbers import Number
 from typing import Any
 
 from jinja2 import nodes
@@ -23,25 +21,12 @@ from .environment import (
     range_budget,
 )
 from .errors import ExpressionError, syntax_message, undefined_message
+from .paths import truthy
 
-__all__ = ["Renderer", "truthy"]
+__all__ = ["JinjaRenderer", "truthy"]
 
-_FALSY_STRINGS = frozenset(["", "false", "0", "-0"])
 #: Expression nodes that may build a container holding an undefined value or shared items (checked after).
 _BUILDERS = (nodes.List, nodes.Tuple, nodes.Dict, nodes.Filter, nodes.Call)
-
-
-def truthy(value: Any) -> bool:
-    """Kestra truthiness: "false", "0", "-0", "" (stripped, any case), false, 0, null and empty containers are false."""
-    if value is None or value is False:
-        return False
-    if isinstance(value, str):
-        return value.strip().lower() not in _FALSY_STRINGS
-    if isinstance(value, Number):
-        return value != 0
-    if hasattr(value, "__len__"):
-        return len(value) > 0
-    return True
 
 
 def _has_expression(text: str) -> bool:
@@ -98,58 +83,7 @@ def _chain(node: nodes.Node) -> tuple | None:
     return tuple(reversed(keys))
 
 
-#: ``{{ a.b['c'][0] }}``: an expression that is only a variable path.
-_PATH = re.compile(r"\{\{\s*([A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*|\[(?:'[^'\\\[\]{}]*'|\"[^\"\\\[\]{}]*\"|\d+)\])*)\s*\}\}")
-_KEY = re.compile(r"\.([A-Za-z][A-Za-z0-9_]*)|\['([^']*)'\]|\[\"([^\"]*)\"\]|\[(\d+)\]")
-_MISS = object()
-
-
-@functools.lru_cache(maxsize=4096)
-def _simple_template(source: str) -> tuple | None:
-    """A template made only of text and variable paths, as parts (None if it needs Jinja).
-
-    Most flow properties are of this kind (``{{ outputs.t.value }}``, ``v={{ taskrun.value }}``);
-    looking them up directly skips compiling a Jinja template (~0.5 ms each).
-    """
-    if "{%" in source or "{#" in source:
-        return None
-    parts: list[Any] = []
-    pos = 0
-    for match in _PATH.finditer(source):
-        if match.start() > pos:
-            parts.append(source[pos:match.start()])
-        path = match.group(1)
-        head = re.match(r"[A-Za-z][A-Za-z0-9_]*", path)
-        keys: list[Any] = [head.group(0)]
-        for key in _KEY.finditer(path, head.end()):
-            attr, single, double, index = key.groups()
-            keys.append(int(index) if index is not None else attr if attr is not None else
-                        single if single is not None else double)
-        parts.append(tuple(keys))
-        pos = match.end()
-    if pos < len(source):
-        parts.append(source[pos:])
-    if any(isinstance(p, str) and ("{{" in p or "}}" in p) for p in parts):
-        return None  # an expression that is more than a path
-    return tuple(parts)
-
-
-def _lookup(variables: Mapping[str, Any], keys: tuple) -> Any:
-    """Follow a path through mappings and lists only; _MISS sends the caller to Jinja (errors included)."""
-    value: Any = variables.get(keys[0], _MISS)
-    for key in keys[1:]:
-        if value is _MISS:
-            return _MISS
-        if isinstance(value, Mapping):
-            value = value.get(key, _MISS) if not isinstance(key, int) else value.get(key, value.get(str(key), _MISS))
-        elif isinstance(value, (list, tuple)) and isinstance(key, int):
-            value = value[key] if key < len(value) else _MISS
-        else:
-            return _MISS
-    return value if not isinstance(value, Undefined) else _MISS
-
-
-class Renderer:
+class JinjaRenderer:
     """Renders ``{{ … }}`` and ``{% … %}`` in property values against run variables.
 
     Thread-safe; compiled templates are cached by source (LRU), so rendering the same
@@ -228,12 +162,6 @@ class Renderer:
         return None
 
     def _run(self, source: str, variables: Mapping[str, Any], bare: bool, native: bool) -> Any:
-        if not bare:
-            simple = _simple_template(source)
-            if simple is not None:
-                result = self._run_simple(simple, variables, native)
-                if result is not _MISS:
-                    return result
         token = range_budget.set([RANGE_BUDGET])
         compiled = None
         try:
@@ -265,26 +193,6 @@ class Renderer:
             raise ExpressionError(source, _explain(exc, source, variables, chains)) from exc
         finally:
             range_budget.reset(token)
-
-    @staticmethod
-    def _run_simple(parts: tuple, variables: Mapping[str, Any], native: bool) -> Any:
-        if len(parts) == 1 and isinstance(parts[0], tuple):
-            value = _lookup(variables, parts[0])
-            return value if value is _MISS or native else to_text(value)
-        out = []
-        for part in parts:
-            if isinstance(part, str):
-                out.append(part)
-                continue
-            value = _lookup(variables, part)
-            if value is _MISS:
-                return _MISS
-            out.append(to_text(value))
-        text = "".join(out)
-        if native and sum(isinstance(p, tuple) for p in parts) == 1 and all(isinstance(p, tuple) or not p.strip()
-                                                                          for p in parts):
-            return _MISS  # whitespace around one expression: let Jinja decide the native type
-        return text
 
 
 def _explain(exc: Exception, source: str, variables: Mapping[str, Any], chains: tuple) -> str:

@@ -1,0 +1,70 @@
+"""The Renderer: plain variable paths looked up directly, everything else by sandboxed Jinja2."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .paths import MISS, render_simple, simple_template
+
+
+class Renderer:
+    """Renders ``{{ … }}`` and ``{% … %}`` in property values against run variables.
+
+    Thread-safe. Jinja2 is imported and a template compiled only for expressions that are
+    more than variable paths; compiled templates are cached by source.
+    """
+
+    def __init__(self, cache_size: int = 2048) -> None:
+        self._cache_size = cache_size
+        self._jinja: Any = None
+
+    @property
+    def jinja(self) -> Any:
+        if self._jinja is None:
+            from .renderer import JinjaRenderer
+
+            self._jinja = JinjaRenderer(self._cache_size)
+        return self._jinja
+
+    @property
+    def _compile(self) -> Any:  # the compiled-template cache, for tests and diagnostics
+        return self.jinja._compile
+
+    def render(self, value: Any, variables: Mapping[str, Any]) -> Any:
+        """Render str, list and dict values recursively; a lone ``{{ expr }}`` keeps its native type."""
+        if isinstance(value, str):
+            if "{{" not in value and "{%" not in value:
+                return value
+            parts = simple_template(value)
+            if parts is not None:
+                result = render_simple(parts, variables, native=True)
+                if result is not MISS:
+                    return result
+            return self.jinja.render(value, variables)
+        if isinstance(value, dict):
+            return {(self.render_string(k, variables) if isinstance(k, str) and ("{{" in k or "{%" in k) else k):
+                    self.render(v, variables) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.render(v, variables) for v in value]
+        if isinstance(value, tuple):
+            return tuple(self.render(v, variables) for v in value)
+        return value
+
+    def render_string(self, value: Any, variables: Mapping[str, Any]) -> str:
+        """Render to a string always (lists and maps print as JSON, null as '')."""
+        if isinstance(value, str):
+            if "{{" not in value and "{%" not in value:
+                return value
+            parts = simple_template(value)
+            if parts is not None:
+                result = render_simple(parts, variables, native=False)
+                if result is not MISS:
+                    return result
+        return self.jinja.render_string(value, variables)
+
+    def evaluate(self, expression: str, variables: Mapping[str, Any]) -> Any:
+        """Evaluate a condition or value: ``inputs.n > 3`` or ``{{ inputs.n > 3 }}``; returns the native value."""
+        if isinstance(expression, str) and ("{{" in expression or "{%" in expression):
+            return self.render(expression, variables)
+        return self.jinja.evaluate(expression, variables)
