@@ -647,11 +647,21 @@ class _Source:
         return event
 
     async def again(self, key: str | None) -> Any:
-        """The next event (polling), or the event *key* once more (realtime: redelivered after a nack)."""
+        """After a failed delivery: the next event (polling), or the event *key* once more (realtime).
+
+        A failed delivery ends the runtime's ``listen()`` loop, which starts listening anew:
+        the event must come back, from the nack or from the uncommitted source position.
+        """
         if not self.realtime:
             return await _next_event(self.trigger, self.ctx, None)
+        await self.__aexit__()
+        leftover = [self.queue.get_nowait() for _ in range(self.queue.qsize())]
+        self.queue = asyncio.Queue()
+        for event in leftover:
+            self.queue.put_nowait(event)
+        await self.__aenter__()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + 10
+        deadline = loop.time() + 20
         while (left := deadline - loop.time()) > 0:
             event = await self._get(left)
             if event is None or event.key == key:
