@@ -5,6 +5,7 @@ aiokafka is imported inside the functions that need it, so listing plugins stays
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import inspect
 import json
@@ -30,6 +31,14 @@ class BrokerUnavailable(TaskError, ConnectionError):
 
 class DecodeError(ValueError):
     """A record's key or value cannot be read with the configured deserializer."""
+
+
+def check_cancelled() -> None:
+    """Raise CancelledError if this task was cancelled (Python 3.11 can lose a cancel that
+    races a completing wait; long loops call this on each turn)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def serialize(kind: str, value: Any) -> bytes | None:
@@ -97,13 +106,12 @@ def client_options(properties: dict[str, Any], client: type, strict: bool = True
         elif arg == "acks" and isinstance(value, str) and value.lstrip("-").isdigit():
             value = int(value)
         options[arg] = value
-    if "bootstrap_servers" not in options:
-        raise TaskError("property `properties.bootstrap.servers` is required (e.g. localhost:9092)")
+    options.setdefault("bootstrap_servers", "localhost:9092")
     return options
 
 
 def servers(properties: dict[str, Any]) -> str:
-    return str(properties.get("bootstrap.servers", "?"))
+    return str(properties.get("bootstrap.servers", "localhost:9092"))
 
 
 def unreachable(properties: dict[str, Any], exc: BaseException) -> BrokerUnavailable:
@@ -183,7 +191,7 @@ def _lines(first: bytes, stream: Any) -> Iterator[bytes]:
 class Consumer(BaseModel):
     """Where and how to read: the properties Consume and the polling Trigger share (Kestra's names)."""
 
-    properties: dict[str, Any] = Field(description="Kafka client settings with Java names; `bootstrap.servers` is required, "
+    properties: dict[str, Any] = Field(default_factory=dict, description="Kafka client settings with Java names (`bootstrap.servers` defaults to localhost:9092), "
                                                    "e.g. `{bootstrap.servers: localhost:9092, security.protocol: SSL}`.")
     topic: str | list[str] | None = Field(None, description="Topic, or list of topics, to read.")
     topicPattern: str | None = Field(None, description="Regular expression of the topics to read, instead of `topic`.")
@@ -250,6 +258,7 @@ async def read_batch(spec: Consumer, consumer: Any, ctx: RunContext,
     deadline = time.monotonic() + spec.maxDuration.total_seconds() if spec.maxDuration and ranges is None else None
     limit = spec.maxRecords if ranges is None else None
     while todo and (limit is None or len(records) < limit):
+        check_cancelled()
         if deadline is not None and time.monotonic() >= deadline:
             break
         waiting = all(position[tp] >= end[tp] for tp in todo)

@@ -16,11 +16,15 @@ from tiercel_kafka._common import (
 _PRODUCE_EXAMPLE = """\
 id: kafka_produce
 namespace: company.team
+inputs:
+  - id: bootstrap
+    type: STRING
+    defaults: localhost:9092
 tasks:
   - id: produce
     type: kafka.Produce
     properties:
-      bootstrap.servers: localhost:9092
+      bootstrap.servers: "{{ inputs.bootstrap }}"
     topic: orders
     valueSerializer: JSON
     from:
@@ -34,11 +38,15 @@ tasks:
 _CONSUME_EXAMPLE = """\
 id: kafka_consume
 namespace: company.team
+inputs:
+  - id: bootstrap
+    type: STRING
+    defaults: localhost:9092
 tasks:
   - id: consume
     type: kafka.Consume
     properties:
-      bootstrap.servers: localhost:9092
+      bootstrap.servers: "{{ inputs.bootstrap }}"
     topic: orders
     groupId: tiercel-orders
     valueDeserializer: JSON
@@ -64,7 +72,7 @@ class Produce(Task):
     aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.kafka.Produce",)
     examples: ClassVar[list[Example]] = [Example("Send two JSON records", _PRODUCE_EXAMPLE, run=False)]
 
-    properties: dict[str, Any] = Field(description="Kafka client settings with Java names; `bootstrap.servers` is required, "
+    properties: dict[str, Any] = Field(default_factory=dict, description="Kafka client settings with Java names (`bootstrap.servers` defaults to localhost:9092), "
                                                    "e.g. `{bootstrap.servers: localhost:9092, acks: all}`.")
     topic: str | None = Field(None, description="Topic records go to, unless a record names its own `topic`.")
     key: Any = Field(None, description="Key of the single record to send (when `from` is not set).")

@@ -17,7 +17,7 @@ from pydantic import Field
 from tiercel.api import Example, PollingTrigger, RunContext, TriggerEvent
 from tiercel.api import RealtimeTrigger as _Realtime
 from tiercel_kafka._common import (
-    Consumer, DecodeError, SerdeType, client_options, commit, dead_letter, read_batch, record_dict,
+    Consumer, DecodeError, SerdeType, check_cancelled, client_options, commit, dead_letter, read_batch, record_dict,
     start_consumer, unreachable, write_records,
 )
 
@@ -117,7 +117,13 @@ class Trigger(Consumer, PollingTrigger):
             await consumer.stop()
             raise
 
+        settled = False
+
         async def ack() -> None:
+            nonlocal settled
+            if settled:  # a duplicate delivery acknowledges again: already committed
+                return
+            settled = True
             try:
                 await commit(consumer, positions)
                 ctx.state.pop("pending", None)
@@ -125,7 +131,10 @@ class Trigger(Consumer, PollingTrigger):
                 await consumer.stop()
 
         async def nack() -> None:
-            await consumer.stop()  # nothing committed: the next poll reads the same ranges
+            nonlocal settled
+            if not settled:
+                settled = True
+                await consumer.stop()  # nothing committed: the next poll reads the same ranges
 
         return TriggerEvent(variables={"uri": uri, "messagesCount": len(good), "ranges": ranges},
                             key=_key(ranges), ack=ack, nack=nack)
@@ -192,7 +201,7 @@ class RealtimeTrigger(_Realtime):
     aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.kafka.RealtimeTrigger",)
     examples: ClassVar[list[Example]] = [Example("Start one execution per JSON record", _REALTIME_EXAMPLE, run=False)]
 
-    properties: dict[str, Any] = Field(description="Kafka client settings with Java names; `bootstrap.servers` is required. "
+    properties: dict[str, Any] = Field(default_factory=dict, description="Kafka client settings with Java names (`bootstrap.servers` defaults to localhost:9092). "
                                                    "`session.timeout.ms` and `heartbeat.interval.ms` tune how fast a "
                                                    "dead member's partitions move to another server.")
     topic: str | list[str] | None = Field(None, description="Topic, or list of topics, to subscribe to.")
@@ -237,6 +246,7 @@ class RealtimeTrigger(_Realtime):
             else:
                 consumer.subscribe(topics=list(topics), listener=Rebalance())
             while True:
+                check_cancelled()
                 batch = await consumer.getmany(timeout_ms=1000, max_records=500)
                 for tp, records in batch.items():
                     for record in records:

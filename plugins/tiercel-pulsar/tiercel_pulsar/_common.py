@@ -39,6 +39,14 @@ class DecodeError(ValueError):
     """A message's payload cannot be read with the configured deserializer."""
 
 
+def check_cancelled() -> None:
+    """Raise CancelledError if this task was cancelled (Python 3.11 can lose a cancel that
+    races a completing wait; long loops call this on each turn)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def serialize(kind: str, value: Any) -> bytes:
     if kind == "JSON":
         return json.dumps(value, default=str).encode()
@@ -100,7 +108,8 @@ async def reachable(uri: str) -> None:
         name, _, port = host.rpartition(":") if ":" in host else (host, "", "")
         default = 6651 if parsed.scheme.endswith("+ssl") else 6650
         try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(name or host, int(port or default)), 5)
+            async with asyncio.timeout(5):  # not wait_for: on 3.11 it can swallow a cancel
+                _, writer = await asyncio.open_connection(name or host, int(port or default))
             writer.close()
             return
         except (OSError, asyncio.TimeoutError, ValueError) as exc:
@@ -148,7 +157,7 @@ def read_records(ctx: RunContext, source: Any) -> Iterator[Any]:
 class Subscriber(BaseModel):
     """Where and how to read: the properties Consume and the triggers share (Kestra's names)."""
 
-    uri: str = Field(description=URI_DESCRIPTION)
+    uri: str = Field("pulsar://localhost:6650", description=URI_DESCRIPTION)
     authenticationToken: str | None = Field(None, description=TOKEN_DESCRIPTION)
     topic: str | list[str] = Field(description="Topic, or list of topics, to read (`persistent://tenant/namespace/name` or a short name).")
     subscriptionName: str = Field(description="Subscription: it remembers which messages were acknowledged.")
@@ -173,20 +182,28 @@ def subscribe(client: Any, spec: Subscriber, **extra: Any) -> Any:
 
 async def receive_batch(consumer: Any, pollDuration: timedelta, maxRecords: int | None,
                         maxDuration: timedelta | None) -> list[Any]:
-    """Messages until none comes for `pollDuration`, or `maxRecords`, or `maxDuration` has passed."""
+    """Messages until none comes for `pollDuration`, or `maxRecords`, or `maxDuration` has passed.
+
+    Each blocking receive lasts at most half a second, so a cancelled run leaves no thread
+    waiting long on the broker.
+    """
     import pulsar
 
     messages: list[Any] = []
-    deadline = time.monotonic() + maxDuration.total_seconds() if maxDuration else None
-    wait = max(1, int(pollDuration.total_seconds() * 1000))
+    now = time.monotonic()
+    deadline = now + maxDuration.total_seconds() if maxDuration else None
+    quiet_until = now + pollDuration.total_seconds()
     while maxRecords is None or len(messages) < maxRecords:
-        timeout = wait if deadline is None else min(wait, int((deadline - time.monotonic()) * 1000))
-        if timeout <= 0:
+        check_cancelled()
+        now = time.monotonic()
+        end = quiet_until if deadline is None else min(quiet_until, deadline)
+        if now >= end:
             break
         try:
-            messages.append(await asyncio.to_thread(consumer.receive, timeout))
+            messages.append(await asyncio.to_thread(consumer.receive, max(1, min(500, int((end - now) * 1000)))))
+            quiet_until = time.monotonic() + pollDuration.total_seconds()
         except pulsar.Timeout:
-            break
+            pass
     return messages
 
 

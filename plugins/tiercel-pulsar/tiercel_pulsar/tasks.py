@@ -17,10 +17,14 @@ from tiercel_pulsar._common import (
 _PRODUCE_EXAMPLE = """\
 id: pulsar_produce
 namespace: company.team
+inputs:
+  - id: uri
+    type: STRING
+    defaults: pulsar://localhost:6650
 tasks:
   - id: produce
     type: pulsar.Produce
-    uri: pulsar://localhost:6650
+    uri: "{{ inputs.uri }}"
     topic: persistent://public/default/orders
     serializer: JSON
     from:
@@ -34,10 +38,14 @@ tasks:
 _CONSUME_EXAMPLE = """\
 id: pulsar_consume
 namespace: company.team
+inputs:
+  - id: uri
+    type: STRING
+    defaults: pulsar://localhost:6650
 tasks:
   - id: consume
     type: pulsar.Consume
-    uri: pulsar://localhost:6650
+    uri: "{{ inputs.uri }}"
     topic: persistent://public/default/orders
     subscriptionName: tiercel-orders
     deserializer: JSON
@@ -61,7 +69,7 @@ class Produce(Task):
     aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.pulsar.Produce",)
     examples: ClassVar[list[Example]] = [Example("Send two JSON messages", _PRODUCE_EXAMPLE, run=False)]
 
-    uri: str = Field(description=URI_DESCRIPTION)
+    uri: str = Field("pulsar://localhost:6650", description=URI_DESCRIPTION)
     authenticationToken: str | None = Field(None, description=TOKEN_DESCRIPTION)
     topic: str = Field(description="Topic to send to.")
     from_: Any = Field(alias="from", description="Messages: a map `{key, value, properties, eventTime}`, a list of them, or a `tiercel://` file (JSON lines).")

@@ -19,7 +19,7 @@ from pydantic import Field
 from tiercel.api import Example, PollingTrigger, RunContext, TriggerEvent
 from tiercel.api import RealtimeTrigger as _Realtime
 from tiercel_pulsar._common import (
-    DecodeError, Subscriber, client, dead_letter, json_lines, message_dict, message_id, receive_batch, subscribe,
+    DecodeError, Subscriber, check_cancelled, client, dead_letter, json_lines, message_dict, message_id, receive_batch, subscribe,
 )
 
 _TRIGGER_EXAMPLE = """\
@@ -110,19 +110,24 @@ class Trigger(Subscriber, PollingTrigger):
             raise
         ids = sorted(r["messageId"] for r in records)
 
-        async def ack() -> None:
+        settled = False
+
+        async def settle(method: str) -> None:
+            nonlocal settled
+            if settled:  # a duplicate delivery acknowledges again: nothing left to do
+                return
+            settled = True
             try:
                 for message in kept:
-                    consumer.acknowledge(message)
+                    getattr(consumer, method)(message)
             finally:
                 await asyncio.to_thread(pulsar_client.close)
 
+        async def ack() -> None:
+            await settle("acknowledge")
+
         async def nack() -> None:
-            try:
-                for message in kept:
-                    consumer.negative_acknowledge(message)
-            finally:
-                await asyncio.to_thread(pulsar_client.close)
+            await settle("negative_acknowledge")
 
         digest = hashlib.sha256(",".join(ids).encode()).hexdigest()[:32]
         return TriggerEvent(variables={"uri": uri, "messagesCount": len(records)}, key=f"batch/{digest}", ack=ack, nack=nack)
@@ -154,6 +159,7 @@ class RealtimeTrigger(Subscriber, _Realtime):
             delay = int(self.negativeAckRedeliveryDelay.total_seconds() * 1000)
             consumer = await asyncio.to_thread(subscribe, pulsar_client, self, negative_ack_redelivery_delay_ms=delay)
             while True:
+                check_cancelled()
                 try:
                     message = await asyncio.to_thread(consumer.receive, 500)
                 except pulsar.Timeout:

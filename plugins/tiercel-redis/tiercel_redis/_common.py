@@ -5,6 +5,7 @@ redis-py is imported inside the functions that need it, so listing plugins stays
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.parse
 from collections.abc import Iterator
@@ -53,6 +54,17 @@ async def connect(url: str) -> Any:
 def unreachable(url: str, exc: BaseException) -> BrokerUnavailable:
     return BrokerUnavailable(f"Redis at {redact(url)} is unreachable ({type(exc).__name__}: {exc}); check `url` "
                              f"and that the server runs")
+
+
+def check_cancelled() -> None:
+    """Raise CancelledError if this task was cancelled.
+
+    On Python 3.11 a cancel that lands as a blocking command's own timeout expires can come
+    back from redis-py as a plain timeout (None); long loops call this after each one.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def serialize(kind: str, value: Any) -> str:

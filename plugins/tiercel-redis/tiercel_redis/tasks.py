@@ -10,16 +10,20 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tiercel.api import Example, RunContext, Task, TaskError
 from tiercel_redis._common import (
-    SERDE_DESCRIPTION, URL_DESCRIPTION, DecodeError, SerdeType, connect, deserialize, items, json_lines, serialize,
+    SERDE_DESCRIPTION, URL_DESCRIPTION, DecodeError, SerdeType, check_cancelled, connect, deserialize, items, json_lines, serialize,
 )
 
 _STRINGS_EXAMPLE = """\
 id: redis_strings
 namespace: company.team
+inputs:
+  - id: url
+    type: STRING
+    defaults: redis://localhost:6379/0
 tasks:
   - id: set
     type: redis.Set
-    url: redis://localhost:6379/0
+    url: "{{ inputs.url }}"
     key: "user:{{ execution.id }}"
     value: {name: Ada, plan: pro}
     serdeType: JSON
@@ -27,7 +31,7 @@ tasks:
       expirationDuration: PT1H
   - id: get
     type: redis.Get
-    url: redis://localhost:6379/0
+    url: "{{ inputs.url }}"
     key: "user:{{ execution.id }}"
     serdeType: JSON
   - id: show
@@ -35,17 +39,21 @@ tasks:
     message: "{{ outputs.get.data.name }} is on {{ outputs.get.data.plan }}"
   - id: delete
     type: redis.Delete
-    url: redis://localhost:6379/0
+    url: "{{ inputs.url }}"
     keys: ["user:{{ execution.id }}"]
 """
 
 _LIST_EXAMPLE = """\
 id: redis_list
 namespace: company.team
+inputs:
+  - id: url
+    type: STRING
+    defaults: redis://localhost:6379/0
 tasks:
   - id: push
     type: redis.ListPush
-    url: redis://localhost:6379/0
+    url: "{{ inputs.url }}"
     key: jobs
     serdeType: JSON
     from:
@@ -53,7 +61,7 @@ tasks:
       - {job: resize, image: b.png}
   - id: pop
     type: redis.ListPop
-    url: redis://localhost:6379/0
+    url: "{{ inputs.url }}"
     key: jobs
     serdeType: JSON
     maxRecords: 100
@@ -65,10 +73,14 @@ tasks:
 _PUBLISH_EXAMPLE = """\
 id: redis_publish
 namespace: company.team
+inputs:
+  - id: url
+    type: STRING
+    defaults: redis://localhost:6379/0
 tasks:
   - id: publish
     type: redis.Publish
-    url: redis://localhost:6379/0
+    url: "{{ inputs.url }}"
     channel: notifications
     serdeType: JSON
     from:
@@ -78,10 +90,14 @@ tasks:
 _STREAM_EXAMPLE = """\
 id: redis_stream_add
 namespace: company.team
+inputs:
+  - id: url
+    type: STRING
+    defaults: redis://localhost:6379/0
 tasks:
   - id: add
     type: redis.StreamAdd
-    url: redis://localhost:6379/0
+    url: "{{ inputs.url }}"
     key: orders
     serdeType: JSON
     maxLength: 100000
@@ -92,7 +108,7 @@ tasks:
 
 
 class _Redis(Task):
-    url: str = Field(description=URL_DESCRIPTION)
+    url: str = Field("redis://localhost:6379/0", description=URL_DESCRIPTION)
 
     async def _client(self) -> Any:
         return await connect(self.url)
@@ -244,6 +260,7 @@ class ListPop(_Redis):
                     if deadline is None or time.monotonic() >= deadline:
                         break
                     raw = await client.blpop([self.key], timeout=max(0.01, min(1.0, deadline - time.monotonic())))
+                    check_cancelled()
                     if raw is not None:
                         values.append(_read(self.serdeType, raw[1], self.key))
         finally:

@@ -23,7 +23,7 @@ from pydantic import Field
 from tiercel.api import Example, PollingTrigger, RunContext, TriggerEvent
 from tiercel.api import RealtimeTrigger as _Realtime
 from tiercel_redis._common import (
-    SERDE_DESCRIPTION, URL_DESCRIPTION, DecodeError, SerdeType, connect, deserialize, json_lines, unreachable,
+    SERDE_DESCRIPTION, URL_DESCRIPTION, DecodeError, SerdeType, check_cancelled, connect, deserialize, json_lines, unreachable,
 )
 
 _TRIGGER_EXAMPLE = """\
@@ -122,7 +122,7 @@ class Trigger(PollingTrigger):
     aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.redis.list.Trigger", "io.kestra.plugin.redis.Trigger")
     examples: ClassVar[list[Example]] = [Example("Start one execution per batch of list items", _TRIGGER_EXAMPLE, run=False)]
 
-    url: str = Field(description=URL_DESCRIPTION)
+    url: str = Field("redis://localhost:6379/0", description=URL_DESCRIPTION)
     key: str = Field(description="The list to take items from (its head first, as `redis.ListPush` appends to the tail).")
     serdeType: SerdeType = Field("STRING", description=SERDE_DESCRIPTION)
     maxRecords: int = Field(100, ge=1, description="Most items in one batch.")
@@ -153,14 +153,23 @@ class Trigger(PollingTrigger):
             await client.aclose()
             raise
 
+        settled = False
+
         async def ack() -> None:
+            nonlocal settled
+            if settled:  # a duplicate delivery acknowledges again: already removed
+                return
+            settled = True
             try:
                 await client.delete(processing, f"{processing}:id")
             finally:
                 await client.aclose()
 
         async def nack() -> None:
-            await client.aclose()  # the batch stays in the processing list for the next poll
+            nonlocal settled
+            if not settled:
+                settled = True
+                await client.aclose()  # the batch stays in the processing list for the next poll
 
         if not values:
             await ack()
@@ -200,7 +209,7 @@ class RealtimeTrigger(_Realtime):
         Example("One execution per channel message (at most once)", _CHANNEL_EXAMPLE, run=False),
     ]
 
-    url: str = Field(description=URL_DESCRIPTION)
+    url: str = Field("redis://localhost:6379/0", description=URL_DESCRIPTION)
     source: Literal["LIST", "STREAM", "CHANNEL"] = Field("LIST", description="What `key` names: a LIST, a STREAM or a pub/sub CHANNEL.")
     key: str = Field(description="The list, stream or channel.")
     serdeType: SerdeType = Field("STRING", description=SERDE_DESCRIPTION + " For a stream, each field value.")
@@ -226,6 +235,7 @@ class RealtimeTrigger(_Realtime):
                 raw = await _redis(self.url, client.lindex(processing, 0))
                 if raw is None:
                     raw = await _redis(self.url, client.blmove(self.key, processing, 1, "LEFT", "RIGHT"))
+                    check_cancelled()
                     if raw is None:
                         continue
                 item_id = await _batch_id(client, processing)
@@ -282,6 +292,7 @@ class RealtimeTrigger(_Realtime):
                 if not entries and not own_pending:
                     answer = await _redis(self.url, client.xreadgroup(self.groupName, consumer, {self.key: ">"},
                                                                       count=100, block=1000))
+                    check_cancelled()
                     entries = answer[0][1] if answer else []
                 for entry_id, fields in entries:
                     entry = entry_id.decode()
@@ -308,6 +319,7 @@ class RealtimeTrigger(_Realtime):
             await pubsub.subscribe(self.key)
             while True:
                 message = await _redis(self.url, pubsub.get_message(timeout=1.0))
+                check_cancelled()
                 if message is None or message["type"] != "message":
                     continue
                 try:
