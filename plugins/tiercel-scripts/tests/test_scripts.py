@@ -470,7 +470,13 @@ def test_python_dependencies_are_installed_once_and_reused(home):
   - id: both
     type: core.Parallel
     tasks:
-""" + task.format(id="a") + task.format(id="b"))
+""" + task.format(id="a") + task.format(id="b") + """\
+  - id: commands
+    type: scripts.Python
+    dependencies: [six]
+    commands:
+      - python -c "import six, sys; print(sys.prefix)"
+""")
     first = home.run(source, timeout=300)
     assert first["state"] == "SUCCESS", first
     a, b = task_run(first, "a")["outputs"]["vars"], task_run(first, "b")["outputs"]["vars"]
@@ -487,6 +493,7 @@ def test_python_dependencies_are_installed_once_and_reused(home):
     assert time.monotonic() - start < 15
     assert task_run(second, "a")["outputs"]["vars"]["prefix"] == str(venv)
     assert (venv / ".ready").stat().st_mtime_ns == built_at  # reused, not rebuilt
+    assert ("INFO", str(venv)) in home.lines(second, "commands")  # `python` in commands is the environment's
     assert not any(m.startswith("creating") for _, m in home.lines(second))
 
 
