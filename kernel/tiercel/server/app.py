@@ -68,18 +68,25 @@ class Services:
         self.conditions = Conditions(rt)
         rt.listeners.append(self.notifier.on_event)
         self._checked = 0.0
+        self._disabled: set[tuple[str, str, str]] = set()
 
     def flows_changed(self) -> None:
         self.index.refresh(force=True)
+        self._disabled = self.store.disabled_keys()
         for part in (self.scheduler, self.runner):
             if part is not None:
                 part.wake()
 
+    def disabled(self, namespace: str, flow_id: str, trigger_id: str) -> bool:
+        """Whether the trigger was disabled through the API (as of the last refresh: at most 0.5 s old)."""
+        return (namespace, flow_id, trigger_id) in self._disabled
+
     def deployed(self, namespace: str, flow_id: str) -> Any:
-        """The latest deployed flow, re-reading the flows table at most twice a second."""
+        """The latest deployed flow, re-reading the flows and triggers tables at most twice a second."""
         if time.monotonic() - self._checked > 0.5:
             self._checked = time.monotonic()
             self.index.refresh()
+            self._disabled = self.store.disabled_keys()
         d = self.index.get(namespace, flow_id)
         if d is None:
             raise ApiError(404, f"flow {namespace}.{flow_id} not found")
@@ -622,7 +629,7 @@ async def webhook(request: Request) -> Response:
                 trigger = t
     if trigger is None:
         raise ApiError(404, "webhook not found: no such flow or key")
-    if trigger_disabled(d, trigger, s.store.get(namespace, flow_id, trigger.id)):
+    if trigger_disabled(d, trigger, {"disabled": s.disabled(namespace, flow_id, trigger.id)}):
         raise ApiError(409, f"webhook trigger `{trigger.id}` of {namespace}.{flow_id} is disabled")
     body = await read_body(request, WEBHOOK_LIMIT)
     text = body.decode("utf-8", "replace")
