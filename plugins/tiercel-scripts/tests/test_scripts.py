@@ -522,3 +522,22 @@ def test_readme_flows_run(home):
         if "dependencies:" not in source:  # installing from PyPI is covered by the slow tests
             ex = home.run(source)
             assert ex["state"] == "SUCCESS", ex
+
+
+def test_storage_uris_in_commands_are_downloaded(home):
+    ex = home.run(flow("""\
+  - id: make
+    type: scripts.Shell
+    outputFiles: [data.txt]
+    commands:
+      - printf 'one\\ntwo\\n' > data.txt
+  - id: count
+    type: scripts.Shell
+    beforeCommands:
+      - test -f {{ outputs.make.outputFiles['data.txt'] }}
+    commands:
+      - wc -l < {{ outputs.make.outputFiles['data.txt'] }}
+      - cat "{{ outputs.make.outputFiles['data.txt'] }}" | head -1
+"""))
+    assert ex["state"] == "SUCCESS", ex
+    assert [m.strip() for _, m in home.lines(ex, "count")] == ["2", "one"]

@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -30,6 +31,9 @@ from tiercel_scripts._protocol import LineReader
 
 #: Name of the file that holds a ``script`` in the working directory (plus the language's extension).
 SCRIPT_FILE = "_tiercel_script"
+#: A ``tiercel://`` URI written in commands: downloaded into URI_DIR and replaced by the local path.
+URI = re.compile(r"tiercel://[^\s'\"`;|&<>()]+")
+URI_DIR = "_tiercel_files"
 #: Interpreters that understand ``set -e`` (added when ``failFast`` is on).
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh"})
 
@@ -60,7 +64,8 @@ class ScriptTask(Task):
     """Fields and behaviour shared by the script tasks (not registered itself)."""
 
     commands: list[Text] | None = Field(
-        None, description="Shell commands run in order by `interpreter` in one shell, so `cd` and variables carry over. "
+        None, description="Shell commands run in order by `interpreter` in one shell, so `cd` and variables carry over; "
+                          "a `tiercel://` URI in them is downloaded and replaced by the file's path. "
                           "Set this or `script`, not both.")
     script: Text | None = Field(None, description="Inline code in the task's language. Set this or `commands`, not both.")
     beforeCommands: list[Text] | None = Field(
@@ -119,7 +124,8 @@ class ScriptTask(Task):
         try:
             files = await self._namespace_files(ctx, scratch)
             files.update(await self._input_files(ctx, scratch))
-            job = ScriptJob(commands=self._commands(files, program), env=env, input_files=files,
+            local = await self._uris_in_commands(ctx, files, scratch)
+            job = ScriptJob(commands=self._commands(files, program, local), env=env, input_files=files,
                             output_files=list(self.outputFiles or []),
                             timeout=self.timeout.total_seconds() if self.timeout else None,
                             on_stdout=reader.stdout, on_stderr=reader.stderr, fail_fast=self.failFast)
@@ -136,7 +142,7 @@ class ScriptTask(Task):
                                       for name, path in result.output_files.items()}
         return outputs
 
-    def _commands(self, files: dict[str, bytes | Path], program: list[str]) -> list[list[str]]:
+    def _commands(self, files: dict[str, bytes | Path], program: list[str], local: dict[str, str]) -> list[list[str]]:
         if self.script is not None and not self.inline_script:
             name = f"{SCRIPT_FILE}.{self.extension}"
             files[name] = self.script.encode()
@@ -146,10 +152,23 @@ class ScriptTask(Task):
             body = [shlex.join(main)]
         else:
             body = [self.script] if self.script is not None else list(self.commands or [])
-        lines = [*(self.beforeCommands or []), *body]
+        lines = [_swap(line, local) for line in [*(self.beforeCommands or []), *body]]
         if self.failFast and Path(self.interpreter[0]).name in SHELLS:
             lines.insert(0, "set -e")
         return [[*self.interpreter, "\n".join(lines)]]
+
+    async def _uris_in_commands(self, ctx: RunContext, files: dict[str, bytes | Path],
+                                scratch: _Scratch) -> dict[str, str]:
+        """Download the ``tiercel://`` files named in the commands (Kestra does so); return URI → local path."""
+        text = [*(self.beforeCommands or []), *(self.commands or [])]
+        if self.inline_script and self.script:
+            text.append(self.script)
+        local: dict[str, str] = {}
+        for uri in dict.fromkeys(URI.findall("\n".join(text))):
+            path = f"{URI_DIR}/{len(local)}/{uri.rstrip('/').rsplit('/', 1)[-1]}"
+            files[path] = await asyncio.to_thread(_download, ctx, uri, scratch.path())
+            local[uri] = path
+        return local
 
     def _runner(self, ctx: RunContext) -> Runner:
         runner = ctx.runner(self.taskRunner)
@@ -212,6 +231,12 @@ class _Scratch:
     def remove(self) -> None:
         if self._path is not None:
             shutil.rmtree(self._path, ignore_errors=True)
+
+
+def _swap(line: str, local: dict[str, str]) -> str:
+    for uri, path in local.items():
+        line = line.replace(uri, path)
+    return line
 
 
 def _download(ctx: RunContext, uri: str, tmp: Path) -> Path:
