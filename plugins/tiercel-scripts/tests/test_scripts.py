@@ -456,7 +456,14 @@ def test_through_the_cli(tmp_path):
 
 
 @pytest.mark.slow
-def test_python_dependencies_are_installed_once_and_reused(home):
+@pytest.mark.parametrize("tool", ["uv", "pip"])
+def test_python_dependencies_are_installed_once_and_reused(home, tool, monkeypatch):
+    from tiercel_scripts import _venv
+
+    if tool == "pip":
+        monkeypatch.setattr(_venv, "find_uv", lambda: None)
+    elif _venv.find_uv() is None:
+        pytest.fail("uv is not installed: pip install -e 'plugins/tiercel-scripts[test]' brings it")
     task = """\
       - id: {id}
         type: scripts.Python
@@ -485,6 +492,7 @@ def test_python_dependencies_are_installed_once_and_reused(home):
     assert venv.parent == home.path / "cache" / "venvs"
     created = [m for _, m in home.lines(first) if m.startswith("creating a Python environment for six")]
     assert len(created) == 1  # two concurrent tasks, one build (the other waited on the lock)
+    assert f" with {tool} in " in created[0]
     built_at = (venv / ".ready").stat().st_mtime_ns
 
     start = time.monotonic()

@@ -2,8 +2,8 @@
 
 One environment per (sorted dependency list, base interpreter), under
 ``<cache>/venvs/<key>``, built once and reused by every later run: installing packages on
-every run is the top complaint about script tasks. ``uv`` builds it when it is on PATH
-(much faster), ``python -m venv`` and pip otherwise. A lock file serialises concurrent
+every run is the top complaint about script tasks. ``uv`` builds it when it is on PATH or
+beside the worker's interpreter (much faster), ``python -m venv`` and pip otherwise. A lock file serialises concurrent
 tasks that need the same environment; a ``.ready`` marker, written last, tells a finished
 environment from one whose build was interrupted (that one is rebuilt).
 """
@@ -50,7 +50,7 @@ async def environment(ctx: RunContext, cache: Path, dependencies: list[str], pyt
             ctx.logger.info("reusing the Python environment %s (built meanwhile)", target)
             return bin_dir
         shutil.rmtree(target, ignore_errors=True)
-        uv = shutil.which("uv")
+        uv = find_uv()
         tool = "uv" if uv else "pip"
         ctx.logger.info("creating a Python environment for %s with %s in %s", ", ".join(dependencies), tool, target)
         if uv:
@@ -62,6 +62,12 @@ async def environment(ctx: RunContext, cache: Path, dependencies: list[str], pyt
                              "--no-input", *dependencies])
         (target / READY).write_text(json.dumps({"dependencies": dependencies, "python": python, "tool": tool}))
     return bin_dir
+
+
+def find_uv() -> str | None:
+    """``uv`` on PATH, or installed beside the worker's interpreter (``pip install uv``)."""
+    beside = Path(sys.executable).with_name("uv")
+    return shutil.which("uv") or (str(beside) if beside.is_file() and os.access(beside, os.X_OK) else None)
 
 
 @contextlib.asynccontextmanager
