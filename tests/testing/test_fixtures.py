@@ -98,3 +98,25 @@ def test_plugin_suite_fails_a_missing_service_under_ci(tmp_path):
     assert result.returncode == 1, result.stdout + result.stderr
     assert "1 passed, 1 error" in result.stdout
     assert "CI=true: a missing service fails the run" in result.stdout
+
+
+def test_a_leaked_thread_cannot_hang_the_run(tmp_path):
+    (tmp_path / "test_leak.py").write_text(
+        textwrap.dedent(
+            """
+            import threading, time
+
+            def test_leaks_a_thread():
+                threading.Thread(target=time.sleep, args=(300,), name="leaked").start()
+            """
+        )
+    )
+    env = {**os.environ, "TIERCEL_TEST_EXIT_GRACE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert "1 passed" in result.stdout
+    assert result.returncode == 1  # the test passed, the leak fails the run
+    assert "could not exit 1s after the session ended" in result.stderr
+    assert "Thread 0x" in result.stderr

@@ -20,6 +20,60 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+_exit_status = 1
+_watchdog_started = False
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Let the process exit even if a test leaked a thread that never ends.
+
+    Python joins non-daemon threads (thread-pool workers included) before exiting, so
+    one blocked call would hang CI with every result already printed. Once the
+    interpreter is exiting, after a grace period (TIERCEL_TEST_EXIT_GRACE seconds,
+    default 60) print every thread's stack and exit with the session's status, or 1 if
+    it had passed: a leaked thread is a bug. A pytest run inside a longer-lived process
+    (pytester, pytest.main) is left alone: the watchdog waits for the interpreter's exit.
+    """
+    global _watchdog_started
+    if _watchdog_started:
+        return
+    _watchdog_started = True
+    import threading
+
+    threading.Thread(target=_exit_watchdog, name="tiercel-exit-watchdog", daemon=True).start()
+
+
+def _exit_watchdog() -> None:
+    import faulthandler
+    import os
+    import sys
+    import threading
+    import time
+
+    def exiting() -> bool:  # the main thread is in threading._shutdown, joining threads
+        frame = sys._current_frames().get(threading.main_thread().ident)
+        while frame is not None and frame.f_back is not None:
+            frame = frame.f_back
+        return frame is not None and frame.f_code is threading._shutdown.__code__
+
+    while not exiting():
+        time.sleep(0.5)
+    grace = float(os.environ.get("TIERCEL_TEST_EXIT_GRACE", "60"))
+    time.sleep(grace)
+    status = _exit_status or 1
+    sys.stderr.write(
+        f"\ntiercel.testing: pytest could not exit {grace:.0f}s after the session ended: a test left "
+        f"threads running (stacks below). Exiting with status {status}.\n"
+    )
+    faulthandler.dump_traceback(all_threads=True)
+    os._exit(status)
+
+
 def _serve(start: str) -> Iterator[str]:
     from tiercel.testing import services
 
