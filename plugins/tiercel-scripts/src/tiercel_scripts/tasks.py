@@ -4,41 +4,23 @@ Each takes either ``commands`` (a list of shell commands) or ``script`` (inline 
 which covers Kestra's ``Commands`` and ``Script`` flavours with one type per language. The
 task builds a :class:`tiercel.ScriptJob` and hands it to the runner that ``taskRunner``
 names (the kernel's process runner by default); the runner moves the files and owns the
-processes, the task reads the ``::{json}::`` lines and uploads the output files.
+processes, the task reads the ``::{json}::`` lines and uploads the output files. That
+part lives in :mod:`tiercel_scripts._run`, loaded when a script first runs, so that listing
+plugins and validating flows stay cheap.
 """
 
 from __future__ import annotations
 
-import asyncio
-import fnmatch
-import hashlib
-import json
-import logging
-import os
-import re
-import shlex
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from tiercel import Example, RunContext, Runner, ScriptJob, Task, TaskError
-
-from tiercel_scripts._protocol import LineReader
-
-#: Name of the file that holds a ``script`` in the working directory (plus the language's extension).
-SCRIPT_FILE = "_tiercel_script"
-#: A ``tiercel://`` URI written in commands: downloaded into URI_DIR and replaced by the local path.
-URI = re.compile(r"tiercel://[^\s'\"`;|&<>()]+")
-URI_DIR = "_tiercel_files"
-#: Interpreters that understand ``set -e`` (added when ``failFast`` is on).
-SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh"})
+from tiercel import Example, RunContext, Task
 
 
-def _text(value: Any) -> Any:
+def as_text(value: Any) -> Any:
     """A rendered scalar as text: ``{{ 6 * 7 }}`` renders to 42, a command wants "42"."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -47,7 +29,7 @@ def _text(value: Any) -> Any:
     return value
 
 
-Text = Annotated[str, BeforeValidator(_text)]
+Text = Annotated[str, BeforeValidator(as_text)]
 
 
 class NamespaceFiles(BaseModel):
@@ -112,181 +94,9 @@ class ScriptTask(Task):
 
     # --- running -------------------------------------------------------------------------
     async def run(self, ctx: RunContext) -> dict[str, Any]:
-        env = {"PYTHONUNBUFFERED": "1"}
-        program = await self.prepare(ctx, env)
-        for name, value in (self.env or {}).items():
-            if name in ("PATH", "PYTHONPATH") and env.get(name):  # keep what prepare() put first
-                value = f"{value}{os.pathsep}{env[name]}"
-            env[name] = value
-        reader = LineReader(ctx, logging.WARNING if self.warningOnStdErr else logging.INFO)
-        runner = self._runner(ctx)
-        scratch = _Scratch()
-        try:
-            files = await self._namespace_files(ctx, scratch)
-            files.update(await self._input_files(ctx, scratch))
-            local = await self._uris_in_commands(ctx, files, scratch)
-            job = ScriptJob(commands=self._commands(files, program, local), env=env, input_files=files,
-                            output_files=list(self.outputFiles or []),
-                            timeout=self.timeout.total_seconds() if self.timeout else None,
-                            on_stdout=reader.stdout, on_stderr=reader.stderr, fail_fast=self.failFast)
-            result = await runner.run(ctx, job)
-        finally:
-            scratch.remove()
-        if result.exit_code != 0:
-            what = "script" if self.script is not None else "commands"
-            tail = result.stderr_tail.strip()
-            raise TaskError(f"the {what} exited with code {result.exit_code}" + (f"; end of stderr:\n{tail}" if tail else ""))
-        outputs: dict[str, Any] = {"exitCode": 0, "vars": reader.vars}
-        if self.outputFiles or result.output_files:
-            outputs["outputFiles"] = {name: await asyncio.to_thread(ctx.put_file, path, name)
-                                      for name, path in result.output_files.items()}
-        return outputs
+        from tiercel_scripts._run import run_script
 
-    def _commands(self, files: dict[str, bytes | Path], program: list[str], local: dict[str, str]) -> list[list[str]]:
-        if self.script is not None and not self.inline_script:
-            name = f"{SCRIPT_FILE}.{self.extension}"
-            files[name] = self.script.encode()
-            main = [*program, name]
-            if not self.beforeCommands:
-                return [main]  # nothing to set up: run the program directly, no shell in between
-            body = [shlex.join(main)]
-        else:
-            body = [self.script] if self.script is not None else list(self.commands or [])
-        lines = [_swap(line, local) for line in [*(self.beforeCommands or []), *body]]
-        if self.failFast and Path(self.interpreter[0]).name in SHELLS:
-            lines.insert(0, "set -e")
-        return [[*self.interpreter, "\n".join(lines)]]
-
-    async def _uris_in_commands(self, ctx: RunContext, files: dict[str, bytes | Path],
-                                scratch: _Scratch) -> dict[str, str]:
-        """Download the ``tiercel://`` files named in the commands (Kestra does so); return URI → local path."""
-        text = [*(self.beforeCommands or []), *(self.commands or [])]
-        if self.inline_script and self.script:
-            text.append(self.script)
-        local: dict[str, str] = {}
-        for uri in dict.fromkeys(URI.findall("\n".join(text))):
-            path = f"{URI_DIR}/{len(local)}/{uri.rstrip('/').rsplit('/', 1)[-1]}"
-            files[path] = await asyncio.to_thread(_download, ctx, uri, scratch.path())
-            local[uri] = path
-        return local
-
-    def _runner(self, ctx: RunContext) -> Runner:
-        runner = ctx.runner(self.taskRunner)
-        if self.containerImage and "image" in type(runner).model_fields and getattr(runner, "image", None) is None:
-            runner = runner.model_copy(update={"image": self.containerImage})
-        return runner
-
-    async def _input_files(self, ctx: RunContext, scratch: _Scratch) -> dict[str, bytes | Path]:
-        spec = self.inputFiles
-        if isinstance(spec, str):
-            try:
-                spec = json.loads(spec)
-            except ValueError:
-                spec = None
-            if not isinstance(spec, dict):
-                raise TaskError("property `inputFiles`: expected a map of file name to content or tiercel:// URI "
-                                f"(or its JSON text), got {self.inputFiles[:80]!r}")
-        files: dict[str, bytes | Path] = {}
-        for name, content in (spec or {}).items():
-            content = _text(content)
-            if not isinstance(content, str):
-                content = json.dumps(content)
-            if content.startswith("tiercel://"):
-                files[name] = await asyncio.to_thread(_download, ctx, content, scratch.path())
-            else:
-                files[name] = content.encode()
-        return files
-
-    async def _namespace_files(self, ctx: RunContext, scratch: _Scratch) -> dict[str, bytes | Path]:
-        spec = self.namespaceFiles
-        if spec is None or not spec.enabled:
-            return {}
-        storage = getattr(getattr(ctx, "runtime", None), "storage", None)
-        if storage is None:
-            raise TaskError("property `namespaceFiles`: this worker gives no access to namespace files")
-        prefix = f"tiercel://{ctx.namespace.replace('.', '/')}/_files/"
-        files: dict[str, bytes | Path] = {}
-        for uri in await asyncio.to_thread(storage.list, prefix):
-            name = uri[len(prefix):]
-            if spec.include and not any(fnmatch.fnmatchcase(name, g) for g in spec.include):
-                continue
-            if spec.exclude and any(fnmatch.fnmatchcase(name, g) for g in spec.exclude):
-                continue
-            files[name] = await asyncio.to_thread(_download, ctx, uri, scratch.path())
-        ctx.logger.debug("copied %d namespace file(s)", len(files))
-        return files
-
-
-class _Scratch:
-    """A temporary directory for downloaded inputs, made only when one is needed (most runs have none)."""
-
-    def __init__(self) -> None:
-        self._path: Path | None = None
-
-    def path(self) -> Path:
-        if self._path is None:
-            self._path = Path(tempfile.mkdtemp(prefix="tiercel-inputs-"))
-        return self._path
-
-    def remove(self) -> None:
-        if self._path is not None:
-            shutil.rmtree(self._path, ignore_errors=True)
-
-
-def _swap(line: str, local: dict[str, str]) -> str:
-    for uri, path in local.items():
-        line = line.replace(uri, path)
-    return line
-
-
-def _download(ctx: RunContext, uri: str, tmp: Path) -> Path:
-    """Stream *uri* into a fresh file under *tmp*; the runner copies it where the commands run."""
-    fd, name = tempfile.mkstemp(dir=tmp)
-    try:
-        with ctx.open_file(uri) as src, os.fdopen(fd, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-    except FileNotFoundError:
-        raise TaskError(f"input file {uri} does not exist in internal storage") from None
-    return Path(name)
-
-
-def cache_dir(ctx: RunContext) -> Path:
-    """Where environments and the helper live: ``$TIERCEL_CACHE_DIR``, else ``<TIERCEL_HOME>/cache``."""
-    if os.environ.get("TIERCEL_CACHE_DIR"):
-        return Path(os.environ["TIERCEL_CACHE_DIR"])
-    home = getattr(getattr(ctx, "runtime", None), "home", None)
-    if home is None:
-        home = os.environ.get("TIERCEL_HOME") or Path.cwd() / ".tiercel"
-    return Path(home) / "cache"
-
-
-_HELPER_PATHS: dict[Path, Path] = {}
-
-
-def helper_path(cache: Path) -> Path:
-    """A directory holding only ``tiercel_scripts/helper.py``, for a script's PYTHONPATH.
-
-    A copy rather than this package's own directory, so that a script in a dependencies
-    environment sees the helper and nothing else of the worker's installation.
-    """
-    if cache in _HELPER_PATHS:
-        return _HELPER_PATHS[cache]
-    source = Path(__file__).with_name("helper.py").read_bytes()
-    root = cache / "pythonpath" / hashlib.sha256(source).hexdigest()[:12]
-    package = root / "tiercel_scripts"
-    if not (package / "helper.py").exists():
-        package.mkdir(parents=True, exist_ok=True)
-        for name, data in (("__init__.py", b'"""Tiercel script helpers (see helper.py)."""\n'), ("helper.py", source)):
-            part = package / f".{name}.{os.getpid()}"
-            part.write_bytes(data)
-            os.replace(part, package / name)
-    _HELPER_PATHS[cache] = root
-    return root
-
-
-def _prepend(env: dict[str, str], name: str, entry: str) -> None:
-    current = env.get(name, os.environ.get(name, ""))
-    env[name] = f"{entry}{os.pathsep}{current}" if current else entry
+        return await run_script(self, ctx)
 
 
 # --- the languages -------------------------------------------------------------------------
@@ -411,6 +221,8 @@ tasks:
                           "cache and reused by every run with the same list.")
 
     async def prepare(self, ctx: RunContext, env: dict[str, str]) -> list[str]:
+        from tiercel_scripts._run import cache_dir, helper_path, prepend
+
         cache = cache_dir(ctx)
         python = sys.executable
         if self.dependencies:
@@ -419,8 +231,8 @@ tasks:
             bin_dir = await environment(ctx, cache, list(self.dependencies), sys.executable)
             env["VIRTUAL_ENV"] = str(bin_dir.parent)
             python = str(bin_dir / "python")
-        _prepend(env, "PATH", str(Path(python).parent))
-        _prepend(env, "PYTHONPATH", str(helper_path(cache)))
+        prepend(env, "PATH", str(Path(python).parent))
+        prepend(env, "PYTHONPATH", str(helper_path(cache)))
         return [python]
 
 

@@ -1,0 +1,217 @@
+"""How a script task runs: the job for the runner, files both ways, the script's outputs.
+
+Kept apart from the models in :mod:`tiercel_scripts.tasks` so that listing plugins and
+validating flows never import it (nor asyncio and friends).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import hashlib
+import json
+import logging
+import os
+import re
+import shlex
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tiercel import RunContext, Runner, ScriptJob, TaskError
+
+from tiercel_scripts._protocol import LineReader
+
+from tiercel_scripts.tasks import as_text
+
+if TYPE_CHECKING:
+    from tiercel_scripts.tasks import ScriptTask
+
+#: Name of the file that holds a ``script`` in the working directory (plus the language's extension).
+SCRIPT_FILE = "_tiercel_script"
+#: A ``tiercel://`` URI written in commands: downloaded into URI_DIR and replaced by the local path.
+URI = re.compile(r"tiercel://[^\s'\"`;|&<>()]+")
+URI_DIR = "_tiercel_files"
+#: Interpreters that understand ``set -e`` (added when ``failFast`` is on).
+SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh"})
+
+
+async def run_script(task: ScriptTask, ctx: RunContext) -> dict[str, Any]:
+    """Run *task* (rendered and validated) through its runner; return its outputs."""
+    env = {"PYTHONUNBUFFERED": "1"}
+    program = await task.prepare(ctx, env)
+    for name, value in (task.env or {}).items():
+        if name in ("PATH", "PYTHONPATH") and env.get(name):  # keep what prepare() put first
+            value = f"{value}{os.pathsep}{env[name]}"
+        env[name] = value
+    reader = LineReader(ctx, logging.WARNING if task.warningOnStdErr else logging.INFO)
+    runner = _runner(task, ctx)
+    scratch = _Scratch()
+    try:
+        files = await _namespace_files(task, ctx, scratch)
+        files.update(await _input_files(task, ctx, scratch))
+        local = await _uris_in_commands(task, ctx, files, scratch)
+        job = ScriptJob(commands=_commands(task, files, program, local), env=env, input_files=files,
+                        output_files=list(task.outputFiles or []),
+                        timeout=task.timeout.total_seconds() if task.timeout else None,
+                        on_stdout=reader.stdout, on_stderr=reader.stderr, fail_fast=task.failFast)
+        result = await runner.run(ctx, job)
+    finally:
+        scratch.remove()
+    if result.exit_code != 0:
+        what = "script" if task.script is not None else "commands"
+        tail = result.stderr_tail.strip()
+        raise TaskError(f"the {what} exited with code {result.exit_code}" + (f"; end of stderr:\n{tail}" if tail else ""))
+    outputs: dict[str, Any] = {"exitCode": 0, "vars": reader.vars}
+    if task.outputFiles or result.output_files:
+        outputs["outputFiles"] = {name: await asyncio.to_thread(ctx.put_file, path, name)
+                                  for name, path in result.output_files.items()}
+    return outputs
+
+def _commands(task: ScriptTask, files: dict[str, bytes | Path], program: list[str],
+              local: dict[str, str]) -> list[list[str]]:
+    if task.script is not None and not task.inline_script:
+        name = f"{SCRIPT_FILE}.{task.extension}"
+        files[name] = task.script.encode()
+        main = [*program, name]
+        if not task.beforeCommands:
+            return [main]  # nothing to set up: run the program directly, no shell in between
+        body = [shlex.join(main)]
+    else:
+        body = [task.script] if task.script is not None else list(task.commands or [])
+    lines = [_swap(line, local) for line in [*(task.beforeCommands or []), *body]]
+    if task.failFast and Path(task.interpreter[0]).name in SHELLS:
+        lines.insert(0, "set -e")
+    return [[*task.interpreter, "\n".join(lines)]]
+
+async def _uris_in_commands(task: ScriptTask, ctx: RunContext, files: dict[str, bytes | Path],
+                            scratch: _Scratch) -> dict[str, str]:
+    """Download the ``tiercel://`` files named in the commands (Kestra does so); return URI → local path."""
+    text = [*(task.beforeCommands or []), *(task.commands or [])]
+    if task.inline_script and task.script:
+        text.append(task.script)
+    local: dict[str, str] = {}
+    for uri in dict.fromkeys(URI.findall("\n".join(text))):
+        path = f"{URI_DIR}/{len(local)}/{uri.rstrip('/').rsplit('/', 1)[-1]}"
+        files[path] = await asyncio.to_thread(_download, ctx, uri, scratch.path())
+        local[uri] = path
+    return local
+
+def _runner(task: ScriptTask, ctx: RunContext) -> Runner:
+    runner = ctx.runner(task.taskRunner)
+    if task.containerImage and "image" in type(runner).model_fields and getattr(runner, "image", None) is None:
+        runner = runner.model_copy(update={"image": task.containerImage})
+    return runner
+
+async def _input_files(task: ScriptTask, ctx: RunContext, scratch: _Scratch) -> dict[str, bytes | Path]:
+    spec = task.inputFiles
+    if isinstance(spec, str):
+        try:
+            spec = json.loads(spec)
+        except ValueError:
+            spec = None
+        if not isinstance(spec, dict):
+            raise TaskError("property `inputFiles`: expected a map of file name to content or tiercel:// URI "
+                            f"(or its JSON text), got {task.inputFiles[:80]!r}")
+    files: dict[str, bytes | Path] = {}
+    for name, content in (spec or {}).items():
+        content = as_text(content)
+        if not isinstance(content, str):
+            content = json.dumps(content)
+        if content.startswith("tiercel://"):
+            files[name] = await asyncio.to_thread(_download, ctx, content, scratch.path())
+        else:
+            files[name] = content.encode()
+    return files
+
+async def _namespace_files(task: ScriptTask, ctx: RunContext, scratch: _Scratch) -> dict[str, bytes | Path]:
+    spec = task.namespaceFiles
+    if spec is None or not spec.enabled:
+        return {}
+    storage = getattr(getattr(ctx, "runtime", None), "storage", None)
+    if storage is None:
+        raise TaskError("property `namespaceFiles`: this worker gives no access to namespace files")
+    prefix = f"tiercel://{ctx.namespace.replace('.', '/')}/_files/"
+    files: dict[str, bytes | Path] = {}
+    for uri in await asyncio.to_thread(storage.list, prefix):
+        name = uri[len(prefix):]
+        if spec.include and not any(fnmatch.fnmatchcase(name, g) for g in spec.include):
+            continue
+        if spec.exclude and any(fnmatch.fnmatchcase(name, g) for g in spec.exclude):
+            continue
+        files[name] = await asyncio.to_thread(_download, ctx, uri, scratch.path())
+    ctx.logger.debug("copied %d namespace file(s)", len(files))
+    return files
+
+
+class _Scratch:
+    """A temporary directory for downloaded inputs, made only when one is needed (most runs have none)."""
+
+    def __init__(task) -> None:
+        task._path: Path | None = None
+
+    def path(task) -> Path:
+        if task._path is None:
+            task._path = Path(tempfile.mkdtemp(prefix="tiercel-inputs-"))
+        return task._path
+
+    def remove(task) -> None:
+        if task._path is not None:
+            shutil.rmtree(task._path, ignore_errors=True)
+
+
+def _swap(line: str, local: dict[str, str]) -> str:
+    for uri, path in local.items():
+        line = line.replace(uri, path)
+    return line
+
+
+def _download(ctx: RunContext, uri: str, tmp: Path) -> Path:
+    """Stream *uri* into a fresh file under *tmp*; the runner copies it where the commands run."""
+    fd, name = tempfile.mkstemp(dir=tmp)
+    try:
+        with ctx.open_file(uri) as src, os.fdopen(fd, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    except FileNotFoundError:
+        raise TaskError(f"input file {uri} does not exist in internal storage") from None
+    return Path(name)
+
+
+def cache_dir(ctx: RunContext) -> Path:
+    """Where environments and the helper live: ``$TIERCEL_CACHE_DIR``, else ``<TIERCEL_HOME>/cache``."""
+    if os.environ.get("TIERCEL_CACHE_DIR"):
+        return Path(os.environ["TIERCEL_CACHE_DIR"])
+    home = getattr(getattr(ctx, "runtime", None), "home", None)
+    if home is None:
+        home = os.environ.get("TIERCEL_HOME") or Path.cwd() / ".tiercel"
+    return Path(home) / "cache"
+
+
+_HELPER_PATHS: dict[Path, Path] = {}
+
+
+def helper_path(cache: Path) -> Path:
+    """A directory holding only ``tiercel_scripts/helper.py``, for a script's PYTHONPATH.
+
+    A copy rather than this package's own directory, so that a script in a dependencies
+    environment sees the helper and nothing else of the worker's installation.
+    """
+    if cache in _HELPER_PATHS:
+        return _HELPER_PATHS[cache]
+    source = Path(__file__).with_name("helper.py").read_bytes()
+    root = cache / "pythonpath" / hashlib.sha256(source).hexdigest()[:12]
+    package = root / "tiercel_scripts"
+    if not (package / "helper.py").exists():
+        package.mkdir(parents=True, exist_ok=True)
+        for name, data in (("__init__.py", b'"""Tiercel script helpers (see helper.py)."""\n'), ("helper.py", source)):
+            part = package / f".{name}.{os.getpid()}"
+            part.write_bytes(data)
+            os.replace(part, package / name)
+    _HELPER_PATHS[cache] = root
+    return root
+
+
+def prepend(env: dict[str, str], name: str, entry: str) -> None:
+    current = env.get(name, os.environ.get(name, ""))
+    env[name] = f"{entry}{os.pathsep}{current}" if current else entry
