@@ -119,6 +119,25 @@ def unreachable(properties: dict[str, Any], exc: BaseException) -> BrokerUnavail
                              f"check `properties.bootstrap.servers` and that the broker runs")
 
 
+async def ensure_reachable(properties: dict[str, Any]) -> None:
+    """Raise :class:`BrokerUnavailable` unless one bootstrap server accepts a TCP connection.
+
+    A realtime consumer calls this when idle: failing lets the trigger runtime log it and
+    restart the consumer once the broker is back, from the committed offsets.
+    """
+    errors = []
+    for address in servers(properties).split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            async with asyncio.timeout(3):  # not wait_for: on 3.11 it can swallow a cancel
+                _, writer = await asyncio.open_connection(host or "localhost", int(port or 9092))
+            writer.close()
+            return
+        except (OSError, TimeoutError, ValueError) as exc:
+            errors.append(exc)
+    raise unreachable(properties, errors[-1])
+
+
 def headers_dict(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str | None]:
     """Record headers as a map (UTF-8 text; undecodable bytes as base64)."""
     out: dict[str, str | None] = {}

@@ -17,7 +17,7 @@ from pydantic import Field
 from tiercel.api import Example, PollingTrigger, RunContext, TriggerEvent
 from tiercel.api import RealtimeTrigger as _Realtime
 from tiercel_kafka._common import (
-    Consumer, DecodeError, SerdeType, check_cancelled, client_options, commit, dead_letter, read_batch, record_dict,
+    Consumer, DecodeError, SerdeType, check_cancelled, client_options, ensure_reachable, commit, dead_letter, read_batch, record_dict,
     start_consumer, unreachable, write_records,
 )
 
@@ -248,6 +248,8 @@ class RealtimeTrigger(_Realtime):
             while True:
                 check_cancelled()
                 batch = await consumer.getmany(timeout_ms=1000, max_records=500)
+                if not batch:  # idle: make sure the broker is still there (aiokafka would retry silently)
+                    await ensure_reachable(self.properties)
                 for tp, records in batch.items():
                     for record in records:
                         offsets.handed(tp, record.offset)
