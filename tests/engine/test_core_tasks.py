@@ -460,3 +460,14 @@ tasks:
     raw = sqlite3.connect(tmp_path / "home" / "tiercel.db").execute(
         "SELECT outputs FROM task_runs WHERE task_id = 'big'").fetchone()[0]
     assert raw.startswith('{"$ref":"tiercel://')
+
+
+def test_dates_render_as_iso_text_and_bad_rendered_values_name_the_property(tmp_path):
+    ex = run(tmp_path, """
+tasks:
+  - {id: stamp, type: core.Return, format: "{{ now() }}"}
+  - {id: nap, type: core.Sleep, duration: "{{ 'soon' }}"}
+""")
+    assert task_run(ex, "stamp")["outputs"]["value"].endswith("Z")
+    assert task_run(ex, "nap")["error"].startswith("task `nap`: property `duration`:")
+    assert "rendered to 'soon'" in task_run(ex, "nap")["error"]

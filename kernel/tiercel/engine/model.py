@@ -34,6 +34,12 @@ def new_id() -> str:
     return uuid.uuid4().hex[:22]
 
 
+def iso_of(value: Any) -> str:
+    """ISO-8601 text of a date or datetime, with Z for UTC (how expressions print them)."""
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
 def iso(ts: float | None) -> str | None:
     if ts is None:
         return None

@@ -7,6 +7,7 @@ import inspect
 import time
 import traceback
 from collections.abc import Callable
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -30,7 +31,7 @@ def render_task(task: Any, renderer: Any, variables: dict[str, Any]) -> Any:
         value = getattr(task, name)
         if name not in cls.static_fields and contains_expression(value):
             try:
-                value = renderer.render(value, variables)
+                value = _plain(renderer.render(value, variables))
             except Exception as exc:
                 raise RenderError(f"task `{task.id}`: property `{_yaml_name(cls, name)}`: {exc}") from None
             changed = True
@@ -40,10 +41,24 @@ def render_task(task: Any, renderer: Any, variables: dict[str, Any]) -> Any:
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"property `{'.'.join(str(p) for p in err['loc'])}`: {err['msg']} (got {err.get('input')!r})"
-            for err in exc.errors())
-        raise RenderError(f"task `{task.id}`: {problems}") from None
+        problems: dict[str, str] = {}
+        for err in exc.errors():  # first problem per property; pydantic's union branches are noise here
+            prop = _yaml_name(cls, str(err["loc"][0])) if err["loc"] else "?"
+            problems.setdefault(prop, f"property `{prop}`: {err['msg']} (rendered to {err.get('input')!r})")
+        raise RenderError(f"task `{task.id}`: " + "; ".join(problems.values())) from None
+
+
+def _plain(value: Any) -> Any:
+    """Rendered values as flow properties hold them: dates and times as ISO-8601 text."""
+    if isinstance(value, (datetime, date)):
+        from tiercel.engine.model import iso_of
+
+        return iso_of(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def _yaml_name(cls: Any, name: str) -> str:
