@@ -450,7 +450,8 @@ async def _inputs(request: Request, rt: Any, flow: Any, execution_id: str) -> di
 
 
 async def _wait(rt: Any, execution_id: str, request: Request) -> None:
-    timeout = int_param(request, "timeout", 300, 1, 3600) if "timeout" in request.query_params else 300
+    """Wait for the end, at most ``?timeout=`` seconds (300 by default); the caller answers the state then."""
+    timeout = int_param(request, "timeout", 300, 1, 3600)
     try:
         await asyncio.wait_for(rt.wait(execution_id), timeout)
     except asyncio.TimeoutError:
@@ -656,11 +657,13 @@ async def webhook(request: Request) -> Response:
                         (dedupe_key(d.flow, trigger, f"idempotency:{idempotency}"),))
         return Json(rt.repo.execution_json(row[0]) if row else {"message": "duplicate"})
     if trigger.wait:
-        await asyncio.wait_for(rt.wait(ex.id), 300)
+        await _wait(rt, ex.id, request)
         final = rt.repo.load_execution(ex.id)
         return Json({"id": final.id, "namespace": final.namespace, "flowId": final.flow_id, "state": final.state,
-                     "outputs": final.outputs or {}, "error": final.error})
-    return Json(ex.to_json())
+                     "outputs": final.outputs or {}, "error": final.error},
+                    status_code=200 if final.terminal else 202)
+    return Json({"id": ex.id, "namespace": ex.namespace, "flowId": ex.flow_id, "state": ex.state,
+                 "trigger": ex.trigger, "labels": ex.labels})
 
 
 # --- triggers ---------------------------------------------------------------------------------

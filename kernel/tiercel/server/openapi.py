@@ -96,8 +96,9 @@ def spec() -> dict[str, Any]:
             _query("endDate", {"type": "string", "format": "date-time"}), *PAGE])},
         f"{e}/webhook/{{namespace}}/{{flowId}}/{{key}}": {m: _op("Executions", f"Webhook {m.upper()}", {
             "200": _json({"type": "object"}, "Execution started (or, with `wait: true`, ended: its outputs)"),
-            "204": {"description": "Conditions blocked the call"}, "404": _err("No such flow or key"),
-            "409": _err("Trigger disabled"), "413": _err("Too large")}, [NS, FLOW_ID, _path("key")],
+            "202": _json({"type": "object"}, "With `wait: true`: still running when `timeout` seconds passed"),
+            "204": {"description": "Conditions blocked the call"}, "400": BAD, "404": _err("No such flow or key"),
+            "409": _err("Trigger disabled"), "413": _err("Too large")}, [NS, FLOW_ID, _path("key"), _query("timeout", {"type": "integer", "minimum": 1, "maximum": 3600})],
             None if m == "get" else {"required": False, "content": {"*/*": {"schema": {}}}}, f"webhook_{m}")
             for m in ("get", "post", "put")},
         f"{e}/{{executionId}}/kill": {m: _op("Executions", f"Kill an execution ({m})", {
