@@ -321,6 +321,7 @@ async def delete_flow(request: Request) -> Response:
     namespace, flow_id = request.path_params["namespace"], request.path_params["id"]
     if not s.rt.repo.delete_flow(namespace, flow_id):
         raise ApiError(404, f"flow {namespace}.{flow_id} not found")
+    s.store.delete_flow(namespace, flow_id)  # a flow created again later starts its schedules afresh
     s.flows_changed()
     return Response(status_code=204)
 
