@@ -186,3 +186,42 @@ def test_backfill_fires_in_order_within_the_concurrency_limit(rt):
     scheduler.backfill(d, trigger, ts("2026-01-01T00:00:00"), ts("2026-01-01T00:50:00"), {}, {})
     scheduler.tick()
     assert len(dates(rt, "every10_none")) == 6
+
+
+def test_schedule_conditions_skip_dates_and_stop_after_disables(rt):
+    from tiercel.engine.model import Execution
+
+    clock = Clock(ts("2026-01-02T23:00:00"))  # a Friday
+    deploy(rt, """\
+id: weekdays
+namespace: demo.clock
+tasks:
+  - {id: log, type: core.Log, message: "{{ trigger.date }}"}
+triggers:
+  - id: daily
+    type: core.Schedule
+    cron: "0 0 * * *"
+    timezone: UTC
+    stopAfter: [FAILED]
+    conditions:
+      - type: io.kestra.plugin.core.condition.Not
+        conditions: [{type: Weekend}]
+""")
+    scheduler = Scheduler(rt, clock=clock)
+    scheduler.tick()
+    for day in ("03", "04", "05"):  # Saturday and Sunday are skipped, Monday fires
+        clock.now = ts(f"2026-01-{day}T00:00:00.1")
+        scheduler.tick()
+    assert [d[:10] for d in _full_dates(rt, "weekdays")] == ["2026-01-05"]
+    assert scheduler.store.get("demo.clock", "weekdays", "daily")["next_at"] == ts("2026-01-06T00:00:00")
+    ended = Execution(id="x", namespace="demo.clock", flow_id="weekdays", flow_hash="h", state="FAILED", created_at=0.0,
+                      trigger={"id": "daily", "type": "core.Schedule", "variables": {}})
+    scheduler.on_end(ended)
+    assert scheduler.store.get("demo.clock", "weekdays", "daily")["disabled"] is True
+
+
+def _full_dates(rt, flow_id: str) -> list[str]:
+    import json
+
+    rows = rt.db.query("SELECT trigger FROM executions WHERE flow_id = ? ORDER BY created_at, rowid", (flow_id,))
+    return [json.loads(r[0])["variables"]["date"] for r in rows]

@@ -108,3 +108,31 @@ def test_two_schedulers_on_one_database_fire_each_tick_once(tmp_path, h):
     finally:
         first.stop()
         second.stop()
+
+
+@pytest.mark.slow
+def test_an_executor_process_finishes_what_a_crashed_server_left(tmp_path, h):
+    """`tiercel executor` (no API) takes over executions whose process died; `tiercel webserver` shows them."""
+    home = tmp_path / "home"
+    server = h.ServerProcess(home).start()
+    with server.client() as api:
+        h.deploy(api, """\
+id: long
+namespace: demo.sched
+tasks:
+  - {id: a, type: core.Sleep, duration: PT1S}
+  - {id: b, type: core.Log, message: done}
+""")
+        ids = [api.post("/api/v1/executions/demo.sched/long").json()["id"] for _ in range(3)]
+        h.wait_for(lambda: len(h.executions(api, "long", state="RUNNING")) == 3)
+    server.stop(signal.SIGKILL)
+    executor = h.ServerProcess(home, command="executor").start()
+    web = h.ServerProcess(home, command="webserver").start()
+    try:
+        with web.client() as api:
+            for execution_id in ids:
+                h.wait_for(lambda: api.get(f"/api/v1/executions/{execution_id}").json()["state"] == "SUCCESS", 20)
+        assert "recovering execution" in executor.log.read_text()
+    finally:
+        web.stop()
+        executor.stop()

@@ -108,3 +108,18 @@ triggers:
 
 def _ts(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def test_sync_webhook_answers_202_when_its_timeout_passes_first(api, h):
+    h.deploy(api, """\
+id: slow_hook
+namespace: demo.hooks
+tasks:
+  - {id: nap, type: core.Sleep, duration: PT3S}
+triggers:
+  - {id: hook, type: core.Webhook, key: slow-key-1234567, wait: true}
+""")
+    r = api.post("/api/v1/executions/webhook/demo.hooks/slow_hook/slow-key-1234567", params={"timeout": 1})
+    assert r.status_code == 202 and r.json()["state"] == "RUNNING"
+    assert api.post("/api/v1/executions/webhook/demo.hooks/slow_hook/slow-key-1234567",
+                    params={"timeout": "soon"}).status_code == 400

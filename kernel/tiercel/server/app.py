@@ -404,6 +404,7 @@ async def create_execution(request: Request) -> Response:
     if getattr(flow, "disabled", False):
         raise ApiError(409, f"flow {namespace}.{flow_id} is disabled")
     labels = labels_param(request.query_params.getlist("labels"))
+    timeout = _timeout(request)
     execution_id = new_id()
     raw = await _inputs(request, rt, flow, execution_id)
     try:
@@ -413,7 +414,7 @@ async def create_execution(request: Request) -> Response:
     ex = rt.new_execution(flow, inputs, labels=labels, revision=revision, execution_id=execution_id)
     rt.submit(ex)
     if bool_param(request, "wait"):
-        await _wait(rt, ex.id, request)
+        await _wait(rt, ex.id, timeout)
     return Json(rt.repo.execution_json(ex.id))
 
 
@@ -450,9 +451,13 @@ async def _inputs(request: Request, rt: Any, flow: Any, execution_id: str) -> di
     return raw
 
 
-async def _wait(rt: Any, execution_id: str, request: Request) -> None:
-    """Wait for the end, at most ``?timeout=`` seconds (300 by default); the caller answers the state then."""
-    timeout = int_param(request, "timeout", 300, 1, 3600)
+def _timeout(request: Request) -> int:
+    """``?timeout=`` seconds to wait for the end (300 by default); parsed before anything starts."""
+    return int_param(request, "timeout", 300, 1, 3600)
+
+
+async def _wait(rt: Any, execution_id: str, timeout: float) -> None:
+    """Wait for the end, at most *timeout* seconds; the caller answers the state then."""
     try:
         await asyncio.wait_for(rt.wait(execution_id), timeout)
     except asyncio.TimeoutError:
@@ -500,11 +505,12 @@ async def restart_execution(request: Request) -> Response:
         raise ApiError(409, f"execution {ex.id} is still {ex.state}; restart applies to ended or paused executions")
     if ex.state == "SUCCESS":
         raise ApiError(409, f"execution {ex.id} succeeded: nothing to restart (use replay)")
+    timeout = _timeout(request)
     s.rt.repo.set_owner(ex.id, s.rt.worker_id)
     s.rt.post(ex.id, Event("restart"))
     if bool_param(request, "wait"):
         await asyncio.sleep(0)
-        await _wait(s.rt, ex.id, request)
+        await _wait(s.rt, ex.id, timeout)
     return Json(s.rt.repo.execution_json(ex.id))
 
 
@@ -513,6 +519,7 @@ async def replay_execution(request: Request) -> Response:
 
     s = svc(request)
     ex = execution_or_404(s.rt, request.path_params["executionId"])
+    timeout = _timeout(request)
     from_task = request.query_params.get("taskId") or None
     task_run_id = request.query_params.get("taskRunId")
     if task_run_id:
@@ -525,7 +532,7 @@ async def replay_execution(request: Request) -> Response:
     except ValueError as exc:
         raise ApiError(422, str(exc)) from None
     if bool_param(request, "wait"):
-        await _wait(s.rt, new.id, request)
+        await _wait(s.rt, new.id, timeout)
     return Json(s.rt.repo.execution_json(new.id))
 
 
@@ -616,6 +623,7 @@ async def webhook(request: Request) -> Response:
     s = svc(request)
     rt = s.rt
     namespace, flow_id, key = (request.path_params[k] for k in ("namespace", "flowId", "key"))
+    timeout = _timeout(request)
     try:
         d = s.deployed(namespace, flow_id)
     except ApiError:
@@ -658,7 +666,7 @@ async def webhook(request: Request) -> Response:
                         (dedupe_key(d.flow, trigger, f"idempotency:{idempotency}"),))
         return Json(rt.repo.execution_json(row[0]) if row else {"message": "duplicate"})
     if trigger.wait:
-        await _wait(rt, ex.id, request)
+        await _wait(rt, ex.id, timeout)
         final = rt.repo.load_execution(ex.id)
         return Json({"id": final.id, "namespace": final.namespace, "flowId": final.flow_id, "state": final.state,
                      "outputs": final.outputs or {}, "error": final.error},

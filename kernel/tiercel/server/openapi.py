@@ -54,6 +54,7 @@ INPUTS_BODY = {"required": False, "description": "Inputs: a JSON object, or a fo
                "content": {JSON: {"schema": {"type": "object", "additionalProperties": True}},
                            "multipart/form-data": {"schema": {"type": "object", "additionalProperties": True}}}}
 WAIT = _query("wait", {"type": "boolean", "default": False}, "Answer once the execution has ended.")
+TIMEOUT = _query("timeout", {"type": "integer", "minimum": 1, "maximum": 3600}, "Seconds to wait at most (300).")
 SSE = {"description": "Server-sent events", "content": {"text/event-stream": {"schema": {"type": "string"}}}}
 NOT_FOUND = _err("Not found")
 BAD = _err("Invalid request")
@@ -98,17 +99,17 @@ def spec() -> dict[str, Any]:
             "200": _json({"type": "object"}, "Execution started (or, with `wait: true`, ended: its outputs)"),
             "202": _json({"type": "object"}, "With `wait: true`: still running when `timeout` seconds passed"),
             "204": {"description": "Conditions blocked the call"}, "400": BAD, "404": _err("No such flow or key"),
-            "409": _err("Trigger disabled"), "413": _err("Too large")}, [NS, FLOW_ID, _path("key"), _query("timeout", {"type": "integer", "minimum": 1, "maximum": 3600})],
+            "409": _err("Trigger disabled"), "413": _err("Too large")}, [NS, FLOW_ID, _path("key"), TIMEOUT],
             None if m == "get" else {"required": False, "content": {"*/*": {"schema": {}}}}, f"webhook_{m}")
             for m in ("get", "post", "put")},
         f"{e}/{{executionId}}/kill": {m: _op("Executions", f"Kill an execution ({m})", {
             "202": _json({"type": "object"}), "404": NOT_FOUND, "409": _err("Already ended")}, [EXEC_ID], None, f"kill_{m}")
             for m in ("delete", "post")},
         f"{e}/{{executionId}}/restart": {"post": _op("Executions", "Restart an execution", {
-            "200": _json(_ref("Execution")), "400": BAD, "404": NOT_FOUND, "409": _err("Not restartable")}, [EXEC_ID, WAIT])},
+            "200": _json(_ref("Execution")), "400": BAD, "404": NOT_FOUND, "409": _err("Not restartable")}, [EXEC_ID, WAIT, TIMEOUT])},
         f"{e}/{{executionId}}/replay": {"post": _op("Executions", "Replay an execution", {
             "200": _json(_ref("Execution")), "400": BAD, "404": NOT_FOUND, "422": _err("Cannot replay")},
-            [EXEC_ID, _query("taskId", {"type": "string"}), _query("taskRunId", {"type": "string"}), WAIT])},
+            [EXEC_ID, _query("taskId", {"type": "string"}), _query("taskRunId", {"type": "string"}), WAIT, TIMEOUT])},
         f"{e}/{{executionId}}/resume": {"post": _op("Executions", "Resume a paused execution", {
             "202": _json({"type": "object"}), "400": BAD, "404": NOT_FOUND, "409": _err("Not paused"),
             "413": _err("Too large"), "415": _err("Not JSON")}, [EXEC_ID], INPUTS_BODY)},
@@ -119,7 +120,7 @@ def spec() -> dict[str, Any]:
             [NS, FLOW_ID, WAIT, _query("revision", {"type": "integer", "minimum": 1, "maximum": 1000000000}),
              {"name": "labels", "in": "query", "schema": {"type": "array", "items": {"type": "string", "pattern": "^[^:]+:.*$"}},
               "style": "form", "explode": True},
-             _query("timeout", {"type": "integer", "minimum": 1, "maximum": 3600})], INPUTS_BODY)},
+             TIMEOUT], INPUTS_BODY)},
         f"{e}/{{executionId}}": {"get": _op("Executions", "Get an execution", {"200": _json(_ref("Execution")), "404": NOT_FOUND}, [EXEC_ID])},
         "/api/v1/logs/{executionId}": {"get": _op("Logs", "Logs of an execution", {
             "200": _json({"type": "array", "items": _ref("Log")}), "400": BAD, "404": NOT_FOUND}, [EXEC_ID, *_LOG_PARAMS])},
