@@ -213,3 +213,15 @@ def test_bad_input_gives_clear_4xx_json(api, h):
         assert response.status_code == status, (response.request.url, response.text)
         assert text in response.json()["message"], response.json()
     assert "line" in cases[0][0].json()["errors"][0]
+
+
+def test_health_plugins_schema_and_docs(api):
+    assert api.get("/api/v1/health").json()["status"] == "UP"
+    types = {c["type"] for c in api.get("/api/v1/plugins").json()}
+    assert {"core.Log", "core.Schedule", "core.Webhook"} <= types
+    schema = api.get("/api/v1/plugins/schemas/flow").json()
+    assert "core.Log" in str(schema) and schema.get("$schema", "").startswith("http://json-schema.org/draft-07")
+    page = api.get("/api/v1/docs")
+    assert page.status_code == 200 and "openapi.json" in page.text
+    spec = api.get("/api/v1/openapi.json").json()
+    assert spec["openapi"].startswith("3.") and "/api/v1/executions/search" in spec["paths"]

@@ -69,6 +69,7 @@ class Services:
         rt.listeners.append(self.notifier.on_event)
         self._checked = 0.0
         self._disabled: set[tuple[str, str, str]] = set()
+        self.flow_schema: dict[str, Any] | None = None
 
     def flows_changed(self) -> None:
         self.index.refresh(force=True)
@@ -780,6 +781,16 @@ async def plugins(request: Request) -> Response:
                  for c in s.rt.registry.components()])
 
 
+async def flow_schema(request: Request) -> Response:
+    """The JSON Schema of a flow with every installed task and trigger (for editors and the UI)."""
+    from tiercel.flow import flow_json_schema
+
+    s = svc(request)
+    if s.flow_schema is None:  # plugins are loaded once per process: compute it once
+        s.flow_schema = flow_json_schema(s.rt.registry)
+    return Json(s.flow_schema)
+
+
 async def openapi(request: Request) -> Response:
     from tiercel.server.openapi import spec
 
@@ -824,6 +835,7 @@ def create_app(services: Services, components: list[str] | None = None) -> Starl
         Route(f"{p}/openapi.json", openapi, methods=["GET"]),
         Route(f"{p}/docs", docs, methods=["GET"]),
         Route(f"{p}/plugins", plugins, methods=["GET"]),
+        Route(f"{p}/plugins/schemas/flow", flow_schema, methods=["GET"]),
         Route(f"{p}/flows", create_flow, methods=["POST"]),
         Route(f"{p}/flows/validate", validate_flows, methods=["POST"]),
         Route(f"{p}/flows/search", search_flows, methods=["GET"]),

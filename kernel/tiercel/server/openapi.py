@@ -69,6 +69,7 @@ def spec() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/api/v1/health": {"get": _op("Server", "Health", {"200": _json({"type": "object"})})},
         "/api/v1/plugins": {"get": _op("Server", "List plugin components", {"200": _json({"type": "array", "items": {"type": "object"}})})},
+        "/api/v1/plugins/schemas/flow": {"get": _op("Server", "JSON Schema of a flow", {"200": _json({"type": "object"})})},
         "/api/v1/flows": {"post": _op("Flows", "Create a flow", {
             "200": _json(_ref("Flow")), "400": BAD, "409": _err("Exists"), "413": _err("Too large"),
             "415": _err("Not YAML"), "422": _err("Invalid flow")}, body=YAML_BODY)},
