@@ -130,7 +130,6 @@ class FlowIndex:
                               row["namespace"], row["id"], row["revision"], exc)
                     continue
                 self._parsed[row["hash"]] = flow
-                self.rt._flows.setdefault(row["hash"], flow)
             flows[(row["namespace"], row["id"])] = Deployed(row["namespace"], row["id"], row["revision"], row["hash"], flow)
         self._flows = flows
         self._signature = signature
@@ -158,7 +157,7 @@ def start_execution(rt: Any, d: Deployed, trigger: Any, variables: dict[str, Any
     visible where users look, instead of only in the server log.
     """
     from tiercel.engine.delivery import dedupe_key
-    from tiercel.flow.inputs import InputError, resolve_inputs
+    from tiercel.flow.inputs import resolve_inputs
 
     flow = d.flow
     error = None
@@ -169,7 +168,7 @@ def start_execution(rt: Any, d: Deployed, trigger: Any, variables: dict[str, Any
                                            "vars": getattr(flow, "variables", None) or {}})
         raw.update(inputs or {})
         values = resolve_inputs(flow, raw)
-    except (InputError, Exception) as exc:
+    except Exception as exc:  # InputError, or an expression in `inputs` that cannot render
         values, error = dict(inputs or {}), f"trigger `{trigger.id}`: invalid inputs: {exc}"
     ex = rt.new_execution(flow, values, labels=labels,
                           trigger={"id": trigger.id, "type": type(trigger).type, "variables": variables},
