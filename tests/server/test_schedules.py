@@ -67,11 +67,13 @@ def test_restart_mid_run_loses_nothing_and_fires_no_tick_twice(tmp_path, h, how)
         h.deploy(api, """\
 id: long
 namespace: demo.sched
+concurrency: {limit: 1}
 tasks:
   - {id: a, type: core.Sleep, duration: PT1S}
   - {id: b, type: core.Log, message: done}
 """)
         long_ids = [api.post("/api/v1/executions/demo.sched/long").json()["id"] for _ in range(3)]
+        assert len(h.executions(api, "long", state="QUEUED")) == 2
         h.wait_for(lambda: len(h.executions(api, "ticker", state="RUNNING")) >= 1)
         time.sleep(0.5)
     server.stop(how)
@@ -81,6 +83,8 @@ tasks:
         with server.client() as api:
             for execution_id in long_ids:
                 h.wait_for(lambda: api.get(f"/api/v1/executions/{execution_id}").json()["state"] == "SUCCESS", 20)
+            spans = sorted((e["startDate"], e["endDate"]) for e in h.executions(api, "long"))
+            assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), "queued executions overlapped"
             time.sleep(1.5)
             api.post("/api/v1/triggers/demo.sched/ticker/tick/disable")
             h.wait_for(lambda: not [e for e in h.executions(api, "ticker") if e["state"] != "SUCCESS"], 20)
