@@ -203,7 +203,8 @@ class RealtimeTrigger(_Realtime):
 
     properties: dict[str, Any] = Field(default_factory=dict, description="Kafka client settings with Java names (`bootstrap.servers` defaults to localhost:9092). "
                                                    "`session.timeout.ms` and `heartbeat.interval.ms` tune how fast a "
-                                                   "dead member's partitions move to another server.")
+                                                   "dead member's partitions move to another server; `fetch.max.wait.ms` "
+                                                   "(20 here) bounds the latency on brokers that hold fetches.")
     topic: str | list[str] | None = Field(None, description="Topic, or list of topics, to subscribe to.")
     topicPattern: str | None = Field(None, description="Regular expression of the topics to subscribe to, instead of `topic`.")
     groupId: str = Field(description="Consumer group: its committed offsets say where to resume; servers sharing it share the partitions.")
@@ -218,9 +219,10 @@ class RealtimeTrigger(_Realtime):
         offsets = _Offsets()
         if not self.topic and not self.topicPattern:
             raise ValueError("set `topic` (a name or a list) or `topicPattern`")
+        # fetch_max_wait_ms: some brokers (tansu) hold a fetch that long even when records arrive
         consumer = aiokafka.AIOKafkaConsumer(**client_options(
             self.properties, aiokafka.AIOKafkaConsumer, auto_offset_reset="earliest", group_id=self.groupId,
-            enable_auto_commit=False))
+            enable_auto_commit=False, fetch_max_wait_ms=20))
 
         class Rebalance(aiokafka.ConsumerRebalanceListener):
             async def on_partitions_revoked(self, revoked: Any) -> None:

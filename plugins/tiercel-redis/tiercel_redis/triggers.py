@@ -181,9 +181,9 @@ class Trigger(PollingTrigger):
 
 async def _batch_id(client: Any, processing: str) -> str:
     """The id of what the processing list holds: kept beside it until it is acknowledged."""
-    fresh = uuid.uuid4().hex
-    await client.set(f"{processing}:id", fresh, nx=True)
-    return (await client.get(f"{processing}:id")).decode()
+    pipe = client.pipeline(transaction=True)
+    pipe.set(f"{processing}:id", uuid.uuid4().hex, nx=True).get(f"{processing}:id")
+    return (await pipe.execute())[1].decode()
 
 
 class RealtimeTrigger(_Realtime):
@@ -227,12 +227,13 @@ class RealtimeTrigger(_Realtime):
     async def _list(self, ctx: RunContext) -> AsyncIterator[TriggerEvent]:
         processing = _processing(self, ctx)
         client = await connect(self.url)
-        retry = False
+        retry, leftover = False, True  # leftover: the processing list may hold an item (a crash, a nack)
         try:
             while True:
                 if retry:  # the last execution could not be created: offer the item again, not in a tight loop
                     await asyncio.sleep(1.0)
-                raw = await _redis(self.url, client.lindex(processing, 0))
+                raw = await _redis(self.url, client.lindex(processing, 0)) if leftover or retry else None
+                leftover = False
                 if raw is None:
                     raw = await _redis(self.url, client.blmove(self.key, processing, 1, "LEFT", "RIGHT"))
                     check_cancelled()
