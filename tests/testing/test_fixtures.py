@@ -48,6 +48,10 @@ def test_importing_the_plugin_stays_cheap():
     assert result.stdout.strip() == "[]"
 
 
+# An inner pytest does not need the heavy plugins of the venv (hypothesis, schemathesis).
+_LEAN = ["-p", "no:cacheprovider", "-p", "no:schemathesis", "-p", "no:hypothesispytest", "-p", "no:anyio"]
+
+
 def _run_plugin_suite(tmp_path: Path, ci: str | None) -> subprocess.CompletedProcess:
     """Run a stand-alone test suite, as a plugin's would be, in a fresh pytest process."""
     (tmp_path / "conftest.py").write_text(
@@ -76,7 +80,7 @@ def _run_plugin_suite(tmp_path: Path, ci: str | None) -> subprocess.CompletedPro
     if ci:
         env["CI"] = ci
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--strict-markers", "-rs", str(tmp_path)],
+        [sys.executable, "-m", "pytest", *_LEAN, "--strict-markers", "-rs", str(tmp_path)],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -113,7 +117,7 @@ def test_a_leaked_thread_cannot_hang_the_run(tmp_path):
     )
     env = {**os.environ, "TIERCEL_TEST_EXIT_GRACE": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", str(tmp_path)],
+        [sys.executable, "-m", "pytest", *_LEAN, str(tmp_path)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
     )
     assert "1 passed" in result.stdout
