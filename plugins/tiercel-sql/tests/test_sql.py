@@ -357,3 +357,27 @@ def test_a_timeout_interrupts_the_running_statement(db, tmp_path):
     ex = run(flow(query("slow", url, forever, "    timeout: PT1S\n    fetchType: FETCH_ONE\n")), tmp_path)
     assert ex["state"] == "FAILED" and "timed out" in task_run(ex, "slow")["error"]
     assert time.monotonic() - start < 8  # the statement itself was stopped, not left running
+
+
+@pytest.mark.parametrize("delay", [0, 0.001, 0.01, 0.05, 0.2])
+def test_a_cancelled_query_stops_whenever_the_cancel_comes(delay, tmp_path):
+    """The cancel may land before the statement starts (connecting): it must still stop it."""
+    import time
+    from types import SimpleNamespace
+
+    from tiercel_sql._db import run as run_query
+
+    spec = SimpleNamespace(url=f"sqlite:///{tmp_path / 'c.db'}", username=None, password=None, parameters=None,
+                           sql="WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT max(i) FROM n")
+    ctx = SimpleNamespace(cancelled=False)
+
+    async def go():
+        work = asyncio.ensure_future(run_query(ctx, spec, [spec.sql], transaction=False, fetch_type="FETCH_ONE"))
+        await asyncio.sleep(delay)
+        work.cancel()
+        start = time.monotonic()
+        with pytest.raises(asyncio.CancelledError):
+            await work
+        return time.monotonic() - start
+
+    assert asyncio.run(go()) < 3

@@ -147,8 +147,13 @@ async def run(ctx: RunContext, spec: Any, statements: list[str], **kw: Any) -> l
     try:
         return await asyncio.shield(work)
     except asyncio.CancelledError:
-        interrupt.fire()
-        await asyncio.wait([work], timeout=STOP_GRACE)  # let the driver give the thread back
+        # Interrupt until the thread gives up: a statement that had not started yet when the
+        # first interrupt came would otherwise run on (an interrupt only stops a running one).
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STOP_GRACE
+        while not work.done() and loop.time() < deadline:
+            interrupt.fire()
+            await asyncio.wait([work], timeout=0.1)
         raise
 
 
@@ -181,6 +186,8 @@ def execute(ctx: RunContext, spec: Any, statements: list[str], *, transaction: b
             outputs = []
             with connection.begin() if transaction else contextlib.nullcontext():
                 for index, statement in enumerate(statements):
+                    if interrupt is not None and interrupt.fired:
+                        raise TaskError("cancelled")
                     outputs.append(_one(ctx, connection, statement, spec.parameters or {}, fetch_type, fetch_size,
                                         f"rows-{index + 1}.jsonl" if len(statements) > 1 else "rows.jsonl"))
             return outputs
