@@ -499,6 +499,7 @@ async def kill_execution(request: Request) -> Response:
 
 async def restart_execution(request: Request) -> Response:
     from tiercel.engine.executor import Event
+    from tiercel.engine.runtime import _alive
 
     s = svc(request)
     ex = execution_or_404(s.rt, request.path_params["executionId"])
@@ -507,8 +508,12 @@ async def restart_execution(request: Request) -> Response:
     if ex.state == "SUCCESS":
         raise ApiError(409, f"execution {ex.id} succeeded: nothing to restart (use replay)")
     timeout = _timeout(request)
-    s.rt.repo.set_owner(ex.id, s.rt.worker_id)
-    s.rt.post(ex.id, Event("restart"))
+    owner = s.rt.repo.owner(ex.id)
+    if owner not in (None, s.rt.worker_id) and _alive(owner, s.rt.repo):
+        s.rt.repo.add_event(ex.id, "restart")  # a paused execution another live process holds
+    else:
+        s.rt.repo.set_owner(ex.id, s.rt.worker_id)  # owned before it runs, so no other process takes it over
+        s.rt.post(ex.id, Event("restart"))
     if bool_param(request, "wait"):
         await asyncio.sleep(0)
         await _wait(s.rt, ex.id, timeout)
@@ -543,8 +548,12 @@ async def resume_execution(request: Request) -> Response:
     if ex.state != "PAUSED" and not any(tr.state == "PAUSED" for tr in ex.task_runs.values()):
         raise ApiError(409, f"execution {ex.id} is {ex.state}, not paused")
     if media_type(request) in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        form = await request.form()
+        try:
+            form = await request.form(max_part_size=JSON_LIMIT)
+        except Exception as exc:
+            raise ApiError(400, f"invalid form body: {exc}") from None
         inputs = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+        await form.close()
     else:
         inputs = await json_object(request)
     s.rt.command(ex.id, "resume", {"inputs": inputs})
