@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
+import socket
 import uuid
 
 import pytest
@@ -238,3 +239,72 @@ def test_shared_redis_lends_an_empty_database_and_flushes_it():
     finally:
         borrowed.stop()
         client.close()
+
+
+def test_pinned_port_and_restart_after_sigkill_kafka_comes_back_empty():
+    aiokafka = _client("aiokafka")
+    port = services.free_port()
+    try:
+        broker = services.kafka(port=port)
+    except services.ServiceUnavailable as missing:
+        services.require(missing.service, missing.how_to_get, missing.reason)
+
+    async def produce():
+        producer = aiokafka.AIOKafkaProducer(bootstrap_servers=broker.url)
+        await producer.start()
+        await producer.send_and_wait("before-restart", b"x")
+        await producer.stop()
+
+    async def topics():
+        admin = _client("aiokafka.admin").AIOKafkaAdminClient(bootstrap_servers=broker.url)
+        await admin.start()
+        try:
+            return await admin.list_topics()
+        finally:
+            await admin.close()
+
+    with broker:
+        assert broker.url == f"127.0.0.1:{port}"
+        asyncio.run(produce())
+        first_pid = broker.pid
+        broker.restart(kill=True)
+        assert broker.pid != first_pid and _gone(first_pid)
+        assert broker.url == f"127.0.0.1:{port}"
+        assert "before-restart" not in asyncio.run(topics())  # memory storage: a restart forgets all
+
+
+def test_restart_pulsar_keeps_its_data():
+    pulsar = _client("pulsar")
+    try:
+        broker = services.pulsar()
+    except services.ServiceUnavailable as missing:
+        services.require(missing.service, missing.how_to_get, missing.reason)
+    with broker:
+        logger = pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn)
+        client = pulsar.Client(broker.url, operation_timeout_seconds=5, logger=logger)
+        client.subscribe("kept", "s")  # the subscription keeps the message until acknowledged
+        client.create_producer("kept").send(b"survives")
+        client.close()
+        broker.restart()
+        client = pulsar.Client(broker.url, operation_timeout_seconds=5, logger=logger)
+        try:
+            consumer = client.subscribe("kept", "s")
+            assert consumer.receive(timeout_millis=3000).data() == b"survives"
+        finally:
+            client.close()
+
+
+def test_a_server_not_started_here_cannot_be_restarted(monkeypatch):
+    with services.redis_url() as private:
+        monkeypatch.setenv("TIERCEL_TEST_REDIS_URL", private.url)
+        with pytest.raises(services.ServiceStartError, match="was not started by this process"):
+            services.redis_url().restart()
+
+
+def test_pinned_port_in_use_is_a_clear_error():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(services.ServiceStartError, match=rf"(?s)exited .* on 127\.0\.0\.1:{port}.*in use"):
+            services.redis_url(port=port)

