@@ -497,8 +497,25 @@ def _stopped(cls: type, signals: _Signals, what: str) -> None:
                           f"run() must poll ctx.cancelled and return")
 
 
+def _threads_left(before: set[threading.Thread]) -> list[str]:
+    """Names of the non-daemon threads started since *before* that are still running after STOP_GRACE."""
+    deadline = time.monotonic() + STOP_GRACE
+    for thread in [t for t in threading.enumerate() if t not in before and not t.daemon]:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return sorted(t.name for t in threading.enumerate() if t not in before and not t.daemon and t.is_alive())
+
+
+def _no_threads_left(cls: type, before: set[threading.Thread], what: str) -> None:
+    left = _threads_left(before)
+    if left:
+        raise CheckFailed(f"{cls.type}: run() returned, but {len(left)} thread(s) it started still work "
+                          f"{STOP_GRACE:g} s after {what}: stop the work itself (interrupt the query, close the "
+                          f"connection), not only the coroutine; a busy thread also keeps the process from exiting")
+
+
 def check_timeout_task(cls: type, options: Options) -> None:
     text, signals, registry = _long_run_flow(cls, options, "PT0.5S")
+    before = set(threading.enumerate())
     started = time.monotonic()
     outcome = run(text, registry, timeout=30)
     error = " ".join(outcome.errors())
@@ -510,10 +527,12 @@ def check_timeout_task(cls: type, options: Options) -> None:
     _stopped(cls, signals, "its timeout")
     if time.monotonic() - started > 20:
         raise CheckFailed(f"{cls.type}: the timeout took {time.monotonic() - started:.0f} s to cut the run")
+    _no_threads_left(cls, before, "its timeout")
 
 
 def check_kill_task(cls: type, options: Options) -> None:
     text, signals, registry = _long_run_flow(cls, options, None)
+    before = set(threading.enumerate())
     outcome = run(text, registry, timeout=30, kill_when=lambda: asyncio.to_thread(signals.started.wait, 20))
     if outcome.state == "SUCCESS" and signals.stopped.is_set():
         raise CheckSkipped(f"long_run {options.long_run!r} does not make run() last: it ended at once")
@@ -521,6 +540,7 @@ def check_kill_task(cls: type, options: Options) -> None:
         raise CheckFailed(f"{cls.type}: killed while running, the execution ended {outcome.state} "
                           f"({' '.join(outcome.errors()) or 'no error'}), expected KILLED")
     _stopped(cls, signals, "the kill")
+    _no_threads_left(cls, before, "the kill")
 
 
 # --- triggers ----------------------------------------------------------------------------

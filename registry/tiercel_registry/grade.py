@@ -54,7 +54,7 @@ def _pytest(files: list[Path], rootdir: Path, report: Path, extra_path: list[str
     if extra_path:
         env["PYTHONPATH"] = os.pathsep.join([*extra_path, *filter(None, [env.get("PYTHONPATH")])])
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(rootdir),
-           f"--tiercel-report={report}", *map(str, files)]
+           f"--tiercel-report={report}", "--tiercel-exit", *map(str, files)]
     proc = subprocess.run(cmd, cwd=rootdir, env=env, capture_output=True, text=True, timeout=1800)
     rows = json.loads(report.read_text()) if report.exists() else []
     return rows, (proc.stdout + proc.stderr)[-3000:]
