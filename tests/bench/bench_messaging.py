@@ -1,7 +1,7 @@
 """Produce → execution start: latency and sustained rate of the realtime triggers on `tiercel server`.
 
 Run: python tests/bench/bench_messaging.py [--brokers kafka,redis,pulsar] [--seconds 8]
-                                           [--rates 100,200,400,800,1600]
+                                           [--rates 100,200,400,600,800,1200]
 
 For each broker (a private tansu, redis-server and pulsar-lite, as the tests use) it starts
 `tiercel server` on a fresh embedded home, deploys a one-task flow with the broker's
@@ -202,7 +202,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--brokers", default="kafka,redis,pulsar")
     parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--rates", default="100,200,400,800,1600")
+    parser.add_argument("--rates", default="100,200,400,600,800,1200")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     logging.getLogger("bench.pulsar").setLevel(logging.WARNING)
