@@ -24,6 +24,7 @@ from tiercel_registry.checks import CHECKS, DESCRIPTIONS, CheckFailed, CheckSkip
 GRADES = (("A", 100), ("B", 90), ("C", 75), ("D", 50), ("F", 0))
 BUNDLED = {"tiercel": Path(__file__).parent / "suites" / "core.py"}
 REPORT_VERSION = 1
+TESTS_DESCRIPTION = "its own conformance tests run (tests/test_conformance.py)"
 
 
 def letter(score: int, loads: bool = True) -> str:
@@ -49,7 +50,7 @@ def own_tests(dist: Any) -> Path | None:
     return BUNDLED.get(dist.metadata["Name"])
 
 
-def _pytest(files: list[Path], rootdir: Path, report: Path, extra_path: list[str]) -> tuple[list[dict], str]:
+def _pytest(files: list[Path], rootdir: Path, report: Path, extra_path: list[str]) -> tuple[list[dict], str, int]:
     env = dict(os.environ)
     if extra_path:
         env["PYTHONPATH"] = os.pathsep.join([*extra_path, *filter(None, [env.get("PYTHONPATH")])])
@@ -57,7 +58,7 @@ def _pytest(files: list[Path], rootdir: Path, report: Path, extra_path: list[str
            f"--tiercel-report={report}", "--tiercel-exit", *map(str, files)]
     proc = subprocess.run(cmd, cwd=rootdir, env=env, capture_output=True, text=True, timeout=1800)
     rows = json.loads(report.read_text()) if report.exists() else []
-    return rows, (proc.stdout + proc.stderr)[-3000:]
+    return rows, (proc.stdout + proc.stderr)[-3000:], proc.returncode
 
 
 def _default_suite(folder: Path, dist: str, types: list[str]) -> Path:
@@ -91,6 +92,8 @@ def grade(dist_name: str, tests: Path | None = None, extra_path: list[str] | Non
         except CheckSkipped as exc:
             pack.append({"check": check, "status": "skipped", "message": _scrub(str(exc))})
     components = loaded.components
+    tests_row = {"check": "conformance_tests", "status": "skipped",
+                 "message": "no tests/test_conformance.py: the default suite ran, without knobs"}
     results: dict[tuple[str, str], dict[str, str]] = {}
     sources: dict[str, str] = {}
     output = ""
@@ -107,18 +110,24 @@ def grade(dist_name: str, tests: Path | None = None, extra_path: list[str] | Non
                     root, label = source, own.relative_to(source).as_posix()
                 else:
                     root, label = own.parent, own.name
-                rows, output = _pytest([own], root, folder / "own.json", extra_path)
+                rows, output, code = _pytest([own], root, folder / "own.json", extra_path)
+                if code in (0, 1) and rows:  # 1: some checks failed, reported per check
+                    tests_row = {"check": "conformance_tests", "status": "passed", "message": ""}
+                else:
+                    tests_row = {"check": "conformance_tests", "status": "failed",
+                                 "message": f"{label} did not run (pytest exit status {code}):\n{output.strip()}"}
                 for row in rows:
                     results[(row["type"], row["check"])] = row
                     sources[row["type"]] = label
             missing = [c.type for c in components if c.type not in sources]
             if missing:
-                rows, out = _pytest([_default_suite(folder, name, missing)], folder, folder / "default.json", extra_path)
+                rows, out, _ = _pytest([_default_suite(folder, name, missing)], folder, folder / "default.json", extra_path)
                 output = output or out
                 for row in rows:
                     if row["type"] in missing:
                         results[(row["type"], row["check"])] = row
                         sources[row["type"]] = "default suite"
+    pack.append({**tests_row, "message": _scrub(tests_row["message"])})
     report_components = []
     for info in components:
         checks = []
@@ -161,7 +170,7 @@ def render_text(report: dict[str, Any], verbose: bool = False) -> str:
             lines.extend(f"        {line}" for line in row["message"].splitlines())
 
     for row in report["packaging"]:
-        add(row["check"], row, packaging.DESCRIPTIONS[row["check"]])
+        add(row["check"], row, packaging.DESCRIPTIONS.get(row["check"], TESTS_DESCRIPTION))
     for comp in report["components"]:
         lines += ["", f"{comp['type']}  ({comp['kind']}; {comp['suite']})"]
         for row in comp["checks"]:
