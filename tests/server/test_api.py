@@ -225,3 +225,9 @@ def test_health_plugins_schema_and_docs(api):
     assert page.status_code == 200 and "openapi.json" in page.text
     spec = api.get("/api/v1/openapi.json").json()
     assert spec["openapi"].startswith("3.") and "/api/v1/executions/search" in spec["paths"]
+
+
+def test_a_single_valued_query_parameter_given_twice_is_rejected(api):
+    r = api.get("/api/v1/flows/search", params=[("size", "1"), ("size", "2")])
+    assert r.status_code == 400 and "given 2 times" in r.json()["message"]
+    assert api.get("/api/v1/executions/search", params=[("state", "SUCCESS"), ("state", "FAILED")]).status_code == 200

@@ -185,8 +185,16 @@ async def json_object(request: Request, limit: int = JSON_LIMIT, required: bool 
     return data
 
 
+def query(request: Request, name: str, default: str | None = None) -> str | None:
+    """A single-valued query parameter; given twice is an error, not a silent pick."""
+    values = request.query_params.getlist(name)
+    if len(values) > 1:
+        raise ApiError(400, f"query parameter `{name}` given {len(values)} times; it takes one value")
+    return values[0] if values else default
+
+
 def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
+    raw = query(request, name)
     if raw is None or raw == "":
         return default
     try:
@@ -199,16 +207,19 @@ def int_param(request: Request, name: str, default: int, low: int, high: int) ->
 
 
 def bool_param(request: Request, name: str) -> bool:
-    raw = request.query_params.get(name, "false").lower()
-    if raw in ("true", "1", "yes", ""):
-        return raw != "" or name in request.query_params
+    raw = query(request, name)
+    if raw is None:
+        return False
+    raw = raw.lower()
+    if raw in ("", "true", "1", "yes"):  # a bare `?wait` means true
+        return True
     if raw in ("false", "0", "no"):
         return False
     raise ApiError(400, f"query parameter `{name}` must be true or false, got {raw!r}")
 
 
 def date_param(request: Request, name: str) -> float | None:
-    raw = request.query_params.get(name)
+    raw = query(request, name)
     if not raw:
         return None
     return parse_date(raw, name)
@@ -339,7 +350,7 @@ async def flow_revisions(request: Request) -> Response:
 async def search_flows(request: Request) -> Response:
     s = svc(request)
     page, size = int_param(request, "page", 1, 1, 10**6), int_param(request, "size", 25, 1, 1000)
-    rows = s.rt.repo.flows(request.query_params.get("namespace") or None, request.query_params.get("q") or None)
+    rows = s.rt.repo.flows(query(request, "namespace") or None, query(request, "q") or None)
     chunk = rows[(page - 1) * size: page * size]
     return Json({"results": [flow_json(r) for r in chunk], "total": len(rows)})
 
@@ -478,7 +489,8 @@ async def search_executions(request: Request) -> Response:
     if unknown:
         raise ApiError(400, f"unknown state {unknown[0]!r}; states are {', '.join(sorted(_STATES))}")
     rows, total = s.rt.repo.search_executions(
-        q.get("namespace") or None, q.get("flowId") or None, states or None, labels_param(q.getlist("labels")) or None,
+        query(request, "namespace") or None, query(request, "flowId") or None, states or None,
+        labels_param(q.getlist("labels")) or None,
         date_param(request, "startDate"), date_param(request, "endDate"),
         int_param(request, "page", 1, 1, 10**6), int_param(request, "size", 25, 1, 1000))
     return Json({"results": rows, "total": total})
@@ -526,8 +538,8 @@ async def replay_execution(request: Request) -> Response:
     s = svc(request)
     ex = execution_or_404(s.rt, request.path_params["executionId"])
     timeout = _timeout(request)
-    from_task = request.query_params.get("taskId") or None
-    task_run_id = request.query_params.get("taskRunId")
+    from_task = query(request, "taskId") or None
+    task_run_id = query(request, "taskRunId")
     if task_run_id:
         tr = ex.task_runs.get(task_run_id)
         if tr is None:
@@ -588,10 +600,10 @@ _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 # --- logs -------------------------------------------------------------------------------------
 
 def _log_filters(request: Request) -> tuple[str | None, str | None]:
-    level = request.query_params.get("minLevel")
+    level = query(request, "minLevel")
     if level and level.upper() not in LEVELS:
         raise ApiError(400, f"minLevel must be one of {', '.join(LEVELS)}, got {level!r}")
-    return request.query_params.get("taskId") or None, level.upper() if level else None
+    return query(request, "taskId") or None, level.upper() if level else None
 
 
 async def execution_logs(request: Request) -> Response:
@@ -710,7 +722,7 @@ def _trigger_list(s: Services, namespace: str | None = None, flow_id: str | None
 async def search_triggers(request: Request) -> Response:
     s = svc(request)
     page, size = int_param(request, "page", 1, 1, 10**6), int_param(request, "size", 25, 1, 1000)
-    items = _trigger_list(s, request.query_params.get("namespace") or None, request.query_params.get("flowId") or None)
+    items = _trigger_list(s, query(request, "namespace") or None, query(request, "flowId") or None)
     return Json({"results": items[(page - 1) * size: page * size], "total": len(items)})
 
 
