@@ -69,6 +69,7 @@ async def run_script(task: ScriptTask, ctx: RunContext) -> dict[str, Any]:
                                   for name, path in result.output_files.items()}
     return outputs
 
+
 def _commands(task: ScriptTask, files: dict[str, bytes | Path], program: list[str],
               local: dict[str, str]) -> list[list[str]]:
     if task.script is not None and not task.inline_script:
@@ -85,6 +86,7 @@ def _commands(task: ScriptTask, files: dict[str, bytes | Path], program: list[st
         lines.insert(0, "set -e")
     return [[*task.interpreter, "\n".join(lines)]]
 
+
 async def _uris_in_commands(task: ScriptTask, ctx: RunContext, files: dict[str, bytes | Path],
                             scratch: _Scratch) -> dict[str, str]:
     """Download the ``tiercel://`` files named in the commands (Kestra does so); return URI → local path."""
@@ -98,11 +100,13 @@ async def _uris_in_commands(task: ScriptTask, ctx: RunContext, files: dict[str, 
         local[uri] = path
     return local
 
+
 def _runner(task: ScriptTask, ctx: RunContext) -> Runner:
     runner = ctx.runner(task.taskRunner)
     if task.containerImage and "image" in type(runner).model_fields and getattr(runner, "image", None) is None:
         runner = runner.model_copy(update={"image": task.containerImage})
     return runner
+
 
 async def _input_files(task: ScriptTask, ctx: RunContext, scratch: _Scratch) -> dict[str, bytes | Path]:
     spec = task.inputFiles
@@ -124,6 +128,7 @@ async def _input_files(task: ScriptTask, ctx: RunContext, scratch: _Scratch) -> 
         else:
             files[name] = content.encode()
     return files
+
 
 async def _namespace_files(task: ScriptTask, ctx: RunContext, scratch: _Scratch) -> dict[str, bytes | Path]:
     spec = task.namespaceFiles
@@ -148,17 +153,17 @@ async def _namespace_files(task: ScriptTask, ctx: RunContext, scratch: _Scratch)
 class _Scratch:
     """A temporary directory for downloaded inputs, made only when one is needed (most runs have none)."""
 
-    def __init__(task) -> None:
-        task._path: Path | None = None
+    def __init__(self) -> None:
+        self._path: Path | None = None
 
-    def path(task) -> Path:
-        if task._path is None:
-            task._path = Path(tempfile.mkdtemp(prefix="tiercel-inputs-"))
-        return task._path
+    def path(self) -> Path:
+        if self._path is None:
+            self._path = Path(tempfile.mkdtemp(prefix="tiercel-inputs-"))
+        return self._path
 
-    def remove(task) -> None:
-        if task._path is not None:
-            shutil.rmtree(task._path, ignore_errors=True)
+    def remove(self) -> None:
+        if self._path is not None:
+            shutil.rmtree(self._path, ignore_errors=True)
 
 
 def _swap(line: str, local: dict[str, str]) -> str:
