@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 from tiercel import RunContext, Runner, ScriptJob, TaskError
 
 from tiercel_scripts._protocol import LineReader
-
 from tiercel_scripts.tasks import as_text
 
 if TYPE_CHECKING:
     from tiercel_scripts.tasks import ScriptTask
+
 
 #: Name of the file that holds a ``script`` in the working directory (plus the language's extension).
 SCRIPT_FILE = "_tiercel_script"
@@ -42,7 +42,7 @@ async def run_script(task: ScriptTask, ctx: RunContext) -> dict[str, Any]:
     env = {"PYTHONUNBUFFERED": "1"}
     program = await task.prepare(ctx, env)
     for name, value in (task.env or {}).items():
-        if name in ("PATH", "PYTHONPATH") and env.get(name):  # keep what prepare() put first
+        if name in ("PATH", "PYTHONPATH") and env.get(name):  # the user's entries first; prepare()'s stay reachable
             value = f"{value}{os.pathsep}{env[name]}"
         env[name] = value
     reader = LineReader(ctx, logging.WARNING if task.warningOnStdErr else logging.INFO)
