@@ -197,7 +197,7 @@ def test_bad_input_gives_clear_4xx_json(api, h):
         (api.get("/api/v1/executions/doesnotexist"), 404, "not found"),
         (api.get("/api/v1/executions/search", params={"size": "lots"}), 400, "integer"),
         (api.get("/api/v1/executions/search", params={"state": "DONE"}), 400, "unknown state"),
-        (api.get("/api/v1/executions/search", params={"startDate": "yesterday"}), 400, "ISO-8601"),
+        (api.get("/api/v1/executions/search", params={"startDate": "yesterday"}), 400, "RFC 3339"),
         (api.get("/api/v1/nothing/here"), 404, "no such endpoint"),
         (api.patch("/api/v1/flows"), 405, "not allowed"),
     ]
@@ -231,3 +231,12 @@ def test_a_single_valued_query_parameter_given_twice_is_rejected(api):
     r = api.get("/api/v1/flows/search", params=[("size", "1"), ("size", "2")])
     assert r.status_code == 400 and "given 2 times" in r.json()["message"]
     assert api.get("/api/v1/executions/search", params=[("state", "SUCCESS"), ("state", "FAILED")]).status_code == 200
+
+
+def test_unknown_query_parameters_and_loose_dates_are_rejected(api):
+    r = api.get("/api/v1/executions/search", params={"flowid": "x"})
+    assert r.status_code == 400 and "did you mean `flowId`" in r.json()["message"]
+    r = api.get("/api/v1/executions/search", params={"endDate": "2026-01-01"})
+    assert r.status_code == 400 and "RFC 3339" in r.json()["message"]
+    assert api.get("/api/v1/executions/search", params={"endDate": "2026-01-01T00:00:00+01:00"}).status_code == 200
+    assert api.get("/api/v1/executions/search", params={"state": "success"}).status_code == 400

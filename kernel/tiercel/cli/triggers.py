@@ -62,8 +62,8 @@ class _Local:
             if type(t).type != "core.Schedule":
                 raise click.ClickException(f"trigger `{trigger_id}` is a {type(t).type}: only schedules are backfilled")
             assert body is not None
-            self.scheduler.backfill(d, t, parse_date(body["start"], "start"),
-                                    parse_date(body["end"], "end") if body.get("end") else None,
+            self.scheduler.backfill(d, t, parse_date(body["start"], "--start", strict=False),
+                                    parse_date(body["end"], "--end", strict=False) if body.get("end") else None,
                                     body.get("inputs"), body.get("labels"))
         else:
             verb = action.split("/", 1)[1]
@@ -81,6 +81,7 @@ def _target(home: Path | None, server: str | None) -> Any:
 
 
 def _run(home: Path | None, server: str | None, fn: Any) -> Any:
+    from tiercel.server.app import ApiError
     from tiercel.server.client import ClientError
 
     try:
@@ -88,6 +89,8 @@ def _run(home: Path | None, server: str | None, fn: Any) -> Any:
             return fn(target)
     except ClientError as exc:
         raise click.ClickException(str(exc)) from None
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from None
 
 
 def _line(t: dict[str, Any]) -> str:

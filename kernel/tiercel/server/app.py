@@ -225,20 +225,27 @@ def date_param(request: Request, name: str) -> float | None:
     return parse_date(raw, name)
 
 
-def parse_date(raw: Any, name: str) -> float:
-    """An ISO-8601 / RFC 3339 date-time (a leap second is read as the next second)."""
+def parse_date(raw: Any, name: str, strict: bool = True) -> float:
+    """An RFC 3339 date-time with its offset (a leap second is read as the next second).
+
+    *strict* False (the CLI) also takes a date alone or a local time without offset.
+    """
     import re
 
     text = str(raw).strip().upper().replace("Z", "+00:00")
     leap = re.search(r"T\d\d:\d\d:60", text)
     if leap:
         text = text[:leap.end() - 2] + "59" + text[leap.end():]
+    full = re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d", text)
     try:
+        if strict and not full:
+            raise ValueError
         value = datetime.fromisoformat(text)
         if leap:
             value = value.replace(microsecond=0) + timedelta(seconds=1)
     except ValueError:
-        raise ApiError(400, f"`{name}` must be an ISO-8601 date-time such as 2026-01-31T02:00:00Z, got {raw!r}") from None
+        raise ApiError(400, f"`{name}` must be an RFC 3339 date-time with its offset, such as "
+                            f"2026-01-31T02:00:00Z, got {raw!r}") from None
     if value.tzinfo is None:
         value = value.astimezone()
     return value.timestamp()
@@ -484,10 +491,11 @@ async def get_execution(request: Request) -> Response:
 async def search_executions(request: Request) -> Response:
     s = svc(request)
     q = request.query_params
-    states = [x.strip().upper() for v in q.getlist("state") for x in v.split(",") if x.strip()]
+    states = q.getlist("state")
     unknown = [x for x in states if x not in _STATES]
     if unknown:
-        raise ApiError(400, f"unknown state {unknown[0]!r}; states are {', '.join(sorted(_STATES))}")
+        raise ApiError(400, f"unknown state {unknown[0]!r}; states are {', '.join(sorted(_STATES))} (repeat `state` "
+                            f"for several)")
     rows, total = s.rt.repo.search_executions(
         query(request, "namespace") or None, query(request, "flowId") or None, states or None,
         labels_param(q.getlist("labels")) or None,
@@ -847,6 +855,33 @@ async def server_error(request: Request, exc: Exception) -> Response:
     return Json({"message": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
 
 
+def _known_query(endpoint: Any, names: set[str] | None) -> Any:
+    """Reject a query parameter the operation does not take: `?flowid=` must not silently list everything."""
+    if names is None:
+        return endpoint
+
+    async def checked(request: Request) -> Response:
+        for name in request.query_params.keys():
+            if name not in names:
+                from tiercel.flow.errors import did_you_mean
+
+                hint = did_you_mean(name, names)
+                raise ApiError(400, f"unknown query parameter `{name}`" + (f" ({hint})" if hint else "")
+                                    + (f"; this endpoint takes {', '.join(sorted(names))}" if names else
+                                       "; this endpoint takes none"))
+        return await endpoint(request)
+
+    return checked
+
+
+def _query_names(paths: dict[str, Any], path: str, methods: list[str]) -> set[str] | None:
+    """The query parameters the OpenAPI description gives the operation(s); None for webhooks (user data)."""
+    if "/webhook/" in path:
+        return None
+    operations = paths.get(path, {})
+    return {p["name"] for m in methods for p in operations.get(m.lower(), {}).get("parameters", []) if p["in"] == "query"}
+
+
 def create_app(services: Services, components: list[str] | None = None) -> Starlette:
     p = "/api/v1"
     ex = f"{p}/executions"
@@ -885,6 +920,11 @@ def create_app(services: Services, components: list[str] | None = None) -> Starl
         Route(f"{tr}/enable", set_trigger_enabled, methods=["POST"]),
         Route(f"{tr}/disable", set_trigger_enabled, methods=["POST"]),
     ]
+    from tiercel.server.openapi import spec
+
+    paths = spec()["paths"]
+    routes = [Route(r.path, _known_query(r.endpoint, _query_names(paths, r.path, sorted(r.methods or []))),
+                    methods=sorted((r.methods or set()) - {"HEAD"})) for r in routes]
     app = Starlette(routes=routes, exception_handlers={ApiError: api_error, HTTPException: http_error,
                                                        Exception: server_error})
     app.state.services = services
