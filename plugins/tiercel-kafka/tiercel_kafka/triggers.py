@@ -111,6 +111,7 @@ class Trigger(Consumer, PollingTrigger):
             if not good:  # only undecodable records: nothing to start, move past them
                 await commit(consumer, positions)
                 ctx.state.pop("pending", None)
+                await consumer.stop()
                 return None
             uri = ctx.put_file(write_records(good), "messages.jsonl")
         except BaseException:
