@@ -288,6 +288,19 @@ class RunContext(abc.ABC):
         """Record a metric of this run."""
 
     @abc.abstractmethod
+    def list_files(self, prefix_uri: str) -> list[str]:
+        """``tiercel://`` URIs of the files under *prefix_uri* (the run's namespace only)."""
+
+    @abc.abstractmethod
+    def warning(self, message: str) -> None:
+        """End this attempt WARNING instead of SUCCESS when run() returns; *message* is logged at WARN."""
+
+    @property
+    @abc.abstractmethod
+    def cache_dir(self) -> Path:
+        """A directory kept across runs on this worker, for caches (virtual environments, downloads)."""
+
+    @abc.abstractmethod
     def runner(self, spec: dict[str, Any] | None = None) -> Runner:
         """The runner a ``taskRunner`` property asks for (the process runner by default)."""
 

@@ -56,6 +56,16 @@ class FakeRunContext(RunContext):
     def metric(self, name: str, value: float, type: str = "counter", **tags: str) -> None:
         raise NotImplementedError
 
+    def list_files(self, prefix_uri: str) -> list[str]:
+        raise NotImplementedError("not needed by the core tasks")
+
+    def warning(self, message: str) -> None:
+        self.logger.warning(message)
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.working_dir / ".cache"
+
     def runner(self, spec: dict[str, Any] | None = None) -> Runner:
         raise NotImplementedError
 

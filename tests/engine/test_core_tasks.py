@@ -471,3 +471,30 @@ tasks:
     assert task_run(ex, "stamp")["outputs"]["value"].endswith("Z")
     assert task_run(ex, "nap")["error"].startswith("task `nap`: property `duration`:")
     assert "rendered to 'soon'" in task_run(ex, "nap")["error"]
+
+
+def test_a_task_can_end_warning_through_its_context(tmp_path):
+    """ctx.warning() ends the attempt WARNING (plugins use it for soft failures)."""
+    import tiercel
+    from tiercel.plugins import get_registry
+
+    class Soft(tiercel.Task):
+        """A task that succeeds with a warning."""
+
+        type = "tests.Soft"
+
+        async def run(self, ctx):
+            ctx.warning("almost")
+            return {"cache": str(ctx.cache_dir)}
+
+    registry = get_registry()
+    registry._add("task", Soft, registry.plugins["tiercel"])
+    try:
+        ex = run(tmp_path, "tasks:\n  - {id: soft, type: tests.Soft}\n")
+    finally:
+        for table in (registry._by_kind["task"], registry._canonical["task"]):
+            table.pop("tests.Soft", None)
+        registry.plugins["tiercel"].components[:] = [c for c in registry.plugins["tiercel"].components
+                                                      if c.type != "tests.Soft"]
+    assert ex["state"] == "WARNING"
+    assert task_run(ex, "soft")["outputs"]["cache"].endswith("cache")

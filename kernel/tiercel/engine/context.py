@@ -91,6 +91,7 @@ class TaskRunContext(RunContext):
         self._shared_workdir = workdir
         self._workdir: Path | None = None
         self._cancelled = False
+        self.warned = False
         self._state = trigger_state if trigger_state is not None else {}
         self.metrics: list[tuple[str, str, float, dict[str, str], float]] = []
 
@@ -128,6 +129,20 @@ class TaskRunContext(RunContext):
 
     def metric(self, name: str, value: float, type: str = "counter", **tags: str) -> None:
         self.metrics.append((name, type, float(value), tags, time.time()))
+
+    def list_files(self, prefix_uri: str) -> list[str]:
+        self.runtime.storage.path_of(prefix_uri, self.namespace)  # refuses other namespaces
+        return self.runtime.storage.list(prefix_uri)
+
+    def warning(self, message: str) -> None:
+        self.warned = True
+        self.logger.warning(message)
+
+    @property
+    def cache_dir(self) -> Path:
+        path = Path(os.environ.get("TIERCEL_CACHE_DIR") or self.runtime.home / "cache")
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     def runner(self, spec: dict[str, Any] | None = None) -> Runner:
         spec = dict(spec or {})

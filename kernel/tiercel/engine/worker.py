@@ -126,6 +126,8 @@ class Worker:
                 ctx._cancelled = True
                 raise TaskError(f"timed out after {_fmt(timeout)}") from None
             outputs = mask(_as_outputs(result), ex_secrets)
+            if ctx.warned:
+                state = State.WARNING
         except asyncio.CancelledError:
             ctx._cancelled = True
             ctx.logger.warning("killed")

@@ -134,12 +134,9 @@ async def _namespace_files(task: ScriptTask, ctx: RunContext, scratch: _Scratch)
     spec = task.namespaceFiles
     if spec is None or not spec.enabled:
         return {}
-    storage = getattr(getattr(ctx, "runtime", None), "storage", None)
-    if storage is None:
-        raise TaskError("property `namespaceFiles`: this worker gives no access to namespace files")
     prefix = f"tiercel://{ctx.namespace.replace('.', '/')}/_files/"
     files: dict[str, bytes | Path] = {}
-    for uri in await asyncio.to_thread(storage.list, prefix):
+    for uri in await asyncio.to_thread(ctx.list_files, prefix):
         name = uri[len(prefix):]
         if spec.include and not any(fnmatch.fnmatchcase(name, g) for g in spec.include):
             continue
@@ -184,13 +181,8 @@ def _download(ctx: RunContext, uri: str, tmp: Path) -> Path:
 
 
 def cache_dir(ctx: RunContext) -> Path:
-    """Where environments and the helper live: ``$TIERCEL_CACHE_DIR``, else ``<TIERCEL_HOME>/cache``."""
-    if os.environ.get("TIERCEL_CACHE_DIR"):
-        return Path(os.environ["TIERCEL_CACHE_DIR"])
-    home = getattr(getattr(ctx, "runtime", None), "home", None)
-    if home is None:
-        home = os.environ.get("TIERCEL_HOME") or Path.cwd() / ".tiercel"
-    return Path(home) / "cache"
+    """Where environments and the helper live: the worker's cache directory."""
+    return ctx.cache_dir
 
 
 _HELPER_PATHS: dict[Path, Path] = {}
