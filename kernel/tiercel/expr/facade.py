@@ -61,7 +61,10 @@ class Renderer:
                 result = render_simple(parts, variables, native=False)
                 if result is not MISS:
                     return result
-        return self.jinja.render_string(value, variables)
+            return self.jinja.render_string(value, variables)
+        from .builtins import to_text
+
+        return to_text(self.render(value, variables))
 
     def evaluate(self, expression: str, variables: Mapping[str, Any]) -> Any:
         """Evaluate a condition or value: ``inputs.n > 3`` or ``{{ inputs.n > 3 }}``; returns the native value."""

@@ -103,28 +103,13 @@ class JinjaRenderer:
         self._compile = functools.lru_cache(maxsize=cache_size)(self._compile_uncached)
 
     # -- public API -------------------------------------------------------------------
-    def render(self, value: Any, variables: Mapping[str, Any]) -> Any:
-        """Render str, list and dict values recursively; a lone ``{{ expr }}`` keeps its native type."""
-        if isinstance(value, str):
-            if "{{" not in value and "{%" not in value:
-                return value
-            return self._run(value, variables, bare=False, native=True)
-        if isinstance(value, dict):
-            return {(self.render_string(k, variables) if isinstance(k, str) and _has_expression(k) else k):
-                    self.render(v, variables) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.render(v, variables) for v in value]
-        if isinstance(value, tuple):
-            return tuple(self.render(v, variables) for v in value)
-        return value
+    def render(self, source: str, variables: Mapping[str, Any]) -> Any:
+        """Render one template; a lone ``{{ expr }}`` keeps its native type (containers: see facade.Renderer)."""
+        return self._run(source, variables, bare=False, native=True)
 
-    def render_string(self, value: Any, variables: Mapping[str, Any]) -> str:
-        """Render to a string always (lists and maps print as JSON, null as '')."""
-        if isinstance(value, str):
-            if "{{" not in value and "{%" not in value:
-                return value
-            return self._run(value, variables, bare=False, native=False)
-        return to_text(self.render(value, variables))
+    def render_string(self, source: str, variables: Mapping[str, Any]) -> str:
+        """Render one template to a string (lists and maps print as JSON, null as '')."""
+        return self._run(source, variables, bare=False, native=False)
 
     def evaluate(self, expression: str, variables: Mapping[str, Any]) -> Any:
         """Evaluate a condition or value: ``inputs.n > 3`` or ``{{ inputs.n > 3 }}``; returns the native value."""
