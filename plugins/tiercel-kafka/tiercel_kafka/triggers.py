@@ -152,8 +152,8 @@ class _Offsets:
     def __init__(self) -> None:
         self.out: dict[Any, collections.deque[int]] = {}
         self.done: dict[Any, set[int]] = {}
-        self.committed: dict[Any, int] = {}
         self.lock = asyncio.Lock()
+        self.flusher: asyncio.Task | None = None
 
     def handed(self, tp: Any, offset: int) -> None:
         self.out.setdefault(tp, collections.deque()).append(offset)
@@ -180,11 +180,30 @@ class _Offsets:
             self.out.pop(tp, None)
             self.done.pop(tp, None)
 
-    async def commit(self, consumer: Any) -> None:
+    async def commit(self, consumer: Any) -> bool:
+        """Commit what is settled; True when there was something to commit."""
         async with self.lock:
             positions = self.ready()
             if positions:
                 await consumer.commit(positions)
+            return bool(positions)
+
+    def schedule(self, consumer: Any, ctx: RunContext) -> None:
+        """Commit in the background (the listener goes on); commits coalesce while one is in flight."""
+        if self.flusher is None or self.flusher.done():
+            self.flusher = asyncio.get_running_loop().create_task(self._drain(consumer, ctx))
+
+    async def _drain(self, consumer: Any, ctx: RunContext) -> None:
+        try:
+            while await self.commit(consumer):
+                pass
+        except Exception as exc:  # the executions exist: a replay of these records is deduplicated
+            ctx.logger.warning("offset commit failed (the records will be replayed, not doubled): %s", exc)
+
+    async def flush(self, consumer: Any) -> None:
+        if self.flusher is not None:
+            await asyncio.gather(self.flusher, return_exceptions=True)
+        await self.commit(consumer)
 
 
 class RealtimeTrigger(_Realtime):
@@ -273,7 +292,7 @@ class RealtimeTrigger(_Realtime):
                                            ack=_ack(ctx, offsets, consumer, tp, record.offset))
         finally:
             try:
-                await offsets.commit(consumer)
+                await offsets.flush(consumer)
             except Exception as exc:
                 ctx.logger.warning("final commit failed (records will be replayed, not doubled): %s", exc)
             if producer is not None:
@@ -282,11 +301,7 @@ class RealtimeTrigger(_Realtime):
 
 
 def _ack(ctx: RunContext, offsets: _Offsets, consumer: Any, tp: Any, offset: int) -> Any:
-    async def ack() -> None:
+    def ack() -> None:
         offsets.settle(tp, offset)
-        try:
-            await offsets.commit(consumer)
-        except Exception as exc:  # the execution exists: a replay of this record is deduplicated
-            ctx.logger.warning("commit of %s/%s@%s failed (it will be replayed, not doubled): %s",
-                               tp.topic, tp.partition, offset, exc)
+        offsets.schedule(consumer, ctx)
     return ack
