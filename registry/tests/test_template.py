@@ -70,11 +70,14 @@ def _run(*args, cwd=None, env=None):
 
 @pytest.mark.slow
 def test_rendered_plugin_installs_runs_passes_its_tests_and_gets_an_a(tmp_path):
-    assert tiercel("plugin", "new", "--no-input", "-o", str(tmp_path)).returncode == 0
-    plugin = tmp_path / "tiercel-hello"
     python = _fresh_venv(tmp_path)
     bin_dir = python.parent
-    _run(python, "-m", "pip", "install", "-q", "--no-deps", "-e", REPO, "-e", REPO / "registry")
+    # The kernel as a wheel: `tiercel plugin new` must find the template bundled in it, outside the repository.
+    _run(python, "-m", "pip", "wheel", "-q", "--no-deps", REPO, "-w", tmp_path / "wheels")
+    _run(python, "-m", "pip", "install", "-q", "--no-deps", *sorted((tmp_path / "wheels").glob("tiercel-*.whl")),
+         "-e", REPO / "registry")
+    _run(bin_dir / "tiercel", "plugin", "new", "--no-input", "-o", tmp_path / "out", cwd=tmp_path)
+    plugin = tmp_path / "out" / "tiercel-hello"
     _run(python, "-m", "pip", "install", "-q", "--no-deps", plugin)  # a regular (non-editable) install
 
     listed = json.loads(_run(bin_dir / "tiercel", "plugins", "list", "--json").stdout)
