@@ -11,6 +11,7 @@ import asyncio
 import hmac
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
@@ -195,12 +196,11 @@ def query(request: Request, name: str, default: str | None = None) -> str | None
 
 def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = query(request, name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, f"query parameter `{name}` must be an integer, got {raw!r}") from None
+    if not re.fullmatch(r"-?[0-9]{1,18}", raw):
+        raise ApiError(400, f"query parameter `{name}` must be an integer, got {raw!r}")
+    value = int(raw)
     if not low <= value <= high:
         raise ApiError(400, f"query parameter `{name}` must be between {low} and {high}, got {value}")
     return value
@@ -220,7 +220,7 @@ def bool_param(request: Request, name: str) -> bool:
 
 def date_param(request: Request, name: str) -> float | None:
     raw = query(request, name)
-    if not raw:
+    if raw is None:
         return None
     return parse_date(raw, name)
 
@@ -230,13 +230,11 @@ def parse_date(raw: Any, name: str, strict: bool = True) -> float:
 
     *strict* False (the CLI) also takes a date alone or a local time without offset.
     """
-    import re
-
     text = str(raw).strip().upper().replace("Z", "+00:00")
     leap = re.search(r"T\d\d:\d\d:60", text)
     if leap:
         text = text[:leap.end() - 2] + "59" + text[leap.end():]
-    full = re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d", text)
+    full = re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?[+-][0-9]{2}:[0-9]{2}", text)
     try:
         if strict and not full:
             raise ValueError
@@ -397,8 +395,6 @@ async def validate_flows(request: Request) -> Response:
 
 
 def _documents(text: str) -> list[str]:
-    import re
-
     docs = [d for d in re.split(r"(?m)^---\s*$", text) if d.strip()]
     return docs or [text]
 
@@ -609,9 +605,9 @@ _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 def _log_filters(request: Request) -> tuple[str | None, str | None]:
     level = query(request, "minLevel")
-    if level and level.upper() not in LEVELS:
+    if level is not None and level not in LEVELS:
         raise ApiError(400, f"minLevel must be one of {', '.join(LEVELS)}, got {level!r}")
-    return query(request, "taskId") or None, level.upper() if level else None
+    return query(request, "taskId") or None, level
 
 
 async def execution_logs(request: Request) -> Response:

@@ -34,6 +34,8 @@ class Client:
     def call(self, method: str, path: str, **kw: Any) -> Any:
         import httpx
 
+        if kw.get("params"):  # an absent filter is left out, not sent empty
+            kw["params"] = {k: v for k, v in kw["params"].items() if v not in (None, "", [])}
         try:
             r = self.http.request(method, f"/api/v1{path}", **kw)
         except httpx.TransportError as exc:
