@@ -888,40 +888,38 @@ def check_files(cls: type, options: Options) -> None:
     _run_job(cls, options, body)
 
 
-def _line_events(loop: asyncio.AbstractEventLoop) -> tuple[Callable[[str], None], dict[str, asyncio.Event]]:
-    """A line callback (safe from any thread) and an event per line seen."""
-    seen: dict[str, asyncio.Event] = {}
+class _Lines:
+    """A line callback (safe from any thread) whose lines can be awaited."""
 
-    def get(line: str) -> asyncio.Event:
-        return seen.setdefault(line, asyncio.Event())
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.seen: dict[str, asyncio.Event] = {}
 
-    def callback(line: str) -> None:
-        loop.call_soon_threadsafe(lambda: get(line.strip()).set())
+    def _event(self, line: str) -> asyncio.Event:
+        return self.seen.setdefault(line, asyncio.Event())
 
-    seen["__get__"] = get  # type: ignore[assignment]
-    return callback, seen
+    def __call__(self, line: str) -> None:
+        self.loop.call_soon_threadsafe(lambda: self._event(line.strip()).set())
 
-
-async def _wait_line(seen: dict[str, Any], line: str, timeout: float = 10) -> bool:
-    try:
-        await asyncio.wait_for(seen["__get__"](line).wait(), timeout)
-        return True
-    except TimeoutError:
-        return False
+    async def wait(self, line: str, timeout: float = 10) -> bool:
+        try:
+            await asyncio.wait_for(self._event(line).wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
 
 
 def check_log_streaming(cls: type, options: Options) -> None:
     async def body(runner: Any, ctx: Any) -> None:
         loop = asyncio.get_running_loop()
-        out, seen_out = _line_events(loop)
-        err, seen_err = _line_events(loop)
+        out, err = _Lines(loop), _Lines(loop)
         job = _job(["echo first; echo oops >&2; sleep 300; echo second"], on_stdout=out, on_stderr=err)
         task = asyncio.create_task(runner.run(ctx, job))
         try:
-            if not await _wait_line(seen_out, "first"):
+            if not await out.wait("first"):
                 raise CheckFailed(f"{cls.type}: a line printed on stdout did not reach job.on_stdout while the command "
                                   f"ran; stream output line by line as it comes, not at the end")
-            if not await _wait_line(seen_err, "oops"):
+            if not await err.wait("oops"):
                 raise CheckFailed(f"{cls.type}: a line printed on stderr did not reach job.on_stderr while the command ran")
         finally:
             task.cancel()
