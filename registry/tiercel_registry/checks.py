@@ -766,55 +766,28 @@ def check_commit_after_create(cls: type, options: Options) -> None:
     _with_source(cls, options, body)
 
 
-def _listen(cls: type, options: Options) -> tuple[list[Any], str | None]:
-    """(events received, what went wrong stopping the listener)."""
+def check_realtime_stops(cls: type, options: Options) -> None:
     from tiercel.api import RealtimeTrigger
 
-    events: list[Any] = []
-    problem: list[str] = []
-
     async def body(rt: Any, flow: Any, trigger: Any, ctx: Any) -> None:
-        received = asyncio.Event()
-        error: list[BaseException] = []
-
-        async def consume() -> None:
-            try:
-                async for event in trigger.listen(ctx):
-                    events.append(event)
-                    received.set()
-            except asyncio.CancelledError:
-                raise
-            except BaseException as exc:
-                error.append(exc)
-                raise
-
-        task = asyncio.create_task(consume())
-        for _ in range(20):  # let the listener subscribe
-            await asyncio.sleep(0)
+        source = _Source(cls, trigger, ctx, options)
+        await source.__aenter__()
         if options.emit is not None:
-            for _ in range(10):
-                await _maybe(options.emit())
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(received.wait(), 1)
-                    break
-        task.cancel()
-        done, _ = await asyncio.wait([task], timeout=STOP_GRACE)
-        if not done:
-            problem.append(f"{cls.type}: listen() did not stop within {STOP_GRACE:g} s of being cancelled; let "
-                           f"asyncio.CancelledError through and close the connection in `finally`")
-        elif error:
-            problem.append(f"{cls.type}: listen() failed: {type(error[0]).__name__}: {error[0]}")
+            try:
+                await source.first()
+            except BaseException:
+                await source.__aexit__()
+                raise
+        task = source.task
+        await source.__aexit__()
+        if not task.done():
+            raise CheckFailed(f"{cls.type}: listen() did not stop within {STOP_GRACE:g} s of being cancelled; let "
+                              f"asyncio.CancelledError through and close the connection in `finally`")
+        if not task.cancelled() and task.exception() is not None:
+            error = task.exception()
+            raise CheckFailed(f"{cls.type}: listen() failed: {type(error).__name__}: {error}")
 
     _with_trigger(cls, options, body, RealtimeTrigger)
-    return events, problem[0] if problem else None
-
-
-def check_realtime_stops(cls: type, options: Options) -> None:
-    events, problem = _listen(cls, options)
-    if problem:
-        raise CheckFailed(problem)
-    if options.emit is not None and not events:
-        raise CheckFailed(f"{cls.type}: listen() yielded nothing after emit()")
 
 
 # --- runners -----------------------------------------------------------------------------
