@@ -130,6 +130,37 @@ def test_thousand_list_items_exactly_once_across_a_sigkill(redis_url, tmp_path):
     assert numbers == list(range(1000)), f"{len(numbers)} executions, {len(set(numbers))} distinct (killed at {killed_at})"
 
 
+def test_thousand_stream_entries_exactly_once_across_a_sigkill(redis_url, tmp_path):
+    """A stream read in a consumer group: after the kill, the restarted server re-reads its own pending entries."""
+    import redis
+
+    key, flow_id = f"e2e-{uuid.uuid4().hex[:8]}", "stream"
+    source = _flow(flow_id, redis_url, key) + "    source: STREAM\n    startId: '0'\n"
+    client = redis.Redis.from_url(redis_url)
+    pipe = client.pipeline(transaction=False)
+    for n in range(1000):
+        pipe.xadd(key, {"n": json.dumps(n)})
+    pipe.execute()
+    home = tmp_path / "home"
+    server = Server(home).start()
+    try:
+        server.deploy(source)
+        _wait_count(home, flow_id, 250, 60, server)
+        server.stop(signal.SIGKILL)  # read but unacknowledged entries stay pending for this consumer
+        killed_at = len(_triggered(home, flow_id))
+        assert killed_at < 1000, "consumption ended before the kill: nothing was tested"
+        server = Server(home).start()
+        _wait_count(home, flow_id, 1000, 120, server)
+        time.sleep(1.0)
+        found = _triggered(home, flow_id)
+        assert client.xpending(key, "tiercel")["pending"] == 0
+    finally:
+        server.stop()
+        client.close()
+    numbers = sorted(v["value"]["n"] for v in found)
+    assert numbers == list(range(1000)), f"{len(numbers)} executions, {len(set(numbers))} distinct (killed at {killed_at})"
+
+
 def test_server_down_at_start_then_up_then_restarted(tmp_path):
     """The trigger logs a clear error naming the server, backs off, and resumes when it is back."""
     import shutil
