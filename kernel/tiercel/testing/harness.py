@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +77,100 @@ def task_run(execution: dict[str, Any], task_id: str, value: str | None = None) 
         if tr["taskId"] == task_id and (value is None or tr["value"] == value):
             return tr
     raise AssertionError(f"no task run `{task_id}` in {[t['taskId'] for t in execution['taskRuns']]}")
+
+
+class TiercelServer:
+    """A real `tiercel server` subprocess on a free port over *home*, stopped (or SIGKILLed) by its pid.
+
+    For end-to-end tests of triggers and the API: ``TiercelServer(tmp_path / "home").start()``,
+    then ``.deploy(yaml)``, ``.client()``, ``.stop(signal.SIGKILL)``, ``.start()`` again.
+    """
+
+    def __init__(self, home: Path, port: int | None = None, env: dict[str, str] | None = None,
+                 command: str = "server") -> None:
+        from tiercel.testing.services import free_port
+
+        self.home, self.port = Path(home), port or free_port()
+        self.env = {**os.environ, **(env or {})}
+        self.command = command
+        self.proc: subprocess.Popen | None = None
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = self.home / f"server-{self.port}.log"
+        self._out: Any = None
+
+    def start(self, timeout: float = 30) -> TiercelServer:
+        import httpx
+
+        self.home.mkdir(parents=True, exist_ok=True)
+        args = [sys.executable, "-m", "tiercel.cli.main", self.command, "--home", str(self.home)]
+        if self.command in ("server", "webserver"):
+            args += ["--port", str(self.port)]
+        self._out = open(self.log, "ab")
+        self.proc = subprocess.Popen(args, stdout=self._out, stderr=subprocess.STDOUT, env=self.env)
+        if self.command not in ("server", "webserver"):
+            return self
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited {self.proc.returncode}:\n{self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"server did not start in {timeout} s:\n{self.log.read_text()}")
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 20) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"server did not stop in {timeout} s:\n{self.log.read_text()}") from None
+        if self._out is not None:
+            self._out.close()
+        return self.proc.returncode
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def client(self, timeout: float = 30) -> Any:
+        import httpx
+
+        return httpx.Client(base_url=self.url, timeout=timeout)
+
+    def deploy(self, source: str) -> dict[str, Any]:
+        """Create or update a flow from its YAML source."""
+        import httpx
+
+        r = httpx.post(f"{self.url}/api/v1/flows", content=source, headers={"Content-Type": "application/x-yaml"},
+                       timeout=30)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+
+def triggered(home: str | Path, flow_id: str) -> list[dict[str, Any]]:
+    """The ``trigger.variables`` of every execution of *flow_id* in a home (read straight from its database)."""
+    import sqlite3
+
+    with sqlite3.connect(f"file:{Path(home) / 'tiercel.db'}?mode=ro", uri=True, timeout=10) as db:
+        rows = db.execute('SELECT "trigger" FROM executions WHERE flow_id = ?', (flow_id,)).fetchall()
+    return [json.loads(r[0])["variables"] for r in rows if r[0]]
+
+
+def wait_triggered(home: str | Path, flow_id: str, count: int, timeout: float,
+                   server: TiercelServer | None = None) -> list[dict[str, Any]]:
+    """Poll until *count* executions of *flow_id* exist (or *timeout*); returns their trigger variables."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = triggered(home, flow_id)
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        if server is not None:
+            assert server.alive(), server.log.read_text()[-3000:]
+        time.sleep(0.1)

@@ -7,79 +7,16 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
-import sqlite3
 import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
-import httpx
 import pytest
 
+from tiercel.testing.harness import TiercelServer, triggered, wait_triggered
+from tiercel.testing.services import free_port
+
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """`tiercel server` on a free port over *home*; stopped (or SIGKILLed) by its own pid."""
-
-    def __init__(self, home: Path) -> None:
-        self.home, self.port = home, _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = home / "server.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 30) -> Server:
-        self.home.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "tiercel.cli.main", "server", "--home", str(self.home),
-                                          "--port", str(self.port)], stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log.read_text()
-            try:
-                if httpx.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"server did not start:\n{self.log.read_text()}")
-
-    def stop(self, sig: int = signal.SIGINT) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def deploy(self, source: str) -> None:
-        r = httpx.post(f"{self.url}/api/v1/flows", content=source, headers={"Content-Type": "application/x-yaml"}, timeout=30)
-        assert r.status_code == 200, r.text
-
-
-def _triggered(home: Path, flow_id: str) -> list[dict]:
-    with sqlite3.connect(f"file:{home / 'tiercel.db'}?mode=ro", uri=True, timeout=10) as db:
-        rows = db.execute('SELECT "trigger" FROM executions WHERE flow_id = ?', (flow_id,)).fetchall()
-    return [json.loads(r[0])["variables"] for r in rows]
-
-
-def _wait_count(home: Path, flow_id: str, want: int, timeout: float, server: Server) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = _triggered(home, flow_id)
-        if len(found) >= want or time.monotonic() > deadline:
-            return found
-        assert server.proc.poll() is None, server.log.read_text()[-3000:]
-        time.sleep(0.1)
 
 
 def _flow(flow_id: str, url: str, topic: str) -> str:
@@ -119,18 +56,18 @@ def _send(url: str, topic: str, numbers: range) -> None:
 def test_thousand_messages_exactly_once_across_a_sigkill(pulsar_url, tmp_path):
     topic, flow_id = f"persistent://public/default/e2e-{uuid.uuid4().hex[:8]}", "thousand"
     home = tmp_path / "home"
-    server = Server(home).start()
+    server = TiercelServer(home).start()
     try:
         server.deploy(_flow(flow_id, pulsar_url, topic))
         _send(pulsar_url, topic, range(1000))
-        _wait_count(home, flow_id, 250, 60, server)
+        wait_triggered(home, flow_id, 250, 60, server)
         server.stop(signal.SIGKILL)  # in the middle: created executions whose messages were never acknowledged
-        killed_at = len(_triggered(home, flow_id))
+        killed_at = len(triggered(home, flow_id))
         assert killed_at < 1000, "consumption ended before the kill: nothing was tested"
-        server = Server(home).start()
-        _wait_count(home, flow_id, 1000, 120, server)
+        server = TiercelServer(home).start()
+        wait_triggered(home, flow_id, 1000, 120, server)
         time.sleep(1.0)
-        found = _triggered(home, flow_id)
+        found = triggered(home, flow_id)
     finally:
         server.stop()
     numbers = sorted(v["value"]["n"] for v in found)
@@ -144,7 +81,7 @@ def test_broker_down_at_start_then_up_then_restarted(tmp_path):
     binary = services._package_binary("pulsar_lite", "bin/pulsar-lite")
     if binary is None:
         services.require("Pulsar (pulsar-lite broker)", "pip install 'tiercel-pulsar[test]'")
-    port = _free_port()
+    port = free_port()
     url = f"pulsar://127.0.0.1:{port}"
     config = tmp_path / "pulsar-lite.toml"
     config.write_text("[metrics]\nenabled = false\n")
@@ -163,7 +100,7 @@ def test_broker_down_at_start_then_up_then_restarted(tmp_path):
                 time.sleep(0.05)
 
     home, flow_id, topic = tmp_path / "home", "down", "persistent://public/default/orders"
-    server = Server(home).start()
+    server = TiercelServer(home).start()
     proc = None
     try:
         server.deploy(_flow(flow_id, url, topic))
@@ -173,13 +110,13 @@ def test_broker_down_at_start_then_up_then_restarted(tmp_path):
             time.sleep(0.1)
         proc = start()
         _send(url, topic, range(5))
-        assert len(_wait_count(home, flow_id, 5, 30, server)) == 5  # resumed after the backoff
+        assert len(wait_triggered(home, flow_id, 5, 30, server)) == 5  # resumed after the backoff
         proc.terminate()
         proc.wait(10)
         time.sleep(1.0)
         proc = start()  # same data directory: the subscription survives
         _send(url, topic, range(100, 105))
-        found = _wait_count(home, flow_id, 10, 60, server)
+        found = wait_triggered(home, flow_id, 10, 60, server)
         assert sorted(v["value"]["n"] for v in found) == [0, 1, 2, 3, 4, 100, 101, 102, 103, 104]
         assert server.log.read_text().count(f"Pulsar broker at {url} is unreachable") < 12
         assert server.proc.poll() is None
