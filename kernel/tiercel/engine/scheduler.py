@@ -549,8 +549,17 @@ class Scheduler:
 
     # --- flow triggers ----------------------------------------------------------------
     def on_end(self, ex: Execution) -> None:
-        """Runtime.on_end callback: start the flows whose core.Flow trigger this end satisfies."""
-        self._stop_after(ex)
+        """Runtime.on_end callback: start the flows whose core.Flow trigger this end satisfies.
+
+        It runs inside the engine loop, so nothing it raises may escape.
+        """
+        try:
+            self._stop_after(ex)
+            self._flow_triggers(ex)
+        except Exception:
+            log.exception("evaluating triggers after execution %s failed", ex.id)
+
+    def _flow_triggers(self, ex: Execution) -> None:
         flow_triggers = self.index.triggers("core.Flow")
         if not flow_triggers:
             return
