@@ -123,3 +123,25 @@ triggers:
     assert r.status_code == 202 and r.json()["state"] == "RUNNING"
     assert api.post("/api/v1/executions/webhook/demo.hooks/slow_hook/slow-key-1234567",
                     params={"timeout": "soon"}).status_code == 400
+
+
+def test_inputs_a_webhook_cannot_satisfy_give_a_failed_execution_saying_why(api, h):
+    h.deploy(api, """\
+id: needs_input
+namespace: demo.hooks
+inputs:
+  - {id: count, type: INT}
+tasks:
+  - {id: log, type: core.Log, message: "{{ inputs.count }}"}
+triggers:
+  - id: hook
+    type: core.Webhook
+    key: needs-input-key-1
+    wait: true
+    inputs: {count: "{{ trigger.body.count }}"}
+""")
+    ok = api.post("/api/v1/executions/webhook/demo.hooks/needs_input/needs-input-key-1", json={"count": 3})
+    assert ok.json()["state"] == "SUCCESS"
+    bad = api.post("/api/v1/executions/webhook/demo.hooks/needs_input/needs-input-key-1", json={"count": "three"})
+    assert bad.status_code == 200 and bad.json()["state"] == "FAILED"
+    assert "input `count`" in bad.json()["error"] and "hook" in bad.json()["error"]
