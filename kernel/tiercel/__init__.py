@@ -28,6 +28,7 @@ _EXPORTS = {
     "TaskError": "tiercel.api",
     "Retry": "tiercel.api",
     "Example": "tiercel.api",
+    "truthy": "tiercel.expr.paths",
 }
 
 __all__ = ["API_VERSION", "__version__", *_EXPORTS]

@@ -77,6 +77,14 @@ def trigger_context(rt: Any, flow: Any, trigger: Any) -> TaskRunContext:
     return ctx
 
 
+def prepare_trigger(rt: Any, flow: Any, trigger: Any) -> tuple[TaskRunContext, Any]:
+    """The run context of *trigger* and the trigger with its properties rendered: what poll()/listen() get."""
+    from tiercel.engine.worker import render_task
+
+    ctx = trigger_context(rt, flow, trigger)
+    return ctx, render_task(trigger, rt.renderer, ctx.variables)
+
+
 def _secret(ctx: TaskRunContext, name: str) -> str:
     return ctx.secret(name)
 

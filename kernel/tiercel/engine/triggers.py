@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tiercel.api import PollingTrigger, RealtimeTrigger
-from tiercel.engine.delivery import deliver, save_trigger_state, trigger_context
+from tiercel.engine.delivery import deliver, prepare_trigger, save_trigger_state
 from tiercel.engine.scheduler import Deployed, FlowIndex, trigger_disabled
 
 log = logging.getLogger("tiercel.triggers")
@@ -140,10 +140,7 @@ class TriggerRunner:
 
     def _context(self, d: Deployed, trigger: Any) -> tuple[Any, Any]:
         """The run context, and the trigger with its properties rendered (the component rule)."""
-        from tiercel.engine.worker import render_task
-
-        ctx = trigger_context(self.rt, d.flow, trigger)
-        return ctx, render_task(trigger, self.rt.renderer, ctx.variables)
+        return prepare_trigger(self.rt, d.flow, trigger)
 
     async def _deliver(self, d: Deployed, trigger: Any, event: Any, health: Health) -> None:
         ex = await deliver(self.rt, d.flow, trigger, event, revision=d.revision)

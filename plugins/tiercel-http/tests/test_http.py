@@ -276,12 +276,12 @@ triggers:
 
 
 def poll_and_deliver(rt, flow):
-    from tiercel.engine.delivery import deliver, trigger_context
+    from tiercel.engine.delivery import deliver, prepare_trigger
 
     trigger = flow.triggers[0]
 
     async def go():
-        event = await trigger.poll(trigger_context(rt, flow, trigger))
+        event = await _poll(*prepare_trigger(rt, flow, trigger))
         if event is None:
             return None, None
         return event, await deliver(rt, flow, trigger, event)
@@ -375,3 +375,8 @@ def test_readme_flows_run_against_a_local_server(server, tmp_path):
         assert ex is not None and event.variables["body"] == "<html><body>index</body></html>"
     finally:
         rt.close()
+
+
+async def _poll(ctx, trigger):
+    """Poll as the trigger runtime does: with the trigger's properties rendered."""
+    return await trigger.poll(ctx)

@@ -214,12 +214,12 @@ def test_through_the_cli(tmp_path):
 # --- the trigger --------------------------------------------------------------------------
 
 def poll_and_deliver(rt, flow_):
-    from tiercel.engine.delivery import deliver, trigger_context
+    from tiercel.engine.delivery import deliver, prepare_trigger
 
     trigger = flow_.triggers[0]
 
     async def go():
-        event = await trigger.poll(trigger_context(rt, flow_, trigger))
+        event = await _poll(*prepare_trigger(rt, flow_, trigger))
         return (None, None) if event is None else (event, await deliver(rt, flow_, trigger, event))
 
     return asyncio.run(go())
@@ -326,12 +326,12 @@ def test_readme_flows_run(tmp_path, monkeypatch):
     rt = Runtime(tmp_path / "home")
 
     async def fire_and_run():
-        from tiercel.engine.delivery import deliver, trigger_context
+        from tiercel.engine.delivery import deliver, prepare_trigger
 
         stop = asyncio.Event()
         loop = asyncio.create_task(rt.serve(stop, poll_interval=0.05))
         try:
-            event = await trigger.poll(trigger_context(rt, watch, trigger))
+            event = await _poll(*prepare_trigger(rt, watch, trigger))
             created = await deliver(rt, watch, trigger, event)
             return event, await asyncio.wait_for(rt.wait(created.id), 30)
         finally:
@@ -381,3 +381,8 @@ def test_a_cancelled_query_stops_whenever_the_cancel_comes(delay, tmp_path):
         return time.monotonic() - start
 
     assert asyncio.run(go()) < 3
+
+
+async def _poll(ctx, trigger):
+    """Poll as the trigger runtime does: with the trigger's properties rendered."""
+    return await trigger.poll(ctx)

@@ -12,13 +12,11 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from tiercel import Example, PollingTrigger, RunContext, Task, TaskError, TriggerEvent
-from tiercel.api import contains_expression
+from tiercel import Example, PollingTrigger, RunContext, Task, TaskError, TriggerEvent, truthy
 
 METHODS = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
-FALSY = frozenset({"false", "0", "-0", ""})
 
 
 def _text(value: Any) -> Any:
@@ -207,7 +205,7 @@ triggers:
     async def poll(self, ctx: RunContext) -> TriggerEvent | None:
         from tiercel_http._client import exchange
 
-        call = rendered(self, ctx)
+        call = self  # properties arrive rendered (the trigger runtime renders them)
         reply = await exchange(ctx, call.model_copy(update={"allowFailed": True}), name="response")
         response = {"statusCode": reply.code, "body": reply.body if reply.uri is None else reply.uri,
                     "headers": reply.headers}
@@ -219,35 +217,6 @@ triggers:
         if reply.uri:
             variables["uri"] = reply.uri
         return TriggerEvent(variables=variables, key=key)
-
-
-def rendered(component: Any, ctx: RunContext) -> Any:
-    """*component* with its expressions rendered (a no-op when the kernel already did it)."""
-    cls = type(component)
-    data: dict[str, Any] = {}
-    changed = False
-    for name in cls.model_fields:
-        value = getattr(component, name)
-        if name not in cls.static_fields and contains_expression(value):
-            value, changed = ctx.render(value), True
-        data[name] = value
-    if not changed:
-        return component
-    try:
-        return cls.model_validate(data)
-    except ValidationError as exc:
-        raise TaskError(f"`{component.id}`: {exc}") from None
-
-
-def truthy(value: Any) -> bool:
-    """Kestra's truthiness: false, 0, "false", "0" and "" are false."""
-    if value is None or value is False:
-        return False
-    if isinstance(value, (int, float)):
-        return value != 0
-    if isinstance(value, str):
-        return value.strip().lower() not in FALSY
-    return True
 
 
 def _file_name(uri: str) -> str:

@@ -10,10 +10,9 @@ import hashlib
 import json
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, Field
 
 from tiercel import Example, PollingTrigger, RunContext, Task, TaskError, TriggerEvent
-from tiercel.api import contains_expression
 
 FetchType = Annotated[Literal["FETCH_ONE", "FETCH", "STORE", "NONE"],
                       BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v)]
@@ -199,7 +198,7 @@ triggers:
     async def poll(self, ctx: RunContext) -> TriggerEvent | None:
         from tiercel_sql._db import run
 
-        me = rendered(self, ctx)
+        me = self  # properties arrive rendered (the trigger runtime renders them)
         (output,) = await run(ctx, me, [me.sql], transaction=False, fetch_type=me.fetchType, fetch_size=me.fetchSize)
         if not output.get("size"):
             return None
@@ -211,19 +210,3 @@ triggers:
         return TriggerEvent(variables=output, key=digest[:32])
 
 
-def rendered(component: Any, ctx: RunContext) -> Any:
-    """*component* with its expressions rendered (a no-op when the kernel already did it)."""
-    cls = type(component)
-    data: dict[str, Any] = {}
-    changed = False
-    for name in cls.model_fields:
-        value = getattr(component, name)
-        if name not in cls.static_fields and contains_expression(value):
-            value, changed = ctx.render(value), True
-        data[name] = value
-    if not changed:
-        return component
-    try:
-        return cls.model_validate(data)
-    except ValidationError as exc:
-        raise TaskError(f"`{component.id}`: {exc}") from None
