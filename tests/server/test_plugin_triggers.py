@@ -168,17 +168,17 @@ def test_polling_and_realtime_triggers_deliver_once_and_follow_deploys(tmp_path,
         assert ['"files":["a.txt","b.txt"]' in rows[0][0], '"files":["c.txt"]' in rows[1][0]] == [True, True]
 
         await until(lambda: ("demo.plugins", "udp", "udp") in runner.tasks)
-        await asyncio.sleep(0.2)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
-            for text in ("k1:hello", "k2:world", "k1:again"):  # k1 again: a redelivery, deduped
-                sender.sendto(text.encode(), ("127.0.0.1", port))
-        await until(lambda: count("udp") == 2)
+            while count("udp") < 2:  # resent until the listener is up: the keys dedupe the repeats
+                for text in ("k1:hello", "k2:world", "k1:again"):  # k1 again: a redelivery, deduped
+                    sender.sendto(text.encode(), ("127.0.0.1", port))
+                await asyncio.sleep(0.1)
         await asyncio.sleep(0.3)
         assert count("udp") == 2
 
         # a failing trigger backs off (1 s, then 2 s…) and logs its error once, without stopping the others
         polls = len(registry.get("trigger", "testtrig.Broken").cls.calls)
-        assert 1 <= polls <= 3
+        assert 1 <= polls <= 5  # at its 10 ms interval it would have polled hundreds of times
         health = runner.health[("demo.plugins", "broken", "broken")]
         assert health.last_error == "RuntimeError: source unreachable" and health.failures >= 1
         assert sum("source unreachable" in r.getMessage() for r in caplog.records) == 1
