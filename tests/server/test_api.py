@@ -240,3 +240,9 @@ def test_unknown_query_parameters_and_loose_dates_are_rejected(api):
     assert r.status_code == 400 and "RFC 3339" in r.json()["message"]
     assert api.get("/api/v1/executions/search", params={"endDate": "2026-01-01T00:00:00+01:00"}).status_code == 200
     assert api.get("/api/v1/executions/search", params={"state": "success"}).status_code == 400
+
+
+def test_an_unusable_upload_name_is_a_400(api, h):
+    h.deploy(api, HELLO)
+    r = api.post("/api/v1/executions/demo.api/hello", files={"doc": ("..", b"x", "text/plain")})
+    assert r.status_code == 400 and "file part `doc`" in r.json()["message"]

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tiercel.api import StorageError
 from tiercel.engine.model import TERMINAL, new_id
 
 log = logging.getLogger("tiercel.server")
@@ -449,8 +450,11 @@ async def _inputs(request: Request, rt: Any, flow: Any, execution_id: str) -> di
         try:
             for name, value in form.multi_items():
                 if hasattr(value, "filename") and hasattr(value, "file"):
-                    uri = rt.storage.input_uri(flow.namespace, flow.id, execution_id, name, value.filename or name)
-                    rt.storage.put(uri, value.file)
+                    try:
+                        uri = rt.storage.input_uri(flow.namespace, flow.id, execution_id, name, value.filename or name)
+                        rt.storage.put(uri, value.file)
+                    except StorageError as exc:
+                        raise ApiError(400, f"file part `{name}`: {exc}") from None
                     raw[name] = uri
                 else:
                     raw[name] = value
