@@ -122,14 +122,14 @@ class Repository:
         return [{"revision": r[0], "hash": r[1], "deleted": bool(r[2]), "source": r[3], "updated": r[4]} for r in rows]
 
     # --- executions -------------------------------------------------------------------
-    def create_execution(self, ex: Execution) -> bool:
-        """Insert a new execution; False when its dedupe key already exists (a duplicate event)."""
+    def create_execution(self, ex: Execution, owner: str | None = None) -> bool:
+        """Insert a new execution (owned by *owner*); False when its dedupe key already exists (a duplicate event)."""
         with self.db.transaction() as conn:
             if ex.dedupe_key is not None:
                 if conn.execute("SELECT 1 FROM executions WHERE dedupe_key = ?", (ex.dedupe_key,)).fetchone():
                     return False
-            conn.execute(f"INSERT INTO executions ({_EXEC_COLS}, updated_at) VALUES ({', '.join('?' * 19)})",
-                         (*_exec_row(ex), time.time()))
+            conn.execute(f"INSERT INTO executions ({_EXEC_COLS}, owner, updated_at) VALUES ({', '.join('?' * 20)})",
+                         (*_exec_row(ex), owner, time.time()))
         ex.new = ex.dirty = False
         return True
 

@@ -68,6 +68,7 @@ class Runtime:
         self.listeners: list[Callable[[str, Any], None]] = []
         self.on_end: list[Callable[[Execution], None]] = []
         self._flows: dict[str, Any] = {}
+        self._saved: dict[int, str] = {}  # id(flow) -> hash of a source already saved
         self._inbox: dict[str, list[Event]] = {}
         self._pending_logs: list[tuple] = []
         self._waiters: dict[str, list[asyncio.Future]] = {}
@@ -88,9 +89,12 @@ class Runtime:
         return flow
 
     def register_flow(self, flow: Any) -> str:
-        """Keep *flow*'s source so executions can be resumed from it; returns its hash."""
-        digest = self.repo.save_source(flow.source, getattr(flow, "path", None))
-        self._flows[digest] = flow
+        """Keep *flow*'s source so executions can be resumed from it; returns its hash (saved once per process)."""
+        digest = self._saved.get(id(flow))
+        if digest is None or self._flows.get(digest) is not flow:
+            digest = self.repo.save_source(flow.source, getattr(flow, "path", None))
+            self._saved[id(flow)] = digest
+            self._flows[digest] = flow
         return digest
 
     def find_flow(self, namespace: str, flow_id: str, revision: int | None = None) -> tuple[Any, int | None]:
@@ -151,11 +155,10 @@ class Runtime:
                     if ex.state != State.QUEUED:
                         ex.ended_at = time.time()
                         ex.error = f"flow concurrency limit ({concurrency.limit}) reached"
-                if not self.repo.create_execution(ex):
+                if not self.repo.create_execution(ex, owner=self.worker_id):
                     return False
-        elif not self.repo.create_execution(ex):
+        elif not self.repo.create_execution(ex, owner=self.worker_id):
             return False
-        self.repo.set_owner(ex.id, self.worker_id)
         self._emit("execution", ex)
         if ex.state == State.CREATED:
             self.live[ex.id] = ex
