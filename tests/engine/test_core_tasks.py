@@ -498,3 +498,23 @@ def test_a_task_can_end_warning_through_its_context(tmp_path):
                                                       if c.type != "tests.Soft"]
     assert ex["state"] == "WARNING"
     assert task_run(ex, "soft")["outputs"]["cache"].endswith("cache")
+
+
+def test_dag_skipped_nodes_unlock_dependents_and_failures_stop_them(tmp_path):
+    ex = run(tmp_path, """
+tasks:
+  - id: dag
+    type: core.Dag
+    concurrent: 1
+    tasks:
+      - task: {id: maybe, type: core.Log, message: x, runIf: "false"}
+      - task: {id: after_skip, type: core.Return, format: ok}
+        dependsOn: [maybe]
+      - task: {id: boom, type: core.Fail}
+        dependsOn: [after_skip]
+      - task: {id: never, type: core.Log, message: x}
+        dependsOn: [boom]
+""")
+    assert ex["state"] == "FAILED"
+    assert states(ex) == {("dag", None): "FAILED", ("maybe", None): "SKIPPED", ("after_skip", None): "SUCCESS",
+                          ("boom", None): "FAILED"}

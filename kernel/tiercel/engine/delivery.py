@@ -70,7 +70,7 @@ def trigger_context(rt: Any, flow: Any, trigger: Any) -> TaskRunContext:
                 "%s.%s/%s: %s", flow.namespace, flow.id, trigger.id, message)
 
     variables = {"flow": {"id": flow.id, "namespace": flow.namespace}, "vars": getattr(flow, "variables", None) or {},
-                 "trigger": {}, "secret": lambda name: _secret(ctx, name)}
+                 "trigger": {}, "secret": lambda name: ctx.secret(name)}
     ctx = TaskRunContext(runtime=rt, namespace=flow.namespace, flow_id=flow.id, execution_id=None, task_run_id=None,
                          task_id=trigger.id, attempt=0, variables=variables, secrets=secrets, emit_log=emit,
                          log_level=getattr(trigger, "logLevel", None), trigger_state=state)
@@ -83,10 +83,6 @@ def prepare_trigger(rt: Any, flow: Any, trigger: Any) -> tuple[TaskRunContext, A
 
     ctx = trigger_context(rt, flow, trigger)
     return ctx, render_task(trigger, rt.renderer, ctx.variables)
-
-
-def _secret(ctx: TaskRunContext, name: str) -> str:
-    return ctx.secret(name)
 
 
 def save_trigger_state(rt: Any, flow: Any, trigger: Any, state: dict[str, Any]) -> None:

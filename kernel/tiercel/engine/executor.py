@@ -625,35 +625,35 @@ class Executor:
                              lambda ch: ch.iteration)
 
     def _h_dag(self, c: _Ctx, task: Any, tr: TaskRun, changed: TaskRun | None) -> str:
+        """Start every node whose dependencies succeeded, at most `concurrent` at a time."""
         nodes = {n.task.id: n for n in task.tasks if not n.task.disabled}
         limit = _int(self._render(c, tr, getattr(task, "concurrent", 0))) or len(nodes)
-        states = {tid: (c.ex.child(tr.id, tid).state if c.ex.child(tr.id, tid) else None) for tid in nodes}
-        running = sum(1 for s in states.values() if s is not None and s not in TERMINAL)
-        failed = any(s in FAILURES for s in states.values())
-        if not failed:
-            for tid, node in nodes.items():
-                if states[tid] is not None or running >= limit:
-                    continue
-                deps = node.dependsOn or []
-                if all(states.get(dep) in (State.SUCCESS, State.WARNING, State.SKIPPED) for dep in deps):
-                    new = self._create(c, node.task, tr, None, tr.value, tr.data.get("vpath"))
-                    states[tid] = new.state
-                    if new.state not in TERMINAL:
-                        running += 1
-                    elif new.state in FAILURES:
-                        failed = True
-                        break
-        if running:
+        succeeded = (State.SUCCESS, State.WARNING, State.SKIPPED)
+
+        def states() -> dict[str, str | None]:
+            return {tid: (child.state if (child := c.ex.child(tr.id, tid)) else None) for tid in nodes}
+
+        started = True
+        while started:  # a node that ends at once (skipped by runIf, say) may unlock others
+            now = states()
+            if any(s in FAILURES for s in now.values()):
+                break
+            running = sum(1 for s in now.values() if s is not None and s not in TERMINAL)
+            ready = [tid for tid, s in now.items()
+                     if s is None and all(now.get(dep) in succeeded for dep in nodes[tid].dependsOn or [])]
+            started = bool(ready[:max(0, limit - running)])
+            for tid in ready[:max(0, limit - running)]:
+                self._create(c, nodes[tid].task, tr, None, tr.value, tr.data.get("vpath"))
+        now = states()
+        if any(s is not None and s not in TERMINAL for s in now.values()):
             return RUNNING
-        if failed:
+        if any(s in FAILURES for s in now.values()):
             return State.FAILED
-        if any(s is None for s in states.values()):
-            # nothing running and nothing startable: created nodes may have unlocked others
-            return self._h_dag(c, task, tr, None) if any(
-                all(states.get(d) in (State.SUCCESS, State.WARNING, State.SKIPPED) for d in (nodes[t].dependsOn or []))
-                for t, s in states.items() if s is None) else State.FAILED
+        if any(s is None for s in now.values()):
+            tr.error = "nodes could never start: " + ", ".join(t for t, s in now.items() if s is None)
+            return State.FAILED
         result = State.SUCCESS
-        for s in states.values():
+        for s in now.values():
             result = worst(result, s)
         return result
 

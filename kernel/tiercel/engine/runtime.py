@@ -99,7 +99,7 @@ class Runtime:
 
     def find_flow(self, namespace: str, flow_id: str, revision: int | None = None) -> tuple[Any, int | None]:
         """A deployed flow, or one sitting in a flow folder of this run."""
-        from tiercel.flow import load_flow, load_flow_file
+        from tiercel.flow import load_flow
 
         row = self.repo.flow(namespace, flow_id, revision)
         if row is not None:
