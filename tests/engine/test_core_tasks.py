@@ -518,3 +518,46 @@ tasks:
     assert ex["state"] == "FAILED"
     assert states(ex) == {("dag", None): "FAILED", ("maybe", None): "SKIPPED", ("after_skip", None): "SUCCESS",
                           ("boom", None): "FAILED"}
+
+
+@pytest.mark.parametrize("limit", [0, 1])
+def test_restart_reruns_only_the_failed_iteration_of_a_foreach(tmp_path, limit):
+    import asyncio
+
+    from tiercel.engine.executor import Event
+    from tiercel.engine.runtime import Runtime
+    from tiercel.flow import load_flow
+
+    flow = load_flow(f"""id: t
+namespace: tests.engine
+tasks:
+  - id: each
+    type: core.ForEach
+    values: ["1", "2", "3", "4"]
+    concurrencyLimit: {limit}
+    tasks:
+      - {{id: work, type: core.Fail, condition: "{{{{ taskrun.value == '2' and taskrun.attemptsCount < 2 }}}}"}}
+  - {{id: after, type: core.Log, message: done}}
+""")
+    rt = Runtime(tmp_path / "home")
+
+    async def main():
+        stop = asyncio.Event()
+        loop = asyncio.create_task(rt.serve(stop))
+        ex = rt.new_execution(flow, {})
+        rt.submit(ex)
+        first = (await rt.wait(ex.id)).state
+        rt.post(ex.id, Event("restart"))
+        second = await rt.wait(ex.id)
+        stop.set()
+        rt.wake()
+        await loop
+        return first, rt.repo.execution_json(second.id)
+
+    first, ex = asyncio.run(main())
+    rt.close()
+    assert first == "FAILED"
+    assert ex["state"] == "SUCCESS"
+    attempts = {tr["value"]: len(tr["attempts"]) for tr in ex["taskRuns"] if tr["taskId"] == "work"}
+    assert attempts == {"1": 1, "2": 2, "3": 1, "4": 1}  # with limit 1, 3 and 4 first run after the restart
+    assert task_run(ex, "after")["state"] == "SUCCESS"

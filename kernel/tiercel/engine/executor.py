@@ -134,13 +134,18 @@ class Executor:
             return
         ex.state, ex.started_at, ex.dirty = RUNNING, c.now, True
         # a replayed execution starts with copied task runs: resolve its open flowables first
-        depth = {tr.id: _depth(ex, tr) for tr in ex.task_runs.values() if tr.state == RUNNING}
-        for tr_id in sorted(depth, key=depth.get, reverse=True):
-            tr = ex.task_runs[tr_id]
-            if tr.state == RUNNING and _is_flowable(c.plan.tasks[tr.task_id]):
-                _recount(c, tr)
-                self._reresolve(c, tr, None)
+        open_ = {tr.id for tr in ex.task_runs.values() if tr.state == RUNNING and _is_flowable(c.plan.tasks[tr.task_id])}
+        for tr_id in open_:
+            _recount(c, ex.task_runs[tr_id])
+        self._resolve_open(c, open_)
         self._resolve_root(c)
+
+    def _resolve_open(self, c: _Ctx, ids: set[str]) -> None:
+        """Resolve open flowable task runs again, deepest first (after a restart or a replay)."""
+        for tr_id in sorted(ids, key=lambda i: _depth(c.ex, c.ex.task_runs[i]), reverse=True):
+            tr = c.ex.task_runs.get(tr_id)
+            if tr is not None and tr.state == RUNNING:
+                self._reresolve(c, tr, None)
 
     def _on_result(self, c: _Ctx, ev: Event) -> None:
         tr = c.ex.task_runs.get(ev.task_run_id or "")
@@ -291,10 +296,12 @@ class Executor:
                 tr.state, tr.ended_at, tr.dirty = RUNNING, None, True
                 tr.data.pop("main", None)
                 _recount(c, tr)
-                self._reresolve(c, tr, None)
+                ancestors.add(tr.id)
             else:
                 tr.ended_at = None
                 self._dispatch(c, task, tr)
+        c.root.clear()
+        self._resolve_open(c, ancestors)
         self._resolve_root(c)
 
     # --- core mechanics ---------------------------------------------------------------
@@ -861,22 +868,9 @@ def _timer(c: _Ctx, tr: TaskRun, when: float, kind: str) -> None:
 
 
 def _recount(c: _Ctx, tr: TaskRun) -> None:
-    """Recompute fan-out counters after a restart put some children back to work."""
-    d = tr.data
-    if "next" not in d:
-        return
-    children = [t for t in c.ex.task_runs.values() if t.parent_id == tr.id]
-    keys: dict[Any, list[TaskRun]] = {}
-    task = c.plan.tasks[tr.task_id]
-    for ch in children:
-        k = ch.iteration if _kind(task) in _FOREACH else ch.task_id
-        keys.setdefault(k, []).append(ch)
-    done = sum(1 for group in keys.values() if all(ch.state in TERMINAL and ch.state not in FAILURES for ch in group))
-    d["done"], d["running"], d["worst"] = done, 0, State.SUCCESS
-    d["next"] = done if _kind(task) in _FOREACH else d["next"]
-    if _kind(task) == "core.Parallel":
-        d["next"] = 0
-        d["done"] = 0
+    """Forget a fan-out's counters: resolving it again replays its branches (finished ones answer at once)."""
+    for key in ("next", "running", "done", "worst"):
+        tr.data.pop(key, None)
     c.cursor.clear()
 
 
