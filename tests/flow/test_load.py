@@ -525,3 +525,11 @@ def test_to_dict_keeps_types_nested_fields_and_aliases(load):
     assert data["inputs"][0] == {"id": "name", "type": "STRING", "defaults": "world"}
     assert data["retry"]["interval"] == "PT1S"
     assert load(json.dumps(data)).to_dict() == data  # JSON is YAML: the dump loads back unchanged
+
+
+def test_an_unquoted_yaml_boolean_where_text_is_expected_says_to_quote_it():
+    from tiercel.flow import FlowValidationError, load_flow
+
+    with pytest.raises(FlowValidationError) as info:
+        load_flow("id: t\nnamespace: a\ntasks:\n  - {id: off, type: core.Log, message: x}\n")
+    assert "got false" in str(info.value) and "quote the value" in str(info.value)

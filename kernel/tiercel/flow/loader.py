@@ -557,6 +557,8 @@ class _Loader:
             value = err["input"]
             hint = ("write it as a list: start the item with `- `"
                     if kind == "list_type" and isinstance(value, dict) and "type" in value else None)
+            if isinstance(value, bool) and kind == "string_type":
+                hint = "YAML reads unquoted yes/no/on/off/true/false as a boolean: quote the value"
             self.error(full, f"{label}`{prop}`: expected {_expected(err)}, got {_describe(value)}", task_id, hint)
         else:
             msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ").replace("Input should be", "must be")
