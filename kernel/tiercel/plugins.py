@@ -7,9 +7,15 @@ its error and shown by ``tiercel plugins list``.
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 import os
+import tempfile
 from dataclasses import dataclass, field
+from importlib import import_module
 from importlib.metadata import EntryPoint, entry_points
+from importlib.util import find_spec
+from pathlib import Path
 from typing import Any
 
 import pluggy
@@ -24,22 +30,36 @@ CORE_PLUGIN = "tiercel"
 
 @dataclass
 class ComponentInfo:
-    """One registered component type and where it came from."""
+    """One registered component type and where it came from.
+
+    The class itself is imported on first use of ``cls``: a registry read from the plugin
+    manifest knows every type without importing the plugins that provide them.
+    """
 
     kind: str
     type: str
-    cls: type
     dist: str
     version: str
+    aliases: tuple[str, ...]
+    summary: str
+    path: str  # "module:QualName", how to import the class
+    _cls: type | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, kind: str, component: type, dist: str, version: str) -> ComponentInfo:
+        doc = (component.__doc__ or "").strip()
+        return cls(kind, component.type, dist, version, tuple(component.aliases), doc.splitlines()[0] if doc else "",
+                   f"{component.__module__}:{component.__qualname__}", component)
 
     @property
-    def aliases(self) -> tuple[str, ...]:
-        return tuple(self.cls.aliases)
-
-    @property
-    def summary(self) -> str:
-        doc = (self.cls.__doc__ or "").strip()
-        return doc.splitlines()[0] if doc else ""
+    def cls(self) -> type:
+        if self._cls is None:
+            module, _, qualname = self.path.partition(":")
+            obj: Any = import_module(module)
+            for part in qualname.split("."):
+                obj = getattr(obj, part)
+            self._cls = obj
+        return self._cls
 
 
 @dataclass
@@ -118,7 +138,7 @@ class Registry:
             return f"trigger {cls.__name__} must subclass tiercel.PollingTrigger or tiercel.RealtimeTrigger"
         if not getattr(cls, "type", ""):
             return f"{cls.__name__} has no `type` class attribute (e.g. type = \"{plugin.name.removeprefix('tiercel-')}.{cls.__name__}\")"
-        info = ComponentInfo(kind, cls.type, cls, plugin.name, plugin.version)
+        info = ComponentInfo.of(kind, cls, plugin.name, plugin.version)
         for name in (cls.type, *cls.aliases):
             other = self._by_kind[kind].get(name)
             if other is not None:
@@ -216,6 +236,91 @@ def _kernel_version() -> str:
     return __version__
 
 
+def _fingerprint(module: str) -> list:
+    """Names, sizes and mtimes of the files of *module*'s top-level package (found without importing it)."""
+    try:
+        spec = find_spec(module.split(".", 1)[0])
+    except (ImportError, ValueError):
+        return ["?"]
+    if spec is None:
+        return ["?"]
+    roots = list(spec.submodule_search_locations or []) or ([spec.origin] if spec.origin else [])
+    files = []
+    for root in roots:
+        if os.path.isfile(root):
+            st = os.stat(root)
+            files.append((root, st.st_size, st.st_mtime_ns))
+            continue
+        for folder, dirs, names in os.walk(root):
+            dirs[:] = [d for d in dirs if d != "__pycache__"]
+            for name in names:
+                if name.endswith(".py"):
+                    st = os.stat(os.path.join(folder, name))
+                    files.append((os.path.join(folder, name), st.st_size, st.st_mtime_ns))
+    return sorted(files)
+
+
+def _manifest_path(eps: list[EntryPoint]) -> Path:
+    """Where the manifest of exactly this set of installed plugins (and their code) is kept."""
+    key = [API_VERSION, os.environ.get("TIERCEL_PLUGINS")]
+    for ep in eps:
+        key.append([ep.name, ep.value, ep.dist.name if ep.dist else None, ep.dist.version if ep.dist else None,
+                    _fingerprint(ep.value)])
+    digest = hashlib.sha256(json.dumps(key, default=str).encode()).hexdigest()[:24]
+    root = os.environ.get("TIERCEL_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root) / "tiercel" / f"registry-{digest}.json"
+
+
+def _write_manifest(path: Path, registry: Registry) -> None:
+    data = [{**{k: v for k, v in info.to_json().items() if k != "components"},
+             "components": [[c.kind, c.type, list(c.aliases), c.summary, c.path] for c in info.components]}
+            for info in registry.plugins.values()]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as out:
+            json.dump(data, out)
+        os.replace(out.name, path)
+    except OSError:
+        pass  # a read-only home only loses the speed-up
+
+
+def _read_manifest(path: Path) -> Registry | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    registry = Registry()
+    for p in data:
+        plugin = registry.plugins[p["name"]] = PluginInfo(p["name"], p["version"], p["entryPoint"], p["module"],
+                                                          p["api"], errors=p["errors"], skipped=p["skipped"])
+        for kind, type_name, aliases, summary, import_path in p["components"]:
+            info = ComponentInfo(kind, type_name, plugin.name, plugin.version, tuple(aliases), summary, import_path)
+            for name in (type_name, *aliases):
+                registry._by_kind[kind][name] = info
+            registry._canonical[kind][type_name] = info
+            plugin.components.append(info)
+    return registry
+
+
+def discover() -> Registry:
+    """The installed plugins' registry, from the manifest when nothing installed has changed.
+
+    A full load imports every plugin; its result is kept as a manifest keyed on the plugins'
+    versions and the sizes and times of their files, so the next process imports only the
+    components its flows use. A registry with load errors is never cached (a missing
+    dependency may be installed next).
+    """
+    eps = list(entry_points(group="tiercel"))
+    path = _manifest_path(eps)
+    registry = _read_manifest(path) if path.exists() else None
+    if registry is None:
+        registry = load_registry(eps)
+        if not any(p.errors or (p.skipped and p.skipped != "not in TIERCEL_PLUGINS") for p in registry.plugins.values()) \
+                and all("<locals>" not in c.path for c in registry.components()):
+            _write_manifest(path, registry)
+    return registry
+
+
 _registry: Registry | None = None
 
 
@@ -223,7 +328,7 @@ def get_registry() -> Registry:
     """The process-wide registry, loaded on first use."""
     global _registry
     if _registry is None:
-        _registry = load_registry()
+        _registry = discover()
     return _registry
 
 
@@ -233,4 +338,4 @@ def set_registry(registry: Registry | None) -> None:
     _registry = registry
 
 
-__all__ = ["ComponentInfo", "PluginInfo", "Registry", "load_registry", "get_registry", "set_registry", "KINDS"]
+__all__ = ["ComponentInfo", "PluginInfo", "Registry", "discover", "load_registry", "get_registry", "set_registry", "KINDS"]
