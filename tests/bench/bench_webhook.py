@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+from tiercel.testing.services import free_port
 
 FLOW = """\
 id: benchmark01
@@ -40,12 +40,6 @@ tasks:
 triggers:
   - {id: hook, type: core.Webhook, key: benchmark-key-0123456789}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pct(values: list[float], p: float) -> float:

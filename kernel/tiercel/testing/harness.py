@@ -108,6 +108,7 @@ class TiercelServer:
         self._out = open(self.log, "ab")
         self.proc = subprocess.Popen(args, stdout=self._out, stderr=subprocess.STDOUT, env=self.env)
         if self.command not in ("server", "webserver"):
+            time.sleep(0.5)  # no API to ask: give the process a moment to open its home
             return self
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

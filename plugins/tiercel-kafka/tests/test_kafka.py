@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import socket
 import time
 import uuid
 
@@ -15,6 +14,7 @@ from tiercel.engine.delivery import deliver, save_trigger_state, trigger_context
 from tiercel.engine.runtime import Runtime
 from tiercel.flow import load_flow
 from tiercel.testing.harness import run_flow, task_run
+from tiercel.testing.services import free_port
 
 
 def _name(prefix: str) -> str:
@@ -169,9 +169,7 @@ tasks:
 
 
 def test_consume_fails_fast_naming_a_down_broker(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     flow = f"""
 id: down
 namespace: test.kafka
@@ -324,9 +322,7 @@ def test_realtime_bad_json_goes_to_dead_letter_topic(kafka_bootstrap, tmp_path):
 
 
 def test_realtime_fails_fast_naming_a_down_broker(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     flow = load_flow(_trigger_flow(f"127.0.0.1:{port}", "t", "g"))
     trigger = flow.triggers[0]
     rt = Runtime(tmp_path)

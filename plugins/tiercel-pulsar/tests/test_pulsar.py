@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import socket
 import time
 import uuid
 
@@ -15,6 +14,7 @@ from tiercel.engine.delivery import deliver, trigger_context
 from tiercel.engine.runtime import Runtime
 from tiercel.flow import load_flow
 from tiercel.testing.harness import run_flow, task_run
+from tiercel.testing.services import free_port
 
 
 def _topic() -> str:
@@ -119,9 +119,7 @@ tasks:
 
 
 def test_produce_fails_fast_naming_a_down_broker(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     flow = f"""
 id: down
 namespace: test.pulsar
@@ -240,9 +238,7 @@ def test_polling_trigger_batch_acknowledged_after_creation(pulsar_url, tmp_path)
 
 
 def test_realtime_fails_fast_naming_a_down_broker(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     flow = load_flow(_flow(f"pulsar://127.0.0.1:{port}", "t", "pulsar.RealtimeTrigger"))
     trigger = flow.triggers[0]
     rt = Runtime(tmp_path)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import socket
 import time
 import uuid
 
@@ -15,6 +14,7 @@ from tiercel.engine.delivery import deliver, trigger_context
 from tiercel.engine.runtime import Runtime
 from tiercel.flow import load_flow
 from tiercel.testing.harness import run_flow, task_run
+from tiercel.testing.services import free_port
 
 
 def _name(prefix: str) -> str:
@@ -152,9 +152,7 @@ tasks:
 
 
 def test_get_fails_fast_naming_a_down_server(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     flow = f"""
 id: down
 namespace: test.redis
@@ -366,9 +364,7 @@ def test_channel_messages_at_most_once(redis_url, tmp_path):
 
 
 def test_realtime_fails_fast_naming_a_down_server(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     flow = load_flow(_flow(f"redis://127.0.0.1:{port}/0", "redis.RealtimeTrigger", "    key: k\n"))
     trigger = flow.triggers[0]
     rt = Runtime(tmp_path)
