@@ -21,11 +21,19 @@ def _options(fn: Any, api: bool = True) -> Any:
         fn = click.option("--port", default=8080, show_default=True, envvar="TIERCEL_PORT", help="HTTP port.")(fn)
         fn = click.option("--host", default="127.0.0.1", show_default=True, envvar="TIERCEL_BIND",
                           help="Address to listen on (0.0.0.0 for every interface).")(fn)
+        fn = click.option("--allowed-hosts", default="", envvar="TIERCEL_ALLOWED_HOSTS", metavar="NAMES",
+                          help="Comma-separated host names the API answers to besides loopback names and the "
+                               "--host address (a DNS name pointing at this server, or a proxy's).")(fn)
+        fn = click.option("--cors-origins", default="", envvar="TIERCEL_CORS_ORIGINS", metavar="ORIGINS",
+                          help="Comma-separated origins (https://ui.example.com) whose pages may call the API "
+                               "from a browser; none by default.")(fn)
     return fn
 
 
-def _start(components: tuple[str, ...], home: Path | None, host: str, port: int, worker_slots: int, log_level: str) -> None:
+def _start(components: tuple[str, ...], home: Path | None, host: str, port: int, worker_slots: int, log_level: str,
+           allowed_hosts: str = "", cors_origins: str = "") -> None:
     from tiercel.engine.runtime import default_home
+    from tiercel.server.guard import OriginPolicy
     from tiercel.server.service import ServerError, run_process
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)-5s %(name)s: %(message)s",
@@ -37,7 +45,8 @@ def _start(components: tuple[str, ...], home: Path | None, host: str, port: int,
         click.echo(f"tiercel {'+'.join(components)} ready{where}, home {home}; Ctrl-C stops", err=True)
 
     try:
-        run_process(home, host, port, components, worker_slots, announce)
+        run_process(home, host, port, components, worker_slots, announce,
+                    OriginPolicy.of(host, allowed_hosts.split(","), cors_origins.split(",")))
     except ServerError as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
@@ -47,20 +56,22 @@ def _start(components: tuple[str, ...], home: Path | None, host: str, port: int,
 
 @click.command()
 @_options
-def server(home: Path | None, host: str, port: int, worker_slots: int, log_level: str) -> None:
+def server(home: Path | None, host: str, port: int, worker_slots: int, log_level: str, allowed_hosts: str,
+           cors_origins: str) -> None:
     """API, scheduler, executor and worker in one process, on the embedded backend.
 
     Restarting it resumes what was running and the schedules (missed dates follow each
     trigger's recoverMissedSchedules).
     """
-    _start(("api", "scheduler", "executor"), home, host, port, worker_slots, log_level)
+    _start(("api", "scheduler", "executor"), home, host, port, worker_slots, log_level, allowed_hosts, cors_origins)
 
 
 @click.command()
 @_options
-def webserver(home: Path | None, host: str, port: int, worker_slots: int, log_level: str) -> None:
+def webserver(home: Path | None, host: str, port: int, worker_slots: int, log_level: str, allowed_hosts: str,
+              cors_origins: str) -> None:
     """Only the HTTP API (executions it starts run in this process)."""
-    _start(("api",), home, host, port, worker_slots, log_level)
+    _start(("api",), home, host, port, worker_slots, log_level, allowed_hosts, cors_origins)
 
 
 def _no_api(name: str, components: tuple[str, ...], doc: str) -> click.Command:

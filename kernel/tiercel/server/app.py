@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from tiercel.api import StorageError
 from tiercel.engine.model import TERMINAL, new_id
+from tiercel.server.guard import OriginPolicy, wrap
 
 log = logging.getLogger("tiercel.server")
 
@@ -33,7 +34,7 @@ FLOW_LIMIT = 1 << 20
 WEBHOOK_LIMIT = 10 << 20
 JSON_LIMIT = 10 << 20
 UPLOAD_LIMIT = 512 << 20
-YAML_TYPES = ("application/x-yaml", "application/yaml", "text/yaml", "text/x-yaml", "text/plain")
+YAML_TYPES = ("application/x-yaml", "application/yaml", "text/yaml", "text/x-yaml")
 #: Request headers never copied into ``trigger.headers`` (they would end up stored with the execution).
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
@@ -176,7 +177,7 @@ async def json_object(request: Request, limit: int = JSON_LIMIT, required: bool 
         if required:
             raise ApiError(400, "a JSON object body is required")
         return {}
-    if media_type(request) not in ("application/json", ""):
+    if media_type(request) != "application/json":
         raise ApiError(415, f"send a JSON body with `Content-Type: application/json` (got {media_type(request)!r})")
     try:
         data = json.loads(body)
@@ -435,10 +436,10 @@ async def create_execution(request: Request) -> Response:
 
 
 async def _inputs(request: Request, rt: Any, flow: Any, execution_id: str) -> dict[str, Any]:
-    """Inputs from a JSON object, a urlencoded form or multipart (FILE inputs uploaded to storage)."""
+    """Inputs from a JSON object or multipart form data (FILE inputs uploaded to storage)."""
     kind = media_type(request)
     file_inputs = {spec.id for spec in flow.inputs if str(spec.type).upper() == "FILE"}
-    if kind in ("multipart/form-data", "application/x-www-form-urlencoded"):
+    if kind == "multipart/form-data":
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > UPLOAD_LIMIT:
             raise ApiError(413, f"body too large: {length} bytes, at most {UPLOAD_LIMIT} accepted")
@@ -567,7 +568,7 @@ async def resume_execution(request: Request) -> Response:
     ex = execution_or_404(s.rt, request.path_params["executionId"])
     if ex.state != "PAUSED" and not any(tr.state == "PAUSED" for tr in ex.task_runs.values()):
         raise ApiError(409, f"execution {ex.id} is {ex.state}, not paused")
-    if media_type(request) in ("multipart/form-data", "application/x-www-form-urlencoded"):
+    if media_type(request) == "multipart/form-data":
         try:
             form = await request.form(max_part_size=JSON_LIMIT)
         except Exception as exc:
@@ -882,7 +883,8 @@ def _query_names(paths: dict[str, Any], path: str, methods: list[str]) -> set[st
     return {p["name"] for m in methods for p in operations.get(m.lower(), {}).get("parameters", []) if p["in"] == "query"}
 
 
-def create_app(services: Services, components: list[str] | None = None) -> Starlette:
+def create_app(services: Services, components: list[str] | None = None, policy: OriginPolicy | None = None) -> Any:
+    """The API as an ASGI app, behind the request guard (Host, Origin and body-type checks)."""
     p = "/api/v1"
     ex = f"{p}/executions"
     tr = f"{p}/triggers/{{namespace}}/{{flowId}}/{{triggerId}}"
@@ -929,4 +931,4 @@ def create_app(services: Services, components: list[str] | None = None) -> Starl
                                                        Exception: server_error})
     app.state.services = services
     app.state.components = components or []
-    return app
+    return wrap(app, policy or OriginPolicy.of("127.0.0.1"))

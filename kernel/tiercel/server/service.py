@@ -98,8 +98,11 @@ class TiercelProcess:
     """Runs the chosen duties until ``stop`` is set; ``ready`` is set once the API listens."""
 
     def __init__(self, home: Path | None = None, host: str = "127.0.0.1", port: int = 8080,
-                 components: tuple[str, ...] = ALL, worker_slots: int = 64) -> None:
+                 components: tuple[str, ...] = ALL, worker_slots: int = 64, policy: Any = None) -> None:
+        from tiercel.server.guard import OriginPolicy
+
         self.home, self.host, self.port = home, host, port
+        self.policy = policy or OriginPolicy.of(host)
         self.components = components
         self.worker_slots = worker_slots
         self.ready = asyncio.Event()
@@ -134,7 +137,7 @@ class TiercelProcess:
                 from tiercel.server.app import Services, create_app
 
                 app = create_app(Services(rt, scheduler if "scheduler" in self.components else None, runner, index),
-                                 list(self.components))
+                                 list(self.components), self.policy)
                 http = _Uvicorn.make(app, self.host, self.port)
                 tasks.append(asyncio.create_task(http.serve(sockets=[sock]), name="http"))
                 while not http.started:
@@ -173,7 +176,7 @@ class TiercelProcess:
 
 
 def run_process(home: Path | None, host: str, port: int, components: tuple[str, ...], worker_slots: int = 64,
-                announce: Any = None) -> None:
+                announce: Any = None, policy: Any = None) -> None:
     """Run until Ctrl-C or SIGTERM, then stop cleanly (a second Ctrl-C exits at once)."""
 
     async def main() -> None:
@@ -190,7 +193,7 @@ def run_process(home: Path | None, host: str, port: int, components: tuple[str, 
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, on_signal)
-        proc = TiercelProcess(home, host, port, components, worker_slots)
+        proc = TiercelProcess(home, host, port, components, worker_slots, policy)
         runner = asyncio.create_task(proc.run(stop))
         ready = asyncio.create_task(proc.ready.wait())
         await asyncio.wait([runner, ready], return_when=asyncio.FIRST_COMPLETED)

@@ -87,12 +87,13 @@ class TiercelServer:
     """
 
     def __init__(self, home: Path, port: int | None = None, env: dict[str, str] | None = None,
-                 command: str = "server") -> None:
+                 command: str = "server", args: list[str] | None = None) -> None:
         from tiercel.testing.services import free_port
 
         self.home, self.port = Path(home), port or free_port()
         self.env = {**os.environ, **(env or {})}
         self.command = command
+        self.args = list(args or [])
         self.proc: subprocess.Popen | None = None
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = self.home / f"server-{self.port}.log"
@@ -105,6 +106,7 @@ class TiercelServer:
         args = [sys.executable, "-m", "tiercel.cli.main", self.command, "--home", str(self.home)]
         if self.command in ("server", "webserver"):
             args += ["--port", str(self.port)]
+        args += self.args
         self._out = open(self.log, "ab")
         self.proc = subprocess.Popen(args, stdout=self._out, stderr=subprocess.STDOUT, env=self.env)
         if self.command not in ("server", "webserver"):
