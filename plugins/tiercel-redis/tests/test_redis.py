@@ -10,11 +10,7 @@ import uuid
 
 import pytest
 
-from tiercel.engine.delivery import deliver, trigger_context
-from tiercel.engine.runtime import Runtime
-from tiercel.flow import load_flow
-from tiercel.testing.harness import run_flow, task_run
-from tiercel.testing.services import free_port
+from tiercel.testing import TriggerHarness, free_port, run_flow, task_run
 
 
 def _name(prefix: str) -> str:
@@ -40,11 +36,6 @@ triggers:
     type: {kind}
     url: "{url}"
 {body}"""
-
-
-def _executions(rt: Runtime) -> list[dict]:
-    rows = rt.db.query('SELECT "trigger", dedupe_key FROM executions ORDER BY created_at')
-    return [dict(json.loads(r[0]), dedupe_key=r[1]) for r in rows]
 
 
 async def _take(stream, count: int, timeout: float = 15) -> list:
@@ -172,94 +163,84 @@ tasks:
 
 def test_realtime_list_one_execution_per_item_and_crash_replay(redis_url, tmp_path):
     key = _name("jobs")
-    flow = load_flow(_flow(redis_url, "redis.RealtimeTrigger", f"    key: {key}\n    serdeType: JSON\n"))
-    trigger = flow.triggers[0]
-    rt = Runtime(tmp_path)
+    h = TriggerHarness(_flow(redis_url, "redis.RealtimeTrigger", f"    key: {key}\n    serdeType: JSON\n"), tmp_path)
 
     async def scenario():
         client = await _client(redis_url)
         await client.rpush(key, *[json.dumps({"n": i}) for i in range(20)])
-        stream = trigger.listen(trigger_context(rt, flow, trigger))
+        stream = h.listen()
         for _ in range(5):
             (event,) = await _take(stream, 1)
-            assert await deliver(rt, flow, trigger, event) is not None
+            assert await h.deliver(event) is not None
         (event,) = await _take(stream, 1)
         # crash: the execution exists, the item was never removed from the processing list
-        await deliver(rt, flow, trigger, dataclasses.replace(event, ack=None))
+        await h.deliver(dataclasses.replace(event, ack=None))
         await stream.aclose()
         assert await client.llen(key) == 14
-        stream = trigger.listen(trigger_context(rt, flow, trigger))  # restart
+        h.restart()
+        stream = h.listen()
         results = []
         for _ in range(15):
             (event,) = await _take(stream, 1)
-            results.append(await deliver(rt, flow, trigger, event))
+            results.append(await h.deliver(event))
         await stream.aclose()
         assert results[0] is None and all(r is not None for r in results[1:])
         assert await client.llen(key) == 0
         assert await client.keys(f"{key}:tiercel:*") == []
         await client.aclose()
 
-    try:
+    with h:
         asyncio.run(scenario())
-        assert [e["variables"]["value"]["n"] for e in _executions(rt)] == list(range(20))
-    finally:
-        rt.close()
+        assert [e["trigger"]["variables"]["value"]["n"] for e in h.executions()] == list(range(20))
 
 
 def test_realtime_list_bad_json_to_dead_letter(redis_url, tmp_path):
     key = _name("jobs")
-    flow = load_flow(_flow(redis_url, "redis.RealtimeTrigger",
-                           f"    key: {key}\n    serdeType: JSON\n    deadLetterKey: {key}:dead\n"))
-    trigger = flow.triggers[0]
-    rt = Runtime(tmp_path)
+    h = TriggerHarness(_flow(redis_url, "redis.RealtimeTrigger",
+                             f"    key: {key}\n    serdeType: JSON\n    deadLetterKey: {key}:dead\n"), tmp_path)
 
     async def scenario():
         client = await _client(redis_url)
         await client.rpush(key, '{"n": 1}', "{oops", '{"n": 2}')
-        stream = trigger.listen(trigger_context(rt, flow, trigger))
+        stream = h.listen()
         for _ in range(2):
             (event,) = await _take(stream, 1)
-            await deliver(rt, flow, trigger, event)
+            await h.deliver(event)
         await stream.aclose()
         assert await client.lrange(f"{key}:dead", 0, -1) == [b"{oops"]
         await client.aclose()
 
-    try:
+    with h:
         asyncio.run(scenario())
-        assert [e["variables"]["value"]["n"] for e in _executions(rt)] == [1, 2]
-    finally:
-        rt.close()
+        assert [e["trigger"]["variables"]["value"]["n"] for e in h.executions()] == [1, 2]
 
 
 def test_polling_list_trigger_batch_and_replay(redis_url, tmp_path):
     key = _name("jobs")
-    flow = load_flow(_flow(redis_url, "redis.Trigger", f"    key: {key}\n    serdeType: JSON\n    maxRecords: 10\n"))
-    trigger = flow.triggers[0]
-    rt = Runtime(tmp_path)
+    h = TriggerHarness(_flow(redis_url, "redis.Trigger", f"    key: {key}\n    serdeType: JSON\n    maxRecords: 10\n"),
+                       tmp_path)
 
     async def scenario():
         client = await _client(redis_url)
         await client.rpush(key, *[json.dumps({"n": i}) for i in range(15)])
-        ctx = trigger_context(rt, flow, trigger)
-        first = await trigger.poll(ctx)
+        first = await h.poll_once()
         assert first.variables["count"] == 10
-        await deliver(rt, flow, trigger, dataclasses.replace(first, ack=None))  # crash before the ack
+        await h.deliver(dataclasses.replace(first, ack=None))  # crash before the ack
         await first.nack()
-        replay = await trigger.poll(trigger_context(rt, flow, trigger))
-        assert replay.key == first.key and await deliver(rt, flow, trigger, replay) is None
-        second = await trigger.poll(ctx)
-        assert second.variables["count"] == 5 and await deliver(rt, flow, trigger, second) is not None
-        assert await trigger.poll(ctx) is None
+        h.restart()
+        replay = await h.poll_once()
+        assert replay.key == first.key and await h.deliver(replay) is None
+        second = await h.poll_once()
+        assert second.variables["count"] == 5 and await h.deliver(second) is not None
+        assert await h.poll_once() is None
         await client.aclose()
         return first
 
-    try:
+    with h:
         first = asyncio.run(scenario())
-        assert [e["variables"]["count"] for e in _executions(rt)] == [10, 5]
-        with rt.storage.open(first.variables["uri"], "test.redis") as f:
+        assert [e["trigger"]["variables"]["count"] for e in h.executions()] == [10, 5]
+        with h.open_file(first.variables["uri"]) as f:
             assert [json.loads(line)["n"] for line in f.read().splitlines()] == list(range(10))
-    finally:
-        rt.close()
 
 
 # --- stream --------------------------------------------------------------------------------
@@ -268,10 +249,8 @@ def test_stream_group_xack_after_creation_and_claim_of_dead_consumer(redis_url, 
     key = _name("orders")
     body = (f"    source: STREAM\n    key: {key}\n    serdeType: JSON\n    startId: '0'\n    minIdleTime: PT0.2S\n"
             f"    deadLetterKey: {key}:dead\n")
-    flow = load_flow(_flow(redis_url, "redis.RealtimeTrigger", body + "    consumerName: first\n"))
-    trigger = flow.triggers[0]
-    other = load_flow(_flow(redis_url, "redis.RealtimeTrigger", body + "    consumerName: second\n")).triggers[0]
-    rt = Runtime(tmp_path)
+    first = TriggerHarness(_flow(redis_url, "redis.RealtimeTrigger", body + "    consumerName: first\n"), tmp_path)
+    second = TriggerHarness(_flow(redis_url, "redis.RealtimeTrigger", body + "    consumerName: second\n"), tmp_path)
 
     async def scenario():
         client = await _client(redis_url)
@@ -279,21 +258,21 @@ def test_stream_group_xack_after_creation_and_claim_of_dead_consumer(redis_url, 
             await client.xadd(key, {"n": json.dumps(i)})
             if i == 4:
                 await client.xadd(key, {"n": "{bad"})
-        stream = trigger.listen(trigger_context(rt, flow, trigger))
+        stream = first.listen()
         events = await _take(stream, 10)
         pending = await client.xpending(key, "tiercel")
         assert pending["pending"] == 10  # the bad entry was acknowledged at once; the others wait for their executions
         for event in events[:4]:
-            await deliver(rt, flow, trigger, event)
+            await first.deliver(event)
         for event in events[4:6]:
-            await deliver(rt, flow, trigger, dataclasses.replace(event, ack=None))  # created, then the consumer dies
+            await first.deliver(dataclasses.replace(event, ack=None))  # created, then the consumer dies
         await stream.aclose()
         assert (await client.xpending(key, "tiercel"))["pending"] == 6
         # another consumer claims what the dead one left once it is idle long enough
         await asyncio.sleep(0.3)
-        stream = other.listen(trigger_context(rt, flow, other))
+        stream = second.listen()
         events = await _take(stream, 6)
-        results = [await deliver(rt, flow, other, event) for event in events]
+        results = [await second.deliver(event) for event in events]
         await stream.aclose()
         assert sum(r is None for r in results) == 2
         assert (await client.xpending(key, "tiercel"))["pending"] == 0
@@ -301,79 +280,67 @@ def test_stream_group_xack_after_creation_and_claim_of_dead_consumer(redis_url, 
         assert dead[1][b"n"] == b"{bad" and b"JSON" in dead[1][b"error"]
         await client.aclose()
 
-    try:
+    with first, second:
         asyncio.run(scenario())
-        assert sorted(e["variables"]["value"]["n"] for e in _executions(rt)) == list(range(10))
-    finally:
-        rt.close()
+        assert sorted(e["trigger"]["variables"]["value"]["n"] for e in first.executions()) == list(range(10))
 
 
 def test_stream_restart_rereads_own_pending(redis_url, tmp_path):
     key = _name("orders")
-    flow = load_flow(_flow(redis_url, "redis.RealtimeTrigger",
-                           f"    source: STREAM\n    key: {key}\n    startId: '0'\n    consumerName: me\n"))
-    trigger = flow.triggers[0]
-    rt = Runtime(tmp_path)
+    h = TriggerHarness(_flow(redis_url, "redis.RealtimeTrigger",
+                             f"    source: STREAM\n    key: {key}\n    startId: '0'\n    consumerName: me\n"), tmp_path)
 
     async def scenario():
         client = await _client(redis_url)
         for i in range(3):
             await client.xadd(key, {"v": str(i)})
-        stream = trigger.listen(trigger_context(rt, flow, trigger))
+        stream = h.listen()
         events = await _take(stream, 3)
-        await deliver(rt, flow, trigger, dataclasses.replace(events[0], ack=None))
+        await h.deliver(dataclasses.replace(events[0], ack=None))
         await stream.aclose()
-        stream = trigger.listen(trigger_context(rt, flow, trigger))
+        h.restart()
+        stream = h.listen()
         again = await _take(stream, 3)
         assert [e.key for e in again] == [e.key for e in events]
-        assert [await deliver(rt, flow, trigger, e) is None for e in again] == [True, False, False]
+        assert [await h.deliver(e) is None for e in again] == [True, False, False]
         await stream.aclose()
         await client.aclose()
 
-    try:
+    with h:
         asyncio.run(scenario())
-        assert len(_executions(rt)) == 3
-    finally:
-        rt.close()
+        assert len(h.executions()) == 3
 
 
 def test_channel_messages_at_most_once(redis_url, tmp_path):
     channel = _name("news")
-    flow = load_flow(_flow(redis_url, "redis.RealtimeTrigger", f"    source: CHANNEL\n    key: {channel}\n    serdeType: JSON\n"))
-    trigger = flow.triggers[0]
-    rt = Runtime(tmp_path)
+    h = TriggerHarness(_flow(redis_url, "redis.RealtimeTrigger", f"    source: CHANNEL\n    key: {channel}\n    serdeType: JSON\n"),
+                       tmp_path)
 
     async def scenario():
         client = await _client(redis_url)
-        stream = trigger.listen(trigger_context(rt, flow, trigger))
+        stream = h.listen()
         receive = asyncio.ensure_future(_take(stream, 2))
         while not await client.pubsub_numsub(channel) or (await client.pubsub_numsub(channel))[0][1] == 0:
             await asyncio.sleep(0.01)
         for payload in ('{"n": 1}', "{bad", '{"n": 2}'):
             await client.publish(channel, payload)
         for event in await receive:
-            await deliver(rt, flow, trigger, event)
+            await h.deliver(event)
         await stream.aclose()
         await client.aclose()
 
-    try:
+    with h:
         asyncio.run(scenario())
-        assert [e["variables"]["value"]["n"] for e in _executions(rt)] == [1, 2]
-    finally:
-        rt.close()
+        assert [e["trigger"]["variables"]["value"]["n"] for e in h.executions()] == [1, 2]
 
 
 def test_realtime_fails_fast_naming_a_down_server(tmp_path):
     port = free_port()
-    flow = load_flow(_flow(f"redis://127.0.0.1:{port}/0", "redis.RealtimeTrigger", "    key: k\n"))
-    trigger = flow.triggers[0]
-    rt = Runtime(tmp_path)
+    h = TriggerHarness(_flow(f"redis://127.0.0.1:{port}/0", "redis.RealtimeTrigger", "    key: k\n"), tmp_path)
 
     async def scenario():
         with pytest.raises(ConnectionError, match=f"127.0.0.1:{port}/0 is unreachable"):
-            await asyncio.wait_for(trigger.listen(trigger_context(rt, flow, trigger)).__anext__(), 10)
+            await asyncio.wait_for(h.listen().__anext__(), 10)
 
-    try:
+    with h:
         asyncio.run(scenario())
-    finally:
-        rt.close()
