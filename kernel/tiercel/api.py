@@ -304,6 +304,20 @@ class RunContext(abc.ABC):
     def runner(self, spec: dict[str, Any] | None = None) -> Runner:
         """The runner a ``taskRunner`` property asks for (the process runner by default)."""
 
+    @abc.abstractmethod
+    def track(self, key: str, value: Any) -> None:
+        """Record something this attempt started outside the worker: a pid or process group, a
+        container id, a pod name, a remote process group. It is persisted at once, so if the
+        worker dies the next attempt finds it in :attr:`leftovers`. ``value=None`` forgets *key*
+        (call it once the thing is cleaned up)."""
+
+    @property
+    @abc.abstractmethod
+    def leftovers(self) -> list[dict[str, Any]]:
+        """What earlier attempts of this task run tracked and never forgot, oldest first: usually
+        things left running by a worker that died. A runner kills or re-attaches to them before
+        starting anew, so a task never runs twice side by side."""
+
     @property
     @abc.abstractmethod
     def cancelled(self) -> bool:

@@ -1,18 +1,29 @@
 """Every hook of the kernel. The docstrings here are the hook reference (docs/plugins/hooks.md).
 
-Contribution hooks take a ``register`` callback and call it once per component class:
-the kernel validates the class, records which distribution gave it and rejects a type
-that another distribution already claimed. Their return value is ignored.
+Three shapes, no more:
+
+- ``register_*(register)``: contributions. Called once when plugins load; the hook calls
+  ``register(...)`` once per contribution and the kernel validates it, records which
+  distribution gave it and rejects a name another distribution already claimed. The return
+  value is ignored.
+- ``resolve_*``: a single decision. The first non-None result wins (``firstresult``).
+- ``on_*``: notifications. Every implementation is called; results are ignored.
+
+Implementations may accept any subset of a hook's parameters (pluggy matches them by name),
+so a hook gains parameters without breaking older plugins.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 if TYPE_CHECKING:
+    import click
+
     from tiercel.api import Runner, Storage, Task, Trigger
 
 PROJECT = "tiercel"
@@ -27,7 +38,8 @@ def register_tasks(register: Callable[[type[Task]], None]) -> None:
     """Contribute task types.
 
     Called once when plugins load. Call ``register(TaskClass)`` for each task; the class
-    must subclass ``tiercel.Task`` and set ``type``. The return value is ignored.
+    must subclass ``tiercel.Task`` (``tiercel.FlowableTask`` for a task that holds other
+    tasks) and set ``type``. The return value is ignored.
     """
 
 
@@ -55,5 +67,64 @@ def register_storages(register: Callable[[type[Storage]], None]) -> None:
     """Contribute internal-storage backends.
 
     Called once when plugins load. Call ``register(StorageClass)`` for each backend; the
-    class must subclass ``tiercel.Storage`` and set ``type``. The return value is ignored.
+    class must subclass ``tiercel.Storage`` and set ``type``. Which backend a process uses
+    is decided by :func:`resolve_storage`. The return value is ignored.
+    """
+
+
+@hookspec
+def register_commands(register: Callable[[click.Command], None]) -> None:
+    """Contribute ``tiercel`` subcommands.
+
+    Called once when plugins load. Call ``register(command)`` with a ``click.Command`` (or
+    group) for each; its name becomes ``tiercel <name>`` and its help the line shown by
+    ``tiercel --help``. The kernel's own command names cannot be taken. The module defining
+    the command is imported only when the command runs. The return value is ignored.
+    """
+
+
+@hookspec
+def register_expression_functions(register: Callable[[str, Callable[..., Any]], None]) -> None:
+    """Contribute functions callable in expressions, ``{{ name(...) }}``.
+
+    Called once when plugins load. Call ``register(name, function)`` for each; the
+    function receives the rendered arguments and returns a value. It runs inside the
+    sandbox's limits and must not do I/O that can block for long. The return value is ignored.
+    """
+
+
+@hookspec
+def register_filters(register: Callable[[str, Callable[..., Any]], None]) -> None:
+    """Contribute expression filters, ``{{ value | name(...) }}``.
+
+    Called once when plugins load. Call ``register(name, function)`` for each; the function
+    receives the filtered value first, then the filter's arguments. Built-in filter names
+    cannot be taken. The return value is ignored.
+    """
+
+
+# --- decisions: the first non-None answer wins --------------------------------------------
+
+@hookspec(firstresult=True)
+def resolve_storage(uri: str, options: dict[str, str], home: Path) -> Storage | None:
+    """Return the internal storage a process uses, or None when *uri* is not this plugin's.
+
+    Called once per process when its runtime starts. *uri* is the configured storage
+    (``TIERCEL_STORAGE`` or ``--storage``; ``local`` by default, which the core plugin
+    answers with a directory under the home), *options* the URI's query parameters
+    (``s3://bucket/prefix?region=eu-west-1``) and *home* the process's home directory.
+    Stops at the first non-None result; no answer at all is a start-up error naming *uri*.
+    """
+
+
+# --- notifications: every implementation is called, results ignored ------------------------
+
+@hookspec
+def on_execution_end(execution: dict[str, Any]) -> None:
+    """Called in the process that ran an execution, once, when it ends (any terminal state).
+
+    *execution* is the execution as the API shows it (Kestra's field names: ``id``,
+    ``namespace``, ``flowId``, ``state``, ``startDate``, ``endDate``, ``duration``,
+    ``labels``, ``taskRuns``…), secrets masked. Keep it quick: it runs on the engine's loop;
+    hand slow work to a thread or a queue. An exception is logged and otherwise ignored.
     """

@@ -1,4 +1,10 @@
-"""Plugin discovery: entry points in group ``tiercel``, loaded with pluggy, into one table of types.
+"""Plugin discovery: entry points in group ``tiercel``, loaded with pluggy, into one registry.
+
+The registry keeps the pluggy ``PluginManager``: contribution hooks are called through it by
+keyword (an implementation may take fewer arguments; tryfirst/trylast and wrappers work),
+one plugin at a time so that each contribution is recorded with its distribution; decision
+(``resolve_*``) and notification (``on_*``) hooks are called through ``registry.hook``.
+``TIERCEL_TRACE_PLUGINS=1`` prints every hook call with its implementations and result.
 
 A broken, misspelled or incompatible plugin never crashes the kernel: it is recorded with
 its error and shown by ``tiercel plugins list``.
@@ -10,6 +16,7 @@ import difflib
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from importlib import import_module
@@ -23,9 +30,18 @@ import pluggy
 from tiercel import API_VERSION, hookspecs
 
 KINDS = ("task", "trigger", "runner", "storage")
+#: Contributions that are not components: CLI commands, expression functions and filters.
+EXTENSIONS = ("command", "function", "filter")
 _HOOK_KIND = {"register_tasks": "task", "register_triggers": "trigger",
-              "register_runners": "runner", "register_storages": "storage"}
+              "register_runners": "runner", "register_storages": "storage",
+              "register_commands": "command", "register_expression_functions": "function",
+              "register_filters": "filter"}
 CORE_PLUGIN = "tiercel"
+#: Bumped when the manifest's layout changes, so an older cache is never read.
+MANIFEST_FORMAT = 2
+#: Names no plugin command may take (the kernel's own commands).
+RESERVED_COMMANDS = frozenset({"validate", "schema", "plugins", "run", "executions", "flows", "server", "executor",
+                               "worker", "scheduler", "webserver", "triggers", "plugin"})
 
 
 @dataclass
@@ -54,12 +70,34 @@ class ComponentInfo:
     @property
     def cls(self) -> type:
         if self._cls is None:
-            module, _, qualname = self.path.partition(":")
-            obj: Any = import_module(module)
-            for part in qualname.split("."):
-                obj = getattr(obj, part)
-            self._cls = obj
+            self._cls = _import_path(self.path)
         return self._cls
+
+
+def _import_path(path: str) -> Any:
+    module, _, qualname = path.partition(":")
+    obj: Any = import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass
+class ExtensionInfo:
+    """One CLI command, expression function or filter a plugin contributed, imported on first use."""
+
+    kind: str
+    name: str
+    dist: str
+    summary: str
+    path: str  # "module:QualName" (a command: "module:variable")
+    _obj: Any = field(default=None, repr=False)
+
+    @property
+    def obj(self) -> Any:
+        if self._obj is None:
+            self._obj = _import_path(self.path)
+        return self._obj
 
 
 @dataclass
@@ -72,15 +110,20 @@ class PluginInfo:
     module: str
     api: str | None = None
     components: list[ComponentInfo] = field(default_factory=list)
+    extensions: list[ExtensionInfo] = field(default_factory=list)
+    #: Decision and notification hooks (``resolve_*``, ``on_*``) the plugin implements.
+    hooks: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     skipped: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        kinds: dict[str, list[str]] = {k: [] for k in KINDS}
+        kinds: dict[str, list[str]] = {k: [] for k in (*KINDS, *EXTENSIONS)}
         for c in self.components:
             kinds[c.kind].append(c.type)
+        for e in self.extensions:
+            kinds[e.kind].append(e.name)
         return {"name": self.name, "version": self.version, "entryPoint": self.entry_point,
-                "module": self.module, "api": self.api, "components": kinds,
+                "module": self.module, "api": self.api, "components": kinds, "hooks": self.hooks,
                 "errors": self.errors, "skipped": self.skipped}
 
 
@@ -91,6 +134,33 @@ class Registry:
         self.plugins: dict[str, PluginInfo] = {}
         self._by_kind: dict[str, dict[str, ComponentInfo]] = {k: {} for k in KINDS}
         self._canonical: dict[str, dict[str, ComponentInfo]] = {k: {} for k in KINDS}
+        self._extensions: dict[str, dict[str, ExtensionInfo]] = {k: {} for k in EXTENSIONS}
+        self._pm: pluggy.PluginManager | None = None
+
+    @property
+    def hook(self) -> Any:
+        """pluggy's hook relay for decision and notification hooks: ``registry.hook.on_execution_end(execution=…)``.
+
+        A registry read from the manifest imports, on first use, only the plugins whose
+        manifest says they implement such hooks.
+        """
+        if self._pm is None:
+            self._pm = _manager()
+            for plugin in self.plugins.values():
+                if plugin.hooks and not plugin.errors and not plugin.skipped:
+                    try:
+                        self._pm.register(import_module(plugin.module), name=plugin.name)
+                    except Exception as exc:  # it imported when the manifest was written: report, go on
+                        plugin.errors.append(f"cannot import {plugin.module}: {type(exc).__name__}: {exc}")
+        return self._pm.hook
+
+    def implements(self, hook_name: str) -> bool:
+        """Whether any loaded plugin implements *hook_name* (cheap: no import when none does)."""
+        return any(hook_name in p.hooks for p in self.plugins.values() if not p.errors and not p.skipped)
+
+    def extensions(self, kind: str) -> dict[str, ExtensionInfo]:
+        """Commands, expression functions or filters contributed by plugins, by name."""
+        return self._extensions[kind]
 
     def get(self, kind: str, type_name: str) -> ComponentInfo | None:
         return self._by_kind[kind].get(type_name)
@@ -151,6 +221,67 @@ class Registry:
         return None
 
 
+    def _add_extension(self, kind: str, name: Any, obj: Any, plugin: PluginInfo) -> str | None:
+        """Register a command, expression function or filter; return an error message instead when it cannot be."""
+        if kind == "command":
+            import click
+
+            if not isinstance(obj, click.Command) or not obj.name:
+                return f"register_commands got {obj!r}, which is not a named click.Command"
+            name = obj.name
+            if name in RESERVED_COMMANDS:
+                return f"command `tiercel {name}` is the kernel's own; pick another name"
+            summary = obj.get_short_help_str(limit=80)
+            path = _command_path(obj)
+        else:
+            hook = "register_expression_functions" if kind == "function" else "register_filters"
+            if not (isinstance(name, str) and name.isidentifier()) or not callable(obj):
+                return f"{hook} expects register(name, function) with an identifier name, got {name!r}"
+            doc = (getattr(obj, "__doc__", None) or "").strip()
+            summary = doc.splitlines()[0] if doc else ""
+            path = f"{obj.__module__}:{obj.__qualname__}"
+        other = self._extensions[kind].get(name)
+        if other is not None:
+            return (f"{kind} `{name}` is claimed by both {other.dist} and {plugin.name}; uninstall one of them")
+        info = ExtensionInfo(kind, name, plugin.name, summary, path, obj)
+        self._extensions[kind][name] = info
+        plugin.extensions.append(info)
+        return None
+
+
+def _command_path(command: Any) -> str:
+    """``module:variable`` of a module-level click command (``<locals>`` when it has none: not cached)."""
+    module = getattr(command.callback, "__module__", None) or ""
+    for name, value in vars(sys.modules.get(module, object())).items():
+        if value is command:
+            return f"{module}:{name}"
+    return f"{module}:<locals>"
+
+
+def _manager() -> pluggy.PluginManager:
+    """A PluginManager with Tiercel's hookspecs (and tracing when ``TIERCEL_TRACE_PLUGINS`` is set)."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    if os.environ.get("TIERCEL_TRACE_PLUGINS"):
+        def before(hook_name: str, impls: list, kwargs: dict) -> None:
+            names = ", ".join(i.plugin_name for i in impls) or "no implementation"
+            args = ", ".join(f"{k}={_short(v)}" for k, v in kwargs.items())
+            sys.stderr.write(f"tiercel plugins: {hook_name}({args}) -> [{names}]\n")
+
+        def after(outcome: Any, hook_name: str, impls: list, kwargs: dict) -> None:
+            exc = outcome.exception
+            result = f"raised {type(exc).__name__}: {exc}" if exc is not None else f"returned {_short(outcome.get_result())}"
+            sys.stderr.write(f"tiercel plugins: {hook_name} {result}\n")
+
+        pm.add_hookcall_monitoring(before, after)
+    return pm
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
 def _allowed() -> set[str] | None:
     raw = os.environ.get("TIERCEL_PLUGINS")
     if raw is None:
@@ -182,8 +313,7 @@ def load_registry(eps: list[EntryPoint] | None = None) -> Registry:
     (the core plugin always loads; an empty value loads only the core).
     """
     registry = Registry()
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
+    pm = registry._pm = _manager()
     allowed = _allowed()
     if eps is None:
         eps = list(entry_points(group="tiercel"))
@@ -212,22 +342,48 @@ def load_registry(eps: list[EntryPoint] | None = None) -> Registry:
         try:
             pm.check_pending()
         except pluggy.PluginValidationError as exc:
+            known = sorted(n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), "tiercel_spec"))
+            unknown = [c.name for c in pm.get_hookcallers(module) or [] if c.name not in known] + \
+                [n for n in dir(module) if hasattr(getattr(module, n), "tiercel_impl") and n not in known]
+            close = difflib.get_close_matches(unknown[0], known, n=1) if unknown else []
+            hint = f"; did you mean `{close[0]}`?" if close else ""
             pm.unregister(name=dist)
-            plugin.errors.append(f"{exc}; known hooks: {', '.join(sorted(_HOOK_KIND))}")
+            plugin.errors.append(f"{exc}{hint} known hooks: {', '.join(known)}")
     for hook_name, kind in _HOOK_KIND.items():
-        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        caller = getattr(pm.hook, hook_name)
+        impls = caller.get_hookimpls()  # trylast ones first, each group in registration order
+        for impl in sorted(impls, key=lambda i: (not i.tryfirst, i.trylast, impls.index(i))):
             plugin = registry.plugins[impl.plugin_name]
-
-            def register(cls: type, _kind: str = kind, _plugin: PluginInfo = plugin) -> None:
-                error = registry._add(_kind, cls, _plugin)
-                if error:
-                    _plugin.errors.append(error)
-
-            try:
-                impl.function(register)
+            others = [p for p in pm.get_plugins() if p is not impl.plugin]
+            try:  # through pluggy, one plugin at a time: each contribution is recorded with its plugin
+                pm.subset_hook_caller(hook_name, others)(register=_registrar(registry, kind, plugin))
             except Exception as exc:
                 plugin.errors.append(f"{hook_name} raised {type(exc).__name__}: {exc}")
+    for name, plugin in registry.plugins.items():
+        module = pm.get_plugin(name)
+        if module is not None:
+            plugin.hooks = sorted(c.name for c in pm.get_hookcallers(module) or [] if c.name not in _HOOK_KIND)
     return registry
+
+
+def _registrar(registry: Registry, kind: str, plugin: PluginInfo) -> Any:
+    """The ``register`` callback a contribution hook of *plugin* receives."""
+    if kind in KINDS:
+        def register(cls: type) -> None:
+            error = registry._add(kind, cls, plugin)
+            if error:
+                plugin.errors.append(error)
+    elif kind == "command":
+        def register(command: Any) -> None:  # type: ignore[misc]
+            error = registry._add_extension(kind, None, command, plugin)
+            if error:
+                plugin.errors.append(error)
+    else:
+        def register(name: str, function: Any) -> None:  # type: ignore[misc]
+            error = registry._add_extension(kind, name, function, plugin)
+            if error:
+                plugin.errors.append(error)
+    return register
 
 
 def _kernel_version() -> str:
@@ -262,7 +418,7 @@ def _fingerprint(module: str) -> list:
 
 def _manifest_path(eps: list[EntryPoint]) -> Path:
     """Where the manifest of exactly this set of installed plugins (and their code) is kept."""
-    key = [API_VERSION, os.environ.get("TIERCEL_PLUGINS")]
+    key = [MANIFEST_FORMAT, API_VERSION, os.environ.get("TIERCEL_PLUGINS")]
     for ep in eps:
         key.append([ep.name, ep.value, ep.dist.name if ep.dist else None, ep.dist.version if ep.dist else None,
                     _fingerprint(ep.value)])
@@ -273,7 +429,8 @@ def _manifest_path(eps: list[EntryPoint]) -> Path:
 
 def _write_manifest(path: Path, registry: Registry) -> None:
     data = [{**{k: v for k, v in info.to_json().items() if k != "components"},
-             "components": [[c.kind, c.type, list(c.aliases), c.summary, c.path] for c in info.components]}
+             "components": [[c.kind, c.type, list(c.aliases), c.summary, c.path] for c in info.components],
+             "extensions": [[e.kind, e.name, e.summary, e.path] for e in info.extensions]}
             for info in registry.plugins.values()]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -292,13 +449,17 @@ def _read_manifest(path: Path) -> Registry | None:
     registry = Registry()
     for p in data:
         plugin = registry.plugins[p["name"]] = PluginInfo(p["name"], p["version"], p["entryPoint"], p["module"],
-                                                          p["api"], errors=p["errors"], skipped=p["skipped"])
+                                                          p["api"], hooks=p["hooks"], errors=p["errors"],
+                                                          skipped=p["skipped"])
         for kind, type_name, aliases, summary, import_path in p["components"]:
             info = ComponentInfo(kind, type_name, plugin.name, plugin.version, tuple(aliases), summary, import_path)
             for name in (type_name, *aliases):
                 registry._by_kind[kind][name] = info
             registry._canonical[kind][type_name] = info
             plugin.components.append(info)
+        for kind, name, summary, import_path in p["extensions"]:
+            extension = registry._extensions[kind][name] = ExtensionInfo(kind, name, plugin.name, summary, import_path)
+            plugin.extensions.append(extension)
     return registry
 
 
@@ -316,7 +477,8 @@ def discover() -> Registry:
     if registry is None:
         registry = load_registry(eps)
         if not any(p.errors or (p.skipped and p.skipped != "not in TIERCEL_PLUGINS") for p in registry.plugins.values()) \
-                and all("<locals>" not in c.path for c in registry.components()):
+                and all("<locals>" not in c.path for c in registry.components()) \
+                and all("<locals>" not in e.path for k in EXTENSIONS for e in registry.extensions(k).values()):
             _write_manifest(path, registry)
     return registry
 
@@ -338,4 +500,5 @@ def set_registry(registry: Registry | None) -> None:
     _registry = registry
 
 
-__all__ = ["ComponentInfo", "PluginInfo", "Registry", "discover", "load_registry", "get_registry", "set_registry", "KINDS"]
+__all__ = ["ComponentInfo", "ExtensionInfo", "PluginInfo", "Registry", "discover", "load_registry", "get_registry",
+           "set_registry", "KINDS", "EXTENSIONS"]

@@ -167,9 +167,12 @@ class Repository:
             if changed_trs:
                 conn.executemany("UPDATE task_runs SET state = ?, attempt = ?, outputs = ?, data = ?, error = ?, "
                                  "started_at = ?, ended_at = ? WHERE id = ?", changed_trs)
-            if attempts:
-                conn.executemany("INSERT OR REPLACE INTO attempts (task_run_id, attempt, execution_id, state, worker, "
-                                 "error, started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", attempts)
+            if attempts:  # resources are the worker's (track_resources): an upsert leaves them alone
+                conn.executemany("INSERT INTO attempts (task_run_id, attempt, execution_id, state, worker, error, "
+                                 "started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                                 "ON CONFLICT (task_run_id, attempt) DO UPDATE SET state = excluded.state, "
+                                 "worker = excluded.worker, error = excluded.error, started_at = excluded.started_at, "
+                                 "ended_at = excluded.ended_at", attempts)
             if ex.forgotten:
                 conn.executemany("DELETE FROM task_runs WHERE id = ?", [(i,) for i in ex.forgotten])
                 conn.executemany("DELETE FROM attempts WHERE task_run_id = ?", [(i,) for i in ex.forgotten])
@@ -185,15 +188,20 @@ class Repository:
             for a in tr.attempts:
                 a.new = False
 
+    def track_resources(self, task_run_id: str, attempt: int, resources: dict[str, Any]) -> None:
+        """Record at once what a running attempt started outside its worker (a crash must not lose it)."""
+        self.db.execute("UPDATE attempts SET resources = ? WHERE task_run_id = ? AND attempt = ?",
+                        (dumps(resources) if resources else None, task_run_id, attempt))
+
     def load_execution(self, execution_id: str) -> Execution | None:
         row = self.db.one(f"SELECT {_EXEC_COLS} FROM executions WHERE id = ?", (execution_id,))
         if row is None:
             return None
         ex = _exec_from_row(row)
         attempts: dict[str, list[Attempt]] = {}
-        for a in self.db.query("SELECT task_run_id, attempt, state, worker, error, started_at, ended_at FROM attempts "
-                               "WHERE execution_id = ? ORDER BY task_run_id, attempt", (execution_id,)):
-            attempts.setdefault(a[0], []).append(Attempt(a[1], a[2], a[5], a[6], a[4], a[3], new=False))
+        for a in self.db.query("SELECT task_run_id, attempt, state, worker, error, started_at, ended_at, resources "
+                               "FROM attempts WHERE execution_id = ? ORDER BY task_run_id, attempt", (execution_id,)):
+            attempts.setdefault(a[0], []).append(Attempt(a[1], a[2], a[5], a[6], a[4], a[3], loads(a[7]), new=False))
         for r in self.db.query("SELECT id, parent_id, task_id, value, iteration, state, attempt, outputs, data, error, "
                                "created_at, started_at, ended_at, seq FROM task_runs WHERE execution_id = ? ORDER BY seq",
                                (execution_id,)):

@@ -88,6 +88,7 @@ attempts = Table(
     Column("error", Text),
     Column("started_at", Float),
     Column("ended_at", Float),
+    Column("resources", Text),  # JSON: what the attempt started outside its worker (RunContext.track)
     PrimaryKeyConstraint("task_run_id", "attempt"),
     Index("ix_attempts_execution", "execution_id"),
 )

@@ -7,6 +7,7 @@ CREATE TABLE attempts (
 	error TEXT, 
 	started_at FLOAT, 
 	ended_at FLOAT, 
+	resources TEXT, 
 	PRIMARY KEY (task_run_id, attempt)
 );
 CREATE INDEX ix_attempts_execution ON attempts (execution_id);

@@ -1,12 +1,15 @@
 """The `tiercel` command: a click group whose subcommands import only when used.
 
 Each entry maps a command name to ``module:attribute``; keeping imports lazy keeps
-``tiercel --help`` well under 0.15 s.
+``tiercel --help`` well under 0.15 s. Plugins add commands through the
+``register_commands`` hook (``tiercel registry`` comes from the tiercel-registry
+distribution that way); they are listed from the plugin manifest, without importing them.
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import click
 
@@ -26,20 +29,27 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "webserver": ("tiercel.cli.server:webserver", "Run only the HTTP API."),
     "triggers": ("tiercel.cli.triggers:triggers", "List triggers, enable or disable them, backfill schedules."),
     "plugin": ("tiercel.cli.plugin_new:plugin", "Scaffold a new plugin from the template."),
-    "registry": ("tiercel_registry.cli:registry", "Grade plugins and build the registry index (tiercel-registry)."),
 }
+
+
+def _plugin_commands() -> dict[str, Any]:
+    """Commands contributed by installed plugins (``ExtensionInfo`` by name), from the manifest."""
+    from tiercel.plugins import get_registry
+
+    return get_registry().extensions("command")
 
 
 class LazyGroup(click.Group):
     """A group that imports a subcommand's module only when that subcommand runs."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+        return sorted({*COMMANDS, *_plugin_commands()})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         target = COMMANDS.get(name)
         if target is None:
-            return None
+            info = _plugin_commands().get(name)
+            return info.obj if info is not None else None
         module, _, attr = target[0].partition(":")
         try:
             return getattr(importlib.import_module(module), attr)
@@ -56,6 +66,10 @@ class LazyGroup(click.Group):
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):
             formatter.write_dl([(name, COMMANDS[name][1]) for name in sorted(COMMANDS)])
+        plugins = _plugin_commands()
+        if plugins:
+            with formatter.section("Commands from plugins"):
+                formatter.write_dl([(name, f"{info.summary} ({info.dist})") for name, info in sorted(plugins.items())])
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

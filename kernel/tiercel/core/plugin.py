@@ -6,6 +6,8 @@ Registered through the same hooks as any other plugin (entry point ``core``).
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from tiercel.hookspecs import hookimpl
 
@@ -43,3 +45,15 @@ def register_storages(register: Callable[[type], None]) -> None:
     from tiercel.core.storage import Local
 
     register(Local)
+
+
+@hookimpl(trylast=True)
+def resolve_storage(uri: str, home: Path) -> Any:
+    """``local`` (the default) or ``file:///path``: the local storage, under the home by default."""
+    from tiercel.core.storage import Local
+
+    if uri in ("", "local"):
+        return Local(basePath=str(home / "storage"))
+    if uri.startswith("file://"):
+        return Local(basePath=uri.removeprefix("file://").split("?", 1)[0])
+    return None

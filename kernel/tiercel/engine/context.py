@@ -77,7 +77,8 @@ class TaskRunContext(RunContext):
     def __init__(self, *, runtime: Any, namespace: str, flow_id: str, execution_id: str | None,
                  task_run_id: str | None, task_id: str | None, attempt: int, variables: dict[str, Any],
                  secrets: set[str], emit_log: Callable[[str, str, float], None], log_level: str | None = None,
-                 workdir: str | None = None, trigger_state: dict[str, Any] | None = None) -> None:
+                 workdir: str | None = None, trigger_state: dict[str, Any] | None = None,
+                 attempts: list[Any] | None = None) -> None:
         self.runtime = runtime
         self.namespace, self.flow_id, self.execution_id = namespace, flow_id, execution_id
         self.task_run_id, self.task_id, self.attempt = task_run_id, task_id, attempt
@@ -94,6 +95,8 @@ class TaskRunContext(RunContext):
         self.warned = False
         self._state = trigger_state if trigger_state is not None else {}
         self.metrics: list[tuple[str, str, float, dict[str, str], float]] = []
+        #: The task run's attempts (this one last), whose ``resources`` track()/leftovers use.
+        self._attempts = attempts or []
 
     @property  # type: ignore[override]
     def working_dir(self) -> Path:
@@ -152,6 +155,23 @@ class TaskRunContext(RunContext):
             hint = self.runtime.registry.suggest("runner", type_name)
             raise TaskError(f"unknown task runner `{type_name}`" + (f"; did you mean `{hint}`?" if hint else ""))
         return info.cls.model_validate(spec)
+
+    def track(self, key: str, value: Any) -> None:
+        if not self._attempts:
+            return  # a trigger or a test context: nothing outlives it
+        current = self._attempts[-1]
+        resources = dict(current.resources or {})
+        if value is None:
+            resources.pop(key, None)
+        else:
+            resources[key] = value
+        current.resources = resources or None
+        if self.task_run_id is not None:
+            self.runtime.repo.track_resources(self.task_run_id, current.attempt, resources)
+
+    @property
+    def leftovers(self) -> list[dict[str, Any]]:
+        return [dict(a.resources) for a in self._attempts[:-1] if a.resources]
 
     @property
     def cancelled(self) -> bool:

@@ -54,6 +54,8 @@ class Attempt:
     ended_at: float | None = None
     error: str | None = None
     worker: str | None = None
+    #: What the attempt started outside its worker (RunContext.track), persisted as it changes.
+    resources: dict[str, Any] | None = None
     new: bool = True
 
 

@@ -8,6 +8,7 @@ still RUNNING say which work was in flight, and ``recover()`` picks an execution
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import time
@@ -20,9 +21,12 @@ from tiercel.backend.repository import Repository
 from tiercel.engine.context import mask, read_secret
 from tiercel.engine.executor import Event, Executor, SubflowRequest
 from tiercel.engine.model import TERMINAL, Execution, State, dumps, new_id
-from tiercel.engine.storage import InternalStorage, default_backend
+from tiercel.engine.storage import InternalStorage, resolve_backend
 from tiercel.engine.variables import build_variables
 from tiercel.engine.worker import Worker
+
+
+log = logging.getLogger("tiercel.engine")
 
 
 def default_home() -> Path:
@@ -56,10 +60,10 @@ class Runtime:
         self.registry = registry or get_registry()
         self.db = Database(self.home / "tiercel.db")
         self.repo = Repository(self.db)
-        self.storage = InternalStorage(default_backend(self.home))
+        self.storage = InternalStorage(resolve_backend(self.home, self.registry))
         self.repo.offload = self._offload_outputs
         self.repo.resolve = self.storage.read_text
-        self.renderer = Renderer()
+        self.renderer = Renderer(registry=self.registry)
         self.executor = Executor(_Expr(self.renderer), self._variables)
         self.worker = Worker(self, worker_slots)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{new_id()[:6]}"
@@ -355,6 +359,11 @@ class Runtime:
         self._promote_queued(ex)
         for callback in self.on_end:
             callback(ex)
+        if self.registry.implements("on_execution_end"):
+            try:
+                self.registry.hook.on_execution_end(execution=mask(ex.to_json(), ex.secrets))
+            except Exception:
+                log.exception("a plugin's on_execution_end failed for execution %s", ex.id)
 
     def _promote_queued(self, ex: Execution) -> None:
         """A slot of the flow's concurrency freed up: start the oldest queued execution."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import posixpath
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -81,11 +82,15 @@ def _clean_name(name: str) -> str:
     return "/".join(parts)
 
 
-def default_backend(home: Path) -> Any:
-    """The local-directory storage under the home, from the core plugin."""
-    from tiercel.plugins import get_registry
+def resolve_backend(home: Path, registry: Any, uri: str | None = None) -> Storage:
+    """The storage a process uses: ``TIERCEL_STORAGE`` (``local`` by default), answered by a plugin's ``resolve_storage``."""
+    from urllib.parse import parse_qsl, urlsplit
 
-    info = get_registry().get("storage", "core.Local")
-    if info is None:
-        raise StorageError("no `core.Local` storage registered: is the core plugin loaded?")
-    return info.cls(basePath=str(home / "storage"))
+    uri = uri if uri is not None else os.environ.get("TIERCEL_STORAGE", "local")
+    options = dict(parse_qsl(urlsplit(uri).query)) if "://" in uri else {}
+    backend = registry.hook.resolve_storage(uri=uri, options=options, home=home)
+    if backend is None:
+        schemes = sorted({c.type for c in registry.components("storage")})
+        raise StorageError(f"no installed plugin provides the internal storage `{uri}` (TIERCEL_STORAGE); "
+                           f"installed storages: {', '.join(schemes)} (an s3:// storage comes with tiercel-aws)")
+    return backend

@@ -114,7 +114,7 @@ class Worker:
             execution_id=job.execution_id, task_run_id=tr.id, task_id=tr.task_id, attempt=job.attempt,
             variables=job.variables, secrets=ex_secrets,
             emit_log=lambda level, msg, ts: rt.log(job.execution_id, tr, job.attempt, level, msg, ts),
-            log_level=getattr(job.task, "logLevel", None), workdir=job.workdir)
+            log_level=getattr(job.task, "logLevel", None), workdir=job.workdir, attempts=tr.attempts)
         started = time.time()
         state, outputs, error = State.SUCCESS, None, None
         try:

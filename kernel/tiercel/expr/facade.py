@@ -15,8 +15,9 @@ class Renderer:
     more than variable paths; compiled templates are cached by source.
     """
 
-    def __init__(self, cache_size: int = 2048) -> None:
+    def __init__(self, cache_size: int = 2048, registry: Any = None) -> None:
         self._cache_size = cache_size
+        self._registry = registry
         self._jinja: Any = None
 
     @property
@@ -24,7 +25,13 @@ class Renderer:
         if self._jinja is None:
             from .renderer import JinjaRenderer
 
-            self._jinja = JinjaRenderer(self._cache_size)
+            registry = self._registry
+            if registry is None:
+                from tiercel.plugins import get_registry
+
+                registry = get_registry()
+            self._jinja = JinjaRenderer(self._cache_size, registry.extensions("function"),
+                                        registry.extensions("filter"))
         return self._jinja
 
     @property

@@ -50,6 +50,16 @@ def _guard(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     return guarded
 
 
+def _lazy(info: Any) -> Callable[..., Any]:
+    """A plugin's function or filter, its module imported on the first call."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return info.obj(*args, **kwargs)
+
+    call.__name__ = info.name
+    return call
+
+
 class _Compiled:
     """A cached template: either one expression (native result) or a text template.
 
@@ -90,14 +100,21 @@ class JinjaRenderer:
     property again costs microseconds.
     """
 
-    def __init__(self, cache_size: int = 2048) -> None:
+    def __init__(self, cache_size: int = 2048, functions: Mapping[str, Any] | None = None,
+                 filters: Mapping[str, Any] | None = None) -> None:
+        """*functions* and *filters*: plugins' contributions (``ExtensionInfo`` by name, imported on first call)."""
         env = TiercelEnvironment(to_text)
         for name in REMOVED_FILTERS:
             env.filters.pop(name, None)
         env.filters.update(FILTERS)
+        for name, info in (filters or {}).items():
+            env.filters.setdefault(name, _lazy(info))  # a built-in name stays the built-in
         env.filters = {name: _guard("|" + name, f) for name, f in env.filters.items()}
         env.tests.update(TESTS)
         env.globals.update({name: _guard(name, f) if callable(f) else f for name, f in GLOBALS.items()})
+        for name, info in (functions or {}).items():
+            if name not in env.globals:
+                env.globals[name] = _guard(name, _lazy(info))
         self._env = env
         self._globals = dict(env.globals)
         self._compile = functools.lru_cache(maxsize=cache_size)(self._compile_uncached)
