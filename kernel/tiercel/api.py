@@ -18,8 +18,9 @@ from typing import Any, BinaryIO, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 __all__ = [
-    "Component", "Example", "Retry", "Task", "FlowableTask", "TaskError",
-    "Trigger", "PollingTrigger", "RealtimeTrigger", "TriggerEvent",
+    "Component", "Example", "Retry", "Task", "FlowableTask", "FlowableRun", "ChildRun", "Status", "TaskError",
+    "Trigger", "PollingTrigger", "RealtimeTrigger", "ScheduleTrigger", "ExecutionTrigger", "WebhookTrigger",
+    "TriggerEvent",
     "Runner", "ScriptJob", "ScriptResult", "Storage", "StorageError", "RunContext",
     "is_expression", "contains_expression",
 ]
@@ -124,10 +125,173 @@ class Task(Component):
         raise NotImplementedError(f"{self.type} does not run on a worker")
 
 
+#: What :meth:`FlowableTask.resolve` returns: ``"RUNNING"`` while unfinished, else the terminal
+#: state the flowable ends in (``"SUCCESS"``, ``"WARNING"``, ``"FAILED"``, ``"KILLED"``…); a
+#: ``tiercel.model.State`` is one of these strings.
+Status = str
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """A child task run as a flowable sees it: which task, which loop key, its state and outputs."""
+
+    task_id: str
+    key: Any
+    state: str
+    outputs: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class SubflowRequest:
+    """A child execution a flowable asks for (see :meth:`FlowableRun.start_subflow`)."""
+
+    namespace: str
+    flow_id: str
+    revision: int | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    wait: bool = True
+
+
+@dataclass(frozen=True)
+class SubflowResult:
+    """How a child execution ended (or failed to start: ``execution_id`` None and ``error`` set)."""
+
+    execution_id: str | None
+    state: str
+    outputs: dict[str, Any]
+    error: str | None
+
+
+class FlowableRun(abc.ABC):
+    """What a flowable task sees while the executor resolves it: its run, its children, its requests.
+
+    Every method is pure bookkeeping on the execution (no I/O): starting children, timers,
+    subflows and file work are carried out by the engine after the step is persisted, and their
+    results arrive by calling :meth:`FlowableTask.resolve` again.
+    """
+
+    #: What the flowable decided so far: an instance of its ``Progress`` model, changed in place, persisted.
+    progress: Any
+    #: This run's loop value (``taskrun.value``), None outside loops.
+    value: str | None
+    #: Outputs of this task run (read as ``outputs.<id>.…``); set them as the flowable decides.
+    outputs: dict[str, Any] | None
+    #: Why the run failed, shown to the user; set it before returning ``FAILED``.
+    error: str | None
+    #: The engine's clock for this step (epoch seconds).
+    now: float
+
+    @abc.abstractmethod
+    def render(self, value: Any, **extra: Any) -> Any:
+        """Render expressions in *value* with this run's variables (``taskrun.value``, ``outputs``…);
+        *extra* variables are merged one level deep (``taskrun={"items": uri}`` adds to ``taskrun``)."""
+
+    @abc.abstractmethod
+    def truthy(self, value: Any) -> bool:
+        """Kestra's truthiness: false, 0, -0 and the empty string are false (after rendering)."""
+
+    @abc.abstractmethod
+    def sequence(self, tasks: list[Task], key: Any = None, value: str | None = None) -> Status:
+        """Run *tasks* one after the other as children (a loop passes a *key* and a *value* per
+        iteration); RUNNING while unfinished, else their combined state (the first failure stops)."""
+
+    @abc.abstractmethod
+    def fan_out(self, count: int, branch: Callable[[int], Status], *, limit: int = 0,
+                index_of: Callable[[ChildRun], int | None] | None = None, stop_on_failure: bool = True) -> Status:
+        """Run *count* branches, at most *limit* at once (0: all), each ``branch(i)`` a status.
+
+        *index_of* tells which branch a finished child belongs to, so each change costs O(1).
+        RUNNING while branches remain; else the worst branch state.
+        """
+
+    @abc.abstractmethod
+    def child(self, task_id: str, key: Any = None) -> ChildRun | None:
+        """The child run of *task_id* (with loop *key*), None when not started."""
+
+    @abc.abstractmethod
+    def start(self, task: Task, key: Any = None, value: str | None = None) -> ChildRun:
+        """Start one child task run now (Dag-like flowables choose which)."""
+
+    @property
+    @abc.abstractmethod
+    def changed(self) -> ChildRun | None:
+        """The child whose end made the engine resolve this flowable again (None otherwise)."""
+
+    @abc.abstractmethod
+    def wake_at(self, when: float, name: str) -> None:
+        """Resolve this flowable again at *when* (epoch seconds); :attr:`woken` then says *name*."""
+
+    @property
+    @abc.abstractmethod
+    def woken(self) -> str | None:
+        """The name of the timer that fired, when a timer is why the flowable is resolved now."""
+
+    @abc.abstractmethod
+    def pause(self) -> None:
+        """Hold this run PAUSED until it is resumed (or a timer set with :meth:`wake_at` fires)."""
+
+    @property
+    @abc.abstractmethod
+    def resumed(self) -> dict[str, Any] | None:
+        """The inputs a resume brought (see :meth:`FlowableTask.on_resume`), None until resumed."""
+
+    @abc.abstractmethod
+    def start_subflow(self, request: SubflowRequest, index: int | None = None) -> None:
+        """Start a child execution; its end is in :attr:`subflows` by *index* when resolved again."""
+
+    @property
+    @abc.abstractmethod
+    def subflows(self) -> dict[int | None, SubflowResult | None]:
+        """Child executions asked for, by index: their result once ended, None while they run."""
+
+    @abc.abstractmethod
+    def files(self, kind: str, **params: Any) -> Any:
+        """File work done by the engine off the executor, asked once: ``split`` (a tiercel:// file
+        into batch files), ``write`` (input files into the shared working directory) or ``collect``
+        (output files out of it). None while pending, then its result; a failure fails the run."""
+
+    @abc.abstractmethod
+    def share_working_directory(self) -> None:
+        """Give this run and every task under it one working directory (removed when the execution ends)."""
+
+    @abc.abstractmethod
+    def set_labels(self, labels: dict[str, str]) -> None:
+        """Add or replace labels of the execution."""
+
+    @abc.abstractmethod
+    def resume_execution(self, execution_id: str | None, inputs: dict[str, Any]) -> None:
+        """Resume a paused execution (this one when *execution_id* is None) with *inputs*."""
+
+
 class FlowableTask(Task):
-    """A task that holds other tasks; the executor resolves it and it never holds a worker."""
+    """A task resolved by the executor: it holds other tasks (or only changes the execution) and
+    never holds a worker.
+
+    Implement :meth:`resolve`; keep what you need between two resolutions in ``run.progress``,
+    an instance of the nested ``Progress`` model (persisted with the task run, so a restarted
+    engine resumes where it was). ``errors`` and ``finally`` blocks, when the model declares them, are
+    run by the engine after the status :meth:`resolve` returns.
+    """
 
     static_fields: ClassVar[frozenset[str]] = Task.static_fields | {"tasks", "errors", "finally_", "then", "else_", "cases", "defaults"}
+
+    class Progress(BaseModel):
+        """What a flowable decided so far (which branch, which values); subclasses declare fields."""
+
+        model_config = ConfigDict(extra="ignore")
+
+    def resolve(self, run: FlowableRun) -> Status:
+        """Decide what runs next and whether this task ended: called when the task run starts, each
+        time a child ends, a timer fires, a subflow ends or file work is done.
+
+        Return ``"RUNNING"`` while unfinished, else the terminal state. Never blocks, never does I/O.
+        """
+        raise NotImplementedError(f"{self.type} is a FlowableTask but does not implement resolve(run)")
+
+    def on_resume(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Check the inputs of a resume of this paused run; raise ValueError to refuse it (it stays paused)."""
+        return inputs
 
 
 class TaskError(Exception):
@@ -184,6 +348,53 @@ class RealtimeTrigger(Trigger):
         raise NotImplementedError
 
 
+class ScheduleTrigger(Trigger):
+    """A trigger the clock fires: the scheduler asks it for its dates and starts one execution per
+    date, exactly once (a tick claimed in the same transaction as its execution), with backfills and
+    missed dates handled the same way for every kind. ``trigger.date``, ``trigger.next`` and
+    ``trigger.previous`` are the dates around an execution."""
+
+    lateMaximumDelay: timedelta | None = Field(None, description="Skip an execution that would start later than this after its scheduled date.")
+    recoverMissedSchedules: Literal["ALL", "LAST", "NONE"] = Field(
+        "ALL", description="After downtime: start every missed execution (ALL), only the latest (LAST), or none (NONE).")
+
+    def next_fire(self, after: float) -> float:
+        """The first scheduled instant (epoch seconds) strictly after *after*."""
+        raise NotImplementedError
+
+    def previous_fire(self, before: float) -> float:
+        """The last scheduled instant strictly before *before*."""
+        raise NotImplementedError
+
+    def zone(self) -> Any:
+        """The time zone dates are shown in (a ``tzinfo``)."""
+        from datetime import datetime
+
+        return datetime.now().astimezone().tzinfo
+
+    def signature(self) -> str:
+        """What defines the dates; when it changes (a new cron, say) the schedule restarts from now."""
+        return type(self).type
+
+
+class ExecutionTrigger(Trigger):
+    """A trigger fired when executions of other flows end (or reach given states), evaluated by the
+    process where they end. ``trigger.executionId``, ``trigger.namespace``, ``trigger.flowId``,
+    ``trigger.state``, ``trigger.outputs`` and ``trigger.labels`` describe the upstream execution."""
+
+    states: list[str] | None = Field(None, description="Upstream states that start this flow; every end state by default.")
+    preconditions: Any = Field(None, description="Upstream flows and filters that must all be met (within a time window).")
+
+
+class WebhookTrigger(Trigger):
+    """A trigger fired by an HTTP call to ``/api/v1/executions/webhook/<namespace>/<flowId>/<key>``:
+    the server matches the key (in constant time) and starts the execution. ``trigger.body``,
+    ``trigger.headers`` and ``trigger.parameters`` describe the call."""
+
+    key: str = Field(min_length=1, max_length=256, description="Secret part of the webhook URL; long and random (at least 8 characters recommended).")
+    wait: bool = Field(False, description="Answer the HTTP call only when the execution ends, with its outputs.")
+
+
 @dataclass
 class ScriptJob:
     """Commands for a runner: what to run, with which files and environment."""
@@ -205,6 +416,10 @@ class ScriptResult:
     exit_code: int
     output_files: dict[str, Path] = field(default_factory=dict)
     stderr_tail: str = ""
+
+
+#: The runner of a task that sets no ``taskRunner``: the core plugin's local process runner.
+DEFAULT_RUNNER = "core.Process"
 
 
 class Runner(Component):

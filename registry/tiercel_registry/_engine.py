@@ -138,7 +138,7 @@ def run(text: str, registry: Any, inputs: dict[str, Any] | None = None, timeout:
             raise TimeoutError(f"the flow did not end within {timeout:g} s") from None
         finally:
             root.removeHandler(capture)
-        return Outcome(rt.repo.execution_json(ex.id), logs, capture.lines)
+        return Outcome(rt.stores.executions.json(ex.id), logs, capture.lines)
 
 
 def run_loop(coro: Any) -> Any:
@@ -161,7 +161,7 @@ def run_context(rt: Any, task_id: str = "probe") -> Any:
     from tiercel.engine.context import TaskRunContext
 
     lines: list[tuple[str, str]] = []
-    ctx = TaskRunContext(runtime=rt, namespace="conformance", flow_id="probe", execution_id="probe",
+    ctx = TaskRunContext(host=rt, namespace="conformance", flow_id="probe", execution_id="probe",
                          task_run_id="probe", task_id=task_id, attempt=1,
                          variables={"flow": {"id": "probe", "namespace": "conformance"}}, secrets=set(),
                          emit_log=lambda level, message, ts: lines.append((level, message)))

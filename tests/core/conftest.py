@@ -27,6 +27,7 @@ class FakeRunContext(RunContext):
         self.attempt = 1
         self.working_dir = working_dir
         self.records: list[logging.LogRecord] = []
+        self.tracked: dict[str, Any] = {}
         self.logger = logging.getLogger(f"tiercel.test.{id(self)}")
         self.logger.setLevel(1)
         self.logger.propagate = False
@@ -68,6 +69,13 @@ class FakeRunContext(RunContext):
 
     def runner(self, spec: dict[str, Any] | None = None) -> Runner:
         raise NotImplementedError
+
+    def track(self, key: str, value: Any) -> None:
+        self.tracked[key] = value
+
+    @property
+    def leftovers(self) -> list[dict[str, Any]]:
+        return []
 
     @property
     def cancelled(self) -> bool:

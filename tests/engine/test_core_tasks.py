@@ -353,10 +353,9 @@ tasks:
 """)
     assert ex["state"] == "SUCCESS"
     assert task_run(ex, "leak")["outputs"]["value"] == "******"
-    from tiercel.backend.db import Database
-    from tiercel.backend.repository import Repository
+    from tiercel.backend import Stores
 
-    logs = Repository(Database(tmp_path / "home" / "tiercel.db")).logs(ex["id"])
+    logs = Stores.open(tmp_path / "home" / "tiercel.db").logs.query(ex["id"])
     assert any("token=******" in entry["message"] for entry in logs)
     assert not any("s3cr3t-value" in entry["message"] for entry in logs)
 
@@ -384,7 +383,7 @@ tasks:
         rt.submit(first)
         rt.submit(second)
         a = await rt.wait(first.id)
-        b = rt.repo.load_execution(second.id)
+        b = rt.stores.executions.load(second.id)
         stop.set()
         await loop
         return a, b
@@ -524,7 +523,6 @@ tasks:
 def test_restart_reruns_only_the_failed_iteration_of_a_foreach(tmp_path, limit):
     import asyncio
 
-    from tiercel.engine.executor import Event
     from tiercel.engine.runtime import Runtime
     from tiercel.flow import load_flow
 
@@ -547,12 +545,12 @@ tasks:
         ex = rt.new_execution(flow, {})
         rt.submit(ex)
         first = (await rt.wait(ex.id)).state
-        rt.post(ex.id, Event("restart"))
+        rt.restart(ex.id)
         second = await rt.wait(ex.id)
         stop.set()
         rt.wake()
         await loop
-        return first, rt.repo.execution_json(second.id)
+        return first, rt.stores.executions.json(second.id)
 
     first, ex = asyncio.run(main())
     rt.close()

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tiercel.engine.model import Execution
+from tiercel.model import Execution
 from tiercel.engine.scheduler import Conditions, window_open
 
 UPSTREAM = """\

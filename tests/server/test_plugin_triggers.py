@@ -130,7 +130,6 @@ async def until(predicate, timeout: float = 10.0) -> None:
 
 
 def test_polling_and_realtime_triggers_deliver_once_and_follow_deploys(tmp_path, registry, caplog):
-    from tiercel.backend.trigger_store import TriggerStore
     from tiercel.engine.runtime import Runtime
     from tiercel.engine.triggers import TriggerRunner
 
@@ -147,7 +146,7 @@ def test_polling_and_realtime_triggers_deliver_once_and_follow_deploys(tmp_path,
         from tiercel.flow import load_flow
 
         f = load_flow(source, registry=registry)
-        rt.repo.deploy_flow(f.namespace, f.id, source)
+        rt.stores.flows.deploy(f.namespace, f.id, source)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -184,16 +183,16 @@ def test_polling_and_realtime_triggers_deliver_once_and_follow_deploys(tmp_path,
         assert sum("source unreachable" in r.getMessage() for r in caplog.records) == 1
 
         # disabled: its task stops (the port is free again); enabled: it listens again
-        TriggerStore(rt.db).set_disabled("demo.plugins", "udp", "udp", "testtrig.Datagrams", True)
+        rt.stores.triggers.set_disabled("demo.plugins", "udp", "udp", "testtrig.Datagrams", True)
         await until(lambda: ("demo.plugins", "udp", "udp") not in runner.tasks)
         await asyncio.sleep(0.1)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.bind(("127.0.0.1", port))
-        TriggerStore(rt.db).set_disabled("demo.plugins", "udp", "udp", "testtrig.Datagrams", False)
+        rt.stores.triggers.set_disabled("demo.plugins", "udp", "udp", "testtrig.Datagrams", False)
         await until(lambda: ("demo.plugins", "udp", "udp") in runner.tasks)
 
         # deleted: stopped
-        rt.repo.delete_flow("demo.plugins", "files")
+        rt.stores.flows.delete("demo.plugins", "files")
         await until(lambda: ("demo.plugins", "files", "files") not in runner.tasks)
         (folder / "d.txt").write_text("d")
         await asyncio.sleep(0.3)

@@ -9,7 +9,7 @@ import pytest
 
 from tiercel.core.triggers import Schedule
 from tiercel.engine.runtime import Runtime
-from tiercel.engine.scheduler import Scheduler, next_fire, prev_fire
+from tiercel.engine.scheduler import Scheduler
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -25,7 +25,7 @@ def local(t: float, tz=PARIS) -> str:
 def fires(trigger: Schedule, start: float, n: int) -> list[str]:
     out, t = [], start
     for _ in range(n):
-        t = next_fire(trigger, t)
+        t = trigger.next_fire(t)
         out.append(local(t, trigger.tzinfo()))
     return out
 
@@ -43,7 +43,7 @@ def test_daily_cron_across_dst_changes():
                                                                           "09:00:00-04:00", "09:00:00-04:00"]
     hourly = Schedule(id="h", cron="@hourly", timezone="Europe/Paris")
     assert fires(hourly, ts("2026-03-29T00:30:00"), 2) == ["2026-03-29T03:00:00+02:00", "2026-03-29T04:00:00+02:00"]
-    assert prev_fire(daily, next_fire(daily, ts("2026-03-27T12:00:00"))) < next_fire(daily, ts("2026-03-27T12:00:00"))
+    assert daily.previous_fire(daily.next_fire(ts("2026-03-27T12:00:00"))) < daily.next_fire(ts("2026-03-27T12:00:00"))
 
 
 def test_with_seconds_and_nicknames():
@@ -90,7 +90,7 @@ def deploy(rt, source: str) -> None:
     from tiercel.flow import load_flow
 
     f = load_flow(source)
-    rt.repo.deploy_flow(f.namespace, f.id, source)
+    rt.stores.flows.deploy(f.namespace, f.id, source)
 
 
 def dates(rt, flow_id: str) -> list[str]:
@@ -127,15 +127,13 @@ def test_missed_dates_after_downtime_follow_the_policy(rt, policy, expected):
     ("NONE", ["00:00:10", "00:00:50"]),
 ])
 def test_missed_dates_after_disable_then_enable(rt, policy, expected):
-    from tiercel.backend.trigger_store import TriggerStore
-
     clock = Clock(ts("2026-01-01T00:00:05"))
     deploy(rt, flow(policy))
     scheduler = Scheduler(rt, clock=clock)
     scheduler.tick()
     clock.now = ts("2026-01-01T00:00:10.1")
     scheduler.tick()
-    store = TriggerStore(rt.db)
+    store = rt.stores.triggers
     store.set_disabled("demo.clock", f"every10_{policy.lower()}", "tick", "core.Schedule", True)
     for second in (15, 25, 35, 45):
         clock.now = ts(f"2026-01-01T00:00:{second}")
@@ -189,7 +187,7 @@ def test_backfill_fires_in_order_within_the_concurrency_limit(rt):
 
 
 def test_schedule_conditions_skip_dates_and_stop_after_disables(rt):
-    from tiercel.engine.model import Execution
+    from tiercel.model import Execution
 
     clock = Clock(ts("2026-01-02T23:00:00"))  # a Friday
     deploy(rt, """\

@@ -56,6 +56,7 @@ executions = Table(
     Index("ix_executions_flow", "namespace", "flow_id", "state"),
     Index("ix_executions_state", "state"),
     Index("ix_executions_created", "created_at"),
+    Index("ix_executions_owner", "owner"),
 )
 
 task_runs = Table(
@@ -131,14 +132,14 @@ jobs = Table(
     Index("ix_jobs_execution", "execution_id"),
 )
 
-events = Table(
-    "events", metadata,
+commands = Table(  # kill/resume/restart/start sent to an execution owned by another process; deleted once applied
+    "commands", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("execution_id", Text, nullable=False),
     Column("kind", Text, nullable=False),
     Column("payload", Text),
     Column("created_at", Float, nullable=False),
-    Index("ix_events_execution", "execution_id"),
+    Index("ix_commands_execution", "execution_id"),
 )
 
 triggers = Table(
@@ -177,11 +178,13 @@ kv = Table(
     PrimaryKeyConstraint("namespace", "key"),
 )
 
-workers = Table(
-    "workers", metadata,
+processes = Table(  # every live Tiercel process, with its heartbeat (one row per process, not per job)
+    "processes", metadata,
     Column("id", Text, primary_key=True),
+    Column("kind", Text, nullable=False, server_default="server"),
     Column("host", Text, nullable=False),
     Column("pid", Integer, nullable=False),
+    Column("version", Text),
     Column("started_at", Float, nullable=False),
     Column("last_seen", Float, nullable=False),
 )

@@ -11,7 +11,7 @@ CREATE TABLE attempts (
 	PRIMARY KEY (task_run_id, attempt)
 );
 CREATE INDEX ix_attempts_execution ON attempts (execution_id);
-CREATE TABLE events (
+CREATE TABLE commands (
 	id INTEGER NOT NULL, 
 	execution_id TEXT NOT NULL, 
 	kind TEXT NOT NULL, 
@@ -19,7 +19,7 @@ CREATE TABLE events (
 	created_at FLOAT NOT NULL, 
 	PRIMARY KEY (id)
 );
-CREATE INDEX ix_events_execution ON events (execution_id);
+CREATE INDEX ix_commands_execution ON commands (execution_id);
 CREATE TABLE executions (
 	id TEXT NOT NULL, 
 	namespace TEXT NOT NULL, 
@@ -46,6 +46,7 @@ CREATE TABLE executions (
 );
 CREATE INDEX ix_executions_created ON executions (created_at);
 CREATE INDEX ix_executions_flow ON executions (namespace, flow_id, state);
+CREATE INDEX ix_executions_owner ON executions (owner);
 CREATE INDEX ix_executions_state ON executions (state);
 CREATE TABLE flow_sources (
 	hash TEXT NOT NULL, 
@@ -104,6 +105,16 @@ CREATE TABLE metrics (
 	PRIMARY KEY (id)
 );
 CREATE INDEX ix_metrics_execution ON metrics (execution_id);
+CREATE TABLE processes (
+	id TEXT NOT NULL, 
+	kind TEXT DEFAULT 'server' NOT NULL, 
+	host TEXT NOT NULL, 
+	pid INTEGER NOT NULL, 
+	version TEXT, 
+	started_at FLOAT NOT NULL, 
+	last_seen FLOAT NOT NULL, 
+	PRIMARY KEY (id)
+);
 CREATE TABLE task_runs (
 	id TEXT NOT NULL, 
 	execution_id TEXT NOT NULL, 
@@ -144,12 +155,4 @@ CREATE TABLE triggers (
 	state TEXT, 
 	updated_at FLOAT, 
 	PRIMARY KEY (namespace, flow_id, trigger_id)
-);
-CREATE TABLE workers (
-	id TEXT NOT NULL, 
-	host TEXT NOT NULL, 
-	pid INTEGER NOT NULL, 
-	started_at FLOAT NOT NULL, 
-	last_seen FLOAT NOT NULL, 
-	PRIMARY KEY (id)
 );

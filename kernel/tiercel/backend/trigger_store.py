@@ -1,4 +1,4 @@
-"""Queries of the scheduler, the trigger runners and the triggers API.
+"""Trigger rows (next date, last fire, enabled, state) and schedule ticks: the scheduler's store.
 
 A schedule tick is claimed by inserting ``(namespace, flow_id, trigger_id, key)`` into
 ``trigger_ticks`` (its primary key) inside the transaction that creates the execution:
@@ -13,8 +13,6 @@ import time
 from typing import Any
 
 from tiercel.backend.db import Database
-
-_TERMINAL = "('SUCCESS', 'WARNING', 'FAILED', 'KILLED', 'CANCELLED', 'SKIPPED')"
 
 
 class TriggerStore:
@@ -58,9 +56,23 @@ class TriggerStore:
             "ON CONFLICT (namespace, flow_id, trigger_id) DO UPDATE SET disabled = excluded.disabled, "
             "updated_at = excluded.updated_at", (namespace, flow_id, trigger_id, type_, int(disabled), time.time()))
 
-    def save_state(self, namespace: str, flow_id: str, trigger_id: str, state: dict[str, Any]) -> None:
-        self.db.execute("UPDATE triggers SET state = ?, updated_at = ? WHERE namespace = ? AND flow_id = ? "
-                        "AND trigger_id = ?", (_dumps(state), time.time(), namespace, flow_id, trigger_id))
+    def save_state(self, namespace: str, flow_id: str, trigger_id: str, state: dict[str, Any],
+                   type_: str | None = None) -> None:
+        """Replace the trigger's state dict (creating its row when *type_* is given and it has none)."""
+        if type_ is None:
+            self.db.execute("UPDATE triggers SET state = ?, updated_at = ? WHERE namespace = ? AND flow_id = ? "
+                            "AND trigger_id = ?", (_dumps(state), time.time(), namespace, flow_id, trigger_id))
+            return
+        self.db.execute("INSERT INTO triggers (namespace, flow_id, trigger_id, type, state, updated_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (namespace, flow_id, trigger_id) DO UPDATE SET "
+                        "state = excluded.state, updated_at = excluded.updated_at",
+                        (namespace, flow_id, trigger_id, type_, _dumps(state), time.time()))
+
+    def state(self, namespace: str, flow_id: str, trigger_id: str) -> dict[str, Any]:
+        """The state dict a polling trigger keeps across polls (empty when it has none yet)."""
+        row = self.db.one("SELECT state FROM triggers WHERE namespace = ? AND flow_id = ? AND trigger_id = ?",
+                          (namespace, flow_id, trigger_id))
+        return json.loads(row[0]) if row and row[0] else {}
 
     def advance(self, namespace: str, flow_id: str, trigger_id: str, next_at: float | None,
                 fired_at: float | None = None, execution_id: str | None = None) -> None:
@@ -81,38 +93,13 @@ class TriggerStore:
     def claim_tick(self, namespace: str, flow_id: str, trigger_id: str, key: str) -> bool:
         """Insert the tick; False when another scheduler (or an earlier run) already did."""
         with self.db.transaction() as conn:
-            return conn.execute("INSERT OR IGNORE INTO trigger_ticks (namespace, flow_id, trigger_id, key, created_at) "
-                                "VALUES (?, ?, ?, ?, ?)", (namespace, flow_id, trigger_id, key, time.time())).rowcount == 1
+            return conn.execute("INSERT INTO trigger_ticks (namespace, flow_id, trigger_id, key, created_at) "
+                                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                                (namespace, flow_id, trigger_id, key, time.time())).rowcount == 1
 
     def set_tick_execution(self, namespace: str, flow_id: str, trigger_id: str, key: str, execution_id: str) -> None:
         self.db.execute("UPDATE trigger_ticks SET execution_id = ? WHERE namespace = ? AND flow_id = ? AND trigger_id = ? "
                         "AND key = ?", (execution_id, namespace, flow_id, trigger_id, key))
-
-    # --- flows and executions -----------------------------------------------------------
-    def flows_signature(self) -> tuple:
-        """Changes whenever a flow is deployed, updated or deleted (the flows table only grows)."""
-        return tuple(self.db.one("SELECT COUNT(*), MAX(rowid) FROM flows") or ())
-
-    def active_count(self, namespace: str, flow_id: str) -> int:
-        """Executions of the flow not yet ended (created, queued, running, paused…)."""
-        return self.db.one(f"SELECT COUNT(*) FROM executions WHERE namespace = ? AND flow_id = ? "
-                           f"AND state NOT IN {_TERMINAL}", (namespace, flow_id))[0]
-
-    def unfinished(self) -> list[tuple[str, str | None, str, str, str]]:
-        """(id, owner, state, namespace, flow_id) of every execution not ended, oldest first."""
-        return [tuple(r) for r in self.db.query(
-            f"SELECT id, owner, state, namespace, flow_id FROM executions WHERE state NOT IN {_TERMINAL} "
-            f"ORDER BY created_at, rowid")]
-
-    def take_over(self, execution_id: str, old_owner: str | None, new_owner: str) -> bool:
-        """Become the owner of an orphaned execution, unless another process just did."""
-        with self.db.transaction() as conn:
-            return conn.execute("UPDATE executions SET owner = ? WHERE id = ? AND owner IS ?",
-                                (new_owner, execution_id, old_owner)).rowcount == 1
-
-    def release(self, owner: str) -> None:
-        """Leave this process's unfinished executions to whichever process starts next."""
-        self.db.execute(f"UPDATE executions SET owner = NULL WHERE owner = ? AND state NOT IN {_TERMINAL}", (owner,))
 
 
 def _dumps(value: Any) -> str | None:

@@ -26,7 +26,7 @@ def _runtime(home: Path | None) -> Any:
 
 
 def _load(rt: Any, execution_id: str) -> Any:
-    ex = rt.repo.load_execution(execution_id)
+    ex = rt.stores.executions.load(execution_id)
     if ex is None:
         raise click.ClickException(f"no execution `{execution_id}` in {rt.home}")
     return ex
@@ -42,7 +42,7 @@ def _finish(rt: Any, execution_id: str, as_json: bool, quiet: bool = False) -> N
     finally:
         if view is not None:
             view.close()
-    result = rt.repo.execution_json(final.id)
+    result = rt.stores.executions.json(final.id)
     rt.close()
     if as_json:
         click.echo(json.dumps(result, default=str))
@@ -54,10 +54,7 @@ def _finish(rt: Any, execution_id: str, as_json: bool, quiet: bool = False) -> N
 
 
 def _owned_elsewhere(rt: Any, execution_id: str) -> bool:
-    from tiercel.engine.runtime import _alive
-
-    owner = rt.repo.owner(execution_id)
-    return owner is not None and owner != rt.worker_id and _alive(owner, rt.repo)
+    return bool(rt.ownership.owned_elsewhere(execution_id))
 
 
 @click.group()
@@ -81,7 +78,7 @@ def list_(namespace: str | None, flow_id: str | None, states: tuple[str, ...], l
 
         return executions_list(server, namespace, flow_id, states, limit, as_json)
     rt = _runtime(home)
-    rows, total = rt.repo.search_executions(namespace, flow_id, [s.upper() for s in states] or None, size=limit)
+    rows, total = rt.stores.executions.search(namespace, flow_id, [s.upper() for s in states] or None, size=limit)
     if as_json:
         click.echo(json.dumps({"results": rows, "total": total}, default=str))
         return
@@ -140,14 +137,14 @@ def logs(execution_id: str, task_id: str | None, level: str | None, follow: bool
     _load(rt, execution_id)
     after = 0
     while True:
-        for entry in rt.repo.logs(execution_id, after, task_id, level):
+        for entry in rt.stores.logs.query(execution_id, after, task_id, level):
             after = entry["id"]
             if as_json:
                 click.echo(json.dumps(entry))
             else:
                 stamp = datetime.fromtimestamp(entry["timestamp"]).strftime("%H:%M:%S")
                 click.echo(f"{stamp} {entry['taskId'] or '-':<16} {entry['level']:<5} {entry['message']}")
-        if not follow or rt.repo.load_execution(execution_id).terminal:
+        if not follow or rt.stores.executions.load(execution_id).terminal:
             break
         time.sleep(0.3)
 
@@ -168,11 +165,11 @@ def kill(execution_id: str, as_json: bool, home: Path | None, server: str | None
     if ex.terminal:
         raise click.ClickException(f"execution {execution_id} already ended {ex.state}")
     if _owned_elsewhere(rt, execution_id):
-        rt.repo.add_event(execution_id, "kill")
+        rt.stores.commands.send(execution_id, "kill")
         click.echo(f"kill requested for {execution_id}")
         return
     rt.recover(execution_id)
-    rt.post(execution_id, _event("kill"))
+    rt.command(execution_id, "kill")
     _finish(rt, execution_id, as_json, quiet=True)
 
 
@@ -194,12 +191,12 @@ def resume(execution_id: str, inputs: tuple[str, ...], as_json: bool, home: Path
         raise click.ClickException(f"execution {execution_id} already ended {ex.state}; use `restart` to re-run it")
     payload = {"inputs": parse_inputs(inputs)}
     if _owned_elsewhere(rt, execution_id):
-        rt.repo.add_event(execution_id, "resume", payload)
+        rt.stores.commands.send(execution_id, "resume", payload)
         click.echo(f"resume requested for {execution_id}")
         return
     rt.recover(execution_id)
     if ex.state == "PAUSED" or any(tr.state == "PAUSED" for tr in ex.task_runs.values()):
-        rt.post(execution_id, _event("resume", payload))
+        rt.command(execution_id, "resume", payload)
     _finish(rt, execution_id, as_json)
 
 
@@ -220,8 +217,7 @@ def restart(execution_id: str, as_json: bool, home: Path | None, server: str | N
         raise click.ClickException(f"execution {execution_id} is still {ex.state}")
     if ex.state == "SUCCESS":
         raise click.ClickException(f"execution {execution_id} succeeded: nothing to restart (use `replay`)")
-    rt.repo.set_owner(execution_id, rt.worker_id)
-    rt.post(execution_id, _event("restart"))
+    rt.restart(execution_id)
     _finish(rt, execution_id, as_json)
 
 
@@ -249,8 +245,3 @@ def replay(execution_id: str, from_task: str | None, as_json: bool, home: Path |
         click.echo(f"replay of {execution_id}: execution {new.id}")
     _finish(rt, new.id, as_json)
 
-
-def _event(kind: str, payload: dict[str, Any] | None = None) -> Any:
-    from tiercel.engine.executor import Event
-
-    return Event(kind, data=payload or {})

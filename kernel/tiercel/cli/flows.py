@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -31,9 +32,6 @@ def deploy(directory: Path, namespace: str | None, delete: bool, dry_run: bool, 
         from tiercel.server.remote import flows_deploy
 
         return flows_deploy(server, directory, namespace, delete, dry_run)
-    from tiercel.backend.db import Database
-    from tiercel.backend.repository import Repository
-    from tiercel.engine.runtime import default_home
     from tiercel.flow import FlowValidationError, load_flow_file
     from tiercel.flow.loader import collect_files
 
@@ -53,16 +51,16 @@ def deploy(directory: Path, namespace: str | None, delete: bool, dry_run: bool, 
         click.echo("\n".join(problems), err=True)
         click.echo(f"nothing deployed: {len(problems)} invalid file(s)", err=True)
         sys.exit(1)
-    repo = Repository(Database((home or default_home()) / "tiercel.db"))
+    repo = _flows(home)
     seen = {(f.namespace, f.id) for f in found}
     created = updated = unchanged = removed = 0
     for flow in found:
-        before = repo.flow(flow.namespace, flow.id)
+        before = repo.get(flow.namespace, flow.id)
         if dry_run:
             changed = before is None or before["source"] != flow.source
             revision = (before["revision"] + 1 if before else 1) if changed else before["revision"]
         else:
-            revision, changed = repo.deploy_flow(flow.namespace, flow.id, flow.source)
+            revision, changed = repo.deploy(flow.namespace, flow.id, flow.source)
         if not changed:
             unchanged += 1
             continue
@@ -71,13 +69,13 @@ def deploy(directory: Path, namespace: str | None, delete: bool, dry_run: bool, 
         click.echo(f"{'+' if before is None else '~'} {flow.namespace}.{flow.id} (revision {revision})")
     if delete:
         namespaces = {namespace} if namespace else {f.namespace for f in found}
-        for row in repo.flows():
+        for row in repo.list():
             if (row["namespace"], row["id"]) in seen:
                 continue
             if not any(row["namespace"] == ns or row["namespace"].startswith(ns + ".") for ns in namespaces):
                 continue
             if not dry_run:
-                repo.delete_flow(row["namespace"], row["id"])
+                repo.delete(row["namespace"], row["id"])
             removed += 1
             click.echo(f"- {row['namespace']}.{row['id']}")
     prefix = "would deploy" if dry_run else "deployed"
@@ -95,11 +93,7 @@ def list_(namespace: str | None, as_json: bool, home: Path | None, server: str |
         from tiercel.server.remote import flows_list
 
         return flows_list(server, namespace, as_json)
-    from tiercel.backend.db import Database
-    from tiercel.backend.repository import Repository
-    from tiercel.engine.runtime import default_home
-
-    rows = Repository(Database((home or default_home()) / "tiercel.db")).flows(namespace)
+    rows = _flows(home).list(namespace)
     if as_json:
         click.echo(json.dumps([{k: r[k] for k in ("namespace", "id", "revision")} for r in rows]))
         return
@@ -121,11 +115,7 @@ def show(namespace: str, flow_id: str, revision: int | None, home: Path | None, 
         from tiercel.server.remote import flows_show
 
         return flows_show(server, namespace, flow_id, revision)
-    from tiercel.backend.db import Database
-    from tiercel.backend.repository import Repository
-    from tiercel.engine.runtime import default_home
-
-    row = Repository(Database((home or default_home()) / "tiercel.db")).flow(namespace, flow_id, revision)
+    row = _flows(home).get(namespace, flow_id, revision)
     if row is None:
         raise click.ClickException(f"no deployed flow {namespace}.{flow_id}")
     click.echo(row["source"], nl=False)
@@ -142,10 +132,14 @@ def delete(namespace: str, flow_id: str, home: Path | None, server: str | None) 
         from tiercel.server.remote import flows_delete
 
         return flows_delete(server, namespace, flow_id)
-    from tiercel.backend.db import Database
-    from tiercel.backend.repository import Repository
-    from tiercel.engine.runtime import default_home
-
-    if not Repository(Database((home or default_home()) / "tiercel.db")).delete_flow(namespace, flow_id):
+    if not _flows(home).delete(namespace, flow_id):
         raise click.ClickException(f"no deployed flow {namespace}.{flow_id}")
     click.echo(f"deleted {namespace}.{flow_id}")
+
+
+def _flows(home: Path | None) -> Any:
+    """The flow store of the home."""
+    from tiercel.backend import Stores
+    from tiercel.engine.runtime import default_home
+
+    return Stores.open((home or default_home()) / "tiercel.db").flows

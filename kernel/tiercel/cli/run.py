@@ -96,7 +96,7 @@ def run(flow_file: Path, inputs: tuple[str, ...], as_json: bool, quiet: bool, la
     except FlowValidationError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
-    from tiercel.engine.model import new_id
+    from tiercel.model import new_id
     from tiercel.engine.runtime import Runtime
 
     runtime = Runtime(home, flow_dirs=[flow_file.resolve().parent])
@@ -127,7 +127,7 @@ def run(flow_file: Path, inputs: tuple[str, ...], as_json: bool, quiet: bool, la
     finally:
         if view is not None:
             view.close()
-    result = runtime.repo.execution_json(final.id) if final is not None else None
+    result = runtime.stores.executions.json(final.id) if final is not None else None
     runtime.close()
     if result is None:
         sys.exit(1)

@@ -56,6 +56,24 @@ def labels_dict(labels: LabelsValue | None) -> dict[str, str]:
     return {label.key: label.value for label in labels}
 
 
+def rendered_labels(render: Any, labels: LabelsValue | str | None) -> dict[str, str]:
+    """Labels rendered with *render* (either form, or an expression giving either), values as text."""
+    if isinstance(labels, str):
+        labels = render(labels)
+    pairs = labels_dict(labels) if not isinstance(labels, list) or all(isinstance(i, Label) for i in labels) else \
+        {str(i["key"]): i["value"] for i in labels}
+    return {str(k): str(json_text(v)) for k, v in render(pairs).items()}
+
+
+def json_text(value: Any) -> Any:
+    """A label or message value as text: JSON (compact) for structures, Kestra's spelling for scalars."""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"), default=str)
+    if value is None:
+        return ""
+    return to_text(value)
+
+
 def check_user_labels(labels: LabelsValue | None) -> LabelsValue | None:
     """Refuse the ``system.`` prefix, which Kestra reserves for the platform."""
     for key in labels_dict(labels):

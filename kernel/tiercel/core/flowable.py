@@ -1,20 +1,27 @@
-"""Core flowable tasks: models and documentation only.
+"""Core flowable tasks: each resolves itself through the public :class:`tiercel.FlowableRun`.
 
-The executor resolves these (which child runs next, when the parent ends); none of them
-holds a worker. Child task fields are typed ``list[Task]`` (Dag: ``list[DagTask]``) so flow
-validation and the JSON Schema find them generically; Python keywords get a trailing
-underscore and a YAML alias (``finally_`` / ``finally``, ``else_`` / ``else``).
+The executor calls ``resolve(run)`` when the task run starts and each time something it waits
+for happens (a child ends, a timer fires, a subflow ends, file work is done); what a flowable
+decided so far lives in its ``Progress`` model. None of them holds a worker, and the engine
+knows none of them by name: a plugin's flowable works the same way. Child task fields are typed
+``list[Task]`` (Dag: ``list[DagTask]``) so flow validation and the JSON Schema find them
+generically; Python keywords get a trailing underscore and a YAML alias (``finally_`` /
+``finally``, ``else_`` / ``else``).
 """
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any, ClassVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tiercel.api import Example, FlowableTask, Task
-from tiercel.core._common import AnyText, LabelsValue, Tasks, Text, check_user_labels, to_text
+from tiercel.api import Example, FlowableRun, FlowableTask, Status, SubflowRequest, Task
+from tiercel.core._common import AnyText, LabelsValue, Tasks, Text, check_user_labels, rendered_labels, to_text
+
+RUNNING = "RUNNING"
+FAILED_STATES = ("FAILED", "KILLED", "CANCELLED")
 
 
 def _errors() -> Any:
@@ -60,6 +67,9 @@ tasks:
     errors: Tasks | None = _errors()
     finally_: Tasks | None = _finally()
 
+    def resolve(self, run: FlowableRun) -> Status:
+        return run.sequence(self.tasks)
+
 
 class Parallel(FlowableTask):
     """Run child tasks at the same time, at most ``concurrent`` at once (0: no limit)."""
@@ -90,6 +100,12 @@ tasks:
     concurrent: int = Field(0, ge=0, description="Maximum number of child tasks running at once; 0 means no limit.")
     errors: Tasks | None = _errors()
     finally_: Tasks | None = _finally()
+
+    def resolve(self, run: FlowableRun) -> Status:
+        tasks = [t for t in self.tasks if not t.disabled]
+        positions = {t.id: i for i, t in enumerate(tasks)}
+        return run.fan_out(len(tasks), lambda i: run.sequence([tasks[i]]), limit=_int(run.render(self.concurrent)),
+                           index_of=lambda child: positions.get(child.task_id), stop_on_failure=False)
 
 
 class If(FlowableTask):
@@ -129,6 +145,15 @@ tasks:
     else_: Tasks | None = Field(None, alias="else", description="Tasks run when the condition is false.")
     errors: Tasks | None = _errors()
     finally_: Tasks | None = _finally()
+
+    class Progress(FlowableTask.Progress):
+        branch: str | None = None  # "then" or "else", decided once
+
+    def resolve(self, run: FlowableRun) -> Status:
+        if run.progress.branch is None:
+            run.progress.branch = "then" if run.truthy(run.render(self.condition)) else "else"
+            run.outputs = {"condition": run.progress.branch == "then"}
+        return run.sequence((self.then if run.progress.branch == "then" else self.else_) or [])
 
 
 class Switch(FlowableTask):
@@ -185,6 +210,21 @@ tasks:
             raise ValueError("core.Switch needs `cases`, `defaults` or both")
         return self
 
+    class Progress(FlowableTask.Progress):
+        decided: bool = False
+        case: str | None = None  # the matching key; None: the defaults
+
+    def resolve(self, run: FlowableRun) -> Status:
+        cases = self.cases or {}
+        if not run.progress.decided:
+            value = run.render(self.value)
+            value = "" if value is None else (json.dumps(value) if isinstance(value, (dict, list)) else
+                                              str(value).lower() if isinstance(value, bool) else str(value))
+            run.progress.decided, run.progress.case = True, value if value in cases else None
+            run.outputs = {"value": value, "defaults": run.progress.case is None}
+        case = run.progress.case
+        return run.sequence((cases.get(case) if case is not None else self.defaults) or [])
+
 
 class ForEach(FlowableTask):
     """Run ``tasks`` once per value, one at a time by default (``concurrencyLimit: 0`` runs all at once).
@@ -237,6 +277,17 @@ tasks:
     tasks: Tasks = Field(min_length=1, description="Tasks run for each value.")
     errors: Tasks | None = _errors()
     finally_: Tasks | None = _finally()
+
+    class Progress(FlowableTask.Progress):
+        values: list[Any] | None = None  # rendered once, when the loop starts
+
+    def resolve(self, run: FlowableRun) -> Status:
+        if run.progress.values is None:
+            run.progress.values = _as_list(run.render(self.values))
+            run.outputs = {"count": len(run.progress.values)}
+        values = run.progress.values
+        return run.fan_out(len(values), lambda i: run.sequence(self.tasks, key=i, value=_value_text(values[i])),
+                           limit=_int(run.render(self.concurrencyLimit)), index_of=lambda child: child.key)
 
 
 class EachParallel(ForEach):
@@ -291,8 +342,12 @@ tasks:
     ]
 
     tasks: Tasks = Field(min_length=1, description="Tasks to run in order; their failure only warns.")
+    allowFailure: bool = Field(True, description="A failure inside ends this block WARNING (after `errors` ran).")
     errors: Tasks | None = _errors()
     finally_: Tasks | None = _finally()
+
+    def resolve(self, run: FlowableRun) -> Status:
+        return run.sequence(self.tasks)
 
 
 class DagTask(BaseModel):
@@ -346,6 +401,37 @@ tasks:
     concurrent: int = Field(0, ge=0, description="Maximum number of tasks running at once; 0 means no limit.")
     errors: Tasks | None = _errors()
     finally_: Tasks | None = _finally()
+
+    def resolve(self, run: FlowableRun) -> Status:
+        """Start every node whose dependencies succeeded, at most `concurrent` at a time."""
+        nodes = {n.task.id: n for n in self.tasks if not n.task.disabled}
+        limit = _int(run.render(self.concurrent)) or len(nodes)
+        succeeded = ("SUCCESS", "WARNING", "SKIPPED")
+
+        def states() -> dict[str, str | None]:
+            return {tid: (child.state if (child := run.child(tid)) else None) for tid in nodes}
+
+        started = True
+        while started:  # a node that ends at once (skipped by runIf, say) may unlock others
+            now = states()
+            if any(s in FAILED_STATES for s in now.values()):
+                break
+            running = sum(1 for s in now.values() if s is not None and s not in _ENDED)
+            ready = [tid for tid, s in now.items()
+                     if s is None and all(now.get(dep) in succeeded for dep in nodes[tid].dependsOn or [])]
+            room = ready[:max(0, limit - running)]
+            started = bool(room)
+            for tid in room:
+                run.start(nodes[tid].task)
+        now = states()
+        if any(s is not None and s not in _ENDED for s in now.values()):
+            return RUNNING
+        if any(s in FAILED_STATES for s in now.values()):
+            return "FAILED"
+        if any(s is None for s in now.values()):
+            run.error = "nodes could never start: " + ", ".join(t for t, s in now.items() if s is None)
+            return "FAILED"
+        return _worst(s for s in now.values() if s is not None)
 
     @model_validator(mode="after")
     def _acyclic(self) -> Dag:
@@ -429,6 +515,37 @@ tasks:
     errors: Tasks | None = _errors()
     finally_: Tasks | None = _finally()
 
+    class Progress(FlowableTask.Progress):
+        iteration: int = 0
+        since: float | None = None
+        waiting: bool = False  # between two iterations, until the interval's timer fires
+
+    def resolve(self, run: FlowableRun) -> Status:
+        p = run.progress
+        if p.since is None:
+            p.since = run.now
+        if p.waiting:
+            if run.woken != "next":
+                return RUNNING
+            p.waiting, p.iteration = False, p.iteration + 1
+        status = run.sequence(self.tasks, key=p.iteration)
+        if status == RUNNING:
+            return RUNNING
+        run.outputs = {"iterationCount": p.iteration + 1}
+        if status in FAILED_STATES:
+            return status
+        if run.truthy(run.render(self.condition)):
+            return "SUCCESS"
+        freq = self.checkFrequency
+        if p.iteration + 1 >= freq.maxIterations or run.now - p.since >= freq.maxDuration.total_seconds():
+            if self.failOnMaxReached:
+                run.error = f"condition still false after {p.iteration + 1} iterations"
+                return "FAILED"
+            return "SUCCESS"
+        p.waiting = True
+        run.wake_at(run.now + freq.interval.total_seconds(), "next")
+        return RUNNING
+
 
 class NamespaceFiles(BaseModel):
     """Which namespace files to copy into a working directory."""
@@ -499,6 +616,24 @@ tasks:
     errors: Tasks | None = _errors()
     finally_: Tasks | None = _finally()
 
+    class Progress(FlowableTask.Progress):
+        written: bool = False  # the input files are in the directory
+
+    def resolve(self, run: FlowableRun) -> Status:
+        run.share_working_directory()
+        if self.inputFiles and not run.progress.written:
+            if run.files("write", files=run.render(self.inputFiles)) is None:
+                return RUNNING
+            run.progress.written = True
+        status = run.sequence(self.tasks)
+        if status == RUNNING or status in FAILED_STATES or not self.outputFiles:
+            return status
+        found = run.files("collect", globs=list(self.outputFiles))
+        if found is None:
+            return RUNNING
+        run.outputs = {"outputFiles": found}
+        return status
+
 
 class Pause(FlowableTask):
     """Pause the execution: resume after ``delay``, or wait for a manual resume (bounded by ``timeout``).
@@ -563,6 +698,44 @@ tasks:
             adapter.validate_python(item)
         return value
 
+    def on_resume(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Resume inputs checked against ``onResume`` like flow inputs (a bad value refuses the resume)."""
+        if not self.onResume:
+            return inputs
+        from types import SimpleNamespace
+
+        from pydantic import TypeAdapter
+
+        from tiercel.flow.inputs import resolve_inputs
+        from tiercel.flow.model import Input
+
+        specs = TypeAdapter(list[Input]).validate_python(self.onResume)
+        return resolve_inputs(SimpleNamespace(inputs=specs), inputs)
+
+    class Progress(FlowableTask.Progress):
+        paused: bool = False
+        resumed: bool = False
+
+    def resolve(self, run: FlowableRun) -> Status:
+        p = run.progress
+        if not p.resumed:
+            if run.resumed is not None or run.woken == "delay":
+                p.resumed = True
+                run.outputs = {"onResume": run.resumed or {}}
+            elif run.woken == "timeout":
+                run.error = "not resumed before the pause timeout"
+                return "FAILED"
+            else:
+                if not p.paused:
+                    p.paused = True
+                    if self.delay:
+                        run.wake_at(run.now + self.delay.total_seconds(), "delay")
+                    elif self.timeout:
+                        run.wake_at(run.now + self.timeout.total_seconds(), "timeout")
+                run.pause()
+                return RUNNING
+        return run.sequence(self.tasks) if self.tasks else "SUCCESS"
+
 
 class _ChildFlow(FlowableTask):
     """Fields shared by Subflow and ForEachItem: which flow to start, and how."""
@@ -582,6 +755,18 @@ class _ChildFlow(FlowableTask):
         if isinstance(value, str):  # an expression at deploy time: checked once rendered
             return value
         return check_user_labels(value)
+
+
+    def request(self, run: FlowableRun, **taskrun: Any) -> SubflowRequest:
+        """The child execution to ask for, rendered with this run's variables (and *taskrun* extras)."""
+        labels: dict[str, str] = {}
+        if self.inheritLabels:
+            labels.update(run.render("{{ labels }}") or {})
+        labels.update(rendered_labels(lambda value: run.render(value, taskrun=taskrun), self.labels))
+        return SubflowRequest(namespace=run.render(self.namespace), flow_id=run.render(self.flowId),
+                              revision=self.revision,
+                              inputs=run.render(self.inputs or {}, taskrun=taskrun),
+                              labels=labels, wait=self.wait)
 
 
 class Subflow(_ChildFlow):
@@ -610,6 +795,20 @@ tasks:
     message: "{{ outputs.child.outputs.greeting }}"
 """, run=False),
     ]
+
+
+    def resolve(self, run: FlowableRun) -> Status:
+        if not run.subflows:
+            run.start_subflow(self.request(run))
+            return RUNNING
+        result = run.subflows[None]
+        if result is None:
+            return RUNNING  # the child runs; its end resolves this again
+        run.outputs = {"executionId": result.execution_id, "state": result.state, "outputs": result.outputs}
+        run.error = result.error
+        if result.state in FAILED_STATES and self.transmitFailed:
+            return "KILLED" if result.state == "KILLED" else "FAILED"
+        return "WARNING" if result.state == "WARNING" else "SUCCESS"
 
 
 class Batch(BaseModel):
@@ -664,3 +863,65 @@ tasks:
 
     items: Text = Field(description="`tiercel://` URI of the file to split, one item per line (usually an expression).")
     batch: Batch = Field(default_factory=Batch, description="How to split the file into batches.")
+
+    def resolve(self, run: FlowableRun) -> Status:
+        batch = self.batch
+        batches = run.files("split", items=run.render(self.items), rows=run.render(batch.rows), partitions=batch.partitions,
+                            bytes=batch.bytes, separator=batch.separator)
+        if batches is None:
+            return RUNNING
+        if not run.subflows:
+            for i, uri in enumerate(batches):
+                run.start_subflow(self.request(run, items=uri, iteration=i), index=i)
+            run.outputs = {"numberOfBatches": len(batches), "iterations": {}}
+            if not self.wait or not batches:
+                return "SUCCESS"
+        results = {i: r for i, r in run.subflows.items() if r is not None}
+        counts: dict[str, int] = {}
+        for r in results.values():
+            counts[r.state] = counts.get(r.state, 0) + 1
+        run.outputs = {"numberOfBatches": len(batches), "iterations": counts,
+                       "subflowOutputs": [results[i].outputs for i in sorted(results)]}  # type: ignore[type-var]
+        if len(results) < len(batches):
+            return RUNNING
+        failed = any(r.state in FAILED_STATES for r in results.values())
+        if failed and self.transmitFailed:
+            run.error = f"{counts} of {len(batches)} subflow executions"
+            return "FAILED"
+        return "WARNING" if failed or counts.get("WARNING") else "SUCCESS"
+
+
+_ENDED = ("SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SKIPPED")
+_SEVERITY = {"SUCCESS": 0, "SKIPPED": 0, "WARNING": 1, "CANCELLED": 2, "KILLED": 3, "FAILED": 4}
+
+
+def _worst(states: Any) -> str:
+    result = "SUCCESS"
+    for state in states:
+        if _SEVERITY.get(state, 0) > _SEVERITY.get(result, 0):
+            result = state
+    return result
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected an integer, got {value!r}") from None
+
+
+def _as_list(value: Any) -> list[Any]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError(f"`values` must be a list or a JSON array, got {value!r}") from None
+    if isinstance(value, dict):
+        return [{"key": k, "value": v} for k, v in value.items()]
+    if not isinstance(value, list):
+        raise ValueError(f"`values` must be a list or a JSON array, got {type(value).__name__}")
+    return value
+
+
+def _value_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))

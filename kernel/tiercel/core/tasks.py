@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 
 from pydantic import AliasChoices, Field, field_validator
 
-from tiercel.api import Example, LogLevel, RunContext, Task, TaskError
-from tiercel.core._common import AnyText, LabelsValue, Text, check_user_labels
+from tiercel.api import Example, FlowableRun, FlowableTask, LogLevel, RunContext, Status, Task, TaskError
+from tiercel.core._common import AnyText, LabelsValue, Text, check_user_labels, rendered_labels
 
 #: Kestra's level names onto Python logging levels (TRACE sits below DEBUG).
 LEVELS = {"TRACE": 5, "DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING, "ERROR": logging.ERROR}
@@ -191,7 +191,7 @@ tasks:
         return None
 
 
-class Labels(Task):
+class Labels(FlowableTask):
     """Add or overwrite labels of the current execution while it runs.
 
     The executor applies it (it never holds a worker). Values are rendered, so a label can
@@ -235,8 +235,14 @@ tasks:
             return value
         return check_user_labels(value)
 
+    def resolve(self, run: FlowableRun) -> Status:
+        labels = rendered_labels(run.render, self.labels)
+        run.set_labels(labels)
+        run.outputs = {"labels": labels}
+        return "SUCCESS"
 
-class Resume(Task):
+
+class Resume(FlowableTask):
     """Resume a PAUSED execution (by default the current one), optionally with ``onResume`` inputs.
 
     The executor applies it; resuming an execution that is not paused fails the task.
@@ -270,3 +276,7 @@ triggers:
     namespace: str | None = Field(None, description="Namespace of the flow of that execution (a check against resuming the wrong one).")
     flowId: str | None = Field(None, description="Id of the flow of that execution (a check against resuming the wrong one).")
     inputs: dict[str, Any] | None = Field(None, description="Values for the `onResume` inputs declared by the paused task.")
+
+    def resolve(self, run: FlowableRun) -> Status:
+        run.resume_execution(run.render(self.executionId) or None, run.render(self.inputs or {}))
+        return "SUCCESS"

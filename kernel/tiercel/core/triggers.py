@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tiercel.api import Example, Trigger
+from tiercel.api import Example, ExecutionTrigger, ScheduleTrigger, WebhookTrigger
 
 #: Cron nicknames accepted in place of fields.
 NICKNAMES = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
@@ -43,7 +43,7 @@ def check_cron(cron: str, with_seconds: bool = False) -> str:
     return expr
 
 
-class Schedule(Trigger):
+class Schedule(ScheduleTrigger):
     """Start an execution on a cron schedule, in a given time zone.
 
     ``trigger.date`` is the scheduled date of the execution, ``trigger.next`` and
@@ -53,7 +53,7 @@ class Schedule(Trigger):
 
     type: ClassVar[str] = "core.Schedule"
     aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.core.trigger.Schedule", "io.kestra.core.models.triggers.types.Schedule")
-    static_fields: ClassVar[frozenset[str]] = Trigger.static_fields | {"cron", "timezone"}
+    static_fields: ClassVar[frozenset[str]] = ScheduleTrigger.static_fields | {"cron", "timezone"}
     examples: ClassVar[list[Example]] = [
         Example("Every night at 2:00, Paris time", """\
 id: nightly_report
@@ -88,9 +88,6 @@ triggers:
     cron: str = Field(description="Cron expression: `min hour day month weekday` (5 fields), 6 with `withSeconds`, or `@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`.")
     withSeconds: bool = Field(False, description="The cron expression starts with a seconds field.")
     timezone: str | None = Field(None, description="IANA time zone the cron is read in (`Europe/Paris`); the server's zone when omitted.")
-    lateMaximumDelay: timedelta | None = Field(None, description="Skip an execution that would start later than this after its scheduled date.")
-    recoverMissedSchedules: Literal["ALL", "LAST", "NONE"] = Field(
-        "ALL", description="After downtime: start every missed execution (ALL), only the latest (LAST), or none (NONE).")
 
     @field_validator("timezone")
     @classmethod
@@ -117,6 +114,42 @@ triggers:
 
             return ZoneInfo(self.timezone)
         return datetime.now().astimezone().tzinfo
+
+    def zone(self) -> Any:
+        return self.tzinfo()
+
+    def signature(self) -> str:
+        return f"{self.cron}|{self.withSeconds}|{self.timezone}"
+
+    def next_fire(self, after: float) -> float:
+        """The first scheduled instant strictly after *after*, on the wall clock of the zone.
+
+        A time skipped by a DST jump fires at the same offset after the jump (02:30 -> 03:30);
+        a time that occurs twice fires once, the first time.
+        """
+        from croniter import croniter
+
+        tz = self.tzinfo()
+        naive = datetime.fromtimestamp(after, tz).replace(tzinfo=None)
+        it = croniter(self.cron, naive, second_at_beginning=self.withSeconds)
+        for _ in range(10_000):
+            ts: float = it.get_next(datetime).replace(tzinfo=tz, fold=0).timestamp()
+            if ts > after:
+                return ts
+        raise ValueError(f"cron `{self.cron}` never fires")
+
+    def previous_fire(self, before: float) -> float:
+        """The last scheduled instant strictly before *before*."""
+        from croniter import croniter
+
+        tz = self.tzinfo()
+        naive = datetime.fromtimestamp(before, tz).replace(tzinfo=None)
+        it = croniter(self.cron, naive, second_at_beginning=self.withSeconds)
+        for _ in range(10_000):
+            ts: float = it.get_prev(datetime).replace(tzinfo=tz, fold=0).timestamp()
+            if ts < before:
+                return ts
+        raise ValueError(f"cron `{self.cron}` never fires")
 
     def next_date(self, after: datetime) -> datetime:
         """The first scheduled date strictly after *after* (an aware datetime), in the trigger's zone."""
@@ -193,7 +226,7 @@ class Preconditions(BaseModel):
     resetOnSuccess: bool = Field(True, description="Start counting again once the flow was triggered.")
 
 
-class Flow(Trigger):
+class Flow(ExecutionTrigger):
     """Start an execution when executions of other flows end (in given states, matching preconditions).
 
     ``trigger.executionId``, ``trigger.namespace``, ``trigger.flowId``, ``trigger.flowRevision``,
@@ -227,7 +260,7 @@ triggers:
     preconditions: Preconditions | None = Field(None, description="Upstream flows and filters that must all be met (within a time window).")
 
 
-class Webhook(Trigger):
+class Webhook(WebhookTrigger):
     """Start an execution on an HTTP call to ``/api/v1/executions/webhook/<namespace>/<flowId>/<key>``.
 
     GET, POST and PUT work. ``trigger.body`` is the body (parsed as JSON when it is JSON),
@@ -253,8 +286,6 @@ triggers:
 """),
     ]
 
-    key: str = Field(min_length=1, max_length=256, description="Secret part of the webhook URL; long and random (at least 8 characters recommended).")
-    wait: bool = Field(False, description="Answer the HTTP call only when the execution ends, with its outputs.")
 
     @field_validator("key")
     @classmethod

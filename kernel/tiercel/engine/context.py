@@ -12,7 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from tiercel.api import RunContext, Runner, TaskError
+from tiercel.api import DEFAULT_RUNNER, RunContext, Runner, TaskError
+from tiercel.engine.host import RunHost
 
 MASK = "******"
 _LEVELS = {"TRACE": 5, "DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING, "ERROR": logging.ERROR}
@@ -74,12 +75,12 @@ class LogSink(logging.Handler):
 class TaskRunContext(RunContext):
     """What a task or trigger uses while it runs. Built by the worker (or the trigger runtime)."""
 
-    def __init__(self, *, runtime: Any, namespace: str, flow_id: str, execution_id: str | None,
+    def __init__(self, *, host: RunHost, namespace: str, flow_id: str, execution_id: str | None,
                  task_run_id: str | None, task_id: str | None, attempt: int, variables: dict[str, Any],
                  secrets: set[str], emit_log: Callable[[str, str, float], None], log_level: str | None = None,
                  workdir: str | None = None, trigger_state: dict[str, Any] | None = None,
                  attempts: list[Any] | None = None) -> None:
-        self.runtime = runtime
+        self.host = host
         self.namespace, self.flow_id, self.execution_id = namespace, flow_id, execution_id
         self.task_run_id, self.task_id, self.attempt = task_run_id, task_id, attempt
         self.variables = variables
@@ -102,7 +103,7 @@ class TaskRunContext(RunContext):
     def working_dir(self) -> Path:
         if self._workdir is None:
             if self._shared_workdir:
-                self._workdir = self.runtime.home / "workdirs" / self._shared_workdir
+                self._workdir = self.host.home / "workdirs" / self._shared_workdir
                 self._workdir.mkdir(parents=True, exist_ok=True)
             else:
                 self._workdir = Path(tempfile.mkdtemp(prefix=f"tiercel-{self.task_id or 'run'}-"))
@@ -114,7 +115,7 @@ class TaskRunContext(RunContext):
 
     def render(self, value: Any, **extra: Any) -> Any:
         variables = {**self.variables, **extra} if extra else self.variables
-        return self.runtime.renderer.render(value, variables)
+        return self.host.renderer.render(value, variables)
 
     def secret(self, name: str) -> str:
         value = read_secret(name)
@@ -122,20 +123,20 @@ class TaskRunContext(RunContext):
         return value
 
     def put_file(self, source: Path | BinaryIO | bytes, name: str) -> str:
-        uri = self.runtime.storage.task_uri(self.namespace, self.flow_id, self.execution_id or "triggers",
+        uri = self.host.storage.task_uri(self.namespace, self.flow_id, self.execution_id or "triggers",
                                             self.task_id or "trigger", self.task_run_id or str(int(time.time() * 1000)), name)
-        self.runtime.storage.put(uri, source)
+        self.host.storage.put(uri, source)
         return uri
 
     def open_file(self, uri: str) -> BinaryIO:
-        return self.runtime.storage.open(uri, self.namespace)
+        return self.host.storage.open(uri, self.namespace)
 
     def metric(self, name: str, value: float, type: str = "counter", **tags: str) -> None:
         self.metrics.append((name, type, float(value), tags, time.time()))
 
     def list_files(self, prefix_uri: str) -> list[str]:
-        self.runtime.storage.path_of(prefix_uri, self.namespace)  # refuses other namespaces
-        return self.runtime.storage.list(prefix_uri)
+        self.host.storage.path_of(prefix_uri, self.namespace)  # refuses other namespaces
+        return self.host.storage.list(prefix_uri)
 
     def warning(self, message: str) -> None:
         self.warned = True
@@ -143,16 +144,16 @@ class TaskRunContext(RunContext):
 
     @property
     def cache_dir(self) -> Path:
-        path = Path(os.environ.get("TIERCEL_CACHE_DIR") or self.runtime.home / "cache")
+        path = Path(os.environ.get("TIERCEL_CACHE_DIR") or self.host.home / "cache")
         path.mkdir(parents=True, exist_ok=True)
         return path
 
     def runner(self, spec: dict[str, Any] | None = None) -> Runner:
         spec = dict(spec or {})
-        type_name = spec.pop("type", "core.Process")
-        info = self.runtime.registry.get("runner", type_name)
+        type_name = spec.pop("type", DEFAULT_RUNNER)
+        info = self.host.registry.get("runner", type_name)
         if info is None:
-            hint = self.runtime.registry.suggest("runner", type_name)
+            hint = self.host.registry.suggest("runner", type_name)
             raise TaskError(f"unknown task runner `{type_name}`" + (f"; did you mean `{hint}`?" if hint else ""))
         return info.cls.model_validate(spec)
 
@@ -167,7 +168,7 @@ class TaskRunContext(RunContext):
             resources[key] = value
         current.resources = resources or None
         if self.task_run_id is not None:
-            self.runtime.repo.track_resources(self.task_run_id, current.attempt, resources)
+            self.host.track_resources(self.task_run_id, current.attempt, resources)
 
     @property
     def leftovers(self) -> list[dict[str, Any]]:

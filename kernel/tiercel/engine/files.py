@@ -1,4 +1,5 @@
-"""File work the runtime does for flowable tasks: splitting items into batches, working directories."""
+"""File work the engine does for flowables, off the executor: split a file into batches, fill and
+empty a shared working directory."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import re
 import shutil
 from pathlib import Path
 from typing import Any
+
+from tiercel.engine.storage import InternalStorage
+from tiercel.model import Execution, TaskRun
 
 _UNITS = {"B": 1, "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3}
 
@@ -19,10 +23,26 @@ def parse_size(text: str) -> int:
     return int(match.group(1)) * _UNITS[match.group(2) or "B"]
 
 
-def split_items(rt: Any, ex: Any, tr: Any, params: dict[str, Any]) -> list[str]:
-    """Split a `tiercel://` file into batch files (streamed); returns their URIs in order."""
+def workdir_path(home: Path, tr: TaskRun) -> Path:
+    return home / "workdirs" / (tr.meta.workdir or tr.id)
+
+
+def do(kind: str, storage: InternalStorage, home: Path, ex: Execution, tr: TaskRun, params: dict[str, Any]) -> Any:
+    """Carry out one piece of file work a flowable asked for; returns its result."""
+    if kind == "split":
+        return split_items(storage, ex, tr, params)
+    if kind == "write":
+        write_input_files(storage, home, ex, tr, params["files"])
+        return {}
+    if kind == "collect":
+        return collect_output_files(storage, home, ex, tr, params["globs"])
+    raise ValueError(f"unknown file work `{kind}`")
+
+
+def split_items(storage: InternalStorage, ex: Execution, tr: TaskRun, params: dict[str, Any]) -> list[str]:
+    """Split a `tiercel://` file into batch files; returns their URIs in order."""
     separator = params.get("separator") or "\n"
-    with rt.storage.open(params["items"], ex.namespace) as fh:
+    with storage.open(params["items"], ex.namespace) as fh:
         items = [item for item in fh.read().decode("utf-8").split(separator) if item != ""]
     if params.get("partitions"):
         n = max(1, int(params["partitions"]))
@@ -43,21 +63,17 @@ def split_items(rt: Any, ex: Any, tr: Any, params: dict[str, Any]) -> list[str]:
         groups = [items[i:i + rows] for i in range(0, len(items), rows)]
     uris = []
     for i, group in enumerate(groups):
-        uri = rt.storage.task_uri(ex.namespace, ex.flow_id, ex.id, tr.task_id, tr.id, f"batch-{i}.txt")
-        rt.storage.put(uri, (separator.join(group) + separator).encode())
+        uri = storage.task_uri(ex.namespace, ex.flow_id, ex.id, tr.task_id, tr.id, f"batch-{i}.txt")
+        storage.put(uri, (separator.join(group) + separator).encode())
         uris.append(uri)
     return uris
 
 
-def workdir_path(rt: Any, tr: Any) -> Path:
-    return rt.home / "workdirs" / tr.data.get("workdir", tr.id)
-
-
-def write_input_files(rt: Any, ex: Any, tr: Any, files: Any) -> None:
+def write_input_files(storage: InternalStorage, home: Path, ex: Execution, tr: TaskRun, files: Any) -> None:
     """Write a WorkingDirectory's inputFiles (name -> inline content or tiercel:// URI)."""
     if isinstance(files, str):
         files = json.loads(files)
-    root = workdir_path(rt, tr)
+    root = workdir_path(home, tr)
     root.mkdir(parents=True, exist_ok=True)
     for name, content in (files or {}).items():
         target = (root / name).resolve()
@@ -65,22 +81,23 @@ def write_input_files(rt: Any, ex: Any, tr: Any, files: Any) -> None:
             raise ValueError(f"input file {name!r} escapes the working directory")
         target.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(content, str) and content.startswith("tiercel://"):
-            with rt.storage.open(content, ex.namespace) as src, open(target, "wb") as dst:
+            with storage.open(content, ex.namespace) as src, open(target, "wb") as dst:
                 shutil.copyfileobj(src, dst)
         else:
             target.write_text(content if isinstance(content, str) else json.dumps(content))
 
 
-def collect_output_files(rt: Any, ex: Any, tr: Any, globs: list[str]) -> dict[str, str]:
+def collect_output_files(storage: InternalStorage, home: Path, ex: Execution, tr: TaskRun,
+                         globs: list[str]) -> dict[str, str]:
     """Upload files matching *globs* in the working directory; returns name -> tiercel:// URI."""
-    root = workdir_path(rt, tr)
+    root = workdir_path(home, tr)
     found: dict[str, str] = {}
     for pattern in globs:
         for path in sorted(glob.glob(str(root / pattern), recursive=True)):
             file = Path(path)
             if file.is_file():
                 name = file.relative_to(root).as_posix()
-                uri = rt.storage.task_uri(ex.namespace, ex.flow_id, ex.id, tr.task_id, tr.id, name)
-                rt.storage.put(uri, file)
+                uri = storage.task_uri(ex.namespace, ex.flow_id, ex.id, tr.task_id, tr.id, name)
+                storage.put(uri, file)
                 found[name] = uri
     return found

@@ -5,11 +5,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from tiercel.engine.model import TERMINAL, Execution, State, new_id
+from tiercel.model import SUCCEEDED, TERMINAL, Execution, RunMeta, State, new_id
 
 
 def replay_execution(rt: Any, execution_id: str, from_task: str | None = None) -> Execution:
-    old = rt.repo.load_execution(execution_id)
+    old = rt.stores.executions.load(execution_id)
     if old is None:
         raise ValueError(f"no execution `{execution_id}`")
     flow = rt.flow_of(old)
@@ -37,18 +37,18 @@ def replay_execution(rt: Any, execution_id: str, from_task: str | None = None) -
             clone = copy.copy(tr)
             clone.id, clone.execution_id = new_id(), new.id
             clone.parent_id = ids.get(tr.parent_id) if tr.parent_id else None
-            clone.data = copy.deepcopy(tr.data)
+            clone.meta = RunMeta.from_json(copy.deepcopy(tr.meta.to_json()))
+            clone.progress = copy.deepcopy(tr.progress)
             clone.attempts = [copy.copy(a) for a in tr.attempts]
             for a in clone.attempts:
                 a.new = True
             clone.new = clone.dirty = True
             if tr.id in ancestors:
                 clone.state, clone.ended_at = State.RUNNING, None
-                clone.data.pop("main", None)
+                clone.meta.main = None
             ids[tr.id] = clone.id
             new.add(clone)
-            if clone.state in (State.SUCCESS, State.WARNING):
+            if clone.state in SUCCEEDED:
                 new.record_outputs(clone)
-        new.__dict__["_seq"] = max((t.seq for t in new.task_runs.values()), default=-1) + 1
     rt.submit(new)
     return new

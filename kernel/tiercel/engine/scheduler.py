@@ -1,4 +1,8 @@
-"""The scheduler: ``core.Schedule`` ticks and backfills, ``core.Flow`` triggers, shared trigger helpers.
+"""The scheduler: ticks and backfills of schedule triggers, execution triggers, shared trigger helpers.
+
+Every trigger is reached through its kind (``tiercel.ScheduleTrigger``, ``ExecutionTrigger``,
+``WebhookTrigger``, ``PollingTrigger``, ``RealtimeTrigger``), never by type name, so a plugin's
+trigger of a kind works like the core one.
 
 Exactly once: a tick is claimed by a row in ``trigger_ticks`` (unique per trigger and
 date) inserted in the same transaction that creates its execution, so two schedulers on
@@ -20,8 +24,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from tiercel.backend.trigger_store import TriggerStore
-from tiercel.engine.model import Execution, State
+from tiercel.api import ExecutionTrigger, ScheduleTrigger, Trigger
+from tiercel.engine.delivery import start_execution as _start
+from tiercel.model import TERMINAL, Execution
 
 log = logging.getLogger("tiercel.scheduler")
 
@@ -29,46 +34,10 @@ log = logging.getLogger("tiercel.scheduler")
 GRACE = 1.0
 #: Most ticks fired per trigger in one pass (a long downtime with ALL is worked off over passes).
 BATCH = 200
-TERMINAL_STATES = ("SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED")
 _UTC = timezone.utc
 
 
-# --- cron dates -------------------------------------------------------------------------
-
-def zone(trigger: Any) -> Any:
-    if getattr(trigger, "timezone", None):
-        from zoneinfo import ZoneInfo
-
-        return ZoneInfo(trigger.timezone)
-    return datetime.now().astimezone().tzinfo
-
-
-def next_fire(trigger: Any, after: float) -> float:
-    """The first scheduled instant (epoch seconds) strictly after *after*."""
-    from croniter import croniter
-
-    tz = zone(trigger)
-    naive = datetime.fromtimestamp(after, tz).replace(tzinfo=None)
-    it = croniter(trigger.cron, naive, second_at_beginning=trigger.withSeconds)
-    for _ in range(10_000):
-        ts = it.get_next(datetime).replace(tzinfo=tz, fold=0).timestamp()
-        if ts > after:
-            return ts
-    raise ValueError(f"cron `{trigger.cron}` never fires")
-
-
-def prev_fire(trigger: Any, before: float) -> float:
-    """The last scheduled instant strictly before *before*."""
-    from croniter import croniter
-
-    tz = zone(trigger)
-    naive = datetime.fromtimestamp(before, tz).replace(tzinfo=None)
-    it = croniter(trigger.cron, naive, second_at_beginning=trigger.withSeconds)
-    for _ in range(10_000):
-        ts = it.get_prev(datetime).replace(tzinfo=tz, fold=0).timestamp()
-        if ts < before:
-            return ts
-    raise ValueError(f"cron `{trigger.cron}` never fires")
+# --- schedule dates -----------------------------------------------------------------------
 
 
 def iso_in(ts: float | None, tz: Any) -> str | None:
@@ -80,10 +49,10 @@ def tick_key(ts: float) -> str:
     return datetime.fromtimestamp(ts, _UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def schedule_variables(trigger: Any, ts: float) -> dict[str, Any]:
-    tz = zone(trigger)
-    return {"date": iso_in(ts, tz), "next": iso_in(next_fire(trigger, ts), tz),
-            "previous": iso_in(prev_fire(trigger, ts), tz)}
+def schedule_variables(trigger: ScheduleTrigger, ts: float) -> dict[str, Any]:
+    tz = trigger.zone()
+    return {"date": iso_in(ts, tz), "next": iso_in(trigger.next_fire(ts), tz),
+            "previous": iso_in(trigger.previous_fire(ts), tz)}
 
 
 # --- deployed flows ---------------------------------------------------------------------
@@ -102,7 +71,7 @@ class FlowIndex:
 
     def __init__(self, rt: Any) -> None:
         self.rt = rt
-        self.store = TriggerStore(rt.db)
+        self.store = rt.stores.triggers
         self._signature: tuple | None = None
         self._flows: dict[tuple[str, str], Deployed] = {}
         self._parsed: dict[str, Any] = {}
@@ -111,13 +80,13 @@ class FlowIndex:
 
     def refresh(self, force: bool = False) -> bool:
         """Reload when flows changed in the database (by this process or another); True if so."""
-        signature = self.store.flows_signature()
+        signature = self.rt.stores.flows.signature()
         if signature == self._signature and not force:
             return False
         from tiercel.flow import load_flow
 
         flows: dict[tuple[str, str], Deployed] = {}
-        for row in self.rt.repo.flows():
+        for row in self.rt.stores.flows.list():
             flow = self._parsed.get(row["hash"])
             if flow is None:
                 if row["hash"] in self._broken:
@@ -142,8 +111,9 @@ class FlowIndex:
     def all(self) -> list[Deployed]:
         return list(self._flows.values())
 
-    def triggers(self, *types: str) -> list[tuple[Deployed, Any]]:
-        return [(d, t) for d in self._flows.values() for t in d.flow.triggers if type(t).type in types]
+    def triggers(self, kind: type[Trigger]) -> list[tuple[Deployed, Any]]:
+        """Every (flow, trigger) whose trigger is of *kind* (a ScheduleTrigger, an ExecutionTrigger…)."""
+        return [(d, t) for d in self._flows.values() for t in d.flow.triggers if isinstance(t, kind)]
 
 
 # --- starting an execution from a trigger ---------------------------------------------------
@@ -151,32 +121,9 @@ class FlowIndex:
 def start_execution(rt: Any, d: Deployed, trigger: Any, variables: dict[str, Any], key: str | None = None,
                     inputs: dict[str, Any] | None = None, labels: dict[str, str] | None = None,
                     execution_id: str | None = None) -> Execution | None:
-    """Create and submit the execution a trigger asks for; None when *key* already produced one.
-
-    Inputs that do not fit the flow give a FAILED execution saying why, so the problem is
-    visible where users look, instead of only in the server log.
-    """
-    from tiercel.engine.delivery import dedupe_key
-    from tiercel.flow.inputs import resolve_inputs
-
-    flow = d.flow
-    error = None
-    try:
-        raw = dict(trigger.inputs or {})
-        if raw:
-            raw = rt.renderer.render(raw, {"trigger": variables, "flow": {"id": flow.id, "namespace": flow.namespace},
-                                           "vars": getattr(flow, "variables", None) or {}})
-        raw.update(inputs or {})
-        values = resolve_inputs(flow, raw)
-    except Exception as exc:  # InputError, or an expression in `inputs` that cannot render
-        values, error = dict(inputs or {}), f"trigger `{trigger.id}`: invalid inputs: {exc}"
-    ex = rt.new_execution(flow, values, labels=labels,
-                          trigger={"id": trigger.id, "type": type(trigger).type, "variables": variables},
-                          revision=d.revision, dedupe_key=dedupe_key(flow, trigger, key), execution_id=execution_id)
-    if error:
-        ex.state, ex.error, ex.ended_at = State.FAILED, error, time.time()
-        log.error("%s.%s: %s", flow.namespace, flow.id, error)
-    return ex if rt.submit(ex) else None
+    """:func:`tiercel.engine.delivery.start_execution` for a deployed flow (its revision recorded)."""
+    return _start(rt, d.flow, trigger, variables, key=key, inputs=inputs, labels=labels, revision=d.revision,
+                  execution_id=execution_id)
 
 
 def trigger_disabled(d: Deployed, trigger: Any, row: dict[str, Any] | None) -> bool:
@@ -388,7 +335,7 @@ class Scheduler:
         now = self.clock()
         rows = self.store.all()
         soonest = now + 1.0
-        for d, trigger in self.index.triggers("core.Schedule"):
+        for d, trigger in self.index.triggers(ScheduleTrigger):
             key = (d.namespace, d.id, trigger.id)
             try:
                 nxt = self._schedule(d, trigger, rows.get(key), now)
@@ -412,11 +359,11 @@ class Scheduler:
     # --- schedules --------------------------------------------------------------------
     def _schedule(self, d: Deployed, trigger: Any, row: dict[str, Any] | None, now: float) -> float | None:
         key = (d.namespace, d.id, trigger.id)
-        signature = f"{trigger.cron}|{trigger.withSeconds}|{trigger.timezone}"
+        signature = trigger.signature()
         if row is None or row["next_at"] is None or row["state"].get("cron") != signature:
             state = dict(row["state"]) if row else {}
             state["cron"] = signature
-            nxt = next_fire(trigger, now)
+            nxt = trigger.next_fire(now)
             self.store.upsert(*key, trigger.type, nxt, state)
             self._horizon[key] = now
             return nxt
@@ -428,26 +375,26 @@ class Scheduler:
         policy = trigger.recoverMissedSchedules
         cutoff = horizon - GRACE
         if nxt < cutoff and policy != "ALL":
-            last_missed = prev_fire(trigger, cutoff)
+            last_missed = trigger.previous_fire(cutoff)
             if policy == "LAST":
                 self._fire_tick(d, trigger, last_missed, now)
-            self.store.advance(*key, next_fire(trigger, last_missed))
-            nxt = next_fire(trigger, last_missed)
+            nxt = trigger.next_fire(last_missed)
+            self.store.advance(*key, nxt)
         fired = 0
         while nxt <= now and fired < BATCH:
             self._fire_tick(d, trigger, nxt, now)
             fired += 1
-            nxt = next_fire(trigger, nxt)
+            nxt = trigger.next_fire(nxt)
         self._horizon[key] = now
         return nxt
 
     def _fire_tick(self, d: Deployed, trigger: Any, ts: float, now: float) -> None:
         key = (d.namespace, d.id, trigger.id)
-        nxt = next_fire(trigger, ts)
+        nxt = trigger.next_fire(ts)
         late = trigger.lateMaximumDelay
         if late is not None and now - ts > late.total_seconds():
             log.info("%s.%s trigger `%s`: skipped %s, %.1f s late (lateMaximumDelay %s)", *key,
-                     iso_in(ts, zone(trigger)), now - ts, late)
+                     iso_in(ts, trigger.zone()), now - ts, late)
             self.store.advance(*key, nxt)
             return
         variables = schedule_variables(trigger, ts)
@@ -468,8 +415,8 @@ class Scheduler:
 
     def _conditions_ok(self, d: Deployed, trigger: Any, variables: dict[str, Any], upstream: Execution | None) -> bool:
         try:
-            return self.conditions.check_all(trigger.conditions or [], variables, upstream, zone(trigger)
-                                             if type(trigger).type == "core.Schedule" else None)
+            return self.conditions.check_all(trigger.conditions or [], variables, upstream, trigger.zone()
+                                             if isinstance(trigger, ScheduleTrigger) else None)
         except Exception as exc:
             self._error((d.namespace, d.id, trigger.id), f"condition failed: {exc}")
             return False
@@ -480,11 +427,10 @@ class Scheduler:
         """Queue the dates of [start, end] to fire in order (paced by the flow's concurrency)."""
         key = (d.namespace, d.id, trigger.id)
         if self.store.get(*key) is None:
-            self.store.upsert(*key, trigger.type, next_fire(trigger, self.clock()),
-                              {"cron": f"{trigger.cron}|{trigger.withSeconds}|{trigger.timezone}"})
+            self.store.upsert(*key, trigger.type, trigger.next_fire(self.clock()), {"cron": trigger.signature()})
         row = self.store.get(*key)
         end = end if end is not None else self.clock()
-        first = next_fire(trigger, start - 1e-6)
+        first = trigger.next_fire(start - 1e-6)
         bf = {"start": start, "end": end, "next": first, "inputs": inputs or {}, "labels": labels or {},
               "paused": False, "created": 0, "total": self._count(trigger, first, end)}
         state = dict(row["state"])
@@ -497,7 +443,7 @@ class Scheduler:
         n, t = 0, first
         while t <= end and n < cap:
             n += 1
-            t = next_fire(trigger, t)
+            t = trigger.next_fire(t)
         return n
 
     def set_backfill(self, d: Deployed, trigger: Any, action: str) -> dict[str, Any] | None:
@@ -523,7 +469,7 @@ class Scheduler:
         concurrency = getattr(d.flow, "concurrency", None)
         room = BATCH
         if concurrency is not None and concurrency.limit:
-            room = concurrency.limit - self.store.active_count(d.namespace, d.id)
+            room = concurrency.limit - self.rt.stores.executions.count_active(d.namespace, d.id)
         key = (d.namespace, d.id, trigger.id)
         while room > 0 and bf["next"] <= bf["end"]:
             ts = bf["next"]
@@ -537,7 +483,7 @@ class Scheduler:
                         self.store.set_tick_execution(*key, tick, ex.id)
                         bf["created"] = bf.get("created", 0) + 1
                         room -= 1
-                bf["next"] = next_fire(trigger, ts)
+                bf["next"] = trigger.next_fire(ts)
                 state = dict(self.store.get(*key)["state"])
                 if state.get("backfill") is None:
                     return False  # cancelled meanwhile
@@ -549,7 +495,7 @@ class Scheduler:
 
     # --- flow triggers ----------------------------------------------------------------
     def on_end(self, ex: Execution) -> None:
-        """Runtime.on_end callback: start the flows whose core.Flow trigger this end satisfies.
+        """Runtime.on_end callback: start the flows whose execution trigger this end satisfies.
 
         It runs inside the engine loop, so nothing it raises may escape.
         """
@@ -560,7 +506,7 @@ class Scheduler:
             log.exception("evaluating triggers after execution %s failed", ex.id)
 
     def _flow_triggers(self, ex: Execution) -> None:
-        flow_triggers = self.index.triggers("core.Flow")
+        flow_triggers = self.index.triggers(ExecutionTrigger)
         if not flow_triggers:
             return
         variables = {"executionId": ex.id, "namespace": ex.namespace, "flowId": ex.flow_id,
@@ -573,7 +519,7 @@ class Scheduler:
             try:
                 if trigger_disabled(d, trigger, self.store.get(*key)):
                     continue
-                if ex.state not in (trigger.states or TERMINAL_STATES):
+                if ex.state not in (trigger.states or TERMINAL):
                     continue
                 ctx_vars = {**variables, "_context": {"flow": {"id": d.id, "namespace": d.namespace}}}
                 if not self._conditions_ok(d, trigger, ctx_vars, ex):
@@ -689,7 +635,7 @@ class Scheduler:
 
 def describe_trigger(d: Deployed, trigger: Any, row: dict[str, Any] | None) -> dict[str, Any]:
     """A trigger as the API lists it: next fire date, last execution, backfill progress."""
-    tz = zone(trigger) if type(trigger).type == "core.Schedule" else None
+    tz = trigger.zone() if isinstance(trigger, ScheduleTrigger) else None
     state = (row or {}).get("state") or {}
     bf = state.get("backfill")
     out = {"namespace": d.namespace, "flowId": d.id, "triggerId": trigger.id, "type": type(trigger).type,

@@ -14,8 +14,9 @@ from pydantic import ValidationError
 
 from tiercel.api import TaskError, contains_expression
 from tiercel.engine.context import TaskRunContext, mask
-from tiercel.engine.executor import Event, Job
-from tiercel.engine.model import State
+from tiercel.engine.executor import Job, Result
+from tiercel.engine.host import WorkerHost
+from tiercel.model import State, iso_of
 
 
 class RenderError(Exception):
@@ -51,8 +52,6 @@ def render_task(task: Any, renderer: Any, variables: dict[str, Any]) -> Any:
 def _plain(value: Any) -> Any:
     """Rendered values as flow properties hold them: dates and times as ISO-8601 text."""
     if isinstance(value, (datetime, date)):
-        from tiercel.engine.model import iso_of
-
         return iso_of(value)
     if isinstance(value, list):
         return [_plain(v) for v in value]
@@ -67,23 +66,22 @@ def _yaml_name(cls: Any, name: str) -> str:
 
 
 class Worker:
-    """Runs jobs as asyncio tasks, at most ``slots`` at a time; each job ends in exactly one result event."""
+    """Runs jobs as asyncio tasks, at most ``slots`` at a time; each job ends in exactly one result."""
 
-    def __init__(self, runtime: Any, slots: int = 64) -> None:
-        self.runtime = runtime
+    def __init__(self, host: WorkerHost, slots: int = 64) -> None:
+        self.host = host
         self.slots = asyncio.Semaphore(slots)
-        self.running: dict[str, asyncio.Task] = {}
+        self.running: dict[str, asyncio.Task[None]] = {}
 
-    def submit(self, job: Job, done: Callable[[str, Event], None]) -> None:
+    def submit(self, job: Job, done: Callable[[str, Result], None]) -> None:
         task = asyncio.get_running_loop().create_task(self._run(job, done))
         self.running[job.task_run.id] = task
 
-        def cancelled_before_start(t: asyncio.Task) -> None:
+        def cancelled_before_start(t: asyncio.Task[None]) -> None:
             # A kill that lands before _run's first step never enters its try: report KILLED here.
             if t.cancelled():
                 self.running.pop(job.task_run.id, None)
-                done(job.execution_id, Event("result", job.task_run.id, job.attempt, State.KILLED, None, "killed",
-                                             time.time(), time.time()))
+                done(job.execution_id, killed(job))
 
         task.add_done_callback(cancelled_before_start)
 
@@ -94,31 +92,30 @@ class Worker:
         task.cancel()
         return True
 
-    async def _run(self, job: Job, done: Callable[[str, Event], None]) -> None:
+    async def _run(self, job: Job, done: Callable[[str, Result], None]) -> None:
         try:
             async with self.slots:
-                event = await self.execute(job)
+                result = await self.execute(job)
         except asyncio.CancelledError:
-            event = Event("result", job.task_run.id, job.attempt, State.KILLED, None, "killed",
-                          time.time(), time.time())
+            result = killed(job)
         finally:
             self.running.pop(job.task_run.id, None)
-        done(job.execution_id, event)
+        done(job.execution_id, result)
 
-    async def execute(self, job: Job) -> Event:
-        rt = self.runtime
+    async def execute(self, job: Job) -> Result:
+        host = self.host
         tr = job.task_run
-        ex_secrets = rt.secrets_of(job.execution_id)
+        ex_secrets = host.secrets_of(job.execution_id)
         ctx = TaskRunContext(
-            runtime=rt, namespace=job.variables["flow"]["namespace"], flow_id=job.variables["flow"]["id"],
+            host=host, namespace=job.variables["flow"]["namespace"], flow_id=job.variables["flow"]["id"],
             execution_id=job.execution_id, task_run_id=tr.id, task_id=tr.task_id, attempt=job.attempt,
             variables=job.variables, secrets=ex_secrets,
-            emit_log=lambda level, msg, ts: rt.log(job.execution_id, tr, job.attempt, level, msg, ts),
-            log_level=getattr(job.task, "logLevel", None), workdir=job.workdir, attempts=tr.attempts)
+            emit_log=lambda level, msg, ts: host.log(job.execution_id, tr, job.attempt, level, msg, ts),
+            log_level=job.task.logLevel, workdir=job.workdir, attempts=tr.attempts)
         started = time.time()
         state, outputs, error = State.SUCCESS, None, None
         try:
-            task = render_task(job.task, rt.renderer, job.variables)
+            task = render_task(job.task, host.renderer, job.variables)
             timeout = task.timeout.total_seconds() if task.timeout else None
             try:
                 result = await asyncio.wait_for(_call(task.run, ctx), timeout)
@@ -142,8 +139,14 @@ class Worker:
         finally:
             ctx.cleanup()
             if ctx.metrics:
-                rt.record_metrics(job.execution_id, tr.id, ctx.metrics)
-        return Event("result", tr.id, job.attempt, state, outputs, error, started, time.time())
+                host.record_metrics(job.execution_id, tr.id, ctx.metrics)
+        return Result(tr.id, job.attempt, state, outputs, error, started, time.time())
+
+
+def killed(job: Job) -> Result:
+    """The result of an attempt cancelled by a kill."""
+    now = time.time()
+    return Result(job.task_run.id, job.attempt, State.KILLED, None, "killed", now, now)
 
 
 async def _call(fn: Callable[..., Any], ctx: Any) -> Any:

@@ -23,8 +23,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tiercel.api import StorageError
-from tiercel.engine.model import TERMINAL, new_id
+from tiercel.api import ScheduleTrigger, StorageError, WebhookTrigger
+from tiercel.model import TERMINAL, new_id
 from tiercel.server.guard import OriginPolicy, wrap
 
 log = logging.getLogger("tiercel.server")
@@ -262,7 +262,7 @@ def labels_param(values: list[str]) -> dict[str, str]:
 
 
 def execution_or_404(rt: Any, execution_id: str) -> Any:
-    ex = rt.repo.load_execution(execution_id)
+    ex = rt.stores.executions.load(execution_id)
     if ex is None:
         raise ApiError(404, f"execution {execution_id} not found")
     return ex
@@ -300,34 +300,34 @@ async def create_flow(request: Request) -> Response:
     s = svc(request)
     text = await yaml_body(request)
     flow = load_source(s.rt, text)
-    if s.rt.repo.flow(flow.namespace, flow.id) is not None:
+    if s.rt.stores.flows.get(flow.namespace, flow.id) is not None:
         raise ApiError(409, f"flow {flow.namespace}.{flow.id} already exists; update it with "
                             f"PUT /api/v1/flows/{flow.namespace}/{flow.id}")
-    s.rt.repo.deploy_flow(flow.namespace, flow.id, text)
+    s.rt.stores.flows.deploy(flow.namespace, flow.id, text)
     s.flows_changed()
-    return Json(flow_json(s.rt.repo.flow(flow.namespace, flow.id), flow.namespace, flow.id), status_code=200)
+    return Json(flow_json(s.rt.stores.flows.get(flow.namespace, flow.id), flow.namespace, flow.id), status_code=200)
 
 
 async def update_flow(request: Request) -> Response:
     s = svc(request)
     namespace, flow_id = request.path_params["namespace"], request.path_params["id"]
     text = await yaml_body(request)
-    if s.rt.repo.flow(namespace, flow_id) is None:
+    if s.rt.stores.flows.get(namespace, flow_id) is None:
         raise ApiError(404, f"flow {namespace}.{flow_id} not found; create it with POST /api/v1/flows")
     flow = load_source(s.rt, text)
     if (flow.namespace, flow.id) != (namespace, flow_id):
         raise ApiError(422, f"the source declares {flow.namespace}.{flow.id}, not {namespace}.{flow_id}: "
                             f"a flow's namespace and id cannot change")
-    s.rt.repo.deploy_flow(namespace, flow_id, text)
+    s.rt.stores.flows.deploy(namespace, flow_id, text)
     s.flows_changed()
-    return Json(flow_json(s.rt.repo.flow(namespace, flow_id), namespace, flow_id))
+    return Json(flow_json(s.rt.stores.flows.get(namespace, flow_id), namespace, flow_id))
 
 
 async def get_flow(request: Request) -> Response:
     s = svc(request)
     namespace, flow_id = request.path_params["namespace"], request.path_params["id"]
     revision = int_param(request, "revision", 0, 0, 10**9) or None
-    row = s.rt.repo.flow(namespace, flow_id, revision)
+    row = s.rt.stores.flows.get(namespace, flow_id, revision)
     if row is None:
         raise ApiError(404, f"flow {namespace}.{flow_id}{f' revision {revision}' if revision else ''} not found")
     if "yaml" in request.headers.get("accept", ""):
@@ -338,7 +338,7 @@ async def get_flow(request: Request) -> Response:
 async def delete_flow(request: Request) -> Response:
     s = svc(request)
     namespace, flow_id = request.path_params["namespace"], request.path_params["id"]
-    if not s.rt.repo.delete_flow(namespace, flow_id):
+    if not s.rt.stores.flows.delete(namespace, flow_id):
         raise ApiError(404, f"flow {namespace}.{flow_id} not found")
     s.store.delete_flow(namespace, flow_id)  # a flow created again later starts its schedules afresh
     s.flows_changed()
@@ -348,7 +348,7 @@ async def delete_flow(request: Request) -> Response:
 async def flow_revisions(request: Request) -> Response:
     s = svc(request)
     namespace, flow_id = request.path_params["namespace"], request.path_params["id"]
-    rows = s.rt.repo.revisions(namespace, flow_id)
+    rows = s.rt.stores.flows.revisions(namespace, flow_id)
     if not rows:
         raise ApiError(404, f"flow {namespace}.{flow_id} not found")
     return Json([flow_json(r, namespace, flow_id) for r in rows])
@@ -357,7 +357,7 @@ async def flow_revisions(request: Request) -> Response:
 async def search_flows(request: Request) -> Response:
     s = svc(request)
     page, size = int_param(request, "page", 1, 1, 10**6), int_param(request, "size", 25, 1, 1000)
-    rows = s.rt.repo.flows(query(request, "namespace") or None, query(request, "q") or None)
+    rows = s.rt.stores.flows.list(query(request, "namespace") or None, query(request, "q") or None)
     chunk = rows[(page - 1) * size: page * size]
     return Json({"results": [flow_json(r) for r in chunk], "total": len(rows)})
 
@@ -365,7 +365,7 @@ async def search_flows(request: Request) -> Response:
 async def namespace_flows(request: Request) -> Response:
     s = svc(request)
     namespace = request.path_params["namespace"]
-    return Json([flow_json(r) for r in s.rt.repo.flows(namespace) if r["namespace"] == namespace])
+    return Json([flow_json(r) for r in s.rt.stores.flows.list(namespace) if r["namespace"] == namespace])
 
 
 async def validate_flows(request: Request) -> Response:
@@ -411,7 +411,7 @@ async def create_execution(request: Request) -> Response:
     namespace, flow_id = request.path_params["namespace"], request.path_params["flowId"]
     revision = int_param(request, "revision", 0, 0, 10**9) or None
     if revision:
-        row = rt.repo.flow(namespace, flow_id, revision)
+        row = rt.stores.flows.get(namespace, flow_id, revision)
         if row is None:
             raise ApiError(404, f"flow {namespace}.{flow_id} revision {revision} not found")
         flow = load_source(rt, row["source"])
@@ -432,7 +432,7 @@ async def create_execution(request: Request) -> Response:
     rt.submit(ex)
     if bool_param(request, "wait"):
         await _wait(rt, ex.id, timeout)
-    return Json(rt.repo.execution_json(ex.id))
+    return Json(rt.stores.executions.json(ex.id))
 
 
 async def _inputs(request: Request, rt: Any, flow: Any, execution_id: str) -> dict[str, Any]:
@@ -497,7 +497,7 @@ async def search_executions(request: Request) -> Response:
     if unknown:
         raise ApiError(400, f"unknown state {unknown[0]!r}; states are {', '.join(sorted(_STATES))} (repeat `state` "
                             f"for several)")
-    rows, total = s.rt.repo.search_executions(
+    rows, total = s.rt.stores.executions.search(
         query(request, "namespace") or None, query(request, "flowId") or None, states or None,
         labels_param(q.getlist("labels")) or None,
         date_param(request, "startDate"), date_param(request, "endDate"),
@@ -519,9 +519,6 @@ async def kill_execution(request: Request) -> Response:
 
 
 async def restart_execution(request: Request) -> Response:
-    from tiercel.engine.executor import Event
-    from tiercel.engine.runtime import _alive
-
     s = svc(request)
     ex = execution_or_404(s.rt, request.path_params["executionId"])
     if not ex.terminal and ex.state != "PAUSED":
@@ -529,16 +526,11 @@ async def restart_execution(request: Request) -> Response:
     if ex.state == "SUCCESS":
         raise ApiError(409, f"execution {ex.id} succeeded: nothing to restart (use replay)")
     timeout = _timeout(request)
-    owner = s.rt.repo.owner(ex.id)
-    if owner not in (None, s.rt.worker_id) and _alive(owner, s.rt.repo):
-        s.rt.repo.add_event(ex.id, "restart")  # a paused execution another live process holds
-    else:
-        s.rt.repo.set_owner(ex.id, s.rt.worker_id)  # owned before it runs, so no other process takes it over
-        s.rt.post(ex.id, Event("restart"))
+    s.rt.restart(ex.id)
     if bool_param(request, "wait"):
         await asyncio.sleep(0)
         await _wait(s.rt, ex.id, timeout)
-    return Json(s.rt.repo.execution_json(ex.id))
+    return Json(s.rt.stores.executions.json(ex.id))
 
 
 async def replay_execution(request: Request) -> Response:
@@ -560,7 +552,7 @@ async def replay_execution(request: Request) -> Response:
         raise ApiError(422, str(exc)) from None
     if bool_param(request, "wait"):
         await _wait(s.rt, new.id, timeout)
-    return Json(s.rt.repo.execution_json(new.id))
+    return Json(s.rt.stores.executions.json(new.id))
 
 
 async def resume_execution(request: Request) -> Response:
@@ -590,7 +582,7 @@ async def follow_execution(request: Request) -> Response:
     async def events() -> AsyncIterator[str]:
         last = None
         while True:
-            data = s.rt.repo.execution_json(execution_id)
+            data = s.rt.stores.executions.json(execution_id)
             text = json.dumps(data, default=str)
             if text != last:
                 last = text
@@ -620,7 +612,7 @@ async def execution_logs(request: Request) -> Response:
     execution_id = request.path_params["executionId"]
     execution_or_404(s.rt, execution_id)
     task_id, level = _log_filters(request)
-    return Json(s.rt.repo.logs(execution_id, 0, task_id, level))
+    return Json(s.rt.stores.logs.query(execution_id, 0, task_id, level))
 
 
 async def follow_logs(request: Request) -> Response:
@@ -633,8 +625,8 @@ async def follow_logs(request: Request) -> Response:
     async def events() -> AsyncIterator[str]:
         after = 0
         while True:
-            ended = s.rt.repo.load_execution(execution_id).terminal
-            for entry in s.rt.repo.logs(execution_id, after, task_id, level):
+            ended = s.rt.stores.executions.load(execution_id).terminal
+            for entry in s.rt.stores.logs.query(execution_id, after, task_id, level):
                 after = entry["id"]
                 yield f"id: {after}\nevent: log\ndata: {json.dumps(entry, default=str)}\n\n"
             if ended:
@@ -661,7 +653,7 @@ async def webhook(request: Request) -> Response:
         raise ApiError(404, "webhook not found: no such flow or key") from None
     trigger = None
     for t in d.flow.triggers:
-        if type(t).type == "core.Webhook":
+        if isinstance(t, WebhookTrigger):
             expected = t.key
             if "{{" in expected:
                 expected = str(rt.renderer.render(expected, {"flow": {"id": d.id, "namespace": d.namespace},
@@ -693,12 +685,11 @@ async def webhook(request: Request) -> Response:
     if ex is None:
         from tiercel.engine.delivery import dedupe_key
 
-        row = rt.db.one("SELECT id FROM executions WHERE dedupe_key = ?",
-                        (dedupe_key(d.flow, trigger, f"idempotency:{idempotency}"),))
-        return Json(rt.repo.execution_json(row[0]) if row else {"message": "duplicate"})
+        found = rt.stores.executions.id_for_dedupe_key(dedupe_key(d.flow, trigger, f"idempotency:{idempotency}"))
+        return Json(rt.stores.executions.json(found) if found else {"message": "duplicate"})
     if trigger.wait:
         await _wait(rt, ex.id, timeout)
-        final = rt.repo.load_execution(ex.id)
+        final = rt.stores.executions.load(ex.id)
         return Json({"id": final.id, "namespace": final.namespace, "flowId": final.flow_id, "state": final.state,
                      "outputs": final.outputs or {}, "error": final.error},
                     status_code=200 if final.terminal else 202)
@@ -768,8 +759,9 @@ async def set_trigger_enabled(request: Request) -> Response:
 async def backfill(request: Request) -> Response:
     s = svc(request)
     d, t = _trigger(s, request)
-    if type(t).type != "core.Schedule":
-        raise ApiError(422, f"trigger `{t.id}` is a {type(t).type}: only core.Schedule triggers can be backfilled")
+    if not isinstance(t, ScheduleTrigger):
+        raise ApiError(422, f"trigger `{t.id}` is a {type(t).type}: only schedule triggers (such as core.Schedule) "
+                            f"can be backfilled")
     if s.scheduler is None:
         raise ApiError(409, "this server runs no scheduler (start `tiercel server` or `tiercel scheduler`)")
     body = await json_object(request, required=True)
@@ -801,7 +793,7 @@ async def health(request: Request) -> Response:
     from tiercel import __version__
 
     s = svc(request)
-    return Json({"status": "UP", "version": __version__, "workerId": s.rt.worker_id,
+    return Json({"status": "UP", "version": __version__, "workerId": s.rt.process_id,
                  "components": request.app.state.components})
 
 

@@ -57,43 +57,6 @@ def _listen(host: str, port: int) -> Any:
     return sock
 
 
-def recover_orphans(rt: Any, store: Any) -> int:
-    """Take over unfinished executions whose owner process is gone; return how many."""
-    from tiercel.engine.runtime import _alive
-
-    alive: dict[str, bool] = {}
-    queued: dict[tuple[str, str], str] = {}
-    active: set[tuple[str, str]] = set()
-    taken = 0
-    for execution_id, owner, state, namespace, flow_id in store.unfinished():
-        flow = (namespace, flow_id)
-        if state == "QUEUED":
-            queued.setdefault(flow, execution_id)
-            continue
-        active.add(flow)
-        if execution_id in rt.live or owner == rt.worker_id:
-            continue
-        if owner is not None:
-            if owner not in alive:
-                alive[owner] = _alive(owner, rt.repo)
-            if alive[owner]:
-                continue
-        if store.take_over(execution_id, owner, rt.worker_id):
-            log.info("recovering execution %s (%s), left %s by %s", execution_id, ".".join(flow), state,
-                     owner or "no process")
-            rt.recover(execution_id)
-            taken += 1
-    for flow, execution_id in queued.items():
-        if flow in active:
-            continue  # the running execution promotes the next one when it ends
-        owner = rt.repo.owner(execution_id)
-        if store.take_over(execution_id, owner, rt.worker_id):
-            log.info("starting queued execution %s (%s): nothing of its flow runs any more", execution_id, ".".join(flow))
-            rt.recover(execution_id)
-            taken += 1
-    return taken
-
-
 class TiercelProcess:
     """Runs the chosen duties until ``stop`` is set; ``ready`` is set once the API listens."""
 
@@ -108,14 +71,12 @@ class TiercelProcess:
         self.ready = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
-        from tiercel.backend.trigger_store import TriggerStore
         from tiercel.engine.runtime import Runtime
         from tiercel.engine.scheduler import FlowIndex, Scheduler
         from tiercel.engine.triggers import TriggerRunner
 
         sock = _listen(self.host, self.port) if "api" in self.components else None  # fail before doing anything
-        rt = Runtime(self.home, worker_slots=self.worker_slots)
-        store = TriggerStore(rt.db)
+        rt = Runtime(self.home, worker_slots=self.worker_slots, kind="+".join(self.components))
         index = FlowIndex(rt)
         scheduler = Scheduler(rt, index)
         runner = TriggerRunner(rt, index) if "scheduler" in self.components else None
@@ -124,7 +85,7 @@ class TiercelProcess:
         inner = asyncio.Event()  # stops the loops once HTTP is down
         try:
             if "executor" in self.components:
-                recover_orphans(rt, store)
+                rt.recover_orphans()
             tasks.append(asyncio.create_task(rt.serve(inner, poll_interval=0.25), name="runtime"))
             if "scheduler" in self.components:
                 tasks.append(asyncio.create_task(scheduler.run(inner), name="scheduler"))
@@ -132,7 +93,7 @@ class TiercelProcess:
             else:
                 rt.on_end.append(scheduler.on_end)  # flow triggers are evaluated where executions end
             if "executor" in self.components:
-                tasks.append(asyncio.create_task(self._sweep(rt, store, inner), name="recovery"))
+                tasks.append(asyncio.create_task(self._sweep(rt, inner), name="recovery"))
             if "api" in self.components:
                 from tiercel.server.app import Services, create_app
 
@@ -158,10 +119,9 @@ class TiercelProcess:
             await asyncio.gather(*tasks, return_exceptions=True)
             for job in list(rt.worker.running.values()):
                 job.cancel()
-            store.release(rt.worker_id)
             rt.close()
 
-    async def _sweep(self, rt: Any, store: Any, stop: asyncio.Event, every: float = 2.0) -> None:
+    async def _sweep(self, rt: Any, stop: asyncio.Event, every: float = 2.0) -> None:
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), every)
@@ -170,7 +130,7 @@ class TiercelProcess:
             if stop.is_set():
                 return
             try:
-                recover_orphans(rt, store)
+                rt.recover_orphans()
             except Exception:
                 log.exception("recovery sweep failed; retrying")
 

@@ -5,13 +5,13 @@ Plugins test against this public surface, never the engine's internals:
 - :func:`run_context` gives a :class:`tiercel.RunContext` for calling ``task.run(ctx)`` directly;
 - :class:`TriggerHarness` polls or listens to a flow's trigger and delivers its events as the
   server does (the execution is created, then the event acknowledged, once per dedupe key);
-- :func:`read_file` reads a ``tiercel://`` file a run left in a home.
+- :func:`read_file` reads a ``tiercel://`` file a run left in a home; :func:`execution_logs` and
+  :func:`execution_metrics` what an execution logged and measured.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -47,7 +47,7 @@ def run_context(namespace: str = "company.team", flow_id: str = "test", task_id:
 
     store = _Home(home, registry)
     logs: list[tuple[str, str]] = []
-    ctx = TaskRunContext(runtime=store.rt, namespace=namespace, flow_id=flow_id, execution_id="test-execution",
+    ctx = TaskRunContext(host=store.rt, namespace=namespace, flow_id=flow_id, execution_id="test-execution",
                          task_run_id="test-task-run", task_id=task_id, attempt=1,
                          variables={"flow": {"id": flow_id, "namespace": namespace}, **(variables or {})},
                          secrets=set(), emit_log=lambda level, message, ts: logs.append((level, message)))
@@ -69,6 +69,28 @@ def read_file(uri: str, home: str | Path, namespace: str | None = None) -> bytes
             return stream.read()
     finally:
         store.close()
+
+
+def execution_logs(home: str | Path, execution_id: str, task_id: str | None = None) -> list[dict[str, Any]]:
+    """The log lines an execution in *home* wrote (as the API gives them: level, message, taskId…)."""
+    from tiercel.backend import Stores
+
+    stores = Stores.open(Path(home) / "tiercel.db")
+    try:
+        return stores.logs.query(execution_id, task_id=task_id)
+    finally:
+        stores.close()
+
+
+def execution_metrics(home: str | Path, execution_id: str) -> list[dict[str, Any]]:
+    """The metrics an execution in *home* recorded (name, type, value, tags, taskRunId)."""
+    from tiercel.backend import Stores
+
+    stores = Stores.open(Path(home) / "tiercel.db")
+    try:
+        return stores.metrics.query(execution_id)
+    finally:
+        stores.close()
 
 
 class TriggerHarness:
@@ -157,7 +179,7 @@ class TriggerHarness:
                 rt.submit = original
             return None
         ex = await deliver(rt, self.flow, self._declared, event)
-        return None if ex is None else rt.repo.execution_json(ex.id)
+        return None if ex is None else rt.stores.executions.json(ex.id)
 
     @contextlib.contextmanager
     def store_down(self, message: str = "injected failure: the database is down") -> Iterator[None]:
@@ -170,8 +192,7 @@ class TriggerHarness:
 
     def executions(self) -> list[dict[str, Any]]:
         """Executions created so far, oldest first: ``trigger`` (id, type, variables) and ``dedupeKey``."""
-        rows = self._store.rt.db.query('SELECT id, "trigger", dedupe_key FROM executions ORDER BY created_at, rowid')
-        return [{"id": r[0], "trigger": json.loads(r[1]) if r[1] else None, "dedupeKey": r[2]} for r in rows]
+        return self._store.rt.stores.executions.triggers_of(self.flow.id, self.flow.namespace)
 
     def open_file(self, uri: str) -> BinaryIO:
         return self._store.rt.storage.open(uri, self.flow.namespace)

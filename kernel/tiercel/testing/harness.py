@@ -47,7 +47,7 @@ def run_flow(source: str | Path, inputs: dict[str, Any] | None = None, home: str
                 await loop_task
 
         asyncio.run(main())
-        return runtime.repo.execution_json(ex.id)
+        return runtime.stores.executions.json(ex.id)
     finally:
         runtime.close()
 
@@ -159,11 +159,16 @@ class TiercelServer:
 
 def triggered(home: str | Path, flow_id: str) -> list[dict[str, Any]]:
     """The ``trigger.variables`` of every execution of *flow_id* in a home (read straight from its database)."""
-    import sqlite3
+    from tiercel.backend import Stores
 
-    with sqlite3.connect(f"file:{Path(home) / 'tiercel.db'}?mode=ro", uri=True, timeout=10) as db:
-        rows = db.execute('SELECT "trigger" FROM executions WHERE flow_id = ?', (flow_id,)).fetchall()
-    return [json.loads(r[0])["variables"] for r in rows if r[0]]
+    path = Path(home) / "tiercel.db"
+    if not path.exists():
+        return []
+    stores = Stores.open(path)
+    try:
+        return [e["trigger"]["variables"] for e in stores.executions.triggers_of(flow_id) if e["trigger"]]
+    finally:
+        stores.close()
 
 
 def wait_triggered(home: str | Path, flow_id: str, count: int, timeout: float,

@@ -19,24 +19,19 @@ class Home:
     def run(self, source: str, **kw: Any) -> dict[str, Any]:
         return run_flow(source, home=self.path, **kw)
 
-    def _repo(self, fn: str, execution: dict[str, Any], **kw: Any) -> list[dict[str, Any]]:
-        from tiercel.engine.runtime import Runtime
-
-        rt = Runtime(self.path)
-        try:
-            return getattr(rt.repo, fn)(execution["id"], **kw)
-        finally:
-            rt.close()
-
     def logs(self, execution: dict[str, Any], task_id: str | None = None) -> list[dict[str, Any]]:
-        return self._repo("logs", execution, task_id=task_id)
+        from tiercel.testing import execution_logs
+
+        return execution_logs(self.path, execution["id"], task_id=task_id)
 
     def lines(self, execution: dict[str, Any], task_id: str | None = None) -> list[tuple[str, str]]:
         """(level, message) of each log line, in order."""
         return [(log["level"], log["message"]) for log in self.logs(execution, task_id)]
 
     def metrics(self, execution: dict[str, Any]) -> list[dict[str, Any]]:
-        return self._repo("metrics", execution)
+        from tiercel.testing import execution_metrics
+
+        return execution_metrics(self.path, execution["id"])
 
 
 @pytest.fixture
