@@ -197,6 +197,39 @@ class Registry:
         info = self._by_kind[kind][match[0]]
         return info.type  # suggest the canonical name even when an alias was closest
 
+    def with_component(self, cls: type, dist: str = "tiercel-probe", replace: bool = False) -> Registry:
+        """A copy of this registry with *cls* registered under *dist* (the registry's probes, tests).
+
+        With *replace*, *cls* takes over the type of the component of the same name. Raises
+        ValueError when *cls* cannot be registered.
+        """
+        import copy
+
+        from tiercel.api import Runner, Storage, Task, Trigger
+
+        kind = next((k for k, base in (("task", Task), ("trigger", Trigger), ("runner", Runner), ("storage", Storage))
+                     if isinstance(cls, type) and issubclass(cls, base)), None)
+        if kind is None:
+            raise ValueError(f"{cls!r} is not a Tiercel component (subclass tiercel.Task, Trigger, Runner or Storage)")
+        other = Registry()
+        other.plugins = dict(self.plugins)
+        other._by_kind = {k: dict(v) for k, v in self._by_kind.items()}
+        other._canonical = {k: dict(v) for k, v in self._canonical.items()}
+        other._extensions = {k: dict(v) for k, v in self._extensions.items()}
+        other._pm = self._pm
+        if replace:
+            existing = other._by_kind[kind].get(cls.type)  # type: ignore[attr-defined]
+            if existing is not None:
+                for name in (existing.type, *existing.aliases):
+                    other._by_kind[kind].pop(name, None)
+                other._canonical[kind].pop(existing.type, None)
+        plugin = other.plugins[dist] = copy.copy(other.plugins.get(dist) or PluginInfo(dist, "0", "probe", cls.__module__))
+        plugin.components = list(plugin.components)
+        error = other._add(kind, cls, plugin)
+        if error:
+            raise ValueError(error)
+        return other
+
     def _add(self, kind: str, cls: type, plugin: PluginInfo) -> str | None:
         """Register *cls*; return an error message instead when it cannot be."""
         from tiercel.api import PollingTrigger, RealtimeTrigger, Runner, Storage, Task, Trigger

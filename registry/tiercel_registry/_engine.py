@@ -1,5 +1,6 @@
-"""The kernel as the checks drive it: a registry that knows the component, flows run in a
-private home with their logs captured, and a run context for runners and triggers."""
+"""The kernel as the checks drive it, through its public test surface (``tiercel.testing``): a
+registry that knows the component, flows run in a private home with their logs captured, and a
+run context for runners."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def registry_for(cls: type, replace: type | None = None) -> Any:
 
     *replace* registers that class under *cls*'s type instead (a probe subclass).
     """
-    from tiercel.plugins import PluginInfo, get_registry, load_registry
+    from tiercel.plugins import get_registry
 
     if replace is None:
         installed = get_registry().find(cls.type)
@@ -41,16 +42,10 @@ def registry_for(cls: type, replace: type | None = None) -> Any:
             return get_registry()
         if cls in _registries:
             return _registries[cls]
-    registry = load_registry()
-    kind = kind_of(cls)
-    existing = registry.get(kind, cls.type)
-    if existing is not None:  # take the type over (a dev copy, or a probe subclass)
-        for name in (cls.type, *cls.aliases):
-            registry._by_kind[kind].pop(name, None)
-        registry._canonical[kind].pop(cls.type, None)
-    error = registry._add(kind, replace or cls, PluginInfo("tiercel-registry-probe", "0", "probe", cls.__module__))
-    if error:
-        raise RuntimeError(error)
+    try:
+        registry = get_registry().with_component(replace or cls, "tiercel-registry-probe", replace=True)
+    except ValueError as exc:
+        raise RuntimeError(str(exc)) from None
     if replace is None:
         _registries[cls] = registry
     return registry
@@ -84,61 +79,27 @@ class _Capture(logging.Handler):
             self.lines.append(record.getMessage())
 
 
-@contextlib.contextmanager
-def runtime(registry: Any) -> Iterator[Any]:
-    """A Runtime in a fresh home, closed and removed afterwards."""
-    from tiercel.engine.runtime import Runtime
-
-    home = Path(tempfile.mkdtemp(prefix="tiercel-conformance-"))
-    rt = Runtime(home, registry=registry)
-    try:
-        yield rt
-    finally:
-        rt.close()
-        shutil.rmtree(home, ignore_errors=True)
-
-
 def run(text: str, registry: Any, inputs: dict[str, Any] | None = None, timeout: float = 60,
         kill_when: Callable[[], Any] | None = None) -> Outcome:
     """Run the flow *text* to its end; with *kill_when* (an awaitable factory), kill it once that resolves."""
     from tiercel.flow import load_flow
-    from tiercel.flow.inputs import resolve_inputs
+    from tiercel.testing import run_flow
 
-    flow = load_flow(text, registry=registry)
-    declared = {spec.id for spec in flow.inputs or []}
+    declared = {spec.id for spec in load_flow(text, registry=registry).inputs or []}
     capture = _Capture()
     root = logging.getLogger()
-    with runtime(registry) as rt:
-        logs: list[str] = []
-        rt.listeners.append(lambda kind, payload: logs.append(payload[3]) if kind == "log" else None)
-        ex = rt.new_execution(flow, resolve_inputs(flow, {k: v for k, v in (inputs or {}).items() if k in declared}))
-
-        async def main() -> None:
-            stop = asyncio.Event()
-            loop_task = asyncio.create_task(rt.serve(stop, poll_interval=0.05))
-            killer = None
-            if kill_when is not None:
-                async def kill() -> None:
-                    await kill_when()
-                    rt.kill(ex.id)
-                killer = asyncio.create_task(kill())
-            try:
-                rt.submit(ex)
-                await asyncio.wait_for(rt.wait(ex.id), timeout)
-            finally:
-                if killer is not None:
-                    killer.cancel()
-                stop.set()
-                await loop_task
-
-        root.addHandler(capture)
-        try:
-            run_loop(main())
-        except TimeoutError:
-            raise TimeoutError(f"the flow did not end within {timeout:g} s") from None
-        finally:
-            root.removeHandler(capture)
-        return Outcome(rt.stores.executions.json(ex.id), logs, capture.lines)
+    logs: list[tuple[str | None, str, str]] = []
+    home = Path(tempfile.mkdtemp(prefix="tiercel-conformance-"))
+    root.addHandler(capture)
+    try:
+        execution = run_flow(text, {k: v for k, v in (inputs or {}).items() if k in declared}, home=home,
+                             timeout=timeout, registry=registry, logs=logs, kill_when=kill_when)
+    except TimeoutError:
+        raise TimeoutError(f"the flow did not end within {timeout:g} s") from None
+    finally:
+        root.removeHandler(capture)
+        shutil.rmtree(home, ignore_errors=True)
+    return Outcome(execution, [message for _, _, message in logs], capture.lines)
 
 
 def run_loop(coro: Any) -> Any:
@@ -156,14 +117,15 @@ def run_loop(coro: Any) -> Any:
         loop.close()
 
 
-def run_context(rt: Any, task_id: str = "probe") -> Any:
-    """A task run context like the worker builds, its logs kept in ``ctx.lines``."""
-    from tiercel.engine.context import TaskRunContext
+@contextlib.contextmanager
+def run_context(registry: Any, task_id: str = "probe") -> Iterator[Any]:
+    """A task run context like the worker builds, its logs kept in ``ctx.lines`` as (level, message)."""
+    from tiercel.testing import run_context as context
 
-    lines: list[tuple[str, str]] = []
-    ctx = TaskRunContext(host=rt, namespace="conformance", flow_id="probe", execution_id="probe",
-                         task_run_id="probe", task_id=task_id, attempt=1,
-                         variables={"flow": {"id": "probe", "namespace": "conformance"}}, secrets=set(),
-                         emit_log=lambda level, message, ts: lines.append((level, message)))
-    ctx.lines = lines
-    return ctx
+    home = Path(tempfile.mkdtemp(prefix="tiercel-conformance-"))
+    try:
+        with context(namespace="conformance", flow_id="probe", task_id=task_id, home=home, registry=registry) as ctx:
+            ctx.lines = ctx.logs  # type: ignore[attr-defined]
+            yield ctx
+    finally:
+        shutil.rmtree(home, ignore_errors=True)

@@ -22,6 +22,8 @@ _EXPORTS = {
     "wait_triggered": "tiercel.testing.harness",
     "run_context": "tiercel.testing.components",
     "read_file": "tiercel.testing.components",
+    "write_file": "tiercel.testing.components",
+    "render_component": "tiercel.testing.components",
     "execution_logs": "tiercel.testing.components",
     "execution_metrics": "tiercel.testing.components",
     "TriggerHarness": "tiercel.testing.components",

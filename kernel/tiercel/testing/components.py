@@ -59,14 +59,30 @@ def run_context(namespace: str = "company.team", flow_id: str = "test", task_id:
         store.close()
 
 
+def render_component(component: Any, variables: dict[str, Any], registry: Any = None) -> Any:
+    """The component with every dynamic property rendered and validated, as the worker does before run()."""
+    from tiercel.engine.worker import render_task
+    from tiercel.expr import Renderer
+
+    return render_task(component, Renderer(registry=registry), variables)
+
+
 def read_file(uri: str, home: str | Path, namespace: str | None = None) -> bytes:
-    """The content of a ``tiercel://`` file stored in *home* (by a flow run there)."""
+    """The content of a ``tiercel://`` file stored in *home* (by a flow run there); with *namespace*,
+    refused when the file is not that namespace's, as a task of that namespace would be."""
     store = _Home(home)
     try:
-        if namespace is None:
-            namespace = uri.removeprefix("tiercel://").split("/", 2)[1]
         with store.rt.storage.open(uri, namespace) as stream:
             return stream.read()
+    finally:
+        store.close()
+
+
+def write_file(uri: str, data: bytes, home: str | Path) -> None:
+    """Store *data* at a ``tiercel://`` URI in *home* (a namespace file, an input a test prepares)."""
+    store = _Home(home)
+    try:
+        store.rt.storage.put(uri, data)
     finally:
         store.close()
 
@@ -99,7 +115,8 @@ class TriggerHarness:
     ``await h.poll_once()`` polls a polling trigger once (its ``ctx.state`` persists between
     polls); ``h.listen()`` iterates a realtime trigger's events; ``await h.deliver(event)``
     creates the execution (None when the event's key already made one) and only then
-    acknowledges the event. ``h.executions()`` lists what was created. Use it as a context
+    acknowledges the event; ``await h.run(event)`` also runs that execution to its end here.
+    ``h.executions()`` lists what was created. Use it as a context
     manager, or call ``close()``.
     """
 
@@ -180,6 +197,26 @@ class TriggerHarness:
             return None
         ex = await deliver(rt, self.flow, self._declared, event)
         return None if ex is None else rt.stores.executions.json(ex.id)
+
+    async def run(self, event: TriggerEvent, timeout: float = 60) -> dict[str, Any] | None:
+        """Deliver *event* and run its execution to the end here; its JSON (None when deduplicated)."""
+        import asyncio
+
+        from tiercel.engine.delivery import deliver
+
+        rt = self._store.rt
+        stop = asyncio.Event()
+        loop = asyncio.create_task(rt.serve(stop, poll_interval=0.05))
+        try:
+            ex = await deliver(rt, self.flow, self._declared, event)
+            if ex is None:
+                return None
+            await asyncio.wait_for(rt.wait(ex.id), timeout)
+            return rt.stores.executions.json(ex.id)
+        finally:
+            stop.set()
+            rt.wake()
+            await loop
 
     @contextlib.contextmanager
     def store_down(self, message: str = "injected failure: the database is down") -> Iterator[None]:

@@ -10,46 +10,81 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 
 def run_flow(source: str | Path, inputs: dict[str, Any] | None = None, home: str | Path | None = None,
-             timeout: float = 60, flow_dirs: list[Path] | None = None, labels: dict[str, str] | None = None) -> dict[str, Any]:
+             timeout: float = 60, flow_dirs: list[Path] | None = None, labels: dict[str, str] | None = None,
+             registry: Any = None, logs: list[tuple[str | None, str, str]] | None = None,
+             kill_when: Callable[[], Awaitable[Any]] | None = None) -> dict[str, Any]:
     """Run a flow (YAML text or a file) to the end in this process; return the execution JSON.
 
     The JSON is the one `tiercel run --json` prints: id, namespace, flowId, state, inputs,
     outputs, labels, taskRuns[{id, taskId, parentTaskRunId, value, state, attempts, outputs}].
+    *registry* replaces the installed plugins (a probe registry); *logs* receives each log line
+    as (task id, level, message) as it is written; the execution is killed once the awaitable
+    *kill_when()* returns. Raises TimeoutError when it does not end within *timeout* seconds.
     """
     from tiercel.engine.runtime import Runtime
     from tiercel.flow import load_flow, load_flow_file
     from tiercel.flow.inputs import resolve_inputs
 
     if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and source.endswith((".yaml", ".yml"))):
-        flow = load_flow_file(Path(source))
+        flow = load_flow_file(Path(source), registry=registry)
         flow_dirs = flow_dirs or [Path(source).resolve().parent]
     else:
-        flow = load_flow(str(source))
+        flow = load_flow(str(source), registry=registry)
     home = Path(home) if home else Path(tempfile.mkdtemp(prefix="tiercel-home-"))
-    runtime = Runtime(home, flow_dirs=flow_dirs)
+    runtime = Runtime(home, registry=registry, flow_dirs=flow_dirs)
+    if logs is not None:
+        runtime.listeners.append(lambda kind, payload: logs.append((payload[1], payload[2], payload[3]))
+                                 if kind == "log" else None)
     try:
         ex = runtime.new_execution(flow, resolve_inputs(flow, inputs or {}), labels=labels)
-        runtime.submit(ex)
 
         async def main() -> None:
             stop = asyncio.Event()
             loop_task = asyncio.create_task(runtime.serve(stop, poll_interval=0.1))
+            killer = None
+            if kill_when is not None:
+                async def kill() -> None:
+                    await kill_when()
+                    runtime.kill(ex.id)
+
+                killer = asyncio.create_task(kill())
             try:
+                runtime.submit(ex)
                 await asyncio.wait_for(runtime.wait(ex.id), timeout)
             finally:
+                if killer is not None:
+                    killer.cancel()
                 stop.set()
                 runtime.wake()
                 await loop_task
 
-        asyncio.run(main())
-        return runtime.stores.executions.json(ex.id)
+        _run_loop(main())
+        result = runtime.stores.executions.json(ex.id)
+        assert result is not None
+        return result
     finally:
         runtime.close()
+
+
+def _run_loop(coro: Any) -> Any:
+    """Like asyncio.run, without waiting for worker threads a misbehaving blocking run() never ends."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 def tiercel(*args: str, home: str | Path | None = None, timeout: float = 120, env: dict[str, str] | None = None,

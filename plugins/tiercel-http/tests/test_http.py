@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tiercel.flow import FlowValidationError, load_flow
-from tiercel.testing.harness import run_flow, run_json, task_run
+from tiercel.testing import TriggerHarness, read_file, run_flow, run_json, task_run
 
 
 def flow(tasks: str, flow_id: str = "http_test") -> str:
@@ -21,14 +21,7 @@ def run(source: str, tmp_path, **kw):
 
 
 def read(tmp_path, uri: str) -> bytes:
-    from tiercel.engine.runtime import Runtime
-
-    rt = Runtime(tmp_path / "home")
-    try:
-        with rt.storage.open(uri) as fh:
-            return fh.read()
-    finally:
-        rt.close()
+    return read_file(uri, tmp_path / "home")
 
 
 def test_get_json_and_text(server, tmp_path):
@@ -275,74 +268,52 @@ triggers:
 {extra}"""
 
 
-def poll_and_deliver(rt, flow):
-    from tiercel.engine.delivery import deliver, prepare_trigger
-
-    trigger = flow.triggers[0]
+def poll_and_deliver(h: TriggerHarness):
+    """Poll once and deliver what came, as the trigger runtime does: (event, execution JSON) or (None, None)."""
 
     async def go():
-        event = await _poll(*prepare_trigger(rt, flow, trigger))
+        event = await h.poll_once()
         if event is None:
             return None, None
-        return event, await deliver(rt, flow, trigger, event)
+        return event, await h.deliver(event)
 
     return asyncio.run(go())
 
 
-def executions(rt, flow) -> int:
-    return rt.db.one("SELECT count(*) FROM executions WHERE namespace = ? AND flow_id = ?", (flow.namespace, flow.id))[0]
-
-
 def test_trigger_starts_once_per_distinct_response(server, tmp_path):
-    from tiercel.engine.runtime import Runtime
-
-    rt = Runtime(tmp_path / "home")
-    flow = load_flow(TRIGGER_FLOW.format(url=server.url, extra=""))
-    try:
-        event, ex = poll_and_deliver(rt, flow)
+    with TriggerHarness(TRIGGER_FLOW.format(url=server.url, extra=""), tmp_path / "home") as h:
+        event, ex = poll_and_deliver(h)
         assert event.variables["code"] == 200 and event.variables["body"] == {"version": 1}
         assert event.variables["headers"]["content-type"] == ["application/json"]
-        assert ex is not None and ex.trigger["variables"]["body"] == {"version": 1}
-        again, duplicate = poll_and_deliver(rt, flow)
+        assert ex is not None and ex["trigger"]["variables"]["body"] == {"version": 1}
+        again, duplicate = poll_and_deliver(h)
         assert again.key == event.key and duplicate is None  # same response: no second execution
         server.state["version"] = 2
-        changed, ex2 = poll_and_deliver(rt, flow)
+        changed, ex2 = poll_and_deliver(h)
         assert changed.key != event.key and ex2 is not None
-        assert executions(rt, flow) == 2
+        assert len(h.executions()) == 2
         server.state["code"] = 500  # default condition: status < 400
-        assert poll_and_deliver(rt, flow) == (None, None)
-    finally:
-        rt.close()
+        assert poll_and_deliver(h) == (None, None)
 
 
 def test_trigger_response_condition(server, tmp_path):
-    from tiercel.engine.runtime import Runtime
-
-    rt = Runtime(tmp_path / "home")
-    flow = load_flow(TRIGGER_FLOW.format(url=server.url,
-                                         extra='    responseCondition: "{{ response.body.version >= 3 }}"\n'))
-    try:
-        assert poll_and_deliver(rt, flow) == (None, None)
+    source = TRIGGER_FLOW.format(url=server.url, extra='    responseCondition: "{{ response.body.version >= 3 }}"\n')
+    with TriggerHarness(source, tmp_path / "home") as h:
+        assert poll_and_deliver(h) == (None, None)
         server.state["version"] = 3
-        event, ex = poll_and_deliver(rt, flow)
+        event, ex = poll_and_deliver(h)
         assert ex is not None and event.variables["body"]["version"] == 3
-    finally:
-        rt.close()
 
 
 def test_trigger_names_an_unreachable_host(tmp_path):
     from tiercel.api import TaskError
-    from tiercel.engine.runtime import Runtime
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    rt = Runtime(tmp_path / "home")
-    try:
+    with TriggerHarness(TRIGGER_FLOW.format(url=f"http://127.0.0.1:{port}", extra=""), tmp_path / "home") as h:
         with pytest.raises(TaskError, match=f"cannot connect to 127.0.0.1:{port}"):
-            poll_and_deliver(rt, load_flow(TRIGGER_FLOW.format(url=f"http://127.0.0.1:{port}", extra="")))
-    finally:
-        rt.close()
+            poll_and_deliver(h)
 
 
 def test_examples_are_valid():
@@ -366,17 +337,6 @@ def test_readme_flows_run_against_a_local_server(server, tmp_path):
         if not flow_.triggers:
             ex = run(source, tmp_path)
             assert ex["state"] == "SUCCESS", ex
-    watch = load_flow(sources[2])
-    from tiercel.engine.runtime import Runtime
-
-    rt = Runtime(tmp_path / "home")
-    try:
-        event, ex = poll_and_deliver(rt, watch)
+    with TriggerHarness(sources[2], tmp_path / "home") as h:
+        event, ex = poll_and_deliver(h)
         assert ex is not None and event.variables["body"] == "<html><body>index</body></html>"
-    finally:
-        rt.close()
-
-
-async def _poll(ctx, trigger):
-    """Poll as the trigger runtime does: with the trigger's properties rendered."""
-    return await trigger.poll(ctx)

@@ -255,13 +255,11 @@ def test_a_missing_input_uri_names_it(home):
 
 
 def test_namespace_files(home):
-    from tiercel.engine.runtime import Runtime
+    from tiercel.testing import write_file
 
-    rt = Runtime(home.path)
     for name, text in (("lib/util.py", "VALUE = 'from a namespace file'\n"), ("lib/skip.py", "x = 1\n"),
                        ("notes.md", "# notes\n")):
-        rt.storage.put(f"tiercel://company/team/_files/{name}", text.encode())
-    rt.close()
+        write_file(f"tiercel://company/team/_files/{name}", text.encode(), home.path)
     ex = home.run(flow("""\
   - id: py
     type: scripts.Python

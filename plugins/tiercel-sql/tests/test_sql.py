@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tiercel.flow import FlowValidationError, load_flow
-from tiercel.testing.harness import run_flow, run_json, task_run
+from tiercel.testing import TriggerHarness, read_file, run_flow, run_json, task_run
 
 
 def flow(tasks: str, flow_id: str = "sql_test") -> str:
@@ -24,13 +24,7 @@ def run(source: str, tmp_path):
 
 
 def read(tmp_path, uri: str) -> str:
-    from tiercel.engine.runtime import Runtime
-
-    rt = Runtime(tmp_path / "home")
-    try:
-        return rt.storage.read_text(uri)
-    finally:
-        rt.close()
+    return read_file(uri, tmp_path / "home").decode()
 
 
 def test_create_insert_fetch_and_store(db, tmp_path):
@@ -213,25 +207,21 @@ def test_through_the_cli(tmp_path):
 
 # --- the trigger --------------------------------------------------------------------------
 
-def poll_and_deliver(rt, flow_):
-    from tiercel.engine.delivery import deliver, prepare_trigger
-
-    trigger = flow_.triggers[0]
+def poll_and_deliver(h: TriggerHarness):
+    """Poll once and deliver what came, as the trigger runtime does: (event, execution JSON) or (None, None)."""
 
     async def go():
-        event = await _poll(*prepare_trigger(rt, flow_, trigger))
-        return (None, None) if event is None else (event, await deliver(rt, flow_, trigger, event))
+        event = await h.poll_once()
+        return (None, None) if event is None else (event, await h.deliver(event))
 
     return asyncio.run(go())
 
 
 def test_trigger_starts_once_per_distinct_result(db, tmp_path):
-    from tiercel.engine.runtime import Runtime
-
     url, t = db
     setup = run(flow(query("create", url, f"CREATE TABLE {t} (id INTEGER, done INTEGER)")), tmp_path)
     assert setup["state"] == "SUCCESS", setup
-    watch = load_flow(f"""\
+    watch = f"""\
 id: watch_rows
 namespace: company.team
 variables:
@@ -247,31 +237,25 @@ triggers:
     interval: PT1S
     sql: "SELECT id FROM {{{{ vars.table }}}} WHERE done = :done ORDER BY id"
     parameters: {{done: 0}}
-""")
-    rt = Runtime(tmp_path / "home")
-    try:
-        assert poll_and_deliver(rt, watch) == (None, None)  # no rows: no execution
+"""
+    with TriggerHarness(watch, tmp_path / "home") as h:
+        assert poll_and_deliver(h) == (None, None)  # no rows: no execution
         run(flow(query("add", url, f"INSERT INTO {t} VALUES (1, 0), (2, 0)")), tmp_path)
-        event, ex = poll_and_deliver(rt, watch)
+        event, ex = poll_and_deliver(h)
         assert event.variables == {"rows": [{"id": 1}, {"id": 2}], "size": 2}
-        assert ex is not None and ex.trigger["variables"]["size"] == 2
-        again, duplicate = poll_and_deliver(rt, watch)
+        assert ex is not None and ex["trigger"]["variables"]["size"] == 2
+        again, duplicate = poll_and_deliver(h)
         assert again.key == event.key and duplicate is None  # same rows: deduplicated
         run(flow(query("more", url, f"INSERT INTO {t} VALUES (3, 0)")), tmp_path)
-        _, third = poll_and_deliver(rt, watch)
+        _, third = poll_and_deliver(h)
         assert third is not None
-        count = rt.db.one("SELECT count(*) FROM executions WHERE flow_id = 'watch_rows'")[0]
-        assert count == 2
-    finally:
-        rt.close()
+        assert len(h.executions()) == 2
 
 
 def test_trigger_store_mode(tmp_path):
-    from tiercel.engine.runtime import Runtime
-
     url = f"sqlite:///{tmp_path / 'store.db'}"
     run(flow(query("seed", url, "CREATE TABLE s (n INTEGER); INSERT INTO s VALUES (1), (2)", type_="sql.Queries")), tmp_path)
-    watch = load_flow(f"""\
+    watch = f"""\
 id: watch_store
 namespace: company.team
 tasks:
@@ -284,16 +268,13 @@ triggers:
     url: "{url}"
     fetchType: STORE
     sql: SELECT n FROM s
-""")
-    rt = Runtime(tmp_path / "home")
-    try:
-        event, ex = poll_and_deliver(rt, watch)
+"""
+    with TriggerHarness(watch, tmp_path / "home") as h:
+        event, ex = poll_and_deliver(h)
         assert event.variables["size"] == 2 and ex is not None
-        assert rt.storage.read_text(event.variables["uri"]) == '{"n": 1}\n{"n": 2}\n'
-        _, duplicate = poll_and_deliver(rt, watch)
+        assert h.open_file(event.variables["uri"]).read() == b'{"n": 1}\n{"n": 2}\n'
+        _, duplicate = poll_and_deliver(h)
         assert duplicate is None
-    finally:
-        rt.close()
 
 
 def test_examples_are_valid_and_the_sqlite_ones_run(tmp_path, monkeypatch):
@@ -313,38 +294,21 @@ def test_readme_flows_run(tmp_path, monkeypatch):
     import re
     from pathlib import Path
 
-    from tiercel.engine.runtime import Runtime
-
     monkeypatch.chdir(tmp_path)
     orders, new_orders = re.findall(r"```yaml\n(.*?)```", (Path(__file__).parent.parent / "README.md").read_text(), re.S)
     ex = run(orders, tmp_path)
     assert ex["state"] == "SUCCESS", ex
     assert task_run(ex, "by_customer")["outputs"]["rows"] == [{"customer": "ada", "spent": 19.5},
                                                                {"customer": "grace", "spent": 30}]
-    watch = load_flow(new_orders)
-    trigger = watch.triggers[0]
-    rt = Runtime(tmp_path / "home")
+    with TriggerHarness(new_orders, tmp_path / "home") as h:
+        async def fire_and_run():
+            event = await h.poll_once()
+            return event, await h.run(event, timeout=30)
 
-    async def fire_and_run():
-        from tiercel.engine.delivery import deliver, prepare_trigger
-
-        stop = asyncio.Event()
-        loop = asyncio.create_task(rt.serve(stop, poll_interval=0.05))
-        try:
-            event = await _poll(*prepare_trigger(rt, watch, trigger))
-            created = await deliver(rt, watch, trigger, event)
-            return event, await asyncio.wait_for(rt.wait(created.id), 30)
-        finally:
-            stop.set()
-            await loop
-
-    try:
         event, done = asyncio.run(fire_and_run())
         assert event.variables["size"] == 3
-        assert done.state == "SUCCESS", done
-        assert poll_and_deliver(rt, watch) == (None, None)  # the flow marked the orders processed
-    finally:
-        rt.close()
+        assert done["state"] == "SUCCESS", done
+        assert poll_and_deliver(h) == (None, None)  # the flow marked the orders processed
 
 
 def test_a_timeout_interrupts_the_running_statement(db, tmp_path):
@@ -382,7 +346,3 @@ def test_a_cancelled_query_stops_whenever_the_cancel_comes(delay, tmp_path):
 
     assert asyncio.run(go()) < 3
 
-
-async def _poll(ctx, trigger):
-    """Poll as the trigger runtime does: with the trigger's properties rendered."""
-    return await trigger.poll(ctx)

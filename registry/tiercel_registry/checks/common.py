@@ -183,12 +183,10 @@ def _static(cls: type, key: str) -> bool:
 def check_expressions(cls: type, options: Options) -> None:
     """Each literal property of each example, replaced by an expression, renders back to the same value."""
     from tiercel.api import contains_expression
-    from tiercel.engine.worker import render_task
-    from tiercel.expr import Renderer
     from tiercel.flow import FlowValidationError, load_flow
+    from tiercel.testing import render_component
 
     registry = registry_for(cls)
-    renderer = Renderer()
     problems: list[str] = []
     probed = 0
     for ex, node in _using(cls, _examples(cls, registry)[0]):
@@ -219,7 +217,7 @@ def check_expressions(cls: type, options: Options) -> None:
                                 f"a property must accept `{{{{ … }}}}` where a typed value is expected")
                 continue
             try:
-                rendered = render_task(_instance(probe_flow, node["id"]), renderer, {"probe": literal})
+                rendered = render_component(_instance(probe_flow, node["id"]), {"probe": literal}, registry)
             except Exception as exc:
                 problems.append(f"example {ex.index}: rendering `{node['id']}` failed: {exc}")
                 continue

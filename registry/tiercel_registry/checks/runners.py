@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tiercel_registry._engine import registry_for, run_context, run_loop, runtime
+from tiercel_registry._engine import registry_for, run_context, run_loop
 from tiercel_registry.checks import CheckFailed, CheckSkipped, Options, STOP_GRACE
 
 
@@ -25,14 +25,11 @@ def _runner(cls: type, options: Options) -> Any:
 
 def _run_job(cls: type, options: Options, body: Callable[..., Any]) -> None:
     runner = _runner(cls, options)
-    with runtime(registry_for(cls)) as rt:
-        ctx = run_context(rt)
+    with run_context(registry_for(cls)) as ctx:
         try:
             run_loop(asyncio.wait_for(body(runner, ctx), 120))
         except TimeoutError:
             raise CheckFailed(f"{cls.type}: the job did not end within 120 s") from None
-        finally:
-            ctx.cleanup()
 
 
 def _job(commands: list[str], **kw: Any) -> Any:

@@ -8,7 +8,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from tiercel_registry._engine import registry_for, run_loop, runtime
+from tiercel_registry._engine import registry_for, run_loop
 from tiercel_registry.checks import CheckFailed, CheckSkipped, Options, STOP_GRACE, fail
 from tiercel_registry.checks.common import _examples, _using, _dump, _instance
 
@@ -17,10 +17,8 @@ async def _maybe(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
 
 
-def _trigger_setup(cls: type, options: Options, wanted: type | tuple[type, ...]) -> tuple[Any, Any]:
-    """(flow, trigger instance) from the first example using *cls*, with ``properties`` applied."""
-    from tiercel.flow import load_flow
-
+def _trigger_setup(cls: type, options: Options, wanted: type | tuple[type, ...]) -> tuple[str, str]:
+    """(flow YAML, trigger id) from the first example using *cls*, with ``properties`` applied."""
     if not issubclass(cls, wanted):
         from tiercel.api import PollingTrigger, RealtimeTrigger
 
@@ -32,8 +30,7 @@ def _trigger_setup(cls: type, options: Options, wanted: type | tuple[type, ...])
         raise CheckFailed(f"{cls.type}: no valid example declares this trigger (see examples_validate)")
     ex, node = using[0]
     node.update(options.properties)
-    flow = load_flow(_dump(ex.data), registry=registry_for(cls))
-    return flow, _instance(flow, node["id"])
+    return _dump(ex.data), node["id"]
 
 
 class _Recorded:
@@ -69,15 +66,20 @@ async def _next_event(trigger: Any, ctx: Any, emit: Callable[[], Any] | None, at
 
 def _with_trigger(cls: type, options: Options, body: Callable[..., Any],
                   wanted: type | tuple[type, ...] | None = None) -> None:
-    from tiercel.api import PollingTrigger
-    from tiercel.engine.delivery import trigger_context
-    from tiercel.engine.worker import render_task
+    """Run ``body(harness)`` with the trigger in a TriggerHarness (a private home, delivery as the server does)."""
+    import shutil
+    import tempfile
 
-    flow, trigger = _trigger_setup(cls, options, wanted or PollingTrigger)  # type: ignore[arg-type]
-    with runtime(registry_for(cls)) as rt:
-        ctx = trigger_context(rt, flow, trigger)
-        trigger = render_task(trigger, rt.renderer, ctx.variables)
-        run_loop(asyncio.wait_for(body(rt, flow, trigger, ctx), 60))
+    from tiercel.api import PollingTrigger
+    from tiercel.testing import TriggerHarness
+
+    text, trigger_id = _trigger_setup(cls, options, wanted or PollingTrigger)  # type: ignore[arg-type]
+    home = tempfile.mkdtemp(prefix="tiercel-conformance-")
+    try:
+        with TriggerHarness(text, home, trigger_id, registry=registry_for(cls)) as harness:
+            run_loop(asyncio.wait_for(body(harness), 60))
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 class _Source:
@@ -167,30 +169,28 @@ def _key_problem(cls: type, event: Any) -> str | None:
 def _with_source(cls: type, options: Options, body: Callable[..., Any]) -> None:
     from tiercel.api import PollingTrigger, RealtimeTrigger
 
-    async def wrapped(rt: Any, flow: Any, trigger: Any, ctx: Any) -> None:
-        async with _Source(cls, trigger, ctx, options) as source:
-            await body(rt, flow, trigger, source)
+    async def wrapped(harness: Any) -> None:
+        async with _Source(cls, harness.trigger, harness.ctx, options) as source:
+            await body(harness, source)
 
     _with_trigger(cls, options, wrapped, (PollingTrigger, RealtimeTrigger))
 
 
 def check_event_key(cls: type, options: Options) -> None:
-    async def body(rt: Any, flow: Any, trigger: Any, source: _Source) -> None:
+    async def body(harness: Any, source: _Source) -> None:
         fail([p for p in [_key_problem(cls, await source.first())] if p])
 
     _with_source(cls, options, body)
 
 
 def check_dedupe(cls: type, options: Options) -> None:
-    from tiercel.engine.delivery import deliver
-
-    async def body(rt: Any, flow: Any, trigger: Any, source: _Source) -> None:
+    async def body(harness: Any, source: _Source) -> None:
         event = await source.first()
         if _key_problem(cls, event):
             raise CheckSkipped("its events have no deduplication key (see event_key)")
-        first = await deliver(rt, flow, trigger, event)
-        second = await deliver(rt, flow, trigger, event)
-        count = rt.db.one("SELECT count(*) FROM executions WHERE flow_id = ?", (flow.id,))[0]
+        first = await harness.deliver(event)
+        second = await harness.deliver(event)
+        count = len(harness.executions())
         if first is None or second is not None or count != 1:
             raise CheckFailed(f"{cls.type}: the same event delivered twice made {count} executions, expected 1")
 
@@ -198,23 +198,13 @@ def check_dedupe(cls: type, options: Options) -> None:
 
 
 def check_commit_after_create(cls: type, options: Options) -> None:
-    from tiercel.engine.delivery import deliver
-
-    async def body(rt: Any, flow: Any, trigger: Any, source: _Source) -> None:
+    async def body(harness: Any, source: _Source) -> None:
         event = await source.first()
         key = event.key
         calls = _Recorded(event)
-        submit = rt.submit
-
-        def failing_submit(ex: Any) -> bool:
-            raise RuntimeError("injected failure: the execution could not be stored")
-
-        rt.submit = failing_submit
-        try:
-            with contextlib.suppress(RuntimeError):
-                await deliver(rt, flow, trigger, event)
-        finally:
-            rt.submit = submit
+        with harness.store_down("injected failure: the execution could not be stored"), \
+                contextlib.suppress(RuntimeError):
+            await harness.deliver(event)
         if calls.acks:
             raise CheckFailed(f"{cls.type}: ack was called although the execution was not created")
         again = await source.again(key)
@@ -225,8 +215,8 @@ def check_commit_after_create(cls: type, options: Options) -> None:
                               f"(called once the execution exists), never before; make event.nack hand the event "
                               f"out again")
         calls = _Recorded(again)
-        created = await deliver(rt, flow, trigger, again)
-        count = rt.db.one("SELECT count(*) FROM executions WHERE flow_id = ?", (flow.id,))[0]
+        created = await harness.deliver(again)
+        count = len(harness.executions())
         if created is None or count != 1 or calls.acks != 1:
             raise CheckFailed(f"{cls.type}: the redelivered event made {count} executions and {calls.acks} acks, "
                               f"expected 1 and 1")
@@ -237,8 +227,8 @@ def check_commit_after_create(cls: type, options: Options) -> None:
 def check_realtime_stops(cls: type, options: Options) -> None:
     from tiercel.api import RealtimeTrigger
 
-    async def body(rt: Any, flow: Any, trigger: Any, ctx: Any) -> None:
-        source = _Source(cls, trigger, ctx, options)
+    async def body(harness: Any) -> None:
+        source = _Source(cls, harness.trigger, harness.ctx, options)
         await source.__aenter__()
         if options.emit is not None:
             try:
