@@ -48,8 +48,9 @@ def register_triggers(register: Callable[[type[Trigger]], None]) -> None:
     """Contribute trigger types.
 
     Called once when plugins load. Call ``register(TriggerClass)`` for each trigger; the
-    class must subclass ``tiercel.PollingTrigger`` or ``tiercel.RealtimeTrigger`` (or
-    ``tiercel.Trigger`` for kernel-driven ones) and set ``type``. The return value is ignored.
+    class must subclass a trigger kind (``tiercel.PollingTrigger``, ``RealtimeTrigger``,
+    ``ScheduleTrigger``, ``ExecutionTrigger`` or ``WebhookTrigger``: the kernel drives each
+    kind the same way, whoever provides it) and set ``type``. The return value is ignored.
     """
 
 

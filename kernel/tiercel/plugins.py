@@ -232,13 +232,25 @@ class Registry:
 
     def _add(self, kind: str, cls: type, plugin: PluginInfo) -> str | None:
         """Register *cls*; return an error message instead when it cannot be."""
-        from tiercel.api import PollingTrigger, RealtimeTrigger, Runner, Storage, Task, Trigger
+        from tiercel.api import (
+            ExecutionTrigger,
+            PollingTrigger,
+            RealtimeTrigger,
+            Runner,
+            ScheduleTrigger,
+            Storage,
+            Task,
+            Trigger,
+            WebhookTrigger,
+        )
 
         base = {"task": Task, "trigger": Trigger, "runner": Runner, "storage": Storage}[kind]
         if not (isinstance(cls, type) and issubclass(cls, base)):
             return f"register_{kind}s got {cls!r}, which is not a subclass of tiercel.{base.__name__}"
-        if kind == "trigger" and plugin.name != CORE_PLUGIN and not issubclass(cls, (PollingTrigger, RealtimeTrigger)):
-            return f"trigger {cls.__name__} must subclass tiercel.PollingTrigger or tiercel.RealtimeTrigger"
+        kinds = (PollingTrigger, RealtimeTrigger, ScheduleTrigger, ExecutionTrigger, WebhookTrigger)
+        if kind == "trigger" and not issubclass(cls, kinds):
+            return (f"trigger {cls.__name__} must subclass a trigger kind: tiercel.PollingTrigger, RealtimeTrigger, "
+                    f"ScheduleTrigger, ExecutionTrigger or WebhookTrigger")
         if not getattr(cls, "type", ""):
             return f"{cls.__name__} has no `type` class attribute (e.g. type = \"{plugin.name.removeprefix('tiercel-')}.{cls.__name__}\")"
         info = ComponentInfo.of(kind, cls, plugin.name, plugin.version)

@@ -44,7 +44,7 @@ def test_hook_register_triggers(make_plugin):
             type = "tr.Live"
 
         class Plain(Trigger):
-            \"\"\"Only the kernel may drive a plain trigger.\"\"\"
+            \"\"\"A trigger of no kind: nothing would drive it.\"\"\"
             type = "tr.Plain"
 
         @hookimpl
@@ -56,7 +56,8 @@ def test_hook_register_triggers(make_plugin):
     registry = load_registry(eps)
     assert registry.types("trigger")[-2:] == ["tr.Live", "tr.Poll"]
     assert registry.plugins["tiercel-tr"].errors == [
-        "trigger Plain must subclass tiercel.PollingTrigger or tiercel.RealtimeTrigger"]
+        "trigger Plain must subclass a trigger kind: tiercel.PollingTrigger, RealtimeTrigger, ScheduleTrigger, "
+        "ExecutionTrigger or WebhookTrigger"]
 
 
 def test_hook_register_runners(make_plugin):
