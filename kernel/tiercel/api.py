@@ -71,7 +71,7 @@ class Component(BaseModel):
 
     @field_validator("*", mode="wrap")
     @classmethod
-    def _accept_expressions(cls, value: Any, handler: Callable, info: ValidationInfo) -> Any:
+    def _accept_expressions(cls, value: Any, handler: Callable[[Any], Any], info: ValidationInfo) -> Any:
         # Deploy-time validation lets expressions through; run-time rendering validates them.
         if info.context and info.context.get("deploy") and contains_expression(value):
             if info.field_name not in cls.static_fields:

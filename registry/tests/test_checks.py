@@ -6,10 +6,35 @@ import re
 import signal
 
 import pytest
-from components import (BadExample, Buffered, ForgetsOnNack, CancellableBlocking, CommitsInPoll, Echo, Escaping, ExitZero,
-                        ExtraAllowed, FailingExample, IgnoresCancel, Inbox, LeaksSecret, LeavesOrphans, Listener,
-                        NoDocstring, NoEnv, NoExamples, NoKey, NoOutputFiles, RefusesExpressions, Slurping, Stubborn,
-                        Undocumented, Unsorted, emit_realtime)
+from components import (
+    BadExample,
+    Buffered,
+    CancellableBlocking,
+    CommitsInPoll,
+    Echo,
+    Escaping,
+    ExitZero,
+    ExtraAllowed,
+    FailingExample,
+    ForgetsOnNack,
+    IgnoresCancel,
+    Inbox,
+    LeaksSecret,
+    LeavesOrphans,
+    Listener,
+    NoDocstring,
+    NoEnv,
+    NoExamples,
+    NoKey,
+    NoOutputFiles,
+    RefusesExpressions,
+    Slurping,
+    Stubborn,
+    Undocumented,
+    Unsorted,
+    emit_realtime,
+)
+
 from tiercel.core.runner import Process
 from tiercel.core.storage import Local
 from tiercel_registry.checks import CheckFailed, CheckSkipped, Options, checks_for, run_check

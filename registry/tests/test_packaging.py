@@ -1,6 +1,7 @@
 """Packaging checks on fixture distributions: each broken one fails exactly the check it breaks."""
 
 import pytest
+
 from tiercel_registry import packaging
 from tiercel_registry.checks import CheckFailed, CheckSkipped
 

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 from components import Echo, NoDocstring
+
 from tiercel.core.storage import Local
 from tiercel_registry import StorageConformance, TaskConformance, conformance_suite
 

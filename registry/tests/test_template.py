@@ -9,6 +9,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+
 from tiercel.testing.harness import tiercel
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,8 +10,14 @@ A plugin's whole conformance test::
 """
 
 from tiercel_registry.checks import CheckFailed, CheckSkipped, Options, run_check
-from tiercel_registry.conformance import (Conformance, RunnerConformance, StorageConformance, TaskConformance,
-                                          TriggerConformance, conformance_suite)
+from tiercel_registry.conformance import (
+                                          Conformance,
+                                          RunnerConformance,
+                                          StorageConformance,
+                                          TaskConformance,
+                                          TriggerConformance,
+                                          conformance_suite,
+)
 
 __version__ = "0.1.0"
 __all__ = ["TaskConformance", "TriggerConformance", "RunnerConformance", "StorageConformance", "Conformance",

@@ -33,7 +33,8 @@ def grade(dist: str, as_json: bool, out: Path | None, tests: Path | None, extra_
     Grades: A = every check passed, B >= 90, C >= 75, D >= 50, F below (or the plugin does not load).
     Skipped checks (not applicable, or needing a fixture the conformance tests did not give) do not count.
     """
-    from tiercel_registry.grade import GRADES, grade as run_grade, render_text
+    from tiercel_registry.grade import GRADES, render_text
+    from tiercel_registry.grade import grade as run_grade
     from tiercel_registry.packaging import NotInstalled
 
     try:

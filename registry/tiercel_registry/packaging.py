@@ -160,6 +160,7 @@ def check_loads(loaded: Loaded) -> None:
 
 def check_api(loaded: Loaded) -> None:
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
     from tiercel import API_VERSION
 
     if loaded.module is None:

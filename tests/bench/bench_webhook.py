@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+
 from tiercel.testing.services import free_port
 
 FLOW = """\

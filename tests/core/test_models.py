@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from pydantic import ValidationError
@@ -376,10 +376,10 @@ def test_schedule_errors_in_a_flow_name_the_trigger():
 
 
 def test_schedule_dates_follow_the_time_zone():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     s = triggers.Schedule(id="s", cron="0 2 * * *", timezone="Europe/Paris")
-    start = datetime(2026, 1, 10, 12, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
     nxt = s.next_date(start)
     assert nxt.isoformat() == "2026-01-11T02:00:00+01:00"
     assert s.previous_date(start).isoformat() == "2026-01-10T02:00:00+01:00"

@@ -10,7 +10,7 @@ import pytest
 
 from tiercel.expr import ExpressionError
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 MOMENT = dt.datetime(2024, 1, 31, 10, 5, 9, 123456, tzinfo=UTC)
 
 

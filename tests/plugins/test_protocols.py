@@ -7,9 +7,7 @@ kernel name of it anywhere in the engine.
 
 from __future__ import annotations
 
-import json
 import os
-import time
 from pathlib import Path
 
 import pytest

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from tiercel.model import Execution
 from tiercel.engine.scheduler import Conditions, window_open
+from tiercel.model import Execution
 
 UPSTREAM = """\
 id: extract

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -14,7 +14,7 @@ from tiercel.engine.scheduler import Scheduler
 PARIS = ZoneInfo("Europe/Paris")
 
 
-def ts(text: str, tz=timezone.utc) -> float:
+def ts(text: str, tz=UTC) -> float:
     return datetime.fromisoformat(text).replace(tzinfo=tz).timestamp()
 
 

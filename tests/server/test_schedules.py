@@ -82,7 +82,7 @@ tasks:
     try:
         with server.client() as api:
             for execution_id in long_ids:
-                h.wait_for(lambda: api.get(f"/api/v1/executions/{execution_id}").json()["state"] == "SUCCESS", 20)
+                h.wait_for(lambda eid=execution_id: api.get(f"/api/v1/executions/{eid}").json()["state"] == "SUCCESS", 20)
             spans = sorted((e["startDate"], e["endDate"]) for e in h.executions(api, "long"))
             assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), "queued executions overlapped"
             time.sleep(1.5)
@@ -135,7 +135,7 @@ tasks:
     try:
         with web.client() as api:
             for execution_id in ids:
-                h.wait_for(lambda: api.get(f"/api/v1/executions/{execution_id}").json()["state"] == "SUCCESS", 20)
+                h.wait_for(lambda eid=execution_id: api.get(f"/api/v1/executions/{eid}").json()["state"] == "SUCCESS", 20)
         assert "recovering execution" in executor.log.read_text()
     finally:
         web.stop()

@@ -8,7 +8,14 @@ so they stay small; history lives in executions, task_runs, attempts and logs.
 from __future__ import annotations
 
 from sqlalchemy import (
-    Column, Float, Index, Integer, MetaData, PrimaryKeyConstraint, Table, Text,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
 )
 
 metadata = MetaData()

@@ -15,8 +15,8 @@ from typing import Any
 
 import click
 
+from tiercel.cli.remote import server_option
 from tiercel.cli.run import drive, exit_code, home_option, make_view, parse_inputs
-from tiercel.server.remote import server_option
 
 
 def _runtime(home: Path | None) -> Any:
@@ -74,7 +74,7 @@ def list_(namespace: str | None, flow_id: str | None, states: tuple[str, ...], l
           home: Path | None, server: str | None) -> None:
     """The most recent executions, newest first."""
     if server:
-        from tiercel.server.remote import executions_list
+        from tiercel.cli.remote import executions_list
 
         return executions_list(server, namespace, flow_id, states, limit, as_json)
     rt = _runtime(home)
@@ -101,7 +101,7 @@ def list_(namespace: str | None, flow_id: str | None, states: tuple[str, ...], l
 def show(execution_id: str, as_json: bool, home: Path | None, server: str | None) -> None:
     """One execution with its task runs, attempts and outputs."""
     if server:
-        from tiercel.server.remote import executions_show
+        from tiercel.cli.remote import executions_show
 
         return executions_show(server, execution_id, as_json)
     rt = _runtime(home)
@@ -128,7 +128,7 @@ def logs(execution_id: str, task_id: str | None, level: str | None, follow: bool
          home: Path | None, server: str | None) -> None:
     """The logs of an execution."""
     if server:
-        from tiercel.server.remote import executions_logs
+        from tiercel.cli.remote import executions_logs
 
         return executions_logs(server, execution_id, task_id, level, follow, as_json)
     import time
@@ -157,7 +157,7 @@ def logs(execution_id: str, task_id: str | None, level: str | None, follow: bool
 def kill(execution_id: str, as_json: bool, home: Path | None, server: str | None) -> None:
     """Kill a running execution: its running tasks are cancelled, it ends KILLED."""
     if server:
-        from tiercel.server.remote import executions_command
+        from tiercel.cli.remote import executions_command
 
         return executions_command(server, execution_id, "kill", as_json)
     rt = _runtime(home)
@@ -182,7 +182,7 @@ def kill(execution_id: str, as_json: bool, home: Path | None, server: str | None
 def resume(execution_id: str, inputs: tuple[str, ...], as_json: bool, home: Path | None, server: str | None) -> None:
     """Resume a paused execution, or finish one whose process died (after a crash)."""
     if server:
-        from tiercel.server.remote import executions_command
+        from tiercel.cli.remote import executions_command
 
         return executions_command(server, execution_id, "resume", as_json, inputs=parse_inputs(inputs))
     rt = _runtime(home)
@@ -208,7 +208,7 @@ def resume(execution_id: str, inputs: tuple[str, ...], as_json: bool, home: Path
 def restart(execution_id: str, as_json: bool, home: Path | None, server: str | None) -> None:
     """Re-run the failed task runs of an ended execution, in the same execution, as new attempts."""
     if server:
-        from tiercel.server.remote import executions_command
+        from tiercel.cli.remote import executions_command
 
         return executions_command(server, execution_id, "restart", as_json)
     rt = _runtime(home)
@@ -230,7 +230,7 @@ def restart(execution_id: str, as_json: bool, home: Path | None, server: str | N
 def replay(execution_id: str, from_task: str | None, as_json: bool, home: Path | None, server: str | None) -> None:
     """A new execution of the same flow and inputs, reusing the task runs before --from."""
     if server:
-        from tiercel.server.remote import executions_command
+        from tiercel.cli.remote import executions_command
 
         return executions_command(server, execution_id, "replay", as_json, taskId=from_task)
     from tiercel.engine.replay import replay_execution

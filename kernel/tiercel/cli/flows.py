@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
+from tiercel.cli.remote import server_option
 from tiercel.cli.run import home_option
-from tiercel.server.remote import server_option
 
 
 @click.group()
@@ -29,7 +29,7 @@ def deploy(directory: Path, namespace: str | None, delete: bool, dry_run: bool, 
            server: str | None) -> None:
     """Deploy every flow of DIRECTORY (recursively); each file's `namespace` says where it goes."""
     if server:
-        from tiercel.server.remote import flows_deploy
+        from tiercel.cli.remote import flows_deploy
 
         return flows_deploy(server, directory, namespace, delete, dry_run)
     from tiercel.flow import FlowValidationError, load_flow_file
@@ -90,7 +90,7 @@ def deploy(directory: Path, namespace: str | None, delete: bool, dry_run: bool, 
 def list_(namespace: str | None, as_json: bool, home: Path | None, server: str | None) -> None:
     """Deployed flows (latest revisions)."""
     if server:
-        from tiercel.server.remote import flows_list
+        from tiercel.cli.remote import flows_list
 
         return flows_list(server, namespace, as_json)
     rows = _flows(home).list(namespace)
@@ -112,7 +112,7 @@ def list_(namespace: str | None, as_json: bool, home: Path | None, server: str |
 def show(namespace: str, flow_id: str, revision: int | None, home: Path | None, server: str | None) -> None:
     """Print the source of a deployed flow."""
     if server:
-        from tiercel.server.remote import flows_show
+        from tiercel.cli.remote import flows_show
 
         return flows_show(server, namespace, flow_id, revision)
     row = _flows(home).get(namespace, flow_id, revision)
@@ -129,7 +129,7 @@ def show(namespace: str, flow_id: str, revision: int | None, home: Path | None, 
 def delete(namespace: str, flow_id: str, home: Path | None, server: str | None) -> None:
     """Delete a deployed flow (its revisions stay for the executions that used them)."""
     if server:
-        from tiercel.server.remote import flows_delete
+        from tiercel.cli.remote import flows_delete
 
         return flows_delete(server, namespace, flow_id)
     if not _flows(home).delete(namespace, flow_id):

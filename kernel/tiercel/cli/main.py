@@ -54,11 +54,12 @@ class LazyGroup(click.Group):
         try:
             return getattr(importlib.import_module(module), attr)
         except ModuleNotFoundError as exc:
-            if exc.name and module.startswith(exc.name):
+            missing = exc.name
+            if missing and module.startswith(missing):
 
                 @click.command(name=name, help=target[1])
                 def unavailable() -> None:
-                    raise click.ClickException(f"`tiercel {name}` is not available: {exc.name} is not installed")
+                    raise click.ClickException(f"`tiercel {name}` is not available: {missing} is not installed")
 
                 return unavailable
             raise

@@ -96,8 +96,8 @@ def run(flow_file: Path, inputs: tuple[str, ...], as_json: bool, quiet: bool, la
     except FlowValidationError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
-    from tiercel.model import new_id
     from tiercel.engine.runtime import Runtime
+    from tiercel.model import new_id
 
     runtime = Runtime(home, flow_dirs=[flow_file.resolve().parent])
     execution_id = new_id()

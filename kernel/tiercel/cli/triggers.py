@@ -12,8 +12,8 @@ from typing import Any
 
 import click
 
+from tiercel.cli.remote import server_option
 from tiercel.cli.run import home_option, parse_inputs
-from tiercel.server.remote import server_option
 
 
 class _Local:

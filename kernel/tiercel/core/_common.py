@@ -9,6 +9,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from tiercel.api import Task
 
+
 def to_text(value: Any) -> Any:
     """Print a native scalar as Kestra would (a rendered ``{{ 6 * 7 }}`` becomes ``"42"``)."""
     if isinstance(value, bool):

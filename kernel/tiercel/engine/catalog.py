@@ -38,7 +38,7 @@ class FlowCatalog:
         """Keep *flow*'s source so executions can be resumed from it; returns its hash (saved once per process)."""
         digest = self._saved.get(id(flow))
         if digest is None or self._flows.get(digest) is not flow:
-            digest = self.stores.flows.save_source(flow.source, getattr(flow, "path", None))
+            digest = self.stores.flows.save_source(flow.source or "", flow.path)
             self._saved[id(flow)] = digest
             self._flows[digest] = flow
         return digest

@@ -99,8 +99,8 @@ class TaskRunContext(RunContext):
         #: The task run's attempts (this one last), whose ``resources`` track()/leftovers use.
         self._attempts = attempts or []
 
-    @property  # type: ignore[override]
-    def working_dir(self) -> Path:
+    @property
+    def working_dir(self) -> Path:  # type: ignore[override]
         if self._workdir is None:
             if self._shared_workdir:
                 self._workdir = self.host.home / "workdirs" / self._shared_workdir
@@ -155,7 +155,8 @@ class TaskRunContext(RunContext):
         if info is None:
             hint = self.host.registry.suggest("runner", type_name)
             raise TaskError(f"unknown task runner `{type_name}`" + (f"; did you mean `{hint}`?" if hint else ""))
-        return info.cls.model_validate(spec)
+        runner: Runner = info.cls.model_validate(spec)  # type: ignore[attr-defined]
+        return runner
 
     def track(self, key: str, value: Any) -> None:
         if not self._attempts:

@@ -91,11 +91,12 @@ def trigger_context(rt: Any, flow: Flow, trigger: Trigger) -> TaskRunContext:
         log.log(logging.ERROR if level == "ERROR" else logging.WARNING if level == "WARN" else logging.INFO,
                 "%s.%s/%s: %s", flow.namespace, flow.id, trigger.id, message)
 
-    variables = {"flow": {"id": flow.id, "namespace": flow.namespace}, "vars": flow.variables or {},
-                 "trigger": {}, "secret": lambda name: ctx.secret(name)}
+    variables: dict[str, Any] = {"flow": {"id": flow.id, "namespace": flow.namespace}, "vars": flow.variables or {},
+                                 "trigger": {}}
     ctx = TaskRunContext(host=rt, namespace=flow.namespace, flow_id=flow.id, execution_id=None, task_run_id=None,
                          task_id=trigger.id, attempt=0, variables=variables, secrets=secrets, emit_log=emit,
                          log_level=trigger.logLevel, trigger_state=state)
+    variables["secret"] = ctx.secret  # a trigger's properties may read secrets, masked in its logs
     return ctx
 
 

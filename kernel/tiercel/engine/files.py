@@ -44,12 +44,14 @@ def split_items(storage: InternalStorage, ex: Execution, tr: TaskRun, params: di
     separator = params.get("separator") or "\n"
     with storage.open(params["items"], ex.namespace) as fh:
         items = [item for item in fh.read().decode("utf-8").split(separator) if item != ""]
+    groups: list[list[str]] = []
     if params.get("partitions"):
         n = max(1, int(params["partitions"]))
         size = -(-len(items) // n) if items else 0
         groups = [items[i:i + size] for i in range(0, len(items), size)] if size else []
     elif params.get("bytes"):
-        limit, groups, current, used = parse_size(params["bytes"]), [], [], 0
+        limit, used = parse_size(params["bytes"]), 0
+        current: list[str] = []
         for item in items:
             if current and used + len(item) + 1 > limit:
                 groups.append(current)

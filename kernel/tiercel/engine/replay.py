@@ -51,4 +51,5 @@ def replay_execution(rt: Any, execution_id: str, from_task: str | None = None) -
             if clone.state in SUCCEEDED:
                 new.record_outputs(clone)
     rt.submit(new)
-    return new
+    result: Execution = new
+    return result

@@ -116,7 +116,8 @@ class Runtime:
                        trigger=trigger, parent_id=parent[0] if parent else None,
                        parent_task_run_id=parent[1] if parent else None, dedupe_key=dedupe_key,
                        original_id=original_id)
-        for spec in flow.inputs or []:
+        specs: list[Any] = list(flow.inputs or [])
+        for spec in specs:
             if str(spec.type).upper() == "SECRET" and inputs.get(spec.id):
                 ex.secrets.add(str(inputs[spec.id]))
         return ex
@@ -255,7 +256,7 @@ class Runtime:
             if not self._wake.is_set():
                 try:
                     await asyncio.wait_for(self._wake.wait(), poll_interval)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             else:
                 await asyncio.sleep(0)  # let workers run between batches
@@ -295,8 +296,8 @@ class Runtime:
                     tr.error = mask(tr.error, ex.secrets)
             if ex.outputs:
                 ex.outputs = mask(ex.outputs, ex.secrets)
-        for tr, level, message in effects.logs:
-            self.logs.add(ex.id, tr, tr.attempt if tr else None, level, message, time.time())
+        for run, level, message in effects.logs:
+            self.logs.add(ex.id, run, run.attempt if run else None, level, message, time.time())
         self.stores.executions.save(ex, logs=self.logs.take())
         for tr in changed:
             self._emit("taskrun", (ex, tr))

@@ -20,8 +20,9 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tiercel.api import ExecutionTrigger, ScheduleTrigger, Trigger
@@ -34,7 +35,7 @@ log = logging.getLogger("tiercel.scheduler")
 GRACE = 1.0
 #: Most ticks fired per trigger in one pass (a long downtime with ALL is worked off over passes).
 BATCH = 200
-_UTC = timezone.utc
+_UTC = UTC
 
 
 # --- schedule dates -----------------------------------------------------------------------
@@ -72,7 +73,7 @@ class FlowIndex:
     def __init__(self, rt: Any) -> None:
         self.rt = rt
         self.store = rt.stores.triggers
-        self._signature: tuple | None = None
+        self._signature: tuple[Any, ...] | None = None
         self._flows: dict[tuple[str, str], Deployed] = {}
         self._parsed: dict[str, Any] = {}
         self._broken: set[str] = set()
@@ -161,34 +162,34 @@ class Conditions:
         return bool(method(cond, variables, upstream, tz))
 
     # upstream execution tests
-    def _ExecutionFlow(self, c: dict, v: dict, up: Execution | None, tz: Any) -> bool:
+    def _ExecutionFlow(self, c: dict[str, Any], v: dict[str, Any], up: Execution | None, tz: Any) -> bool:
         return up is not None and up.namespace == c.get("namespace") and up.flow_id == c.get("flowId")
 
-    def _ExecutionNamespace(self, c: dict, v: dict, up: Execution | None, tz: Any) -> bool:
+    def _ExecutionNamespace(self, c: dict[str, Any], v: dict[str, Any], up: Execution | None, tz: Any) -> bool:
         if up is None:
             return False
         ns, how = str(c.get("namespace", "")), str(c.get("comparison") or ("PREFIX" if c.get("prefix") else "EQUALS"))
         return {"EQUALS": up.namespace == ns, "PREFIX": up.namespace.startswith(ns),
                 "SUFFIX": up.namespace.endswith(ns)}.get(how.upper(), False)
 
-    def _ExecutionStatus(self, c: dict, v: dict, up: Execution | None, tz: Any) -> bool:
+    def _ExecutionStatus(self, c: dict[str, Any], v: dict[str, Any], up: Execution | None, tz: Any) -> bool:
         if up is None:
             return False
         return (not c.get("in") or up.state in c["in"]) and up.state not in (c.get("notIn") or [])
 
-    def _ExecutionLabels(self, c: dict, v: dict, up: Execution | None, tz: Any) -> bool:
+    def _ExecutionLabels(self, c: dict[str, Any], v: dict[str, Any], up: Execution | None, tz: Any) -> bool:
         wanted = c.get("labels") or {}
         if isinstance(wanted, list):
             wanted = {str(i.get("key")): str(i.get("value")) for i in wanted if isinstance(i, dict)}
         return up is not None and all(str(up.labels.get(k)) == str(val) for k, val in wanted.items())
 
-    def _ExecutionOutputs(self, c: dict, v: dict, up: Execution | None, tz: Any) -> bool:
+    def _ExecutionOutputs(self, c: dict[str, Any], v: dict[str, Any], up: Execution | None, tz: Any) -> bool:
         return self._expression(c.get("expression"), v)
 
-    def _Expression(self, c: dict, v: dict, up: Execution | None, tz: Any) -> bool:
+    def _Expression(self, c: dict[str, Any], v: dict[str, Any], up: Execution | None, tz: Any) -> bool:
         return self._expression(c.get("expression"), v)
 
-    def _expression(self, expr: Any, v: dict) -> bool:
+    def _expression(self, expr: Any, v: dict[str, Any]) -> bool:
         from tiercel.expr import truthy
 
         if expr is None:
@@ -197,14 +198,14 @@ class Conditions:
         return truthy(self.rt.renderer.render(text, {"trigger": v, **v.get("_context", {})}))
 
     # combinators
-    def _Not(self, c: dict, v: dict, up: Execution | None, tz: Any) -> bool:
+    def _Not(self, c: dict[str, Any], v: dict[str, Any], up: Execution | None, tz: Any) -> bool:
         return not any(self.check(x, v, up, tz) for x in c.get("conditions") or [])
 
-    def _Or(self, c: dict, v: dict, up: Execution | None, tz: Any) -> bool:
+    def _Or(self, c: dict[str, Any], v: dict[str, Any], up: Execution | None, tz: Any) -> bool:
         return any(self.check(x, v, up, tz) for x in c.get("conditions") or [])
 
     # dates
-    def _date(self, c: dict, v: dict, tz: Any) -> datetime:
+    def _date(self, c: dict[str, Any], v: dict[str, Any], tz: Any) -> datetime:
         raw = c.get("date")
         if raw is not None:
             raw = self.rt.renderer.render(raw, {"trigger": v}) if "{{" in str(raw) else raw
@@ -214,13 +215,13 @@ class Conditions:
             return value if value.tzinfo else value.replace(tzinfo=tz)
         return datetime.now(tz) if tz else datetime.now().astimezone()
 
-    def _DayWeek(self, c: dict, v: dict, up: Execution | None, tz: Any) -> bool:
+    def _DayWeek(self, c: dict[str, Any], v: dict[str, Any], up: Execution | None, tz: Any) -> bool:
         return _DAYS[self._date(c, v, tz).weekday()] == str(c.get("dayOfWeek", "")).upper()
 
-    def _Weekend(self, c: dict, v: dict, up: Execution | None, tz: Any) -> bool:
+    def _Weekend(self, c: dict[str, Any], v: dict[str, Any], up: Execution | None, tz: Any) -> bool:
         return self._date(c, v, tz).weekday() >= 5
 
-    def _DayWeekInMonth(self, c: dict, v: dict, up: Execution | None, tz: Any) -> bool:
+    def _DayWeekInMonth(self, c: dict[str, Any], v: dict[str, Any], up: Execution | None, tz: Any) -> bool:
         d = self._date(c, v, tz)
         if _DAYS[d.weekday()] != str(c.get("dayOfWeek", "")).upper():
             return False
@@ -230,13 +231,13 @@ class Conditions:
             return (d + timedelta(days=7)).month != d.month
         return nth == {"FIRST": 0, "SECOND": 1, "THIRD": 2, "FOURTH": 3}.get(which, -1)
 
-    def _TimeBetween(self, c: dict, v: dict, up: Execution | None, tz: Any) -> bool:
+    def _TimeBetween(self, c: dict[str, Any], v: dict[str, Any], up: Execution | None, tz: Any) -> bool:
         t = self._date(c, v, tz).timetz().replace(tzinfo=None)
         after = _time(c.get("after"))
         before = _time(c.get("before"))
         return (after is None or t >= after) and (before is None or t <= before)
 
-    def _DateTimeBetween(self, c: dict, v: dict, up: Execution | None, tz: Any) -> bool:
+    def _DateTimeBetween(self, c: dict[str, Any], v: dict[str, Any], up: Execution | None, tz: Any) -> bool:
         d = self._date(c, v, tz)
         after = _dt(c.get("after"), d.tzinfo)
         before = _dt(c.get("before"), d.tzinfo)
@@ -268,7 +269,7 @@ def _secs(value: Any, default: float) -> float:
         return float(value)
     from tiercel.flow.inputs import parse_duration
 
-    return parse_duration(value).total_seconds()
+    return float(parse_duration(value).total_seconds())
 
 
 def window_open(entry_ts: float, now: float, window: dict[str, Any]) -> bool:
@@ -301,7 +302,7 @@ def _clock(value: Any, default: float) -> float:
 class Scheduler:
     """Fires schedules and backfills, evaluates flow triggers; run ``await run(stop)``."""
 
-    def __init__(self, rt: Any, index: FlowIndex | None = None, clock: Any = time.time) -> None:
+    def __init__(self, rt: Any, index: FlowIndex | None = None, clock: Callable[[], float] = time.time) -> None:
         self.rt = rt
         self.index = index or FlowIndex(rt)
         self.store = self.index.store
@@ -326,7 +327,7 @@ class Scheduler:
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), max(0.005, delay))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def tick(self) -> float:
@@ -357,7 +358,7 @@ class Scheduler:
             self._errors[key] = (message, time.time())
 
     # --- schedules --------------------------------------------------------------------
-    def _schedule(self, d: Deployed, trigger: Any, row: dict[str, Any] | None, now: float) -> float | None:
+    def _schedule(self, d: Deployed, trigger: ScheduleTrigger, row: dict[str, Any] | None, now: float) -> float | None:
         key = (d.namespace, d.id, trigger.id)
         signature = trigger.signature()
         if row is None or row["next_at"] is None or row["state"].get("cron") != signature:
@@ -388,7 +389,7 @@ class Scheduler:
         self._horizon[key] = now
         return nxt
 
-    def _fire_tick(self, d: Deployed, trigger: Any, ts: float, now: float) -> None:
+    def _fire_tick(self, d: Deployed, trigger: ScheduleTrigger, ts: float, now: float) -> None:
         key = (d.namespace, d.id, trigger.id)
         nxt = trigger.next_fire(ts)
         late = trigger.lateMaximumDelay
@@ -422,7 +423,7 @@ class Scheduler:
             return False
 
     # --- backfills --------------------------------------------------------------------
-    def backfill(self, d: Deployed, trigger: Any, start: float, end: float | None, inputs: dict[str, Any] | None,
+    def backfill(self, d: Deployed, trigger: ScheduleTrigger, start: float, end: float | None, inputs: dict[str, Any] | None,
                  labels: dict[str, str] | None) -> dict[str, Any]:
         """Queue the dates of [start, end] to fire in order (paced by the flow's concurrency)."""
         key = (d.namespace, d.id, trigger.id)
@@ -431,7 +432,7 @@ class Scheduler:
         row = self.store.get(*key)
         end = end if end is not None else self.clock()
         first = trigger.next_fire(start - 1e-6)
-        bf = {"start": start, "end": end, "next": first, "inputs": inputs or {}, "labels": labels or {},
+        bf: dict[str, Any] = {"start": start, "end": end, "next": first, "inputs": inputs or {}, "labels": labels or {},
               "paused": False, "created": 0, "total": self._count(trigger, first, end)}
         state = dict(row["state"])
         state["backfill"] = bf
@@ -439,20 +440,20 @@ class Scheduler:
         self.wake()
         return bf
 
-    def _count(self, trigger: Any, first: float, end: float, cap: int = 100_000) -> int:
+    def _count(self, trigger: ScheduleTrigger, first: float, end: float, cap: int = 100_000) -> int:
         n, t = 0, first
         while t <= end and n < cap:
             n += 1
             t = trigger.next_fire(t)
         return n
 
-    def set_backfill(self, d: Deployed, trigger: Any, action: str) -> dict[str, Any] | None:
+    def set_backfill(self, d: Deployed, trigger: ScheduleTrigger, action: str) -> dict[str, Any] | None:
         key = (d.namespace, d.id, trigger.id)
         row = self.store.get(*key)
         if row is None or not row["state"].get("backfill"):
             return None
         state = dict(row["state"])
-        bf = state["backfill"]
+        bf: dict[str, Any] = state["backfill"]
         if action == "cancel":
             state.pop("backfill")
         else:
@@ -461,7 +462,7 @@ class Scheduler:
         self.wake()
         return bf
 
-    def _backfill(self, d: Deployed, trigger: Any, row: dict[str, Any]) -> bool:
+    def _backfill(self, d: Deployed, trigger: ScheduleTrigger, row: dict[str, Any]) -> bool:
         """Fire the next backfill dates the flow's concurrency allows; True when more remain."""
         bf = row["state"]["backfill"]
         if bf.get("paused"):
@@ -603,7 +604,8 @@ class Scheduler:
         if kind in ("IS_TRUE", "IS_FALSE"):
             from tiercel.expr import truthy
 
-            return truthy(subject) == (kind == "IS_TRUE")
+            wanted_truth: bool = kind == "IS_TRUE"
+            return truthy(subject) is wanted_truth
         if kind == "IS_NULL":
             return subject in (None, "")
         if kind == "IS_NOT_NULL":

@@ -88,7 +88,7 @@ def resolve_backend(home: Path, registry: Any, uri: str | None = None) -> Storag
 
     uri = uri if uri is not None else os.environ.get("TIERCEL_STORAGE", "local")
     options = dict(parse_qsl(urlsplit(uri).query)) if "://" in uri else {}
-    backend = registry.hook.resolve_storage(uri=uri, options=options, home=home)
+    backend: Storage | None = registry.hook.resolve_storage(uri=uri, options=options, home=home)
     if backend is None:
         schemes = sorted({c.type for c in registry.components("storage")})
         raise StorageError(f"no installed plugin provides the internal storage `{uri}` (TIERCEL_STORAGE); "

@@ -59,7 +59,7 @@ class TriggerRunner:
         self.rt = rt
         self.index = index or FlowIndex(rt)
         self.sync_every = sync_every
-        self.tasks: dict[tuple[str, str, str], tuple[str, asyncio.Task]] = {}
+        self.tasks: dict[tuple[str, str, str], tuple[str, asyncio.Task[None]]] = {}
         self.health: dict[tuple[str, str, str], Health] = {}
         self._wake = asyncio.Event()
 
@@ -76,7 +76,7 @@ class TriggerRunner:
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), self.sync_every)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
         finally:
             await self.stop_all()

@@ -119,7 +119,7 @@ class Worker:
             timeout = task.timeout.total_seconds() if task.timeout else None
             try:
                 result = await asyncio.wait_for(_call(task.run, ctx), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 ctx._cancelled = True
                 raise TaskError(f"timed out after {_fmt(timeout)}") from None
             outputs = mask(_as_outputs(result), ex_secrets)
@@ -159,7 +159,8 @@ def _as_outputs(result: Any) -> dict[str, Any] | None:
     if result is None:
         return None
     if hasattr(result, "model_dump"):
-        return result.model_dump(mode="json", by_alias=True)
+        dumped: dict[str, Any] = result.model_dump(mode="json", by_alias=True)
+        return dumped
     if isinstance(result, dict):
         return result
     raise TaskError(f"run() must return a dict of outputs or None, got {type(result).__name__}")

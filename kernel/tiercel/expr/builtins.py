@@ -11,8 +11,8 @@ import random
 import re
 import unicodedata
 import uuid as _uuid
-from collections.abc import Callable, Iterable, Iterator, ItemsView, KeysView, Mapping, ValuesView
-from datetime import date, datetime, timezone
+from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote_plus
@@ -112,7 +112,7 @@ def to_text(value: Any) -> str:
 
 def now(timeZone: str | None = None) -> datetime:  # noqa: N803
     """The current time, timezone-aware (UTC unless a zone is given)."""
-    return datetime.now(dates.zone(timeZone) or timezone.utc)
+    return datetime.now(dates.zone(timeZone) or UTC)
 
 
 def from_json(value: Any) -> Any:
@@ -157,7 +157,7 @@ def _timestamp(scale: int) -> Callable[..., int]:
     """Epoch seconds (scale 1), milli- (1000), micro- or nanoseconds of a date."""
     def timestamp(value: Any, timeZone: str | None = None, existingFormat: str | None = None) -> int:  # noqa: N803
         dt = dates.to_datetime(value, timeZone, existingFormat)
-        delta = dt - datetime(1970, 1, 1, tzinfo=timezone.utc)
+        delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
         return (delta.days * 86400 + delta.seconds) * scale + delta.microseconds * scale // 1_000_000
 
     return timestamp

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import calendar
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = ["to_datetime", "format_date", "date_add", "iso", "zone"]
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def zone(name: str | None) -> Any:

@@ -16,8 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from tiercel.api import Component, Task, Trigger
 from tiercel.flow.errors import FlowError, FlowValidationError, Path, did_you_mean, format_path
-from tiercel.flow.model import (ID_PATTERN, NAMESPACE_PATTERN, TASK_ID_PATTERN, Flow, PluginDefault, _strip,
-                                child_fields)
+from tiercel.flow.model import ID_PATTERN, NAMESPACE_PATTERN, TASK_ID_PATTERN, Flow, PluginDefault, _strip, child_fields
 from tiercel.flow.yamlpos import Positions, YamlError, load_yaml
 
 TASK_BLOCKS = ("tasks", "errors", "finally", "afterExecution")

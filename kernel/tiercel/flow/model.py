@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
-from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, SerializeAsAny, field_validator,
-                      model_validator)
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SerializeAsAny, field_validator, model_validator
 
 from tiercel.api import Retry, Task, Trigger
 
@@ -197,7 +196,7 @@ INPUT_CLASSES = (StringInput, SecretInput, IntInput, FloatInput, BooleanInput, S
                  DatetimeInput, DateInput, TimeInput, DurationInput, FileInput, JsonInput, YamlInput,
                  UriInput, EmailInput, ArrayInput)
 
-Input = Annotated[Union[INPUT_CLASSES], Field(discriminator="type")]  # type: ignore[valid-type]
+Input = Annotated[INPUT_CLASSES, Field(discriminator="type")]  # type: ignore[valid-type]
 
 
 # --- the rest of the flow ------------------------------------------------------------

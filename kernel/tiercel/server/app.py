@@ -14,7 +14,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.applications import Starlette
@@ -52,7 +52,7 @@ class Json(JSONResponse):
 
 
 def iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 class Services:
@@ -120,7 +120,7 @@ class Notifier:
         self.waiting.setdefault(execution_id, set()).add(event)
         try:
             await asyncio.wait_for(event.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         finally:
             waiting = self.waiting.get(execution_id)
@@ -480,7 +480,7 @@ async def _wait(rt: Any, execution_id: str, timeout: float) -> None:
     """Wait for the end, at most *timeout* seconds; the caller answers the state then."""
     try:
         await asyncio.wait_for(rt.wait(execution_id), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
 
 

@@ -125,7 +125,7 @@ class TiercelProcess:
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), every)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             if stop.is_set():
                 return

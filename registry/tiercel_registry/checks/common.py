@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from tiercel_registry._engine import kind_of, registry_for
-from tiercel_registry.checks import CheckFailed, CheckSkipped, Options, UNKNOWN, fail
+from tiercel_registry.checks import UNKNOWN, CheckFailed, CheckSkipped, Options, fail
 
 
 def _names(cls: type) -> set[str]:
@@ -142,6 +142,7 @@ def check_examples_validate(cls: type, options: Options) -> None:
 
 def check_unknown_property(cls: type, options: Options) -> None:
     from pydantic import ValidationError
+
     from tiercel.flow import FlowValidationError, load_flow
 
     hint = ("keep `extra=\"forbid\"` (the tiercel.Component default), so that a misspelled property is an "
@@ -208,7 +209,7 @@ def check_expressions(cls: type, options: Options) -> None:
             continue
         literal = {k: node[k] for k in keys}
         for k in keys:
-            node[k] = "{{ probe[%s] }}" % json.dumps(k)
+            node[k] = "{{ probe[" + json.dumps(k) + "] }}"
         try:
             try:
                 probe_flow = load_flow(_dump(ex.data), registry=registry)

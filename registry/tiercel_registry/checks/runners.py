@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tiercel_registry._engine import registry_for, run_context, run_loop
-from tiercel_registry.checks import CheckFailed, CheckSkipped, Options, STOP_GRACE
+from tiercel_registry.checks import STOP_GRACE, CheckFailed, CheckSkipped, Options
 
 
 def _runner(cls: type, options: Options) -> Any:

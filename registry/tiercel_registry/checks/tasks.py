@@ -11,8 +11,8 @@ import time
 from typing import Any
 
 from tiercel_registry._engine import registry_for, run
-from tiercel_registry.checks import CheckFailed, CheckSkipped, Options, STOP_GRACE, SECRET_NAME, SECRET_VALUE, fail
-from tiercel_registry.checks.common import _examples, _dump, _occurrences, _names, _static, _Example
+from tiercel_registry.checks import SECRET_NAME, SECRET_VALUE, STOP_GRACE, CheckFailed, CheckSkipped, Options, fail
+from tiercel_registry.checks.common import _dump, _Example, _examples, _names, _occurrences, _static
 
 
 def _runnable(cls: type, options: Options) -> tuple[list[_Example], list[str]]:
@@ -63,7 +63,7 @@ def check_secrets(cls: type, options: Options) -> None:
     if not runnable:
         raise CheckSkipped(_NEEDS_SERVICE)
     props = cls.model_json_schema(mode="validation").get("properties", {})
-    expression = "{{ secret('%s') }}" % SECRET_NAME
+    expression = "{{ secret('" + SECRET_NAME + "') }}"
     for ex in runnable:
         injected = []
         for node in _occurrences(ex.data, _names(cls)):

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from tiercel_registry._engine import registry_for, run_loop
-from tiercel_registry.checks import CheckFailed, CheckSkipped, Options, STOP_GRACE, fail
-from tiercel_registry.checks.common import _examples, _using, _dump, _instance
+from tiercel_registry.checks import STOP_GRACE, CheckFailed, CheckSkipped, Options, fail
+from tiercel_registry.checks.common import _dump, _examples, _using
 
 
 async def _maybe(value: Any) -> Any:

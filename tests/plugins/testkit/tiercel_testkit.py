@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import timezone
+from datetime import UTC
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -54,7 +54,7 @@ class Every(ScheduleTrigger):
         return (math.ceil(before / self.seconds) - 1) * self.seconds
 
     def zone(self) -> Any:
-        return timezone.utc
+        return UTC
 
     def signature(self) -> str:
         return f"every {self.seconds}"

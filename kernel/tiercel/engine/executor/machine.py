@@ -33,7 +33,18 @@ from tiercel.engine.executor.events import (
 )
 from tiercel.engine.variables import Variables
 from tiercel.flow.model import Flow
-from tiercel.model import FAILURES, SUCCEEDED, TERMINAL, Attempt, ChildExecution, Execution, State, TaskRun, new_id, worst
+from tiercel.model import (
+    FAILURES,
+    SUCCEEDED,
+    TERMINAL,
+    Attempt,
+    ChildExecution,
+    Execution,
+    State,
+    TaskRun,
+    new_id,
+    worst,
+)
 
 RUNNING = State.RUNNING
 #: Blocks whose tasks run because of the main block's outcome; a change there never re-resolves it.
@@ -268,9 +279,9 @@ class Step:
             self.forget(tr)
         ex.state, ex.ended_at, ex.error, ex.outputs, ex.dirty = RUNNING, None, None, {}, True
         for tr_id in ancestors:
-            tr = ex.task_runs.get(tr_id)
-            if tr is not None:
-                self.reopen(tr)
+            ancestor = ex.task_runs.get(tr_id)
+            if ancestor is not None:
+                self.reopen(ancestor)
         for tr in failed:
             if tr.id not in ex.task_runs:
                 continue

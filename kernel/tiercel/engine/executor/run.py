@@ -41,7 +41,7 @@ class EngineRun(FlowableRun):
             tr.dirty = True
 
     # outputs and error are the task run's own
-    @property  # type: ignore[override]
+    @property
     def outputs(self) -> dict[str, Any] | None:
         return self._tr.outputs
 
@@ -50,7 +50,7 @@ class EngineRun(FlowableRun):
         self._tr.outputs = value
         self._tr.dirty = True
 
-    @property  # type: ignore[override]
+    @property
     def error(self) -> str | None:
         return self._tr.error
 
