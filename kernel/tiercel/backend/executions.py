@@ -138,6 +138,11 @@ class ExecutionStore:
         ex = self.load(execution_id)
         return ex.to_json() if ex else None
 
+    def state(self, execution_id: str) -> State | None:
+        """Only the state of an execution (cheap: no task runs loaded)."""
+        row = self.db.one("SELECT state FROM executions WHERE id = ?", (execution_id,))
+        return State(row[0]) if row else None
+
     def id_for_dedupe_key(self, key: str) -> str | None:
         row = self.db.one("SELECT id FROM executions WHERE dedupe_key = ?", (key,))
         return row[0] if row else None

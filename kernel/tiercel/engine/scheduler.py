@@ -35,6 +35,8 @@ log = logging.getLogger("tiercel.scheduler")
 GRACE = 1.0
 #: Most ticks fired per trigger in one pass (a long downtime with ALL is worked off over passes).
 BATCH = 200
+#: Seconds one scheduler pass may take before it lets the event loop serve the rest.
+PASS_BUDGET = 0.02
 _UTC = UTC
 
 
@@ -105,6 +107,13 @@ class FlowIndex:
         self._signature = signature
         self.version += 1
         return True
+
+    def remember(self, flow: Any) -> None:
+        """Keep a flow parsed elsewhere (off the event loop, by the API) so a refresh does not parse it again."""
+        from tiercel.backend.flows import source_hash
+
+        if flow.source is not None:
+            self._parsed[source_hash(flow.source)] = flow
 
     def get(self, namespace: str, flow_id: str) -> Deployed | None:
         return self._flows.get((namespace, flow_id))
@@ -309,14 +318,21 @@ class Scheduler:
         self.conditions = Conditions(rt)
         self.clock = clock
         self._horizon: dict[tuple[str, str, str], float] = {}
+        self._deadline = 0.0
         self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._errors: dict[tuple[str, str, str], tuple[str, float]] = {}
 
     def wake(self) -> None:
-        """Re-read flows and triggers now (after a deploy, an enable, a backfill)."""
-        self._wake.set()
+        """Re-read flows and triggers now (after a deploy, an enable, a backfill); callable from any thread."""
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            loop.call_soon_threadsafe(self._wake.set)
+        else:
+            self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
         self.rt.on_end.append(self.on_end)
         while not stop.is_set():
             try:
@@ -331,8 +347,13 @@ class Scheduler:
                 pass
 
     def tick(self) -> float:
-        """One pass: fire what is due; return seconds until the next due date (at most 1)."""
+        """One pass: fire what is due; return seconds until the next due date (at most 1).
+
+        A pass fires for at most PASS_BUDGET seconds (then returns 0 to go on after the loop
+        served everything else): a long backlog never stalls the API or the executions.
+        """
         self.index.refresh()
+        self._deadline = time.monotonic() + PASS_BUDGET
         now = self.clock()
         rows = self.store.all()
         soonest = now + 1.0
@@ -349,6 +370,8 @@ class Scheduler:
             if row and row["state"].get("backfill"):
                 if self._backfill(d, trigger, row):
                     soonest = min(soonest, now + 0.05)
+        if time.monotonic() >= self._deadline:
+            return 0.0  # more to do: yield to the loop, then go on
         return max(0.0, soonest - self.clock())
 
     def _error(self, key: tuple[str, str, str], message: str) -> None:
@@ -382,7 +405,7 @@ class Scheduler:
             nxt = trigger.next_fire(last_missed)
             self.store.advance(*key, nxt)
         fired = 0
-        while nxt <= now and fired < BATCH:
+        while nxt <= now and fired < BATCH and time.monotonic() < self._deadline:
             self._fire_tick(d, trigger, nxt, now)
             fired += 1
             nxt = trigger.next_fire(nxt)
@@ -472,7 +495,7 @@ class Scheduler:
         if concurrency is not None and concurrency.limit:
             room = concurrency.limit - self.rt.stores.executions.count_active(d.namespace, d.id)
         key = (d.namespace, d.id, trigger.id)
-        while room > 0 and bf["next"] <= bf["end"]:
+        while room > 0 and bf["next"] <= bf["end"] and time.monotonic() < self._deadline:
             ts = bf["next"]
             variables = {**schedule_variables(trigger, ts), "backfill": True}
             with self.rt.db.transaction():

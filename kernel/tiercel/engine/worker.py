@@ -115,7 +115,10 @@ class Worker:
         started = time.time()
         state, outputs, error = State.SUCCESS, None, None
         try:
-            task = render_task(job.task, host.renderer, job.variables)
+            if all(host.renderer.is_cheap(getattr(job.task, name)) for name in type(job.task).model_fields):
+                task = render_task(job.task, host.renderer, job.variables)
+            else:  # a template may take a while: never on the event loop
+                task = await asyncio.to_thread(render_task, job.task, host.renderer, job.variables)
             timeout = task.timeout.total_seconds() if task.timeout else None
             try:
                 result = await asyncio.wait_for(_call(task.run, ctx), timeout)

@@ -58,6 +58,17 @@ class Renderer:
             return tuple(self.render(v, variables) for v in value)
         return value
 
+    def is_cheap(self, value: Any) -> bool:
+        """Whether rendering *value* only looks variables up (no Jinja template to run): it then takes
+        microseconds, so a caller on an event loop may do it inline instead of in a thread."""
+        if isinstance(value, str):
+            return ("{{" not in value and "{%" not in value) or simple_template(value) is not None
+        if isinstance(value, dict):
+            return all(self.is_cheap(k) and self.is_cheap(v) for k, v in value.items())
+        if isinstance(value, (list, tuple)):
+            return all(self.is_cheap(v) for v in value)
+        return True
+
     def render_string(self, value: Any, variables: Mapping[str, Any]) -> str:
         """Render to a string always (lists and maps print as JSON, null as '')."""
         if isinstance(value, str):

@@ -196,7 +196,7 @@ INPUT_CLASSES = (StringInput, SecretInput, IntInput, FloatInput, BooleanInput, S
                  DatetimeInput, DateInput, TimeInput, DurationInput, FileInput, JsonInput, YamlInput,
                  UriInput, EmailInput, ArrayInput)
 
-Input = Annotated[INPUT_CLASSES, Field(discriminator="type")]  # type: ignore[valid-type]
+Input = Annotated[Union[INPUT_CLASSES], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
 
 
 # --- the rest of the flow ------------------------------------------------------------

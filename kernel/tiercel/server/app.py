@@ -59,14 +59,13 @@ class Services:
     """What the handlers use: the runtime, the deployed-flow index, the scheduler and trigger runner."""
 
     def __init__(self, rt: Any, scheduler: Any = None, runner: Any = None, index: Any = None) -> None:
-        from tiercel.backend.trigger_store import TriggerStore
         from tiercel.engine.scheduler import Conditions, FlowIndex
 
         self.rt = rt
         self.index = index or (scheduler.index if scheduler else FlowIndex(rt))
         self.scheduler = scheduler
         self.runner = runner
-        self.store = TriggerStore(rt.db)
+        self.store = rt.stores.triggers
         self.notifier = Notifier()
         self.conditions = Conditions(rt)
         rt.listeners.append(self.notifier.on_event)
@@ -74,7 +73,10 @@ class Services:
         self._disabled: set[tuple[str, str, str]] = set()
         self.flow_schema: dict[str, Any] | None = None
 
-    def flows_changed(self) -> None:
+    def flows_changed(self, parsed: Any = None) -> None:
+        """After a deploy: the index re-reads the flows (*parsed*, the flow just parsed off the loop, is not parsed again)."""
+        if parsed is not None:
+            self.index.remember(parsed)
         self.index.refresh(force=True)
         self._disabled = self.store.disabled_keys()
         for part in (self.scheduler, self.runner):
@@ -98,22 +100,47 @@ class Services:
 
 
 class Notifier:
-    """Wakes server-sent-event streams when their execution changes or logs."""
+    """Wakes server-sent-event streams when their execution changes or logs.
+
+    Followers of one execution share one serialization of it per change (:meth:`snapshot`),
+    made off the event loop: a hundred followers cost what one does.
+    """
 
     def __init__(self) -> None:
         self.waiting: dict[str, set[asyncio.Event]] = {}
+        self.versions: dict[str, int] = {}
+        self._snapshots: dict[str, tuple[int, asyncio.Task[tuple[str, bool]]]] = {}
 
     def on_event(self, kind: str, payload: Any) -> None:
-        if not self.waiting:
-            return
         if kind == "execution":
             execution_id = payload.id
         elif kind == "taskrun":
             execution_id = payload[0].id
         else:
             execution_id = payload[0]
+        if execution_id in self._snapshots or execution_id in self.waiting:
+            self.versions[execution_id] = self.versions.get(execution_id, 0) + 1
         for event in self.waiting.get(execution_id, ()):
             event.set()
+
+    async def snapshot(self, rt: Any, execution_id: str) -> tuple[str, bool]:
+        """(execution JSON text, ended) as of the last change, computed once per change for all followers."""
+        version = self.versions.get(execution_id, 0)
+        cached = self._snapshots.get(execution_id)
+        if cached is None or cached[0] != version:
+
+            def serialize() -> tuple[str, bool]:
+                data = rt.stores.executions.json(execution_id)
+                return json.dumps(data, default=str, separators=(",", ":")), data["state"] in TERMINAL
+
+            cached = (version, asyncio.ensure_future(asyncio.to_thread(serialize)))
+            self._snapshots[execution_id] = cached
+        try:
+            return await asyncio.shield(cached[1])
+        finally:
+            if not self.waiting.get(execution_id) and self._snapshots.get(execution_id) is cached:
+                self._snapshots.pop(execution_id, None)  # nobody follows any more
+                self.versions.pop(execution_id, None)
 
     async def wait(self, execution_id: str, timeout: float) -> None:
         event = asyncio.Event()
@@ -268,11 +295,12 @@ def execution_or_404(rt: Any, execution_id: str) -> Any:
     return ex
 
 
-def load_source(rt: Any, text: str) -> Any:
+async def parse_flow(rt: Any, text: str) -> Any:
+    """The flow in *text*, parsed and validated off the event loop (a large flow takes a while)."""
     from tiercel.flow import FlowValidationError, load_flow
 
     try:
-        return load_flow(text, None, registry=rt.registry)
+        return await asyncio.to_thread(load_flow, text, None, registry=rt.registry)
     except FlowValidationError as exc:
         raise ApiError(422, f"invalid flow: {exc.errors[0] if exc.errors else exc}",
                        errors=[e.to_json() for e in exc.errors]) from None
@@ -281,6 +309,8 @@ def load_source(rt: Any, text: str) -> Any:
 
 
 def flow_json(row: dict[str, Any], namespace: str | None = None, flow_id: str | None = None) -> dict[str, Any]:
+    """A deployed flow as the API shows it (its YAML as data, plus revision and source); parses YAML, so
+    handlers call it in a thread."""
     import yaml
 
     try:
@@ -299,13 +329,14 @@ def flow_json(row: dict[str, Any], namespace: str | None = None, flow_id: str | 
 async def create_flow(request: Request) -> Response:
     s = svc(request)
     text = await yaml_body(request)
-    flow = load_source(s.rt, text)
+    flow = await parse_flow(s.rt, text)
     if s.rt.stores.flows.get(flow.namespace, flow.id) is not None:
         raise ApiError(409, f"flow {flow.namespace}.{flow.id} already exists; update it with "
                             f"PUT /api/v1/flows/{flow.namespace}/{flow.id}")
     s.rt.stores.flows.deploy(flow.namespace, flow.id, text)
-    s.flows_changed()
-    return Json(flow_json(s.rt.stores.flows.get(flow.namespace, flow.id), flow.namespace, flow.id), status_code=200)
+    s.flows_changed(flow)
+    return Json(await asyncio.to_thread(flow_json, s.rt.stores.flows.get(flow.namespace, flow.id), flow.namespace,
+                                        flow.id), status_code=200)
 
 
 async def update_flow(request: Request) -> Response:
@@ -314,13 +345,13 @@ async def update_flow(request: Request) -> Response:
     text = await yaml_body(request)
     if s.rt.stores.flows.get(namespace, flow_id) is None:
         raise ApiError(404, f"flow {namespace}.{flow_id} not found; create it with POST /api/v1/flows")
-    flow = load_source(s.rt, text)
+    flow = await parse_flow(s.rt, text)
     if (flow.namespace, flow.id) != (namespace, flow_id):
         raise ApiError(422, f"the source declares {flow.namespace}.{flow.id}, not {namespace}.{flow_id}: "
                             f"a flow's namespace and id cannot change")
     s.rt.stores.flows.deploy(namespace, flow_id, text)
-    s.flows_changed()
-    return Json(flow_json(s.rt.stores.flows.get(namespace, flow_id), namespace, flow_id))
+    s.flows_changed(flow)
+    return Json(await asyncio.to_thread(flow_json, s.rt.stores.flows.get(namespace, flow_id), namespace, flow_id))
 
 
 async def get_flow(request: Request) -> Response:
@@ -332,7 +363,7 @@ async def get_flow(request: Request) -> Response:
         raise ApiError(404, f"flow {namespace}.{flow_id}{f' revision {revision}' if revision else ''} not found")
     if "yaml" in request.headers.get("accept", ""):
         return Response(row["source"], media_type="application/x-yaml")
-    return Json(flow_json(row, namespace, flow_id))
+    return Json(await asyncio.to_thread(flow_json, row, namespace, flow_id))
 
 
 async def delete_flow(request: Request) -> Response:
@@ -351,7 +382,7 @@ async def flow_revisions(request: Request) -> Response:
     rows = s.rt.stores.flows.revisions(namespace, flow_id)
     if not rows:
         raise ApiError(404, f"flow {namespace}.{flow_id} not found")
-    return Json([flow_json(r, namespace, flow_id) for r in rows])
+    return Json(await asyncio.to_thread(lambda: [flow_json(r, namespace, flow_id) for r in rows]))
 
 
 async def search_flows(request: Request) -> Response:
@@ -359,31 +390,37 @@ async def search_flows(request: Request) -> Response:
     page, size = int_param(request, "page", 1, 1, 10**6), int_param(request, "size", 25, 1, 1000)
     rows = s.rt.stores.flows.list(query(request, "namespace") or None, query(request, "q") or None)
     chunk = rows[(page - 1) * size: page * size]
-    return Json({"results": [flow_json(r) for r in chunk], "total": len(rows)})
+    return Json({"results": await asyncio.to_thread(lambda: [flow_json(r) for r in chunk]), "total": len(rows)})
 
 
 async def namespace_flows(request: Request) -> Response:
     s = svc(request)
     namespace = request.path_params["namespace"]
-    return Json([flow_json(r) for r in s.rt.stores.flows.list(namespace) if r["namespace"] == namespace])
+    rows = [r for r in s.rt.stores.flows.list(namespace) if r["namespace"] == namespace]
+    return Json(await asyncio.to_thread(lambda: [flow_json(r) for r in rows]))
 
 
 async def validate_flows(request: Request) -> Response:
     """Kestra's validate answer: one entry per YAML document, with the kernel's messages."""
-    from tiercel.flow import FlowValidationError, load_flow
-
     s = svc(request)
     text = await yaml_body(request)
+    return Json(await asyncio.to_thread(_validate_documents, s.rt.registry, text))
+
+
+def _validate_documents(registry: Any, text: str) -> list[dict[str, Any]]:
+    """One Kestra-shaped validation entry per YAML document of *text* (run off the event loop)."""
+    import warnings
+
+    from tiercel.flow import FlowValidationError, load_flow
+
     results = []
     for index, doc in enumerate(_documents(text)):
         entry: dict[str, Any] = {"index": index, "flow": None, "namespace": None, "constraints": None,
                                  "errors": [], "warnings": []}
-        import warnings
-
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                flow = load_flow(doc, None, registry=s.rt.registry)
+                flow = load_flow(doc, None, registry=registry)
                 entry["flow"], entry["namespace"] = flow.id, flow.namespace
             except FlowValidationError as exc:
                 entry["errors"] = [e.to_json() for e in exc.errors]
@@ -393,7 +430,7 @@ async def validate_flows(request: Request) -> Response:
                 entry["errors"] = [{"message": str(exc), "text": str(exc)}]
         entry["warnings"] = [str(w.message) for w in caught]
         results.append(entry)
-    return Json(results)
+    return results
 
 
 def _documents(text: str) -> list[str]:
@@ -414,7 +451,7 @@ async def create_execution(request: Request) -> Response:
         row = rt.stores.flows.get(namespace, flow_id, revision)
         if row is None:
             raise ApiError(404, f"flow {namespace}.{flow_id} revision {revision} not found")
-        flow = load_source(rt, row["source"])
+        flow = await parse_flow(rt, row["source"])
     else:
         d = s.deployed(namespace, flow_id)
         flow, revision = d.flow, d.revision
@@ -581,20 +618,24 @@ async def follow_execution(request: Request) -> Response:
 
     async def events() -> AsyncIterator[str]:
         last = None
+        s.notifier.waiting.setdefault(execution_id, set())  # counted as a follower from the start
         while True:
-            data = s.rt.stores.executions.json(execution_id)
-            text = json.dumps(data, default=str)
+            text, ended = await s.notifier.snapshot(s.rt, execution_id)
             if text != last:
                 last = text
                 yield f"event: execution\ndata: {text}\n\n"
-            if data["state"] in TERMINAL:
+            if ended:
                 yield "event: end\ndata: {}\n\n"
                 return
             await s.notifier.wait(execution_id, 0.5)
+            await asyncio.sleep(FOLLOW_COALESCE)  # changes in the meantime go out as one event
 
     return StreamingResponse(events(), media_type="text/event-stream", headers=_SSE_HEADERS)
 
 
+#: Seconds a follower waits after a change for more changes, sent together (a busy execution changes
+#: many times a second; each follower gets its whole JSON at most this often).
+FOLLOW_COALESCE = 0.1
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -625,7 +666,7 @@ async def follow_logs(request: Request) -> Response:
     async def events() -> AsyncIterator[str]:
         after = 0
         while True:
-            ended = s.rt.stores.executions.load(execution_id).terminal
+            ended = s.rt.stores.executions.state(execution_id) in TERMINAL
             for entry in s.rt.stores.logs.query(execution_id, after, task_id, level):
                 after = entry["id"]
                 yield f"id: {after}\nevent: log\ndata: {json.dumps(entry, default=str)}\n\n"
@@ -774,7 +815,8 @@ async def backfill(request: Request) -> Response:
     inputs, labels = body.get("inputs") or {}, body.get("labels") or {}
     if not isinstance(inputs, dict) or not isinstance(labels, dict):
         raise ApiError(422, "`inputs` and `labels` must be objects")
-    s.scheduler.backfill(d, t, start, end, inputs, {str(k): str(v) for k, v in labels.items()})
+    await asyncio.to_thread(s.scheduler.backfill, d, t, start, end, inputs,  # counting dates takes a while
+                            {str(k): str(v) for k, v in labels.items()})
     return Json(_one(s, d, t))
 
 
