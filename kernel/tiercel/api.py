@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
 
 __all__ = [
     "Component", "Example", "Retry", "Task", "FlowableTask", "FlowableRun", "ChildRun", "Status", "TaskError",
@@ -277,9 +277,19 @@ class FlowableTask(Task):
     static_fields: ClassVar[frozenset[str]] = Task.static_fields | {"tasks", "errors", "finally_", "then", "else_", "cases", "defaults"}
 
     class Progress(BaseModel):
-        """What a flowable decided so far (which branch, which values); subclasses declare fields."""
+        """What a flowable decided so far (which branch, which values); subclasses declare fields.
+
+        Assign its fields (``run.progress.values = [...]``) rather than changing a list or a dict
+        in place: an assignment is what marks it to be saved.
+        """
 
         model_config = ConfigDict(extra="ignore")
+        _assigned: bool = PrivateAttr(False)
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            super().__setattr__(name, value)
+            if not name.startswith("_"):
+                self._assigned = True
 
     def resolve(self, run: FlowableRun) -> Status:
         """Decide what runs next and whether this task ended: called when the task run starts, each

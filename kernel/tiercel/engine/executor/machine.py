@@ -72,6 +72,8 @@ class Memo:
     cursor: dict[tuple[str | None, Any, int], int] = field(default_factory=dict)
     #: The outcome of the flow's main block, once known.
     root_main: State | None = None
+    #: Each flowable's Progress, validated once from its task run, by task run id.
+    progress: dict[str, Any] = field(default_factory=dict)
 
 
 class Executor:

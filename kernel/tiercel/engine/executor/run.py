@@ -24,17 +24,19 @@ class EngineRun(FlowableRun):
 
     def __init__(self, step: Step, task: FlowableTask, tr: TaskRun, changed: TaskRun | None) -> None:
         self._step, self._task, self._tr, self._changed = step, task, tr, changed
-        self.progress = task.Progress.model_validate(tr.progress or {})
-        self._before = tr.progress
+        cached = step.memo.progress.get(tr.id)
+        if cached is None or not isinstance(cached, task.Progress):  # validated once per task run and process
+            cached = step.memo.progress[tr.id] = task.Progress.model_validate(tr.progress or {})
+        self.progress = cached
         self.value = tr.value
         self.now = step.now
 
     def close(self) -> None:
-        """Keep the flowable's progress with the task run; a fired timer has been seen."""
+        """Keep the flowable's progress with the task run if it was assigned; a fired timer has been seen."""
         tr = self._tr
-        dumped = self.progress.model_dump(mode="json", exclude_defaults=True)
-        if dumped != (self._before or {}):
-            tr.progress = dumped
+        if self.progress._assigned:
+            tr.progress = self.progress.model_dump(mode="json", exclude_defaults=True)
+            self.progress._assigned = False
             tr.dirty = True
         if tr.meta.woken is not None:
             tr.meta.woken = None
