@@ -20,14 +20,16 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from importlib import import_module
-from importlib.metadata import EntryPoint, entry_points
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pluggy
+from tiercel import API_VERSION
 
-from tiercel import API_VERSION, hookspecs
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
+    import pluggy
 
 KINDS = ("task", "trigger", "runner", "storage")
 #: Contributions that are not components: CLI commands, expression functions and filters.
@@ -305,6 +307,10 @@ def _command_path(command: Any) -> str:
 
 def _manager() -> pluggy.PluginManager:
     """A PluginManager with Tiercel's hookspecs (and tracing when ``TIERCEL_TRACE_PLUGINS`` is set)."""
+    import pluggy
+
+    from tiercel import hookspecs
+
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     if os.environ.get("TIERCEL_TRACE_PLUGINS"):
@@ -357,6 +363,11 @@ def load_registry(eps: list[EntryPoint] | None = None) -> Registry:
     ``TIERCEL_PLUGINS=a,b`` restricts loading to those entry-point or distribution names
     (the core plugin always loads; an empty value loads only the core).
     """
+    import pluggy
+    from importlib.metadata import EntryPoint, entry_points
+
+    from tiercel import hookspecs
+
     registry = Registry()
     pm = registry._pm = _manager()
     allowed = _allowed()
@@ -461,12 +472,72 @@ def _fingerprint(module: str) -> list:
     return sorted(files)
 
 
-def _manifest_path(eps: list[EntryPoint]) -> Path:
+def _installed() -> list[tuple[str, str, str, str]]:
+    """(entry point, module, distribution, version) of every ``tiercel`` entry point, sorted.
+
+    Read straight from the ``*.dist-info`` folders on ``sys.path`` (the first distribution of a
+    name wins, as with importlib.metadata), because importing importlib.metadata alone costs
+    about 0.1 s: a process that finds its manifest never pays it.
+    """
+    import configparser
+
+    found: list[tuple[str, str, str, str]] = []
+    seen: set[str] = set()
+    for folder in sys.path:
+        try:
+            names = os.listdir(folder or ".")
+        except OSError:
+            continue
+        for name in names:
+            if not name.endswith((".dist-info", ".egg-info")):
+                continue
+            base = os.path.join(folder or ".", name)
+            dist, version = _name_version(base)
+            normal = dist.lower().replace("_", "-").replace(".", "-")
+            if not dist or normal in seen:
+                continue
+            seen.add(normal)
+            try:
+                with open(os.path.join(base, "entry_points.txt"), encoding="utf-8") as fh:
+                    text = fh.read()
+            except OSError:
+                continue
+            if "[tiercel]" not in text:
+                continue
+            parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
+            parser.optionxform = str  # type: ignore[assignment,method-assign]
+            try:
+                parser.read_string(text)
+            except configparser.Error:
+                continue
+            found += [(ep, value.strip(), dist, version) for ep, value in parser.items("tiercel")]
+    return sorted(found)
+
+
+def _name_version(dist_info: str) -> tuple[str, str]:
+    """Name and Version from a dist-info's METADATA (or an egg-info's PKG-INFO) header."""
+    name = version = ""
+    for meta in ("METADATA", "PKG-INFO"):
+        try:
+            with open(os.path.join(dist_info, meta), encoding="utf-8") as fh:
+                for line in fh:
+                    if line.startswith("Name:"):
+                        name = line[5:].strip()
+                    elif line.startswith("Version:"):
+                        version = line[8:].strip()
+                    elif not line.strip() or (name and version):
+                        break
+            return name, version
+        except OSError:
+            continue
+    return name, version
+
+
+def _manifest_path(installed: list[tuple[str, str, str, str]]) -> Path:
     """Where the manifest of exactly this set of installed plugins (and their code) is kept."""
-    key = [MANIFEST_FORMAT, API_VERSION, os.environ.get("TIERCEL_PLUGINS")]
-    for ep in eps:
-        key.append([ep.name, ep.value, ep.dist.name if ep.dist else None, ep.dist.version if ep.dist else None,
-                    _fingerprint(ep.value)])
+    key: list[Any] = [MANIFEST_FORMAT, API_VERSION, os.environ.get("TIERCEL_PLUGINS")]
+    for ep, value, dist, version in installed:
+        key.append([ep, value, dist, version, _fingerprint(value)])
     digest = hashlib.sha256(json.dumps(key, default=str).encode()).hexdigest()[:24]
     root = os.environ.get("TIERCEL_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(root) / "tiercel" / f"registry-{digest}.json"
@@ -516,11 +587,10 @@ def discover() -> Registry:
     components its flows use. A registry with load errors is never cached (a missing
     dependency may be installed next).
     """
-    eps = list(entry_points(group="tiercel"))
-    path = _manifest_path(eps)
+    path = _manifest_path(_installed())
     registry = _read_manifest(path) if path.exists() else None
     if registry is None:
-        registry = load_registry(eps)
+        registry = load_registry()
         if not any(p.errors or (p.skipped and p.skipped != "not in TIERCEL_PLUGINS") for p in registry.plugins.values()) \
                 and all("<locals>" not in c.path for c in registry.components()) \
                 and all("<locals>" not in e.path for k in EXTENSIONS for e in registry.extensions(k).values()):

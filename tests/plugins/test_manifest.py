@@ -8,7 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from tiercel.plugins import _manifest_path, discover
+from tiercel.plugins import _installed, _manifest_path, discover
 
 
 def _fake_plugin(root: Path, body: str) -> None:
@@ -72,10 +72,14 @@ def test_a_plugin_that_fails_to_load_is_never_cached(tmp_path):
 
 def test_the_manifest_key_follows_the_allowlist(monkeypatch, tmp_path):
     monkeypatch.setenv("TIERCEL_CACHE_DIR", str(tmp_path))
+    everything = _manifest_path(_installed())
+    monkeypatch.setenv("TIERCEL_PLUGINS", "")
+    assert _manifest_path(_installed()) != everything
+    assert discover().types("task") == sorted(t for t in discover().types("task") if t.startswith("core."))
+
+
+def test_installed_entry_points_are_read_without_importlib_metadata():
     from importlib.metadata import entry_points
 
-    eps = list(entry_points(group="tiercel"))
-    everything = _manifest_path(eps)
-    monkeypatch.setenv("TIERCEL_PLUGINS", "")
-    assert _manifest_path(eps) != everything
-    assert discover().types("task") == sorted(t for t in discover().types("task") if t.startswith("core."))
+    expected = sorted((ep.name, ep.value, ep.dist.name, ep.dist.version) for ep in entry_points(group="tiercel"))
+    assert _installed() == expected

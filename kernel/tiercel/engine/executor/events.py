@@ -12,12 +12,12 @@ from typing import Any
 from tiercel.model import State
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Start:
     """Begin a CREATED (or QUEUED, or replayed) execution."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Result:
     """An attempt of a runnable task ended (reported by its worker)."""
 
@@ -30,7 +30,7 @@ class Result:
     ended_at: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Lost:
     """An attempt's process died before reporting: it counts as an attempt, and may run again."""
 
@@ -39,12 +39,12 @@ class Lost:
     error: str = "the process running this attempt stopped"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Kill:
     """Kill the execution: running attempts are cancelled, nothing new starts."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Resume:
     """Resume paused task runs (one, or all when ``task_run_id`` is None) with inputs."""
 
@@ -52,7 +52,7 @@ class Resume:
     inputs: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Timer:
     """A timer armed by the executor fired (a retry delay, or a flowable's ``wake_at``)."""
 
@@ -60,7 +60,7 @@ class Timer:
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SubflowEnded:
     """A child execution a flowable started ended (or could not be started: ``execution_id`` None)."""
 
@@ -72,7 +72,7 @@ class SubflowEnded:
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class FilesDone:
     """File work asked by a flowable is done (``error`` set when it failed)."""
 
@@ -82,12 +82,12 @@ class FilesDone:
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Restart:
     """Run failed or killed task runs of an ended execution again, each as a new attempt."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Recover:
     """A process takes over an unfinished execution: re-issue what was in flight (lost attempts, timers)."""
 
