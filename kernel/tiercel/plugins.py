@@ -363,8 +363,9 @@ def load_registry(eps: list[EntryPoint] | None = None) -> Registry:
     ``TIERCEL_PLUGINS=a,b`` restricts loading to those entry-point or distribution names
     (the core plugin always loads; an empty value loads only the core).
     """
-    import pluggy
     from importlib.metadata import EntryPoint, entry_points
+
+    import pluggy
 
     from tiercel import hookspecs
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import click
 
+from tiercel.model import SUCCEEDED
+
 
 def server_option(fn: Callable) -> Callable:
     return click.option("--server", metavar="URL", envvar="TIERCEL_SERVER",
@@ -204,4 +206,4 @@ def executions_command(url: str, execution_id: str, kind: str, as_json: bool, **
         click.echo(json.dumps(result) if as_json else f"{kind} requested for {execution_id}")
         return
     _print_execution(result, as_json)
-    sys.exit(0 if result["state"] in ("SUCCESS", "WARNING") else 1)
+    sys.exit(0 if result["state"] in SUCCEEDED else 1)

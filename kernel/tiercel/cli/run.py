@@ -26,7 +26,9 @@ def parse_inputs(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 def exit_code(state: str) -> int:
-    return 0 if state in ("SUCCESS", "WARNING") else 1
+    from tiercel.model import SUCCEEDED
+
+    return 0 if state in SUCCEEDED else 1
 
 
 def home_option(fn: Any) -> Any:

@@ -19,9 +19,9 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from tiercel.api import Example, FlowableRun, FlowableTask, Status, SubflowRequest, Task
 from tiercel.core._common import AnyText, LabelsValue, Tasks, Text, check_user_labels, rendered_labels, to_text
+from tiercel.model import FAILURES, TERMINAL, State, worst
 
-RUNNING = "RUNNING"
-FAILED_STATES = ("FAILED", "KILLED", "CANCELLED")
+RUNNING = State.RUNNING
 
 
 def _errors() -> Any:
@@ -406,7 +406,7 @@ tasks:
         """Start every node whose dependencies succeeded, at most `concurrent` at a time."""
         nodes = {n.task.id: n for n in self.tasks if not n.task.disabled}
         limit = _int(run.render(self.concurrent)) or len(nodes)
-        succeeded = ("SUCCESS", "WARNING", "SKIPPED")
+        succeeded = (State.SUCCESS, State.WARNING, State.SKIPPED)
 
         def states() -> dict[str, str | None]:
             return {tid: (child.state if (child := run.child(tid)) else None) for tid in nodes}
@@ -414,9 +414,9 @@ tasks:
         started = True
         while started:  # a node that ends at once (skipped by runIf, say) may unlock others
             now = states()
-            if any(s in FAILED_STATES for s in now.values()):
+            if any(s in FAILURES for s in now.values()):
                 break
-            running = sum(1 for s in now.values() if s is not None and s not in _ENDED)
+            running = sum(1 for s in now.values() if s is not None and s not in TERMINAL)
             ready = [tid for tid, s in now.items()
                      if s is None and all(now.get(dep) in succeeded for dep in nodes[tid].dependsOn or [])]
             room = ready[:max(0, limit - running)]
@@ -424,14 +424,17 @@ tasks:
             for tid in room:
                 run.start(nodes[tid].task)
         now = states()
-        if any(s is not None and s not in _ENDED for s in now.values()):
+        if any(s is not None and s not in TERMINAL for s in now.values()):
             return RUNNING
-        if any(s in FAILED_STATES for s in now.values()):
+        if any(s in FAILURES for s in now.values()):
             return "FAILED"
         if any(s is None for s in now.values()):
             run.error = "nodes could never start: " + ", ".join(t for t, s in now.items() if s is None)
             return "FAILED"
-        return _worst(s for s in now.values() if s is not None)
+        result = State.SUCCESS
+        for s in now.values():
+            result = worst(result, State(s))
+        return result
 
     @model_validator(mode="after")
     def _acyclic(self) -> Dag:
@@ -532,7 +535,7 @@ tasks:
         if status == RUNNING:
             return RUNNING
         run.outputs = {"iterationCount": p.iteration + 1}
-        if status in FAILED_STATES:
+        if status in FAILURES:
             return status
         if run.truthy(run.render(self.condition)):
             return "SUCCESS"
@@ -626,7 +629,7 @@ tasks:
                 return RUNNING
             run.progress.written = True
         status = run.sequence(self.tasks)
-        if status == RUNNING or status in FAILED_STATES or not self.outputFiles:
+        if status == RUNNING or status in FAILURES or not self.outputFiles:
             return status
         found = run.files("collect", globs=list(self.outputFiles))
         if found is None:
@@ -806,7 +809,7 @@ tasks:
             return RUNNING  # the child runs; its end resolves this again
         run.outputs = {"executionId": result.execution_id, "state": result.state, "outputs": result.outputs}
         run.error = result.error
-        if result.state in FAILED_STATES and self.transmitFailed:
+        if result.state in FAILURES and self.transmitFailed:
             return "KILLED" if result.state == "KILLED" else "FAILED"
         return "WARNING" if result.state == "WARNING" else "SUCCESS"
 
@@ -884,23 +887,11 @@ tasks:
                        "subflowOutputs": [results[i].outputs for i in sorted(results)]}  # type: ignore[type-var]
         if len(results) < len(batches):
             return RUNNING
-        failed = any(r.state in FAILED_STATES for r in results.values())
+        failed = any(r.state in FAILURES for r in results.values())
         if failed and self.transmitFailed:
             run.error = f"{counts} of {len(batches)} subflow executions"
             return "FAILED"
         return "WARNING" if failed or counts.get("WARNING") else "SUCCESS"
-
-
-_ENDED = ("SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SKIPPED")
-_SEVERITY = {"SUCCESS": 0, "SKIPPED": 0, "WARNING": 1, "CANCELLED": 2, "KILLED": 3, "FAILED": 4}
-
-
-def _worst(states: Any) -> str:
-    result = "SUCCESS"
-    for state in states:
-        if _SEVERITY.get(state, 0) > _SEVERITY.get(result, 0):
-            result = state
-    return result
 
 
 def _int(value: Any) -> int:

@@ -13,13 +13,11 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tiercel.api import Example, ExecutionTrigger, ScheduleTrigger, WebhookTrigger
+from tiercel.model import State
 
 #: Cron nicknames accepted in place of fields.
 NICKNAMES = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 
-State = Literal["CREATED", "QUEUED", "RUNNING", "PAUSED", "RETRYING", "RESTARTED", "KILLING",
-                "SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SKIPPED"]
-TERMINAL_STATES: tuple[str, ...] = ("SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED")
 
 
 def check_cron(cron: str, with_seconds: bool = False) -> str:

@@ -24,7 +24,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 
 from tiercel.api import ScheduleTrigger, StorageError, WebhookTrigger
-from tiercel.model import TERMINAL, new_id
+from tiercel.model import TERMINAL, State, new_id
 from tiercel.server.guard import OriginPolicy, wrap
 
 log = logging.getLogger("tiercel.server")
@@ -542,8 +542,7 @@ async def search_executions(request: Request) -> Response:
     return Json({"results": rows, "total": total})
 
 
-_STATES = {"CREATED", "QUEUED", "RUNNING", "PAUSED", "RETRYING", "RESTARTED", "KILLING", "SUCCESS", "WARNING",
-           "FAILED", "KILLED", "CANCELLED", "SKIPPED"}
+_STATES = {s.value for s in State} - {State.LOST}  # LOST is an attempt's, never an execution's
 
 
 async def kill_execution(request: Request) -> Response:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tiercel.model import State
+
 JSON = "application/json"
 
 
@@ -48,8 +50,7 @@ PAGE = [_query("page", {"type": "integer", "minimum": 1, "maximum": 1000000, "de
         _query("size", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 25})]
 NS, ID, FLOW_ID, EXEC_ID = _path("namespace"), _path("id"), _path("flowId"), _path("executionId")
 TRIGGER = [NS, FLOW_ID, _path("triggerId")]
-STATE = {"type": "string", "enum": ["CREATED", "QUEUED", "RUNNING", "PAUSED", "RETRYING", "RESTARTED", "KILLING",
-                                    "SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SKIPPED"]}
+STATE = {"type": "string", "enum": [s.value for s in State if s != State.LOST]}
 INPUTS_BODY = {"required": False, "description": "Inputs: a JSON object, or a form (FILE inputs as file parts).",
                "content": {JSON: {"schema": {"type": "object", "additionalProperties": True}},
                            "multipart/form-data": {"schema": {"type": "object", "additionalProperties": True}}}}
