@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -227,3 +229,12 @@ def test_flows_deploy_sync_and_subflow_lookup(flows, tmp_path):
     assert "- company.team.other" in synced.stdout
     listed = json.loads(tiercel("flows", "list", "--json", home=home).stdout)
     assert [(f["namespace"], f["id"]) for f in listed] == [("company.team", "child")]
+
+
+def test_the_first_command_of_the_readme_and_of_running_md_succeed_as_written(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    for doc in ("README.md", "docs/user/running.md"):
+        text = (root / doc).read_text()
+        line = next(m.group(1) for m in re.finditer(r"(?:^|&& )(?:\.venv/bin/)?tiercel (run [^\n`]+)", text, re.M))
+        out = tiercel(*shlex.split(line), "--json", home=tmp_path / doc, cwd=root)
+        assert out.returncode == 0, f"{doc}: `tiercel {line}` failed:\n{out.stdout[-800:]}\n{out.stderr[-800:]}"
