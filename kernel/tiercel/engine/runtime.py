@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -48,26 +47,12 @@ from tiercel.engine.storage import InternalStorage, resolve_backend
 from tiercel.engine.variables import Variables
 from tiercel.engine.worker import Worker
 from tiercel.flow.model import Flow
+from tiercel.home import default_home
 from tiercel.model import FAILURES, Execution, State, TaskRun, dumps, new_id
 
 log = logging.getLogger("tiercel.engine")
 
 __all__ = ["FlowNotFound", "Runtime", "default_home"]
-
-
-def default_home() -> Path:
-    """Where the embedded backend lives: ``$TIERCEL_HOME``; else the ``.tiercel`` folder of the project
-    you stand in (this folder or the nearest parent that has one, as `tiercel init` makes); else the
-    user's data folder. So a command finds the same executions wherever in a project it runs."""
-    if os.environ.get("TIERCEL_HOME"):
-        return Path(os.environ["TIERCEL_HOME"]).resolve()
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
-        if (folder / ".tiercel").is_dir():
-            return folder / ".tiercel"
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("tiercel", appauthor=False))
 
 
 class Runtime:
