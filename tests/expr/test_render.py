@@ -225,6 +225,26 @@ def test_compiled_templates_are_cached_by_source():
     assert (info.hits, info.misses, info.maxsize) == (1, 1, 4)
 
 
+def test_compiled_code_is_shared_by_processes_through_the_cache_file(tmp_path):
+    cache = tmp_path / "cache" / "expressions"
+    first = Renderer(cache_file=cache)
+    assert first.render("{{ inputs.n | int + 1 }}", {"inputs": {"n": "1"}}) == 2
+    first.save_cache()
+    second = Renderer(cache_file=cache)
+    assert second.render("{{ inputs.n | int + 1 }}", {"inputs": {"n": "41"}}) == 42
+    assert second.jinja._new == 0  # taken from the file, not compiled again
+    cache.write_bytes(b"not a cache")  # a damaged or foreign cache is ignored, never an error
+    assert Renderer(cache_file=cache).render("{{ inputs.n | int * 2 }}", {"inputs": {"n": "4"}}) == 8
+
+
+def test_templates_without_loops_or_calls_are_cheap_enough_for_an_event_loop():
+    renderer = Renderer()
+    assert renderer.is_cheap("{{ outputs.t.value | int + 1 }}")
+    assert renderer.is_cheap({"a": ["{{ inputs.x | upper }}"]})
+    assert not renderer.is_cheap("{{ range(100000) | sum }}")
+    assert not renderer.is_cheap("{% for i in inputs.items %}{{ i }}{% endfor %}")
+
+
 @pytest.mark.parametrize("template", [
     "{{ outputs.t.value }}", "v={{ outputs.t.value }}!", "{{ outputs['my-task'].items[1] }}", "{{ flag }} {{ n }}",
     "{{ none }}", "[{{ none }}]", "{{ outputs.t }}", "a {{ n }} b {{ flag }}", "{{ outputs['my-task'].items }}",

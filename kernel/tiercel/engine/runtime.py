@@ -71,7 +71,7 @@ class Runtime:
         self.storage = InternalStorage(resolve_backend(self.home, self.registry))
         self.stores.executions.offload = self._offload_outputs
         self.stores.executions.resolve = self.storage.read_text
-        self.renderer = Renderer(registry=self.registry)
+        self.renderer = Renderer(registry=self.registry, cache_file=self.home / "cache" / "expressions")
         self.variables = Variables(self.renderer, self._lookups)
         self.executor = Executor(self.variables)
         self.catalog = FlowCatalog(self.stores, self.registry, flow_dirs)
@@ -416,6 +416,7 @@ class Runtime:
 
     def close(self) -> None:
         self.logs.flush()
+        self.renderer.save_cache()
         try:
             self.ownership.close()
         except Exception:

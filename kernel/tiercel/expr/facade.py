@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from .paths import MISS, render_simple, simple_template
@@ -15,9 +16,11 @@ class Renderer:
     more than variable paths; compiled templates are cached by source.
     """
 
-    def __init__(self, cache_size: int = 2048, registry: Any = None) -> None:
+    def __init__(self, cache_size: int = 2048, registry: Any = None, cache_file: Path | None = None) -> None:
+        """*cache_file*: where compiled templates are kept between processes (the CLI's home)."""
         self._cache_size = cache_size
         self._registry = registry
+        self._cache_file = cache_file
         self._jinja: Any = None
 
     @property
@@ -30,9 +33,19 @@ class Renderer:
                 from tiercel.plugins import get_registry
 
                 registry = get_registry()
-            self._jinja = JinjaRenderer(self._cache_size, registry.extensions("function"),
-                                        registry.extensions("filter"))
+            jinja = JinjaRenderer(self._cache_size, registry.extensions("function"), registry.extensions("filter"))
+            if self._cache_file is not None:
+                jinja.load_cache(self._cache_file)
+            self._jinja = jinja
         return self._jinja
+
+    def save_cache(self) -> None:
+        """Keep what this process compiled for the next one (when a cache file is set and Jinja was used)."""
+        if self._jinja is not None and self._cache_file is not None:
+            try:
+                self._jinja.save_cache(self._cache_file)
+            except OSError:
+                pass  # a cache that cannot be written costs speed, never a run
 
     @property
     def _compile(self) -> Any:  # the compiled-template cache, for tests and diagnostics
@@ -59,10 +72,12 @@ class Renderer:
         return value
 
     def is_cheap(self, value: Any) -> bool:
-        """Whether rendering *value* only looks variables up (no Jinja template to run): it then takes
-        microseconds, so a caller on an event loop may do it inline instead of in a thread."""
+        """Whether rendering *value* takes microseconds (variable paths, or templates without loops and
+        function calls), so a caller on an event loop may do it inline instead of in a thread."""
         if isinstance(value, str):
-            return ("{{" not in value and "{%" not in value) or simple_template(value) is not None
+            if ("{{" not in value and "{%" not in value) or simple_template(value) is not None:
+                return True
+            return self.jinja.is_bounded(value)
         if isinstance(value, dict):
             return all(self.is_cheap(k) and self.is_cheap(v) for k, v in value.items())
         if isinstance(value, (list, tuple)):

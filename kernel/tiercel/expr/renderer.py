@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import functools
+import marshal
+import os
+import sys
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from jinja2 import nodes
@@ -24,6 +28,18 @@ from .errors import ExpressionError, syntax_message, undefined_message
 from .paths import truthy
 
 __all__ = ["JinjaRenderer", "truthy"]
+
+#: At most this many compiled expressions are kept in the cache file (the first ones met).
+CACHE_ENTRIES = 20_000
+
+
+def _cache_stamp() -> str:
+    """What compiled code depends on: bytecode differs across Pythons, generated code across Jinjas."""
+    import jinja2
+
+    from tiercel import __version__
+
+    return f"{sys.version}|{jinja2.__version__}|{__version__}"
 
 #: Expression nodes that may build a container holding an undefined value or shared items (checked after).
 _BUILDERS = (nodes.List, nodes.Tuple, nodes.Dict, nodes.Filter, nodes.Call)
@@ -60,20 +76,32 @@ def _lazy(info: Any) -> Callable[..., Any]:
     return call
 
 
+#: Nodes that may make a render slow (loops, calls of functions such as range): without them an
+#: expression renders in microseconds, so it may run on an event loop.
+_UNBOUNDED = (nodes.For, nodes.Call, nodes.Macro, nodes.CallBlock, nodes.FilterBlock)
+
+
 class _Compiled:
     """A cached template: either one expression (native result) or a text template.
 
-    ``chains`` are the variable paths written in it (``inputs.a.b``), for error messages.
+    ``chains`` are the variable paths written in it (``inputs.a.b``), for error messages; ``bounded``
+    says it has no loop and calls no function (see ``_UNBOUNDED``).
     """
 
-    __slots__ = ("native", "template", "check", "chains")
+    __slots__ = ("native", "template", "check", "chains", "bounded")
 
-    def __init__(self, native: bool, template: Any, check: bool, tree: nodes.Node) -> None:
+    def __init__(self, native: bool, template: Any, check: bool, chains: tuple, bounded: bool) -> None:
         self.native = native
         self.template = template
         self.check = check
+        self.chains = chains
+        self.bounded = bounded
+
+    @classmethod
+    def of(cls, native: bool, template: Any, check: bool, tree: nodes.Node) -> _Compiled:
         accesses = [tree, *tree.find_all((nodes.Getattr, nodes.Getitem))]
-        self.chains = tuple(filter(None, map(_chain, accesses)))
+        bounded = not isinstance(tree, _UNBOUNDED) and next(tree.find_all(_UNBOUNDED), None) is None
+        return cls(native, template, check, tuple(filter(None, map(_chain, accesses))), bounded)
 
 
 def _chain(node: nodes.Node) -> tuple | None:
@@ -117,7 +145,11 @@ class JinjaRenderer:
                 env.globals[name] = _guard(name, _lazy(info))
         self._env = env
         self._globals = dict(env.globals)
-        self._compile = functools.lru_cache(maxsize=cache_size)(self._compile_uncached)
+        self._compile = functools.lru_cache(maxsize=cache_size)(self._compile_cached)
+        #: Compiled code by (source, bare), shared by runs through a file (see ``load_cache``).
+        self._stored: dict[tuple[str, bool], tuple[bool, bool, tuple, bool, Any]] = {}
+        self._persist = False  # only a renderer with a cache file keeps code for it
+        self._new = 0
 
     # -- public API -------------------------------------------------------------------
     def render(self, source: str, variables: Mapping[str, Any]) -> Any:
@@ -138,8 +170,54 @@ class JinjaRenderer:
             raise ExpressionError(expression, "empty expression")
         return self._run(expression, variables, bare=True, native=True)
 
+    def is_bounded(self, source: str) -> bool:
+        """Whether rendering *source* takes microseconds (no loop, no function call); compiles it once."""
+        if len(source) > 4096:
+            return False  # compiling it may itself take a while
+        try:
+            return self._compile(source, False).bounded
+        except Exception:
+            return True  # a syntax error fails at once
+
+    # -- the compiled-code cache shared by runs -------------------------------------------
+    def load_cache(self, path: Path) -> None:
+        """Take compiled expressions from *path* (written by ``save_cache``); a cache made by another
+        Python, Jinja or Tiercel is ignored. Warm runs then skip parsing and code generation."""
+        self._persist = True
+        try:
+            with open(path, "rb") as fh:
+                stamp, entries = marshal.load(fh)
+        except (OSError, EOFError, ValueError, TypeError):
+            return
+        if stamp == _cache_stamp() and isinstance(entries, dict):
+            self._stored.update(entries)
+
+    def save_cache(self, path: Path) -> None:
+        """Write the compiled expressions to *path* when this process compiled new ones (atomically)."""
+        if not self._new:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as fh:
+            marshal.dump((_cache_stamp(), self._stored), fh)
+        os.replace(tmp, path)
+        self._new = 0
+
     # -- internals ----------------------------------------------------------------------
-    def _compile_uncached(self, source: str, bare: bool) -> _Compiled:
+    def _compile_cached(self, source: str, bare: bool) -> _Compiled:
+        env = self._env
+        stored = self._stored.get((source, bare))
+        if stored is not None:
+            native, check, chains, bounded, code = stored
+            template = env.template_class.from_code(env, code, env.make_globals(None), None)
+            return _Compiled(native, template, check, chains, bounded)
+        compiled, code = self._compile_uncached(source, bare)
+        if self._persist and len(self._stored) < CACHE_ENTRIES:
+            self._stored[(source, bare)] = (compiled.native, compiled.check, compiled.chains, compiled.bounded, code)
+            self._new += 1
+        return compiled
+
+    def _compile_uncached(self, source: str, bare: bool) -> tuple[_Compiled, Any]:
         env = self._env
         if bare:
             expr = env.parse_bare(source)
@@ -147,11 +225,15 @@ class JinjaRenderer:
             tree = env.parse(source)
             expr = self._single_expression(tree)
             if expr is None:
-                return _Compiled(False, env.from_string(tree), False, tree)
+                code = env.compile(tree)
+                template = env.template_class.from_code(env, code, env.make_globals(None), None)
+                return _Compiled.of(False, template, False, tree), code
         check = isinstance(expr, _BUILDERS) or next(expr.find_all(_BUILDERS), None) is not None
         body = nodes.Template([nodes.Assign(nodes.Name("result", "store"), expr, lineno=1)], lineno=1)
         body.set_environment(env)
-        return _Compiled(True, env.from_string(body), check, expr)
+        code = env.compile(body)
+        template = env.template_class.from_code(env, code, env.make_globals(None), None)
+        return _Compiled.of(True, template, check, expr), code
 
     @staticmethod
     def _single_expression(tree: nodes.Template) -> nodes.Expr | None:
