@@ -740,8 +740,10 @@ def mqtt_url(timeout: float | None = None, port: int | None = None) -> Service:
 
     def argv(port: int, workdir: Path) -> list[str]:
         config = workdir / "mosquitto.conf"
+        # as root, mosquitto drops to the `mosquitto` user, which cannot write our temp dir: keep the user we are
+        user = "user root\n" if os.geteuid() == 0 else ""
         config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-                          f"persistence_location {workdir}/\nautosave_interval 1\n")
+                          f"persistence_location {workdir}/\nautosave_interval 1\n{user}")
         return [binary, "-c", str(config)]
 
     return _spawn("mqtt", argv, lambda port: _mqtt_probe("127.0.0.1", port), lambda port: f"mqtt://127.0.0.1:{port}",
