@@ -16,7 +16,7 @@ from pydantic import Field, PrivateAttr
 from tiercel.api import Example, Storage, StorageError
 from tiercel_aws._common import AwsConnection
 
-_PART = 8 << 20  # multipart part size: memory held per upload
+_PART = 5 << 20  # multipart part size (the S3 minimum): memory held per upload
 
 
 class S3Storage(AwsConnection, Storage):
@@ -47,9 +47,15 @@ tasks:
 
     _s3: Any = PrivateAttr(None)
 
+    def model_post_init(self, context: Any) -> None:
+        """Make the client now: loading botocore's service model (megabytes) belongs to start-up, not to a file."""
+        import smart_open.s3  # noqa: F401  (imported here for the same reason)
+
+        super().model_post_init(context)
+
+        self._s3 = self.client("s3")
+
     def _client(self) -> Any:
-        if self._s3 is None:
-            self._s3 = self.client("s3")
         return self._s3
 
     def _key(self, path: str, file: bool = True) -> str:
@@ -98,7 +104,7 @@ tasks:
         key = self._key(path)
         if self._head(key) is None:
             raise FileNotFoundError(f"no file `{path}` in s3://{self.bucket}/{self.prefix}")
-        return smart_open.open(self._uri(key), "rb", transport_params={"client": self._client()},
+        return smart_open.open(self._uri(key), "rb", transport_params={"client": self._client(), "buffer_size": 256 << 10},
                                compression="disable")
 
     def exists(self, path: str) -> bool:
