@@ -66,15 +66,24 @@ class SqsRealtimeTrigger(AwsConnection, RealtimeTrigger):
         def call(fn: Any, **kwargs: Any) -> Any:
             return asyncio.to_thread(fn, QueueUrl=self.queueUrl, **kwargs)
 
+        busy = False  # the last receive found messages: ask again without waiting (some servers wait the full time)
         try:
             while True:
+                receiving = asyncio.ensure_future(call(
+                    sqs.receive_message, MaxNumberOfMessages=self.maxNumberOfMessages,
+                    WaitTimeSeconds=0 if busy else min(20, int(self.waitTime.total_seconds())),
+                    VisibilityTimeout=visibility, AttributeNames=["ApproximateReceiveCount"], MessageAttributeNames=["All"]))
                 try:
-                    answer = await call(sqs.receive_message, MaxNumberOfMessages=self.maxNumberOfMessages,
-                                        WaitTimeSeconds=min(20, int(self.waitTime.total_seconds())),
-                                        VisibilityTimeout=visibility, AttributeNames=["ApproximateReceiveCount"],
-                                        MessageAttributeNames=["All"])
+                    answer = await asyncio.shield(receiving)
+                except asyncio.CancelledError:
+                    # the receive goes on in its thread: what it gets would stay hidden for the whole timeout
+                    with contextlib.suppress(Exception):
+                        for message in (await receiving).get("Messages", ()):
+                            held[message["MessageId"]] = message["ReceiptHandle"]
+                    raise
                 except (ClientError, BotoCoreError) as exc:
                     raise unreachable("SQS queue", self.queueUrl, exc, "check the queue URL, region and credentials") from exc
+                busy = bool(answer.get("Messages"))
                 for message in answer.get("Messages", ()):
                     handle, message_id = message["ReceiptHandle"], message["MessageId"]
                     try:

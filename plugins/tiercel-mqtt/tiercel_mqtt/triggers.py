@@ -10,6 +10,7 @@ delivered at least once. paho-mqtt is used directly for its manual acknowledgeme
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from collections.abc import AsyncIterator
@@ -87,17 +88,22 @@ class _Session:
         if trigger.username:
             self.client.username_pw_set(trigger.username, trigger.password)
         self.client.on_connect = self._on_connect
-        self.client.on_message = lambda client, userdata, message: self.loop.call_soon_threadsafe(self.queue.put_nowait, message)
+        self.client.on_message = lambda client, userdata, message: self._post(self.queue.put_nowait, message)
         self.client.on_disconnect = self._on_disconnect
+
+    def _post(self, callback: Any, *args: Any) -> None:
+        """Run *callback* on the event loop, from paho's thread; nothing to tell once the loop has closed."""
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(callback, *args)
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         if not reason.is_failure:
             topics = [self.trigger.topic] if isinstance(self.trigger.topic, str) else self.trigger.topic
             client.subscribe([(t, self.trigger.qos) for t in topics])
-        self.loop.call_soon_threadsafe(lambda: self.connected.done() or self.connected.set_result(reason))
+        self._post(lambda: self.connected.done() or self.connected.set_result(reason))
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, _Lost(str(reason)))
+        self._post(self.queue.put_nowait, _Lost(str(reason)))
 
     async def open(self) -> _Session:
         from paho.mqtt.packettypes import PacketTypes
