@@ -43,6 +43,14 @@ def test_s3_upload_list_download_delete(s3_endpoint, tmp_path):
 id: s3
 namespace: test.aws
 tasks:
+  - id: archive_bucket
+    type: io.kestra.plugin.aws.s3.CreateBucket
+    endpointOverride: "{s3_endpoint}"
+    bucket: {bucket}-archive
+  - id: again
+    type: aws.s3.CreateBucket
+    endpointOverride: "{s3_endpoint}"
+    bucket: {bucket}-archive
   - id: report
     type: core.OutputValues
     values: {{text: "hello from tiercel"}}
@@ -68,6 +76,13 @@ tasks:
     bucket: {bucket}
     key: reports/b.txt
     from: "{{{{ outputs.download.uri }}}}"
+  - id: archive
+    type: io.kestra.plugin.aws.s3.Copy
+    endpointOverride: "{s3_endpoint}"
+    bucket: {bucket}
+    key: reports/a.txt
+    toBucket: {bucket}-archive
+    toKey: 2026/a.txt
   - id: delete
     type: aws.s3.Delete
     endpointOverride: "{s3_endpoint}"
@@ -86,6 +101,10 @@ tasks:
     assert read_file(task_run(ex, "download")["outputs"]["uri"], tmp_path) == b"hello from tiercel"
     body = _client(s3_endpoint, "s3").get_object(Bucket=bucket, Key="reports/b.txt")["Body"].read()
     assert body == b"hello from tiercel"
+    archived = _client(s3_endpoint, "s3").get_object(Bucket=f"{bucket}-archive", Key="2026/a.txt")["Body"].read()
+    assert archived == b"hello from tiercel"
+    assert task_run(ex, "archive_bucket")["outputs"]["created"] is True
+    assert task_run(ex, "again")["outputs"]["created"] is False
     assert "NoSuchKey" in json.dumps(task_run(ex, "missing")) or "404" in json.dumps(task_run(ex, "missing"))
 
 

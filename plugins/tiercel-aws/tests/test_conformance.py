@@ -60,6 +60,14 @@ class TestS3Delete(_S3Task):
     component = tasks.S3Delete
 
 
+class TestS3Copy(_S3Task):
+    component = tasks.S3Copy
+
+
+class TestS3CreateBucket(_S3Task):
+    component = tasks.S3CreateBucket
+
+
 class TestSqsPublish(TaskConformance):
     component = tasks.SqsPublish
 

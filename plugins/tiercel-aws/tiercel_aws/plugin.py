@@ -15,7 +15,8 @@ TIERCEL_API = ">=1.0,<2"
 def register_tasks(register: Callable[[type], None]) -> None:
     from tiercel_aws import tasks
 
-    for cls in (tasks.S3Upload, tasks.S3Download, tasks.S3List, tasks.S3Delete, tasks.SqsPublish):
+    for cls in (tasks.S3CreateBucket, tasks.S3Upload, tasks.S3Download, tasks.S3List, tasks.S3Copy, tasks.S3Delete,
+                tasks.SqsPublish):
         register(cls)
 
 

@@ -22,6 +22,10 @@ inputs:
     type: STRING
     defaults: my-bucket
 tasks:
+  - id: bucket
+    type: aws.s3.CreateBucket
+    endpointOverride: "{{ inputs.endpoint }}"
+    bucket: "{{ inputs.bucket }}"
   - id: report
     type: core.OutputValues
     values:
@@ -42,6 +46,12 @@ tasks:
     endpointOverride: "{{ inputs.endpoint }}"
     bucket: "{{ inputs.bucket }}"
     key: "reports/{{ execution.id }}.txt"
+  - id: copy
+    type: aws.s3.Copy
+    endpointOverride: "{{ inputs.endpoint }}"
+    bucket: "{{ inputs.bucket }}"
+    key: "reports/{{ execution.id }}.txt"
+    toKey: "archive/{{ execution.id }}.txt"
   - id: delete
     type: aws.s3.Delete
     endpointOverride: "{{ inputs.endpoint }}"
@@ -203,3 +213,57 @@ class SqsPublish(AwsConnection, Task):
             raise _aws_error(f"SQS send to {self.queueUrl}", exc) from None
         ctx.metric("records", len(ids))
         return {"messagesCount": len(ids), "messageIds": ids}
+
+
+class S3Copy(_S3):
+    """Copy an object (server-side, within S3), to another key or bucket."""
+
+    type: ClassVar[str] = "aws.s3.Copy"
+    aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.aws.s3.Copy",)
+    examples: ClassVar[list[Example]] = [Example("Upload, list, download, copy and delete an object", _S3_EXAMPLE)]
+
+    key: str = Field(description="Key of the object to copy.")
+    toBucket: str | None = Field(None, description="Destination bucket (default: the same bucket).")
+    toKey: str = Field(description="Destination key.")
+
+    async def run(self, ctx: RunContext) -> dict[str, Any]:
+        s3 = self.client("s3")
+        target = self.toBucket or self.bucket
+        await self._call(f"copy of s3://{self.bucket}/{self.key} to s3://{target}/{self.toKey}",
+                         lambda: s3.copy({"Bucket": self.bucket, "Key": self.key}, target, self.toKey))
+        return {"bucket": target, "key": self.toKey, "uri": f"s3://{target}/{self.toKey}"}
+
+
+class S3CreateBucket(_S3):
+    """Create a bucket (in `region`); a bucket you already own is left as it is."""
+
+    type: ClassVar[str] = "aws.s3.CreateBucket"
+    aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.aws.s3.CreateBucket",)
+    examples: ClassVar[list[Example]] = [Example("Upload, list, download, copy and delete an object", _S3_EXAMPLE)]
+
+    async def run(self, ctx: RunContext) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        s3 = self.client("s3")
+        region = s3.meta.region_name
+
+        def create() -> bool:
+            try:  # us-east-1 answers a re-creation with success: ask first
+                s3.head_bucket(Bucket=self.bucket)
+                return False
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
+                    raise
+            kwargs: dict[str, Any] = {"Bucket": self.bucket}
+            if region and region != "us-east-1":
+                kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+            try:
+                s3.create_bucket(**kwargs)
+                return True
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "BucketAlreadyOwnedByYou":
+                    return False
+                raise
+
+        created = await self._call(f"creation of bucket `{self.bucket}`", create)
+        return {"bucket": self.bucket, "created": created}
