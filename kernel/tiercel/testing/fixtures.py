@@ -115,6 +115,24 @@ def redis_url() -> Iterator[str]:
     yield from _serve("redis_url")
 
 
+@pytest.fixture(scope="session")
+def amqp_url() -> Iterator[str]:
+    """RabbitMQ URL ``amqp://guest:guest@127.0.0.1:5672/`` (the machine's; name queues uniquely)."""
+    yield from _serve("amqp_url")
+
+
+@pytest.fixture(scope="session")
+def mqtt_url() -> Iterator[str]:
+    """MQTT URL ``mqtt://127.0.0.1:PORT`` (private mosquitto with persistence)."""
+    yield from _serve("mqtt_url")
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> Iterator[str]:
+    """NATS URL ``nats://127.0.0.1:PORT`` (private nats-server with JetStream)."""
+    yield from _serve("nats_url")
+
+
 @pytest.fixture
 def tiercel_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh directory set as TIERCEL_HOME and made the working directory, for one test."""

@@ -207,8 +207,8 @@ def triggered(home: str | Path, flow_id: str) -> list[dict[str, Any]]:
 
 
 def wait_triggered(home: str | Path, flow_id: str, count: int, timeout: float,
-                   server: TiercelServer | None = None) -> list[dict[str, Any]]:
-    """Poll until *count* executions of *flow_id* exist (or *timeout*); returns their trigger variables."""
+                   server: TiercelServer | None = None, interval: float = 0.1) -> list[dict[str, Any]]:
+    """Poll every *interval* s until *count* executions of *flow_id* exist (or *timeout*); their trigger variables."""
     deadline = time.monotonic() + timeout
     while True:
         found = triggered(home, flow_id)
@@ -216,4 +216,4 @@ def wait_triggered(home: str | Path, flow_id: str, count: int, timeout: float,
             return found
         if server is not None:
             assert server.alive(), server.log.read_text()[-3000:]
-        time.sleep(0.1)
+        time.sleep(interval)

@@ -658,3 +658,116 @@ def _borrow_redis_db(base: str) -> Service:
     service = Service("redis", f"{base}/{db}", _cleanups=[flush])
     atexit.register(service.stop)
     return service
+
+
+# --- RabbitMQ, MQTT, NATS (Debian packages, running on the project's machines) -------------
+
+
+def _amqp_probe(host: str, port: int) -> None:
+    """The broker answers the AMQP 0-9-1 protocol header with Connection.Start (a method frame)."""
+    with socket.create_connection((host, port), timeout=2) as sock:
+        sock.sendall(b"AMQP\x00\x00\x09\x01")
+        if _recv_exactly(sock, 1) != b"\x01":
+            raise ValueError("not an AMQP 0-9-1 broker")
+
+
+def _mqtt_probe(host: str, port: int) -> None:
+    """An MQTT 3.1.1 CONNECT (clean session) answered by CONNACK."""
+    client = b"tiercel-probe"
+    body = b"\x00\x04MQTT\x04\x02\x00\x05" + len(client).to_bytes(2, "big") + client
+    with socket.create_connection((host, port), timeout=2) as sock:
+        sock.sendall(b"\x10" + bytes([len(body)]) + body)
+        if _recv_exactly(sock, 4)[:1] != b"\x20":
+            raise ValueError("not an MQTT broker")
+        sock.sendall(b"\xe0\x00")  # DISCONNECT
+
+
+def _nats_probe(host: str, port: int) -> None:
+    """The server greets with INFO, and says JetStream is on."""
+    with socket.create_connection((host, port), timeout=2) as sock:
+        greeting = sock.recv(4096)
+        if not greeting.startswith(b"INFO "):
+            raise ValueError("not a NATS server")
+        if b'"jetstream":true' not in greeting:
+            raise ValueError("NATS runs without JetStream (start it with -js)")
+
+
+def amqp_url(timeout: float | None = None) -> Service:
+    """A RabbitMQ broker: ``url`` is ``amqp://guest:guest@127.0.0.1:5672/``.
+
+    ``TIERCEL_TEST_AMQP_URL`` names another one. Starting a private RabbitMQ takes seconds of
+    Erlang, so tests use the machine's own (scripts/services/rabbitmq.sh starts it) and keep
+    apart by naming their queues and exchanges uniquely.
+    """
+    url = os.environ.get("TIERCEL_TEST_AMQP_URL")
+    if url:
+        host, port = _host_port(urllib.parse.urlsplit(url).netloc.rpartition("@")[2], 5672)
+        _wait("RabbitMQ", _redact(url), lambda: _amqp_probe(host, port), timeout)
+        return Service("rabbitmq", url)
+    try:
+        _amqp_probe("127.0.0.1", 5672)
+    except _NOT_ANSWERING as exc:
+        raise ServiceUnavailable("RabbitMQ", f"nothing answers AMQP on 127.0.0.1:5672 ({exc})",
+                                 "apt-get install rabbitmq-server && rabbitmq-server -detached, or set "
+                                 "TIERCEL_TEST_AMQP_URL=amqp://user:password@host:port/vhost") from None
+    return Service("rabbitmq", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+def _binary(name: str) -> str | None:
+    return shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.access(p, os.X_OK)), None)
+
+
+def mqtt_url(timeout: float | None = None, port: int | None = None) -> Service:
+    """An MQTT broker: ``url`` is ``mqtt://127.0.0.1:PORT``.
+
+    ``TIERCEL_TEST_MQTT_URL`` names an existing one; otherwise a private ``mosquitto`` runs
+    (persistence on, in its temp dir, so ``restart()`` keeps sessions and queued messages);
+    otherwise the machine's 127.0.0.1:1883.
+    """
+    existing = os.environ.get("TIERCEL_TEST_MQTT_URL")
+    if existing:
+        host, existing_port = _host_port(urllib.parse.urlsplit(existing).netloc, 1883)
+        _wait("MQTT", existing, lambda: _mqtt_probe(host, existing_port), timeout)
+        return Service("mqtt", existing)
+    binary = _binary("mosquitto")
+    if binary is None:
+        try:
+            _mqtt_probe("127.0.0.1", 1883)
+        except _NOT_ANSWERING as exc:
+            raise ServiceUnavailable("MQTT (Mosquitto)", f"no mosquitto binary and nothing answers on 127.0.0.1:1883 ({exc})",
+                                     "apt-get install mosquitto, or set TIERCEL_TEST_MQTT_URL=mqtt://host:port") from None
+        return Service("mqtt", "mqtt://127.0.0.1:1883")
+
+    def argv(port: int, workdir: Path) -> list[str]:
+        config = workdir / "mosquitto.conf"
+        # as root, mosquitto drops to the `mosquitto` user, which cannot write our temp dir: keep the user we are
+        user = "user root\n" if os.geteuid() == 0 else ""
+        config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+                          f"persistence_location {workdir}/\nautosave_interval 1\n{user}")
+        return [binary, "-c", str(config)]
+
+    return _spawn("mqtt", argv, lambda port: _mqtt_probe("127.0.0.1", port), lambda port: f"mqtt://127.0.0.1:{port}",
+                  timeout, port)
+
+
+def nats_url(timeout: float | None = None, port: int | None = None) -> Service:
+    """A NATS server with JetStream: ``url`` is ``nats://127.0.0.1:PORT``.
+
+    ``TIERCEL_TEST_NATS_URL`` names an existing one; otherwise a private ``nats-server -js``
+    runs (its store in its temp dir, kept across ``restart()``); otherwise the machine's :4222.
+    """
+    existing = os.environ.get("TIERCEL_TEST_NATS_URL")
+    if existing:
+        host, existing_port = _host_port(urllib.parse.urlsplit(existing).netloc, 4222)
+        _wait("NATS", existing, lambda: _nats_probe(host, existing_port), timeout)
+        return Service("nats", existing)
+    binary = _binary("nats-server")
+    if binary is None:
+        try:
+            _nats_probe("127.0.0.1", 4222)
+        except _NOT_ANSWERING as exc:
+            raise ServiceUnavailable("NATS (JetStream)", f"no nats-server binary and nothing answers on 127.0.0.1:4222 ({exc})",
+                                     "apt-get install nats-server, or set TIERCEL_TEST_NATS_URL=nats://host:port") from None
+        return Service("nats", "nats://127.0.0.1:4222")
+    return _spawn("nats", lambda port, workdir: [binary, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(workdir)],
+                  lambda port: _nats_probe("127.0.0.1", port), lambda port: f"nats://127.0.0.1:{port}", timeout, port)

@@ -10,11 +10,7 @@ import uuid
 
 import pytest
 
-from tiercel.engine.delivery import deliver, save_trigger_state, trigger_context
-from tiercel.engine.runtime import Runtime
-from tiercel.flow import load_flow
-from tiercel.testing.harness import run_flow, task_run
-from tiercel.testing.services import free_port
+from tiercel.testing import TriggerHarness, free_port, read_file, run_flow, task_run
 
 
 def _name(prefix: str) -> str:
@@ -27,7 +23,9 @@ async def _produce(bootstrap: str, topic: str, values: list, key: bytes | None =
     producer = aiokafka.AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
-        futures = [await producer.send(topic, v if isinstance(v, bytes) else json.dumps(v).encode(), key=key) for v in values]
+        futures = [
+            await producer.send(topic, v if isinstance(v, bytes) else json.dumps(v).encode(), key=key) for v in values
+        ]
         for future in futures:
             await future
     finally:
@@ -40,7 +38,9 @@ async def _committed(bootstrap: str, group: str, topic: str) -> dict[int, int | 
     consumer = aiokafka.AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic) or (await consumer.topics() and consumer.partitions_for_topic(topic))
+        partitions = consumer.partitions_for_topic(topic) or (
+            await consumer.topics() and consumer.partitions_for_topic(topic)
+        )
         return {p: await consumer.committed(aiokafka.TopicPartition(topic, p)) for p in sorted(partitions or ())}
     finally:
         await consumer.stop()
@@ -71,21 +71,12 @@ def _fast_group_props(text: str) -> str:  # the polling trigger takes no group-m
     return text.replace("      session.timeout.ms: 2000\n      heartbeat.interval.ms: 500\n", "")
 
 
-def _executions(rt: Runtime) -> list[dict]:
-    rows = rt.db.query('SELECT "trigger", dedupe_key FROM executions ORDER BY created_at')
-    return [dict(json.loads(r[0]), dedupe_key=r[1]) for r in rows]
-
-
-async def _listen(trigger, ctx, count: int, timeout: float = 20):
-    """The first *count* events of a realtime trigger, and the still-open iterator."""
-    events, stream = [], trigger.listen(ctx)
-    deadline = time.monotonic() + timeout
-    while len(events) < count:
-        events.append(await asyncio.wait_for(stream.__anext__(), max(0.1, deadline - time.monotonic())))
-    return events, stream
+def _executions(h: TriggerHarness) -> list[dict]:
+    return [dict(e["trigger"], dedupe_key=e["dedupeKey"]) for e in h.executions()]
 
 
 # --- tasks ---------------------------------------------------------------------------------
+
 
 def test_produce_then_consume_round_trip_and_commit(kafka_bootstrap, tmp_path):
     topic, group = _name("orders"), _name("g")
@@ -121,12 +112,7 @@ tasks:
     consume = task_run(ex, "consume")["outputs"]
     assert consume["messagesCount"] == 3
     assert task_run(ex, "again")["outputs"]["messagesCount"] == 0  # the group's offsets were committed
-    rt = Runtime(tmp_path)
-    try:
-        with rt.storage.open(consume["uri"], "test.kafka") as f:
-            records = [json.loads(line) for line in f.read().splitlines()]
-    finally:
-        rt.close()
+    records = [json.loads(line) for line in read_file(consume["uri"], tmp_path, "test.kafka").splitlines()]
     assert sorted((r["key"], r["value"]["n"]) for r in records) == [("a", 1), ("b", 2), ("c", 3)]
     assert next(r for r in records if r["key"] == "a")["headers"] == {"h": "x"}
 
@@ -188,117 +174,97 @@ tasks:
 
 # --- realtime trigger ----------------------------------------------------------------------
 
+
 def test_realtime_one_execution_per_record_commit_after_creation(kafka_bootstrap, tmp_path):
     topic, group = _name("rt"), _name("g")
-    flow = load_flow(_trigger_flow(kafka_bootstrap, topic, group))
-    trigger = flow.triggers[0]
-    rt = Runtime(tmp_path)
+    h = TriggerHarness(_trigger_flow(kafka_bootstrap, topic, group), tmp_path)
 
     async def scenario():
         await _produce(kafka_bootstrap, topic, [{"n": i} for i in range(30)], key=b"k")  # one key: one partition
-        events, stream = await _listen(trigger, trigger_context(rt, flow, trigger), 30)
+        events, stream = await h.events(30)
         try:
             assert set((await _committed(kafka_bootstrap, group, topic)).values()) == {None}  # nothing before creation
             for event in events[:10]:
-                assert await deliver(rt, flow, trigger, event) is not None
+                assert await h.deliver(event) is not None
             partition = events[0].variables["partition"]
             deadline = time.monotonic() + 5  # committed in the background, after the executions exist
             while (await _committed(kafka_bootstrap, group, topic))[partition] != events[9].variables["offset"] + 1:
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.05)
             for event in events[10:]:
-                await deliver(rt, flow, trigger, event)
+                await h.deliver(event)
         finally:
             await stream.aclose()
         return events
 
-    try:
+    with h:
         events = asyncio.run(scenario())
-        executions = _executions(rt)
+        executions = _executions(h)
         assert [e["variables"]["value"]["n"] for e in executions] == list(range(30))
         assert executions[0]["variables"]["key"] == "k"
         assert executions[0]["type"] == "kafka.RealtimeTrigger"
         assert len({e["dedupe_key"] for e in executions}) == 30
         assert {e.variables["topic"] for e in events} == {topic}
-    finally:
-        rt.close()
 
 
 def test_realtime_crash_after_creation_before_commit_gives_one_execution(kafka_bootstrap, tmp_path):
     topic, group = _name("crash"), _name("g")
-    flow = load_flow(_trigger_flow(kafka_bootstrap, topic, group))
-    trigger = flow.triggers[0]
-    rt = Runtime(tmp_path)
+    h = TriggerHarness(_trigger_flow(kafka_bootstrap, topic, group), tmp_path)
 
     async def scenario():
         await _produce(kafka_bootstrap, topic, [{"n": i} for i in range(20)])
-        events, stream = await _listen(trigger, trigger_context(rt, flow, trigger), 20)
+        events, stream = await h.events(20)
         for event in events[:5]:
-            await deliver(rt, flow, trigger, event)
+            await h.deliver(event)
         for event in events[5:12]:  # the execution is created, then the process dies before the commit
-            await deliver(rt, flow, trigger, dataclasses.replace(event, ack=None))
+            await h.deliver(dataclasses.replace(event, ack=None))
         await stream.aclose()
-        # restart: the uncommitted records come back; their executions are not created twice
-        events, stream = await _listen(trigger, trigger_context(rt, flow, trigger), 15)
+        h.restart()  # the uncommitted records come back; their executions are not created twice
+        events, stream = await h.events(15)
         try:
-            results = [await deliver(rt, flow, trigger, event) for event in events]
+            results = [await h.deliver(event) for event in events]
         finally:
             await stream.aclose()
         assert sum(r is None for r in results) == 7
         return events
 
-    try:
+    with h:
         asyncio.run(scenario())
-        executions = _executions(rt)
+        executions = _executions(h)
         assert sorted(e["variables"]["value"]["n"] for e in executions) == list(range(20))
         committed = asyncio.run(_committed(kafka_bootstrap, group, topic))
         assert sum(v or 0 for v in committed.values()) == 20
-    finally:
-        rt.close()
 
 
 def test_realtime_nack_commits_nothing(kafka_bootstrap, tmp_path):
     topic, group = _name("nack"), _name("g")
-    flow = load_flow(_trigger_flow(kafka_bootstrap, topic, group))
-    trigger = flow.triggers[0]
-    rt = Runtime(tmp_path)
-
-    class Boom(Exception):
-        pass
-
-    def broken_submit(ex):
-        raise Boom("database is down")
+    h = TriggerHarness(_trigger_flow(kafka_bootstrap, topic, group), tmp_path)
 
     async def scenario():
         await _produce(kafka_bootstrap, topic, [{"n": 1}])
-        events, stream = await _listen(trigger, trigger_context(rt, flow, trigger), 1)
+        events, stream = await h.events(1)
         try:
-            rt.submit, original = broken_submit, rt.submit
-            with pytest.raises(Boom):
-                await deliver(rt, flow, trigger, events[0])
-            rt.submit = original
+            with h.store_down("database is down"), pytest.raises(RuntimeError, match="database is down"):
+                await h.deliver(events[0])
         finally:
             await stream.aclose()
         assert set((await _committed(kafka_bootstrap, group, topic)).values()) == {None}
 
-    try:
+    with h:
         asyncio.run(scenario())
-    finally:
-        rt.close()
+        assert h.executions() == []
 
 
 def test_realtime_bad_json_goes_to_dead_letter_topic(kafka_bootstrap, tmp_path):
     topic, group, dlq = _name("bad"), _name("g"), _name("dlq")
-    flow = load_flow(_trigger_flow(kafka_bootstrap, topic, group, extra=f"    deadLetterTopic: {dlq}\n"))
-    trigger = flow.triggers[0]
-    rt = Runtime(tmp_path)
+    h = TriggerHarness(_trigger_flow(kafka_bootstrap, topic, group, extra=f"    deadLetterTopic: {dlq}\n"), tmp_path)
 
     async def scenario():
         await _produce(kafka_bootstrap, topic, [{"n": 1}, b"{not json", {"n": 2}], key=b"same")
-        events, stream = await _listen(trigger, trigger_context(rt, flow, trigger), 2)
+        events, stream = await h.events(2)
         try:
             for event in events:
-                await deliver(rt, flow, trigger, event)
+                await h.deliver(event)
         finally:
             await stream.aclose()
         import aiokafka
@@ -314,67 +280,59 @@ def test_realtime_bad_json_goes_to_dead_letter_topic(kafka_bootstrap, tmp_path):
         assert headers["tiercel.topic"] == topic.encode() and b"JSON" in headers["tiercel.error"]
         assert sum(v or 0 for v in (await _committed(kafka_bootstrap, group, topic)).values()) == 3
 
-    try:
+    with h:
         asyncio.run(scenario())
-        assert [e["variables"]["value"]["n"] for e in _executions(rt)] == [1, 2]
-    finally:
-        rt.close()
+        assert [e["variables"]["value"]["n"] for e in _executions(h)] == [1, 2]
 
 
 def test_realtime_fails_fast_naming_a_down_broker(tmp_path):
     port = free_port()
-    flow = load_flow(_trigger_flow(f"127.0.0.1:{port}", "t", "g"))
-    trigger = flow.triggers[0]
-    rt = Runtime(tmp_path)
+    h = TriggerHarness(_trigger_flow(f"127.0.0.1:{port}", "t", "g"), tmp_path)
 
     async def scenario():
-        stream = trigger.listen(trigger_context(rt, flow, trigger))
+        stream = h.listen()
         with pytest.raises(ConnectionError, match=f"127.0.0.1:{port} is unreachable"):
             await asyncio.wait_for(stream.__anext__(), 15)
 
-    try:
+    with h:
         asyncio.run(scenario())
-    finally:
-        rt.close()
 
 
 # --- polling trigger -----------------------------------------------------------------------
 
+
 def test_polling_trigger_batch_file_commit_after_creation_and_replay(kafka_bootstrap, tmp_path):
     topic, group, dlq = _name("batch"), _name("g"), _name("dlq")
-    text = _fast_group_props(_trigger_flow(kafka_bootstrap, topic, group, "kafka.Trigger",
-                                           f"    maxRecords: 100\n    deadLetterTopic: {dlq}\n"))
-    flow = load_flow(text)
-    trigger = flow.triggers[0]
-    rt = Runtime(tmp_path)
+    text = _fast_group_props(
+        _trigger_flow(
+            kafka_bootstrap, topic, group, "kafka.Trigger", f"    maxRecords: 100\n    deadLetterTopic: {dlq}\n"
+        )
+    )
+    h = TriggerHarness(text, tmp_path)
 
     async def scenario():
         await _produce(kafka_bootstrap, topic, [{"n": i} for i in range(25)] + [b"oops"])
-        ctx = trigger_context(rt, flow, trigger)
-        event = await trigger.poll(ctx)
+        event = await h.poll_once()  # the batch's ranges are saved in the trigger state
         assert event.variables["messagesCount"] == 25
         assert set((await _committed(kafka_bootstrap, group, topic)).values()) == {None}
         # crash: the execution exists but the offsets were never committed
-        assert await deliver(rt, flow, trigger, dataclasses.replace(event, ack=None)) is not None
+        assert await h.deliver(dataclasses.replace(event, ack=None)) is not None
         await event.nack()  # the process is gone: its consumer with it
-        save_trigger_state(rt, flow, trigger, ctx.state)
         await _produce(kafka_bootstrap, topic, [{"n": 100}])  # arrives meanwhile: not part of the replayed batch
-        ctx = trigger_context(rt, flow, trigger)  # restart
-        replay = await trigger.poll(ctx)
+        h.restart()
+        replay = await h.poll_once()
         assert replay.key == event.key
-        assert await deliver(rt, flow, trigger, replay) is None
+        assert await h.deliver(replay) is None
         assert sum(v or 0 for v in (await _committed(kafka_bootstrap, group, topic)).values()) == 26
-        follow = await trigger.poll(ctx)
+        follow = await h.poll_once()
         assert follow.variables["messagesCount"] == 1
-        assert await deliver(rt, flow, trigger, follow) is not None
-        assert await trigger.poll(ctx) is None
+        assert await h.deliver(follow) is not None
+        assert await h.poll_once() is None
         return event
 
-    try:
+    with h:
         event = asyncio.run(scenario())
-        executions = _executions(rt)
+        executions = _executions(h)
         assert [e["variables"]["messagesCount"] for e in executions] == [25, 1]
-        with rt.storage.open(event.variables["uri"], "test.kafka") as f:
+        with h.open_file(event.variables["uri"]) as f:
             assert sorted(json.loads(line)["value"]["n"] for line in f.read().splitlines()) == list(range(25))
-    finally:
-        rt.close()

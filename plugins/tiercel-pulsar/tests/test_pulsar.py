@@ -10,11 +10,7 @@ import uuid
 
 import pytest
 
-from tiercel.engine.delivery import deliver, trigger_context
-from tiercel.engine.runtime import Runtime
-from tiercel.flow import load_flow
-from tiercel.testing.harness import run_flow, task_run
-from tiercel.testing.services import free_port
+from tiercel.testing import TriggerHarness, free_port, read_file, run_flow, task_run
 
 
 def _topic() -> str:
@@ -58,9 +54,8 @@ triggers:
 {extra}"""
 
 
-def _executions(rt: Runtime) -> list[dict]:
-    rows = rt.db.query('SELECT "trigger", dedupe_key FROM executions ORDER BY created_at')
-    return [dict(json.loads(r[0]), dedupe_key=r[1]) for r in rows]
+def _values(h: TriggerHarness) -> list:
+    return [e["trigger"]["variables"] for e in h.executions()]
 
 
 async def _take(stream, count: int, timeout: float = 15) -> list:
@@ -108,14 +103,12 @@ tasks:
     assert task_run(ex, "consume")["outputs"]["messagesCount"] == 2
     assert task_run(ex, "forward")["outputs"]["messagesCount"] == 2
     assert task_run(ex, "again")["outputs"]["messagesCount"] == 0  # acknowledged by the first read
-    rt = Runtime(tmp_path)
-    try:
-        with rt.storage.open(task_run(ex, "consume")["outputs"]["uri"], "test.pulsar") as f:
-            records = [json.loads(line) for line in f.read().splitlines()]
-    finally:
-        rt.close()
-    assert [(r["key"], r["value"], r["properties"]) for r in records] == [("a", {"n": 1}, {"source": "test"}),
-                                                                          ("b", {"n": 2}, {})]
+    data = read_file(task_run(ex, "consume")["outputs"]["uri"], tmp_path, "test.pulsar")
+    records = [json.loads(line) for line in data.splitlines()]
+    assert [(r["key"], r["value"], r["properties"]) for r in records] == [
+        ("a", {"n": 1}, {"source": "test"}),
+        ("b", {"n": 2}, {}),
+    ]
 
 
 def test_produce_fails_fast_naming_a_down_broker(tmp_path):
@@ -139,61 +132,55 @@ tasks:
 
 def test_realtime_ack_after_creation_and_redelivery_deduplicated(pulsar_url, tmp_path):
     topic = _topic()
-    flow = load_flow(_flow(pulsar_url, topic, "pulsar.RealtimeTrigger"))
-    trigger = flow.triggers[0]
-    rt = Runtime(tmp_path)
+    h = TriggerHarness(_flow(pulsar_url, topic, "pulsar.RealtimeTrigger"), tmp_path)
 
     async def scenario():
-        stream = trigger.listen(trigger_context(rt, flow, trigger))
+        stream = h.listen()
         first = asyncio.ensure_future(_take(stream, 20))
         await asyncio.sleep(0.3)  # subscribed (Earliest would find them anyway)
         _send(pulsar_url, topic, [json.dumps({"n": i}).encode() for i in range(20)])
         events = await first
         for event in events[:12]:
-            assert await deliver(rt, flow, trigger, event) is not None
+            assert await h.deliver(event) is not None
         for event in events[12:16]:  # created, then the server dies before acknowledging
-            await deliver(rt, flow, trigger, dataclasses.replace(event, ack=None))
+            await h.deliver(dataclasses.replace(event, ack=None))
         await stream.aclose()
-        stream = trigger.listen(trigger_context(rt, flow, trigger))  # restart: 8 unacknowledged come back
+        h.restart()
+        stream = h.listen()  # 8 unacknowledged come back
         again = await _take(stream, 8)
-        results = [await deliver(rt, flow, trigger, event) for event in again]
+        results = [await h.deliver(event) for event in again]
         assert sum(r is None for r in results) == 4
         with pytest.raises(asyncio.TimeoutError):  # everything acknowledged: nothing more
             await asyncio.wait_for(stream.__anext__(), 1.5)
         await stream.aclose()
 
-    try:
+    with h:
         asyncio.run(scenario())
-        assert sorted(e["variables"]["value"]["n"] for e in _executions(rt)) == list(range(20))
-    finally:
-        rt.close()
+        assert sorted(v["value"]["n"] for v in _values(h)) == list(range(20))
 
 
 def test_realtime_nack_redelivers_and_bad_json_to_dead_letter(pulsar_url, tmp_path):
     topic, dlq = _topic(), _topic()
-    flow = load_flow(_flow(pulsar_url, topic, "pulsar.RealtimeTrigger",
-                           f"    deadLetterTopic: {dlq}\n    negativeAckRedeliveryDelay: PT0.2S\n"))
-    trigger = flow.triggers[0]
-    rt = Runtime(tmp_path)
-
-    class Boom(Exception):
-        pass
-
-    def broken(ex):
-        raise Boom("database is down")
+    h = TriggerHarness(
+        _flow(
+            pulsar_url,
+            topic,
+            "pulsar.RealtimeTrigger",
+            f"    deadLetterTopic: {dlq}\n    negativeAckRedeliveryDelay: PT0.2S\n",
+        ),
+        tmp_path,
+    )
 
     async def scenario():
         _send(pulsar_url, topic, [b'{"n": 1}', b"{oops", b'{"n": 2}'])
-        stream = trigger.listen(trigger_context(rt, flow, trigger))
+        stream = h.listen()
         first, second = await _take(stream, 2)
-        rt.submit, original = broken, rt.submit
-        with pytest.raises(Boom):
-            await deliver(rt, flow, trigger, first)  # negatively acknowledged
-        rt.submit = original
-        await deliver(rt, flow, trigger, second)
+        with h.store_down("database is down"), pytest.raises(RuntimeError, match="database is down"):
+            await h.deliver(first)  # negatively acknowledged
+        await h.deliver(second)
         (again,) = await _take(stream, 1)
         assert again.key == first.key and again.variables["redeliveryCount"] >= 1
-        await deliver(rt, flow, trigger, again)
+        await h.deliver(again)
         await stream.aclose()
         client = _client(pulsar_url)
         try:
@@ -203,51 +190,42 @@ def test_realtime_nack_redelivers_and_bad_json_to_dead_letter(pulsar_url, tmp_pa
         finally:
             client.close()
 
-    try:
+    with h:
         asyncio.run(scenario())
-        assert sorted(e["variables"]["value"]["n"] for e in _executions(rt)) == [1, 2]
-    finally:
-        rt.close()
+        assert sorted(v["value"]["n"] for v in _values(h)) == [1, 2]
 
 
 def test_polling_trigger_batch_acknowledged_after_creation(pulsar_url, tmp_path):
     topic = _topic()
-    flow = load_flow(_flow(pulsar_url, topic, "pulsar.Trigger", "    pollDuration: PT0.3S\n    maxRecords: 50\n"))
-    trigger = flow.triggers[0]
-    rt = Runtime(tmp_path)
+    h = TriggerHarness(
+        _flow(pulsar_url, topic, "pulsar.Trigger", "    pollDuration: PT0.3S\n    maxRecords: 50\n"), tmp_path
+    )
 
     async def scenario():
         _send(pulsar_url, topic, [json.dumps({"n": i}).encode() for i in range(10)])
-        ctx = trigger_context(rt, flow, trigger)
-        event = await trigger.poll(ctx)
+        event = await h.poll_once()
         assert event.variables["messagesCount"] == 10
-        await deliver(rt, flow, trigger, dataclasses.replace(event, ack=None))  # crash before the ack
+        await h.deliver(dataclasses.replace(event, ack=None))  # crash before the ack
         await event.nack()
-        replay = await trigger.poll(ctx)  # the same messages come back: the same batch key
-        assert replay.key == event.key and await deliver(rt, flow, trigger, replay) is None
-        assert await trigger.poll(ctx) is None
+        replay = await h.poll_once()  # the same messages come back: the same batch key
+        assert replay.key == event.key and await h.deliver(replay) is None
+        assert await h.poll_once() is None
         return event
 
-    try:
+    with h:
         event = asyncio.run(scenario())
-        assert [e["variables"]["messagesCount"] for e in _executions(rt)] == [10]
-        with rt.storage.open(event.variables["uri"], "test.pulsar") as f:
+        assert [v["messagesCount"] for v in _values(h)] == [10]
+        with h.open_file(event.variables["uri"]) as f:
             assert [json.loads(line)["value"]["n"] for line in f.read().splitlines()] == list(range(10))
-    finally:
-        rt.close()
 
 
 def test_realtime_fails_fast_naming_a_down_broker(tmp_path):
     port = free_port()
-    flow = load_flow(_flow(f"pulsar://127.0.0.1:{port}", "t", "pulsar.RealtimeTrigger"))
-    trigger = flow.triggers[0]
-    rt = Runtime(tmp_path)
+    h = TriggerHarness(_flow(f"pulsar://127.0.0.1:{port}", "t", "pulsar.RealtimeTrigger"), tmp_path)
 
     async def scenario():
         with pytest.raises(ConnectionError, match=f"pulsar://127.0.0.1:{port} is unreachable"):
-            await asyncio.wait_for(trigger.listen(trigger_context(rt, flow, trigger)).__anext__(), 10)
+            await asyncio.wait_for(h.listen().__anext__(), 10)
 
-    try:
+    with h:
         asyncio.run(scenario())
-    finally:
-        rt.close()
