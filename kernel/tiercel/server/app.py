@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from tiercel.api import ScheduleTrigger, StorageError, WebhookTrigger
 from tiercel.model import TERMINAL, State, new_id
+from tiercel.server.auth import RULES, AuditLog, Auth, AuthSettings, allow, secured, visible
 from tiercel.server.guard import OriginPolicy, wrap
 
 log = logging.getLogger("tiercel.server")
@@ -288,10 +289,12 @@ def labels_param(values: list[str]) -> dict[str, str]:
     return labels
 
 
-def execution_or_404(rt: Any, execution_id: str) -> Any:
+def execution_or_404(rt: Any, execution_id: str, request: Request) -> Any:
+    """The execution, if the caller may act on its namespace with the route's role."""
     ex = rt.stores.executions.load(execution_id)
     if ex is None:
         raise ApiError(404, f"execution {execution_id} not found")
+    allow(request, ex.namespace, f"execution {execution_id} not found")
     return ex
 
 
@@ -330,6 +333,7 @@ async def create_flow(request: Request) -> Response:
     s = svc(request)
     text = await yaml_body(request)
     flow = await parse_flow(s.rt, text)
+    allow(request, flow.namespace)
     if s.rt.stores.flows.get(flow.namespace, flow.id) is not None:
         raise ApiError(409, f"flow {flow.namespace}.{flow.id} already exists; update it with "
                             f"PUT /api/v1/flows/{flow.namespace}/{flow.id}")
@@ -342,6 +346,7 @@ async def create_flow(request: Request) -> Response:
 async def update_flow(request: Request) -> Response:
     s = svc(request)
     namespace, flow_id = request.path_params["namespace"], request.path_params["id"]
+    allow(request, namespace, f"flow {namespace}.{flow_id} not found")
     text = await yaml_body(request)
     if s.rt.stores.flows.get(namespace, flow_id) is None:
         raise ApiError(404, f"flow {namespace}.{flow_id} not found; create it with POST /api/v1/flows")
@@ -357,6 +362,7 @@ async def update_flow(request: Request) -> Response:
 async def get_flow(request: Request) -> Response:
     s = svc(request)
     namespace, flow_id = request.path_params["namespace"], request.path_params["id"]
+    allow(request, namespace, f"flow {namespace}.{flow_id} not found")
     revision = int_param(request, "revision", 0, 0, 10**9) or None
     row = s.rt.stores.flows.get(namespace, flow_id, revision)
     if row is None:
@@ -369,6 +375,7 @@ async def get_flow(request: Request) -> Response:
 async def delete_flow(request: Request) -> Response:
     s = svc(request)
     namespace, flow_id = request.path_params["namespace"], request.path_params["id"]
+    allow(request, namespace, f"flow {namespace}.{flow_id} not found")
     if not s.rt.stores.flows.delete(namespace, flow_id):
         raise ApiError(404, f"flow {namespace}.{flow_id} not found")
     s.store.delete_flow(namespace, flow_id)  # a flow created again later starts its schedules afresh
@@ -379,6 +386,7 @@ async def delete_flow(request: Request) -> Response:
 async def flow_revisions(request: Request) -> Response:
     s = svc(request)
     namespace, flow_id = request.path_params["namespace"], request.path_params["id"]
+    allow(request, namespace, f"flow {namespace}.{flow_id} not found")
     rows = s.rt.stores.flows.revisions(namespace, flow_id)
     if not rows:
         raise ApiError(404, f"flow {namespace}.{flow_id} not found")
@@ -388,7 +396,8 @@ async def flow_revisions(request: Request) -> Response:
 async def search_flows(request: Request) -> Response:
     s = svc(request)
     page, size = int_param(request, "page", 1, 1, 10**6), int_param(request, "size", 25, 1, 1000)
-    rows = s.rt.stores.flows.list(query(request, "namespace") or None, query(request, "q") or None)
+    rows = [r for r in s.rt.stores.flows.list(query(request, "namespace") or None, query(request, "q") or None)
+            if visible(request, r["namespace"])]
     chunk = rows[(page - 1) * size: page * size]
     return Json({"results": await asyncio.to_thread(lambda: [flow_json(r) for r in chunk]), "total": len(rows)})
 
@@ -396,6 +405,7 @@ async def search_flows(request: Request) -> Response:
 async def namespace_flows(request: Request) -> Response:
     s = svc(request)
     namespace = request.path_params["namespace"]
+    allow(request, namespace)
     rows = [r for r in s.rt.stores.flows.list(namespace) if r["namespace"] == namespace]
     return Json(await asyncio.to_thread(lambda: [flow_json(r) for r in rows]))
 
@@ -446,6 +456,7 @@ async def create_execution(request: Request) -> Response:
     s = svc(request)
     rt = s.rt
     namespace, flow_id = request.path_params["namespace"], request.path_params["flowId"]
+    allow(request, namespace, f"flow {namespace}.{flow_id} not found")
     revision = int_param(request, "revision", 0, 0, 10**9) or None
     if revision:
         row = rt.stores.flows.get(namespace, flow_id, revision)
@@ -523,7 +534,7 @@ async def _wait(rt: Any, execution_id: str, timeout: float) -> None:
 
 async def get_execution(request: Request) -> Response:
     s = svc(request)
-    return Json(execution_or_404(s.rt, request.path_params["executionId"]).to_json())
+    return Json(execution_or_404(s.rt, request.path_params["executionId"], request).to_json())
 
 
 async def search_executions(request: Request) -> Response:
@@ -538,7 +549,8 @@ async def search_executions(request: Request) -> Response:
         query(request, "namespace") or None, query(request, "flowId") or None, states or None,
         labels_param(q.getlist("labels")) or None,
         date_param(request, "startDate"), date_param(request, "endDate"),
-        int_param(request, "page", 1, 1, 10**6), int_param(request, "size", 25, 1, 1000))
+        int_param(request, "page", 1, 1, 10**6), int_param(request, "size", 25, 1, 1000),
+        scopes=request.state.principal.scopes())
     return Json({"results": rows, "total": total})
 
 
@@ -547,7 +559,7 @@ _STATES = {s.value for s in State} - {State.LOST}  # LOST is an attempt's, never
 
 async def kill_execution(request: Request) -> Response:
     s = svc(request)
-    ex = execution_or_404(s.rt, request.path_params["executionId"])
+    ex = execution_or_404(s.rt, request.path_params["executionId"], request)
     if ex.terminal:
         raise ApiError(409, f"execution {ex.id} already ended {ex.state}")
     s.rt.command(ex.id, "kill")
@@ -556,7 +568,7 @@ async def kill_execution(request: Request) -> Response:
 
 async def restart_execution(request: Request) -> Response:
     s = svc(request)
-    ex = execution_or_404(s.rt, request.path_params["executionId"])
+    ex = execution_or_404(s.rt, request.path_params["executionId"], request)
     if not ex.terminal and ex.state != "PAUSED":
         raise ApiError(409, f"execution {ex.id} is still {ex.state}; restart applies to ended or paused executions")
     if ex.state == "SUCCESS":
@@ -573,7 +585,7 @@ async def replay_execution(request: Request) -> Response:
     from tiercel.engine.replay import replay_execution as replay
 
     s = svc(request)
-    ex = execution_or_404(s.rt, request.path_params["executionId"])
+    ex = execution_or_404(s.rt, request.path_params["executionId"], request)
     timeout = _timeout(request)
     from_task = query(request, "taskId") or None
     task_run_id = query(request, "taskRunId")
@@ -593,7 +605,7 @@ async def replay_execution(request: Request) -> Response:
 
 async def resume_execution(request: Request) -> Response:
     s = svc(request)
-    ex = execution_or_404(s.rt, request.path_params["executionId"])
+    ex = execution_or_404(s.rt, request.path_params["executionId"], request)
     if ex.state != "PAUSED" and not any(tr.state == "PAUSED" for tr in ex.task_runs.values()):
         raise ApiError(409, f"execution {ex.id} is {ex.state}, not paused")
     if media_type(request) == "multipart/form-data":
@@ -613,7 +625,7 @@ async def follow_execution(request: Request) -> Response:
     """Server-sent events: the execution JSON each time it changes, until it ends."""
     s = svc(request)
     execution_id = request.path_params["executionId"]
-    execution_or_404(s.rt, execution_id)
+    execution_or_404(s.rt, execution_id, request)
 
     async def events() -> AsyncIterator[str]:
         last = None
@@ -650,7 +662,7 @@ def _log_filters(request: Request) -> tuple[str | None, str | None]:
 async def execution_logs(request: Request) -> Response:
     s = svc(request)
     execution_id = request.path_params["executionId"]
-    execution_or_404(s.rt, execution_id)
+    execution_or_404(s.rt, execution_id, request)
     task_id, level = _log_filters(request)
     return Json(s.rt.stores.logs.query(execution_id, 0, task_id, level))
 
@@ -659,7 +671,7 @@ async def follow_logs(request: Request) -> Response:
     """Server-sent events: each log line as it is written, until the execution ends."""
     s = svc(request)
     execution_id = request.path_params["executionId"]
-    execution_or_404(s.rt, execution_id)
+    execution_or_404(s.rt, execution_id, request)
     task_id, level = _log_filters(request)
 
     async def events() -> AsyncIterator[str]:
@@ -687,9 +699,12 @@ async def webhook(request: Request) -> Response:
     rt = s.rt
     namespace, flow_id, key = (request.path_params[k] for k in ("namespace", "flowId", "key"))
     timeout = _timeout(request)
+    auth, client = request.app.state.auth, request.client.host if request.client else "-"
+    auth.check_throttle("webhook", client)
     try:
         d = s.deployed(namespace, flow_id)
     except ApiError:
+        auth.throttle.failed("webhook", client)
         raise ApiError(404, "webhook not found: no such flow or key") from None
     trigger = None
     for t in d.flow.triggers:
@@ -701,6 +716,7 @@ async def webhook(request: Request) -> Response:
             if hmac.compare_digest(expected.encode(), key.encode()):
                 trigger = t
     if trigger is None:
+        auth.throttle.failed("webhook", client)
         raise ApiError(404, "webhook not found: no such flow or key")
     if trigger_disabled(d, trigger, {"disabled": s.disabled(namespace, flow_id, trigger.id)}):
         raise ApiError(409, f"webhook trigger `{trigger.id}` of {namespace}.{flow_id} is disabled")
@@ -762,19 +778,22 @@ def _trigger_list(s: Services, namespace: str | None = None, flow_id: str | None
 async def search_triggers(request: Request) -> Response:
     s = svc(request)
     page, size = int_param(request, "page", 1, 1, 10**6), int_param(request, "size", 25, 1, 1000)
-    items = _trigger_list(s, query(request, "namespace") or None, query(request, "flowId") or None)
+    items = [t for t in _trigger_list(s, query(request, "namespace") or None, query(request, "flowId") or None)
+             if visible(request, t["namespace"])]
     return Json({"results": items[(page - 1) * size: page * size], "total": len(items)})
 
 
 async def flow_triggers(request: Request) -> Response:
     s = svc(request)
     namespace, flow_id = request.path_params["namespace"], request.path_params["flowId"]
+    allow(request, namespace, f"flow {namespace}.{flow_id} not found")
     s.deployed(namespace, flow_id)
     return Json([t for t in _trigger_list(s, namespace, flow_id) if t["namespace"] == namespace])
 
 
 def _trigger(s: Services, request: Request) -> tuple[Any, Any]:
     namespace, flow_id, trigger_id = (request.path_params[k] for k in ("namespace", "flowId", "triggerId"))
+    allow(request, namespace, f"flow {namespace}.{flow_id} not found")
     s.index.refresh()
     d = s.deployed(namespace, flow_id)
     for t in d.flow.triggers:
@@ -870,7 +889,8 @@ async def docs(request: Request) -> Response:
 
 async def api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return Json({"message": exc.message, **exc.extra}, status_code=exc.status)
+    extra = {k: v for k, v in exc.extra.items() if k != "headers"}
+    return Json({"message": exc.message, **extra}, status_code=exc.status, headers=exc.extra.get("headers"))
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -916,8 +936,12 @@ def _query_names(paths: dict[str, Any], path: str, methods: list[str]) -> set[st
     return {p["name"] for m in methods for p in operations.get(m.lower(), {}).get("parameters", []) if p["in"] == "query"}
 
 
-def create_app(services: Services, components: list[str] | None = None, policy: OriginPolicy | None = None) -> Any:
-    """The API as an ASGI app, behind the request guard (Host, Origin and body-type checks)."""
+def create_app(services: Services, components: list[str] | None = None, policy: OriginPolicy | None = None,
+               auth: AuthSettings | None = None) -> Any:
+    """The API as an ASGI app, behind the request guard (Host, Origin and body-type checks), each route behind
+    its access rule (:mod:`tiercel.server.auth`), state-changing calls recorded in the audit log."""
+    from tiercel.server import auth as auth_routes
+
     p = "/api/v1"
     ex = f"{p}/executions"
     tr = f"{p}/triggers/{{namespace}}/{{flowId}}/{{triggerId}}"
@@ -925,6 +949,10 @@ def create_app(services: Services, components: list[str] | None = None, policy: 
         Route(f"{p}/health", health, methods=["GET"]),
         Route(f"{p}/openapi.json", openapi, methods=["GET"]),
         Route(f"{p}/docs", docs, methods=["GET"]),
+        Route(f"{p}/auth/login", auth_routes.login, methods=["POST"]),
+        Route(f"{p}/auth/logout", auth_routes.logout, methods=["POST"]),
+        Route(f"{p}/auth/me", auth_routes.me, methods=["GET"]),
+        Route(f"{p}/audit", auth_routes.audit, methods=["GET"]),
         Route(f"{p}/plugins", plugins, methods=["GET"]),
         Route(f"{p}/plugins/schemas/flow", flow_schema, methods=["GET"]),
         Route(f"{p}/flows", create_flow, methods=["POST"]),
@@ -958,10 +986,16 @@ def create_app(services: Services, components: list[str] | None = None, policy: 
     from tiercel.server.openapi import spec
 
     paths = spec()["paths"]
-    routes = [Route(r.path, _known_query(r.endpoint, _query_names(paths, r.path, sorted(r.methods or []))),
-                    methods=sorted((r.methods or set()) - {"HEAD"})) for r in routes]
-    app = Starlette(routes=routes, exception_handlers={ApiError: api_error, HTTPException: http_error,
-                                                       Exception: server_error})
+    secured_routes = []
+    for r in routes:
+        for method in sorted((r.methods or set()) - {"HEAD"}):
+            if (method, r.path) not in RULES:
+                raise RuntimeError(f"route {method} {r.path} has no access rule in tiercel.server.auth.RULES")
+            endpoint = _known_query(r.endpoint, _query_names(paths, r.path, [method]))
+            secured_routes.append(Route(r.path, secured(endpoint, RULES[(method, r.path)]), methods=[method]))
+    app = Starlette(routes=secured_routes, exception_handlers={ApiError: api_error, HTTPException: http_error,
+                                                               Exception: server_error})
     app.state.services = services
     app.state.components = components or []
-    return wrap(app, policy or OriginPolicy.of("127.0.0.1"))
+    app.state.auth = Auth(auth or AuthSettings(), services.rt.stores.auth)
+    return wrap(AuditLog(app, services.rt.stores.auth), policy or OriginPolicy.of("127.0.0.1"))
