@@ -27,7 +27,7 @@ ROLE = click.Choice(["viewer", "runner", "editor", "admin"])
 @contextmanager
 def _auth_store(home: Path | None) -> Iterator[Any]:
     from tiercel.backend import Stores
-    from tiercel.engine.runtime import default_home
+    from tiercel.home import default_home
 
     stores = Stores.open((home or default_home()).resolve() / "tiercel.db")
     try:
