@@ -169,3 +169,16 @@ def test_audit_log_by_api_and_cli_and_no_secret_anywhere(srv):
     for secret in srv.secrets:  # the password, the admin token, the session id
         assert secret.encode() not in stored and secret.encode() not in logged, secret[:6]
     assert b"the-webhook-key-42/" not in stored and b"/the-webhook-key-42" not in stored  # masked in audit paths
+
+
+def test_webhook_keys_are_shown_only_to_editors(srv):
+    api = srv.client()
+    api.post("/api/v1/flows", content=FLOW.replace("hello", "keyed"), headers={**YAML, **srv.admin})
+    viewer = {"Authorization": "Bearer " + cli(srv.home, "tokens", "create", "--role", "viewer").stdout.split()[-1]}
+    for headers in (viewer, {**viewer, "Accept": "application/x-yaml"}):
+        shown = api.get("/api/v1/flows/company.team/keyed", headers=headers).text
+        assert "the-webhook-key-42" not in shown and "******" in shown
+    listed = api.get("/api/v1/flows/search", headers=viewer).text
+    assert "the-webhook-key-42" not in listed
+    editor = api.get("/api/v1/flows/company.team/keyed", auth=("ada", PASSWORD)).json()
+    assert editor["triggers"][0]["key"] == "the-webhook-key-42"

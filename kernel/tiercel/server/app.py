@@ -24,6 +24,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 
 from tiercel.api import ScheduleTrigger, StorageError, WebhookTrigger
+from tiercel.backend.auth import ROLES
 from tiercel.model import TERMINAL, State, new_id
 from tiercel.server.auth import RULES, AuditLog, Auth, AuthSettings, allow, secured, visible
 from tiercel.server.guard import OriginPolicy, wrap
@@ -211,6 +212,8 @@ async def json_object(request: Request, limit: int = JSON_LIMIT, required: bool 
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"invalid JSON body: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "invalid JSON body: nested too deep") from None
     if not isinstance(data, dict):
         raise ApiError(400, f"the JSON body must be an object, got {type(data).__name__}")
     return data
@@ -311,9 +314,15 @@ async def parse_flow(rt: Any, text: str) -> Any:
         raise ApiError(422, f"invalid flow: {exc}") from None
 
 
-def flow_json(row: dict[str, Any], namespace: str | None = None, flow_id: str | None = None) -> dict[str, Any]:
+def hides_keys(request: Request, namespace: str) -> bool:
+    """Webhook keys are shown only to editors and admins (a key lets anyone start the flow)."""
+    return request.state.principal.role_on(namespace) < ROLES.index("editor")
+
+
+def flow_json(row: dict[str, Any], namespace: str | None = None, flow_id: str | None = None,
+              hide_keys: bool = False) -> dict[str, Any]:
     """A deployed flow as the API shows it (its YAML as data, plus revision and source); parses YAML, so
-    handlers call it in a thread."""
+    handlers call it in a thread. *hide_keys* masks webhook keys in the data and the source."""
     import yaml
 
     try:
@@ -321,9 +330,15 @@ def flow_json(row: dict[str, Any], namespace: str | None = None, flow_id: str | 
     except yaml.YAMLError:
         data = None
     data = data if isinstance(data, dict) else {}
+    source = row["source"]
+    if hide_keys:
+        for trigger in data.get("triggers") or []:
+            if isinstance(trigger, dict) and isinstance(trigger.get("key"), str) and trigger["key"]:
+                source = source.replace(trigger["key"], "******")
+                trigger["key"] = "******"
     data.update({"id": flow_id or row.get("id"), "namespace": namespace or row.get("namespace"),
                  "revision": row["revision"], "updated": iso(row.get("updated")), "deleted": bool(row.get("deleted")),
-                 "source": row["source"]})
+                 "source": source})
     return data
 
 
@@ -368,8 +383,10 @@ async def get_flow(request: Request) -> Response:
     if row is None:
         raise ApiError(404, f"flow {namespace}.{flow_id}{f' revision {revision}' if revision else ''} not found")
     if "yaml" in request.headers.get("accept", ""):
-        return Response(row["source"], media_type="application/x-yaml")
-    return Json(await asyncio.to_thread(flow_json, row, namespace, flow_id))
+        hide = hides_keys(request, namespace)
+        source = (await asyncio.to_thread(flow_json, row, namespace, flow_id, True))["source"] if hide else row["source"]
+        return Response(source, media_type="application/x-yaml")
+    return Json(await asyncio.to_thread(flow_json, row, namespace, flow_id, hides_keys(request, namespace)))
 
 
 async def delete_flow(request: Request) -> Response:
@@ -390,7 +407,8 @@ async def flow_revisions(request: Request) -> Response:
     rows = s.rt.stores.flows.revisions(namespace, flow_id)
     if not rows:
         raise ApiError(404, f"flow {namespace}.{flow_id} not found")
-    return Json(await asyncio.to_thread(lambda: [flow_json(r, namespace, flow_id) for r in rows]))
+    hide = hides_keys(request, namespace)
+    return Json(await asyncio.to_thread(lambda: [flow_json(r, namespace, flow_id, hide) for r in rows]))
 
 
 async def search_flows(request: Request) -> Response:
@@ -399,7 +417,9 @@ async def search_flows(request: Request) -> Response:
     rows = [r for r in s.rt.stores.flows.list(query(request, "namespace") or None, query(request, "q") or None)
             if visible(request, r["namespace"])]
     chunk = rows[(page - 1) * size: page * size]
-    return Json({"results": await asyncio.to_thread(lambda: [flow_json(r) for r in chunk]), "total": len(rows)})
+    hide = {r["namespace"]: hides_keys(request, r["namespace"]) for r in chunk}
+    return Json({"results": await asyncio.to_thread(lambda: [flow_json(r, hide_keys=hide[r["namespace"]]) for r in chunk]),
+                 "total": len(rows)})
 
 
 async def namespace_flows(request: Request) -> Response:
@@ -407,7 +427,8 @@ async def namespace_flows(request: Request) -> Response:
     namespace = request.path_params["namespace"]
     allow(request, namespace)
     rows = [r for r in s.rt.stores.flows.list(namespace) if r["namespace"] == namespace]
-    return Json(await asyncio.to_thread(lambda: [flow_json(r) for r in rows]))
+    hide = hides_keys(request, namespace)
+    return Json(await asyncio.to_thread(lambda: [flow_json(r, hide_keys=hide) for r in rows]))
 
 
 async def validate_flows(request: Request) -> Response:
@@ -725,7 +746,7 @@ async def webhook(request: Request) -> Response:
     text = body.decode("utf-8", "replace")
     try:
         parsed: Any = json.loads(text) if text.strip() else None
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to parse: the text itself
         parsed = text
     headers: dict[str, list[str]] = {}
     for name, value in request.headers.items():
