@@ -113,5 +113,20 @@ def test_an_announced_1_gb_body_is_refused_before_it_is_read(server, api, h):
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
             sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {kind}\r\n"
                          f"Content-Length: {1 << 30}\r\n\r\n".encode() + b"{" * 1024)
-            head = sock.recv(4096).decode()
-        assert head.startswith("HTTP/1.1 413"), head
+            answer = b""
+            while not answer.endswith(b"}"):
+                answer += sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 413"), answer
+    assert b"TIERCEL_MAX_FLOW_BYTES" in answer  # the flow's limit says how to change it
+
+
+def test_backfills_refuse_future_dates_and_bad_inputs_up_front(server, api):
+    server.deploy("id: nightly\nnamespace: demo.hard\ninputs:\n  - {id: n, type: INT, required: false}\n"
+                  "tasks:\n  - {id: say, type: core.Log, message: hi}\n"
+                  "triggers:\n  - {id: cron, type: core.Schedule, cron: '0 2 * * *', timezone: UTC}\n")
+    url = "/api/v1/triggers/demo.hard/nightly/cron/backfill"
+    future = api.post(url, json={"start": "2026-01-01T00:00:00Z", "end": "2999-01-01T00:00:00Z"})
+    assert future.status_code == 422 and "future" in future.json()["message"]
+    bad = api.post(url, json={"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z", "inputs": {"n": "x"}})
+    assert bad.status_code == 422 and "input `n`" in bad.json()["message"]
+    assert api.get("/api/v1/triggers/demo.hard/nightly").json()[0].get("backfill") is None  # nothing started

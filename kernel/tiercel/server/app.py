@@ -11,6 +11,7 @@ import asyncio
 import hmac
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import AsyncIterator
@@ -32,7 +33,7 @@ from tiercel.server.guard import OriginPolicy, wrap
 log = logging.getLogger("tiercel.server")
 
 #: Body limits (bytes): flow sources, webhook payloads, JSON bodies, multipart uploads.
-FLOW_LIMIT = 1 << 20
+FLOW_LIMIT = int(os.environ.get("TIERCEL_MAX_FLOW_BYTES", 1 << 20))
 WEBHOOK_LIMIT = 10 << 20
 JSON_LIMIT = 10 << 20
 UPLOAD_LIMIT = 512 << 20
@@ -190,7 +191,13 @@ async def yaml_body(request: Request) -> str:
     kind = media_type(request)
     if kind not in YAML_TYPES:
         raise ApiError(415, f"send the flow as YAML with `Content-Type: application/x-yaml` (got {kind or 'none'!r})")
-    body = await read_body(request, FLOW_LIMIT)
+    try:
+        body = await read_body(request, FLOW_LIMIT)
+    except ApiError as exc:
+        if exc.status == 413:
+            raise ApiError(413, f"{exc.message}: a flow source this large is refused (TIERCEL_MAX_FLOW_BYTES); "
+                                f"split it into subflows") from None
+        raise
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -852,9 +859,18 @@ async def backfill(request: Request) -> Response:
     end = parse_date(body["end"], "end") if body.get("end") else None
     if end is not None and end < start:
         raise ApiError(422, "`end` is before `start`")
+    if (end if end is not None else start) > time.time():
+        raise ApiError(422, "a backfill covers past dates: `start` and `end` must not be in the future "
+                            "(future dates run on schedule)")
     inputs, labels = body.get("inputs") or {}, body.get("labels") or {}
     if not isinstance(inputs, dict) or not isinstance(labels, dict):
         raise ApiError(422, "`inputs` and `labels` must be objects")
+    from tiercel.flow.inputs import InputError, resolve_inputs
+
+    try:
+        resolve_inputs(d.flow, inputs)  # checked once up front, not once per date later
+    except InputError as exc:
+        raise ApiError(422, f"invalid inputs: {exc}", errors=exc.problems) from None
     await asyncio.to_thread(s.scheduler.backfill, d, t, start, end, inputs,  # counting dates takes a while
                             {str(k): str(v) for k, v in labels.items()})
     return Json(_one(s, d, t))
