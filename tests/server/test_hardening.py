@@ -130,3 +130,20 @@ def test_backfills_refuse_future_dates_and_bad_inputs_up_front(server, api):
     bad = api.post(url, json={"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z", "inputs": {"n": "x"}})
     assert bad.status_code == 422 and "input `n`" in bad.json()["message"]
     assert api.get("/api/v1/triggers/demo.hard/nightly").json()[0].get("backfill") is None  # nothing started
+
+
+def test_a_namespace_cannot_read_the_files_or_kv_of_another(server, api, h):
+    # the flow `victim` of demo.iso and the namespace demo.iso.victim share the storage prefix demo/iso/victim/
+    server.deploy("id: victim\nnamespace: demo.iso\ninputs:\n  - {id: f, type: FILE}\n"
+                  "tasks:\n  - {id: say, type: core.Log, message: stored}\n")
+    server.deploy("id: thief\nnamespace: demo.iso.victim\ninputs:\n  - {id: what, type: STRING}\n"
+                  "tasks:\n  - {id: steal, type: core.Log, message: \"{{ render(inputs.what) }}\"}\n")
+    victim = api.post("/api/v1/executions/demo.iso/victim", params={"wait": True},
+                      files={"f": ("secret.txt", b"the victim's secret")}).json()
+    uri = victim["inputs"]["f"]
+    assert uri.startswith("tiercel://demo/iso/victim/executions/")
+    for what in (f"{{{{ read('{uri}') }}}}", "{{ kv('token', namespace='demo.iso') }}"):
+        ex = api.post("/api/v1/executions/demo.iso.victim/thief", params={"wait": True}, json={"what": what}).json()
+        assert ex["state"] == "FAILED", ex
+        logs = api.get(f"/api/v1/logs/{ex['id']}").text
+        assert "the victim's secret" not in logs and "may only read its own" in logs + str(ex)
