@@ -182,3 +182,18 @@ def test_webhook_keys_are_shown_only_to_editors(srv):
     assert "the-webhook-key-42" not in listed
     editor = api.get("/api/v1/flows/company.team/keyed", auth=("ada", PASSWORD)).json()
     assert editor["triggers"][0]["key"] == "the-webhook-key-42"
+
+
+def test_a_flow_may_start_subflows_only_where_its_deployer_may_run(srv):
+    api = srv.client()
+    parent = ("id: parent\nnamespace: company.team\ntasks:\n"
+              "  - {{id: child, type: core.Subflow, namespace: {ns}, flowId: any}}\n")
+    refused = api.post("/api/v1/flows", content=parent.format(ns="other.ns"), headers=YAML, auth=("ada", PASSWORD))
+    assert refused.status_code == 403 and "`other.ns`" in refused.json()["message"]
+    dynamic = api.post("/api/v1/flows", content=parent.format(ns="'{{ inputs.ns }}'"), headers=YAML,
+                       auth=("ada", PASSWORD))
+    assert dynamic.status_code == 403 and "expression" in dynamic.json()["message"]
+    ok = api.post("/api/v1/flows", content=parent.format(ns="company.data"), headers=YAML, auth=("ada", PASSWORD))
+    assert ok.status_code == 200, ok.text  # ada is editor on company: she may run flows in company.data
+    assert api.post("/api/v1/flows", content=parent.format(ns="other.ns").replace("parent", "p2"),
+                    headers={**YAML, **srv.admin}).status_code == 200

@@ -27,7 +27,7 @@ from starlette.routing import Route
 from tiercel.api import ScheduleTrigger, StorageError, WebhookTrigger
 from tiercel.backend.auth import ROLES
 from tiercel.model import TERMINAL, State, new_id
-from tiercel.server.auth import RULES, AuditLog, Auth, AuthSettings, allow, secured, visible
+from tiercel.server.auth import RULES, AuditLog, Auth, AuthSettings, allow, check_child_flows, secured, visible
 from tiercel.server.guard import OriginPolicy, wrap
 
 log = logging.getLogger("tiercel.server")
@@ -356,6 +356,7 @@ async def create_flow(request: Request) -> Response:
     text = await yaml_body(request)
     flow = await parse_flow(s.rt, text)
     allow(request, flow.namespace)
+    check_child_flows(request, flow)
     if s.rt.stores.flows.get(flow.namespace, flow.id) is not None:
         raise ApiError(409, f"flow {flow.namespace}.{flow.id} already exists; update it with "
                             f"PUT /api/v1/flows/{flow.namespace}/{flow.id}")
@@ -376,6 +377,7 @@ async def update_flow(request: Request) -> Response:
     if (flow.namespace, flow.id) != (namespace, flow_id):
         raise ApiError(422, f"the source declares {flow.namespace}.{flow.id}, not {namespace}.{flow_id}: "
                             f"a flow's namespace and id cannot change")
+    check_child_flows(request, flow)
     s.rt.stores.flows.deploy(namespace, flow_id, text)
     s.flows_changed(flow)
     return Json(await asyncio.to_thread(flow_json, s.rt.stores.flows.get(namespace, flow_id), namespace, flow_id))

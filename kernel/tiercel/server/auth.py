@@ -207,6 +207,24 @@ def allow(request: Request, namespace: str, missing: str | None = None) -> None:
         raise ApiError(403, f"your role on {namespace} is {ROLES[rank]}; this needs {rule}")
 
 
+def check_child_flows(request: Request, flow: Any) -> None:
+    """A flow may start child flows (``core.Subflow``, ``core.ForEachItem``, any task with ``namespace`` and
+    ``flowId``) only in namespaces where whoever deploys it may run flows; checked at each deploy."""
+    from tiercel.server.app import ApiError
+
+    principal, runner = principal_of(request), ROLES.index("runner")
+    for task, _, _ in flow.walk():
+        target, child = getattr(task, "namespace", None), getattr(task, "flowId", None)
+        if not isinstance(target, str) or child is None:
+            continue
+        if "{{" in target:
+            if principal.scopes("runner") is not None:
+                raise ApiError(403, f"task `{task.id}` starts a flow in a namespace given by an expression: only a "
+                                    f"caller who may run flows in every namespace may deploy that")
+        elif principal.role_on(target) < runner:
+            raise ApiError(403, f"task `{task.id}` starts flows in `{target}`, where you may not run flows")
+
+
 def visible(request: Request, namespace: str) -> bool:
     """Whether a listing may show an item of *namespace* to the caller."""
     return principal_of(request).role_on(namespace) >= 0
