@@ -147,3 +147,13 @@ def test_a_namespace_cannot_read_the_files_or_kv_of_another(server, api, h):
         assert ex["state"] == "FAILED", ex
         logs = api.get(f"/api/v1/logs/{ex['id']}").text
         assert "the victim's secret" not in logs and "may only read its own" in logs + str(ex)
+
+
+def test_a_slow_filter_on_a_long_string_fails_the_task_quickly(server, api):
+    server.deploy("id: wrap\nnamespace: demo.hard\ntasks:\n"
+                  "  - {id: w, type: core.Log, message: \"{{ ('ab ' * 300000) | wordwrap(1) }}\"}\n")
+    started = time.monotonic()
+    ex = api.post("/api/v1/executions/demo.hard/wrap", params={"wait": True}, json={}).json()
+    assert ex["state"] == "FAILED" and "wordwrap() takes at most" in str(ex), ex
+    assert time.monotonic() - started < 10  # it ran > 90 s before
+    assert api.get("/api/v1/health").status_code == 200
