@@ -157,3 +157,9 @@ def test_a_slow_filter_on_a_long_string_fails_the_task_quickly(server, api):
     assert ex["state"] == "FAILED" and "wordwrap() takes at most" in str(ex), ex
     assert time.monotonic() - started < 10  # it ran > 90 s before
     assert api.get("/api/v1/health").status_code == 200
+
+
+def test_a_wrong_method_answers_405_listing_every_allowed_method(api):
+    r = api.patch("/api/v1/flows/demo.hard/typed")
+    assert r.status_code == 405 and set(r.headers["allow"].replace(" ", "").split(",")) >= {"GET", "PUT", "DELETE"}
+    assert api.head("/api/v1/flows/demo.hard/typed").status_code == 200

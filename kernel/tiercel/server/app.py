@@ -976,6 +976,13 @@ def _query_names(paths: dict[str, Any], path: str, methods: list[str]) -> set[st
     return {p["name"] for m in methods for p in operations.get(m.lower(), {}).get("parameters", []) if p["in"] == "query"}
 
 
+def _by_method(handlers: dict[str, Any]) -> Any:
+    async def dispatch(request: Request) -> Response:
+        return await handlers["GET" if request.method == "HEAD" else request.method](request)
+
+    return dispatch
+
+
 def create_app(services: Services, components: list[str] | None = None, policy: OriginPolicy | None = None,
                auth: AuthSettings | None = None) -> Any:
     """The API as an ASGI app, behind the request guard (Host, Origin and body-type checks), each route behind
@@ -1026,15 +1033,16 @@ def create_app(services: Services, components: list[str] | None = None, policy: 
     from tiercel.server.openapi import spec
 
     paths = spec()["paths"]
-    secured_routes = []
+    by_path: dict[str, dict[str, Any]] = {}  # one route per path, so a 405 lists every method in `Allow`
     for r in routes:
         for method in sorted((r.methods or set()) - {"HEAD"}):
             if (method, r.path) not in RULES:
                 raise RuntimeError(f"route {method} {r.path} has no access rule in tiercel.server.auth.RULES")
             endpoint = _known_query(r.endpoint, _query_names(paths, r.path, [method]))
-            secured_routes.append(Route(r.path, secured(endpoint, RULES[(method, r.path)]), methods=[method]))
-    app = Starlette(routes=secured_routes, exception_handlers={ApiError: api_error, HTTPException: http_error,
-                                                               Exception: server_error})
+            by_path.setdefault(r.path, {})[method] = secured(endpoint, RULES[(method, r.path)])
+    app = Starlette(routes=[Route(path, _by_method(handlers), methods=sorted(handlers))
+                            for path, handlers in by_path.items()],
+                    exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: server_error})
     app.state.services = services
     app.state.components = components or []
     app.state.auth = Auth(auth or AuthSettings(), services.rt.stores.auth)
