@@ -197,3 +197,22 @@ def test_a_flow_may_start_subflows_only_where_its_deployer_may_run(srv):
     assert ok.status_code == 200, ok.text  # ada is editor on company: she may run flows in company.data
     assert api.post("/api/v1/flows", content=parent.format(ns="other.ns").replace("parent", "p2"),
                     headers={**YAML, **srv.admin}).status_code == 200
+
+
+def test_admins_manage_tokens_of_their_namespaces_through_the_api(srv):
+    api = srv.client()
+    team_admin = {"Authorization": "Bearer " + cli(srv.home, "tokens", "create", "--role", "admin", "--namespace",
+                                                   "company.team").stdout.split()[-1]}
+    made = api.post("/api/v1/auth/tokens", json={"role": "runner", "namespace": "company.team.etl", "expires": "P1D"},
+                    headers=team_admin)
+    assert made.status_code == 200 and made.headers["cache-control"] == "no-store", made.text
+    new = {"Authorization": f"Bearer {made.json()['token']}"}
+    assert api.get("/api/v1/auth/me", headers=new).json()["grants"] == [{"role": "runner",
+                                                                          "namespace": "company.team.etl"}]
+    wider = api.post("/api/v1/auth/tokens", json={"role": "viewer", "namespace": "company"}, headers=team_admin)
+    assert wider.status_code == 403  # no token reaches further than its maker
+    listed = api.get("/api/v1/auth/tokens", headers=team_admin).json()
+    assert {t["namespace"] for t in listed} <= {"company.team", "company.team.etl"} and "token" not in listed[0]
+    assert api.delete(f"/api/v1/auth/tokens/{made.json()['id']}", headers=team_admin).status_code == 204
+    assert api.get("/api/v1/auth/me", headers=new).status_code == 401
+    srv.secrets.append(made.json()["token"])

@@ -37,7 +37,7 @@ def _request(method: str, path: str, ns: str, ids: dict[str, str]) -> tuple[str,
     """The URL and httpx arguments of one valid request of the operation on namespace *ns*."""
     url = (path.replace("{namespace}", ns).replace("{id}", "app").replace("{flowId}", "app")
            .replace("{triggerId}", "nightly").replace("{executionId}", ids[ns])
-           .replace("{key}", f"key-{ns}-123456"))
+           .replace("{key}", f"key-{ns}-123456").replace("{tokenId}", ids["token"]))
     kw: dict = {}
     if (method, path) == ("POST", "/api/v1/flows"):
         kw = {"content": DOOMED.format(ns=ns).replace("doomed", f"new{next(_new)}"), "headers": YAML}
@@ -47,6 +47,8 @@ def _request(method: str, path: str, ns: str, ids: dict[str, str]) -> tuple[str,
         url = url.replace("/app", "/doomed")
     elif path == "/api/v1/flows/validate":
         kw = {"content": DOOMED.format(ns=ns), "headers": YAML}
+    elif (method, path) == ("POST", "/api/v1/auth/tokens"):
+        kw = {"json": {"role": "viewer", "namespace": ns, "expires": "PT1H"}}
     elif path == "/api/v1/auth/login":
         kw = {"json": {"username": "ada", "password": "correct horse"}}
     elif path.endswith("/backfill") and method == "POST":
@@ -82,7 +84,8 @@ def test_rules_follow_the_documented_roles():
         if _namespaced(method, path):
             assert rule == _issue_role(method, path), (method, path)
         else:
-            assert rule in ("public", "webhook", "any") or path == "/api/v1/audit", (method, path)
+            assert rule in ("public", "webhook", "any") or path == "/api/v1/audit" or path.startswith(
+                "/api/v1/auth/tokens") and rule == "admin", (method, path)
 
 
 def _expected(rule: str, role: str | None, in_scope: bool) -> str:
@@ -109,8 +112,8 @@ def test_every_route_every_role_in_and_out_of_scope(secure_server, h):
 
     stores = Stores.open(server.home / "tiercel.db")
     stores.auth.add_user("ada", "correct horse", "viewer", IN)
+    ids = {"token": stores.auth.create_token("viewer", IN)[0]}
     stores.close()
-    ids = {}
     for ns in (IN, OUT):
         assert admin.post("/api/v1/flows", content=FLOW.format(ns=ns, key=ns), headers=YAML).status_code == 200
         ids[ns] = admin.post(f"/api/v1/executions/{ns}/app", params={"wait": True}).json()["id"]

@@ -49,6 +49,9 @@ RULES: dict[tuple[str, str], str] = {
     ("POST", f"{p}/auth/logout"): "public",
     ("GET", f"{p}/auth/me"): "any",
     ("GET", f"{p}/audit"): "admin",
+    ("GET", f"{p}/auth/tokens"): "admin",
+    ("POST", f"{p}/auth/tokens"): "admin",
+    ("DELETE", f"{p}/auth/tokens/{{tokenId}}"): "admin",
     ("GET", f"{p}/plugins"): "any",
     ("GET", f"{p}/plugins/schemas/flow"): "any",
     ("POST", f"{p}/flows"): "editor",
@@ -308,6 +311,9 @@ class AuditLog:
 # --- the auth endpoints ----------------------------------------------------------------------
 
 
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
 def _me(principal: Principal, enabled: bool) -> dict[str, Any]:
     return {
         "username": principal.name,
@@ -337,7 +343,7 @@ async def login(request: Request) -> Response:
         raise ApiError(401, "wrong user name or password")
     session_id, csrf = auth.store.open_session(name, auth.settings.session_lifetime)
     request.state.principal = principal
-    response = Json(_me(Principal(name, principal.grants, session=csrf), True))
+    response = Json(_me(Principal(name, principal.grants, session=csrf), True), headers=_NO_STORE)
     response.set_cookie(
         SESSION_COOKIE,
         session_id,
@@ -369,7 +375,7 @@ async def me(request: Request) -> Response:
     from tiercel.server.app import Json
 
     auth: Auth = request.app.state.auth
-    return Json(_me(principal_of(request), auth.settings.enabled))
+    return Json(_me(principal_of(request), auth.settings.enabled), headers=_NO_STORE)
 
 
 async def audit(request: Request) -> Response:
@@ -388,3 +394,57 @@ async def audit(request: Request) -> Response:
             int_param(request, "size", 100, 1, 10000),
         )
     )
+
+
+async def list_tokens(request: Request) -> Response:
+    """``GET /api/v1/auth/tokens``: the tokens of the namespaces the caller administers (never their secret)."""
+    from tiercel.server.app import Json
+
+    principal = principal_of(request)
+    rows = request.app.state.auth.store.tokens()
+    return Json([r for r in rows if principal.role_on(r["namespace"]) >= ROLES.index("admin")])
+
+
+async def create_token(request: Request) -> Response:
+    """``POST /api/v1/auth/tokens`` with ``{"role", "namespace", "expires", "name"}``: the token, shown once."""
+    from tiercel.backend.auth import AuthError
+    from tiercel.flow.inputs import parse_duration
+    from tiercel.server.app import ApiError, Json, json_object
+
+    body = await json_object(request, limit=64 << 10, required=True)
+    role, namespace, expires, name = (body.get(k) for k in ("role", "namespace", "expires", "name"))
+    namespace = namespace or ""
+    if not isinstance(role, str) or not isinstance(namespace, str) or not isinstance(name, str | None):
+        raise ApiError(400, 'send {"role": "viewer|runner|editor|admin", "namespace": "company.team", '
+                            '"expires": "P90D", "name": "what it is for"}')
+    request.state.namespace = namespace or None
+    principal = principal_of(request)
+    if principal.role_on(namespace) < ROLES.index("admin"):
+        raise ApiError(403, f"you do not administer {namespace or 'every namespace'}: a token cannot reach further "
+                            f"than its maker")
+    expires_at = None
+    if expires is not None:
+        try:
+            expires_at = time.time() + parse_duration(expires).total_seconds()
+        except Exception:
+            raise ApiError(400, f"`expires` must be an ISO-8601 duration such as P90D, got {expires!r}") from None
+    try:
+        token_id, token = request.app.state.auth.store.create_token(role, namespace, name, principal.name, expires_at)
+    except AuthError as exc:
+        raise ApiError(400, str(exc)) from None
+    return Json({"id": token_id, "token": token, "role": role, "namespace": namespace, "expires": expires_at},
+                headers=_NO_STORE)
+
+
+async def revoke_token(request: Request) -> Response:
+    """``DELETE /api/v1/auth/tokens/{tokenId}``: the token stops working at once."""
+    from tiercel.server.app import ApiError
+
+    token_id = request.path_params["tokenId"]
+    store = request.app.state.auth.store
+    row = next((r for r in store.tokens() if r["id"] == token_id and not r["revoked"]), None)
+    if row is None or principal_of(request).role_on(row["namespace"]) < ROLES.index("admin"):
+        raise ApiError(404, f"token {token_id} not found")
+    request.state.namespace = row["namespace"] or None
+    store.revoke_token(token_id)
+    return Response(status_code=204)

@@ -82,6 +82,14 @@ def spec() -> dict[str, Any]:
             [_query("actor", {"type": "string"}), _query("namespace", {"type": "string"}),
              _query("since", {"type": "string", "format": "date-time"}),
              _query("size", {"type": "integer", "minimum": 1, "maximum": 10000, "default": 100})])},
+        "/api/v1/auth/tokens": {
+            "get": _op("Auth", "List tokens", {"200": _json({"type": "array", "items": _ref("Token")})}),
+            "post": _op("Auth", "Create a token", {
+                "200": _json(_ref("NewToken"), "The token, shown only in this answer"), "400": BAD,
+                "413": _err("Too large"), "415": _err("Not JSON")},
+                body={"required": True, "content": {JSON: {"schema": _ref("TokenRequest")}}})},
+        "/api/v1/auth/tokens/{tokenId}": {"delete": _op("Auth", "Revoke a token", {
+            "204": {"description": "Revoked"}, "404": NOT_FOUND}, [_path("tokenId")])},
         "/api/v1/plugins": {"get": _op("Server", "List plugin components", {"200": _json({"type": "array", "items": {"type": "object"}})})},
         "/api/v1/plugins/schemas/flow": {"get": _op("Server", "JSON Schema of a flow", {"200": _json({"type": "object"})})},
         "/api/v1/flows": {"post": _op("Flows", "Create a flow", {
@@ -234,6 +242,16 @@ SCHEMAS: dict[str, Any] = {
         "username": {"type": "string"}, "authentication": {"type": "boolean"}, "csrfToken": {"type": "string"},
         "grants": {"type": "array", "items": {"type": "object", "properties": {
             "role": {"type": "string", "enum": ["viewer", "runner", "editor", "admin"]}, "namespace": {"type": "string"}}}}}},
+    "TokenRequest": {"type": "object", "required": ["role"], "properties": {
+        "role": {"type": "string", "enum": ["viewer", "runner", "editor", "admin"]},
+        "namespace": {"type": "string"}, "expires": {"type": "string", "description": "ISO-8601 duration (P90D)"},
+        "name": {"type": "string"}}},
+    "Token": {"type": "object", "properties": {
+        "id": {"type": "string"}, "name": _NSTR, "role": {"type": "string"}, "namespace": {"type": "string"},
+        "createdBy": _NSTR, "created": {"type": "number"}, "expires": _NUM, "revoked": _NUM}},
+    "NewToken": {"type": "object", "required": ["id", "token"], "properties": {
+        "id": {"type": "string"}, "token": {"type": "string"}, "role": {"type": "string"},
+        "namespace": {"type": "string"}, "expires": _NUM}},
     "AuditEntry": {"type": "object", "properties": {
         "id": {"type": "integer"}, "date": {"type": "number"}, "actor": {"type": "string"}, "method": {"type": "string"},
         "path": {"type": "string"}, "namespace": _NSTR, "status": {"type": "integer"}, "client": _NSTR}},
