@@ -244,7 +244,8 @@ SCHEMAS: dict[str, Any] = {
             "role": {"type": "string", "enum": ["viewer", "runner", "editor", "admin"]}, "namespace": {"type": "string"}}}}}},
     "TokenRequest": {"type": "object", "required": ["role"], "properties": {
         "role": {"type": "string", "enum": ["viewer", "runner", "editor", "admin"]},
-        "namespace": {"type": "string"}, "expires": {"type": "string", "description": "ISO-8601 duration (P90D)"},
+        "namespace": {"type": "string"}, "expires": {"type": "string", "pattern": "^(P[0-9]{1,4}D|PT[0-9]{1,6}[HMS])$",
+                    "description": "ISO-8601 duration (P90D, PT12H)"},
         "name": {"type": "string"}}},
     "Token": {"type": "object", "properties": {
         "id": {"type": "string"}, "name": _NSTR, "role": {"type": "string"}, "namespace": {"type": "string"},
