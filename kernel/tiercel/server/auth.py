@@ -349,11 +349,19 @@ async def login(request: Request) -> Response:
         session_id,
         max_age=int(auth.settings.session_lifetime),
         path="/",
-        secure=True,
+        secure=_secure_cookie(request),
         httponly=True,
         samesite="strict",
     )
     return response
+
+
+def _secure_cookie(request: Request) -> bool:
+    """``Secure`` except over plain HTTP to a loopback address (no one can listen there, and not every
+    browser keeps a Secure cookie from http://127.0.0.1); behind a TLS proxy the scheme is https."""
+    from tiercel.server.guard import _is_loopback
+
+    return request.url.scheme == "https" or not _is_loopback((request.url.hostname or "").strip("[]"))
 
 
 async def logout(request: Request) -> Response:
@@ -366,7 +374,7 @@ async def logout(request: Request) -> Response:
             request.state.principal = principal
             auth.store.close_session(cookie)
     response = Response(status_code=204)
-    response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
+    response.delete_cookie(SESSION_COOKIE, path="/", secure=_secure_cookie(request), httponly=True, samesite="strict")
     return response
 
 
