@@ -25,11 +25,16 @@ ROLE = click.Choice(["viewer", "runner", "editor", "admin"])
 
 
 @contextmanager
-def _auth_store(home: Path | None) -> Iterator[Any]:
+def _auth_store(home: Path | None, create: bool = False) -> Iterator[Any]:
+    """The auth store of the home; only commands that add something (*create*) make a new home."""
     from tiercel.backend import Stores
     from tiercel.home import default_home
 
-    stores = Stores.open((home or default_home()).resolve() / "tiercel.db")
+    path = (home or default_home()).resolve() / "tiercel.db"
+    if not create and not path.is_file():
+        raise click.ClickException(f"{path.parent} holds no Tiercel database yet (point --home / $TIERCEL_HOME at "
+                                   f"the server's home)")
+    stores = Stores.open(path)
     try:
         yield stores.auth
     except ValueError as exc:  # AuthError: the message says what is wrong
@@ -73,7 +78,7 @@ def users() -> None:
 def users_add(name: str, role: str, namespace: str, password_stdin: bool, home: Path | None) -> None:
     """Create a user NAME with a role."""
     password = _password(password_stdin)
-    with _auth_store(home) as store:
+    with _auth_store(home, create=True) as store:
         store.add_user(name, password, role, namespace)
     click.echo(f"user {name} added: {role} on {_scope(namespace)}")
 
@@ -139,7 +144,7 @@ def tokens_create(role: str, namespace: str, expires: str | None, name: str | No
         except Exception:
             raise click.BadParameter(f"{expires!r} is not an ISO-8601 duration such as P90D",
                                      param_hint="--expires") from None
-    with _auth_store(home) as store:
+    with _auth_store(home, create=True) as store:
         token_id, token = store.create_token(role, namespace, name, "cli", expires_at)
     until = f", expires {_date(expires_at)}" if expires_at else ""
     click.echo(f"token {token_id} created: {role} on {_scope(namespace)}{until}. It is shown only now: {token}")
