@@ -163,3 +163,13 @@ def test_a_wrong_method_answers_405_listing_every_allowed_method(api):
     r = api.patch("/api/v1/flows/demo.hard/typed")
     assert r.status_code == 405 and set(r.headers["allow"].replace(" ", "").split(",")) >= {"GET", "PUT", "DELETE"}
     assert api.head("/api/v1/flows/demo.hard/typed").status_code == 200
+
+
+def test_query_bounds_are_those_the_openapi_description_gives(api):
+    from tiercel.server.openapi import spec
+
+    revision = next(p for p in spec()["paths"]["/api/v1/flows/{namespace}/{id}"]["get"]["parameters"]
+                    if p["name"] == "revision")["schema"]
+    below = api.get("/api/v1/flows/demo.hard/typed", params={"revision": revision["minimum"] - 1})
+    assert below.status_code == 400 and "between 1" in below.json()["message"]
+    assert api.get("/api/v1/flows/demo.hard/typed", params={"revision": revision["minimum"]}).status_code == 200

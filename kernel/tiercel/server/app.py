@@ -387,7 +387,7 @@ async def get_flow(request: Request) -> Response:
     s = svc(request)
     namespace, flow_id = request.path_params["namespace"], request.path_params["id"]
     allow(request, namespace, f"flow {namespace}.{flow_id} not found")
-    revision = int_param(request, "revision", 0, 0, 10**9) or None
+    revision = int_param(request, "revision", 0, 1, 10**9) or None
     row = s.rt.stores.flows.get(namespace, flow_id, revision)
     if row is None:
         raise ApiError(404, f"flow {namespace}.{flow_id}{f' revision {revision}' if revision else ''} not found")
@@ -487,7 +487,7 @@ async def create_execution(request: Request) -> Response:
     rt = s.rt
     namespace, flow_id = request.path_params["namespace"], request.path_params["flowId"]
     allow(request, namespace, f"flow {namespace}.{flow_id} not found")
-    revision = int_param(request, "revision", 0, 0, 10**9) or None
+    revision = int_param(request, "revision", 0, 1, 10**9) or None
     if revision:
         row = rt.stores.flows.get(namespace, flow_id, revision)
         if row is None:
