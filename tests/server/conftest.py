@@ -19,6 +19,25 @@ def server(tmp_path):
 
 
 @pytest.fixture
+def secure_server(tmp_path):
+    """A server with authentication on (cheap argon2 parameters, so tests stay fast)."""
+    proc = ServerProcess(tmp_path / "home", env={"TIERCEL_PASSWORD_HASH": "cheapest"}, args=["--auth"]).start()
+    yield proc
+    proc.stop()
+
+
+def make_token(home, role: str, namespace: str = "") -> str:
+    """A token straight from the home's store (the CLI's own test runs `tiercel tokens create`)."""
+    from tiercel.backend import Stores
+
+    stores = Stores.open(home / "tiercel.db")
+    try:
+        return stores.auth.create_token(role, namespace)[1]
+    finally:
+        stores.close()
+
+
+@pytest.fixture
 def api(server):
     with server.client() as client:
         yield client
@@ -53,4 +72,4 @@ def h():
     from types import SimpleNamespace
 
     return SimpleNamespace(deploy=deploy, wait_for=wait_for, executions=executions, ServerProcess=ServerProcess,
-                           free_port=free_port)
+                           free_port=free_port, make_token=make_token)

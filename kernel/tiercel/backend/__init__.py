@@ -2,7 +2,7 @@
 
 All SQL of Tiercel lives in this package. ``Stores.open(path)`` gives one object per kind
 of row: executions (with task runs and attempts), flows, processes, commands, logs,
-metrics, triggers and the key/value store, over one :class:`Database`.
+metrics, triggers, the key/value store and auth (users, tokens, sessions, audit), over one :class:`Database`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from tiercel.backend.auth import AuthStore
     from tiercel.backend.db import Database
     from tiercel.backend.executions import ExecutionStore
     from tiercel.backend.flows import FlowStore
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from tiercel.backend.trigger_store import TriggerStore
 
 #: The Alembic head this code expects; a test keeps it equal to the migrations' head.
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 
 
 @dataclass
@@ -37,6 +38,7 @@ class Stores:
     metrics: MetricStore
     triggers: TriggerStore
     kv: KVStore
+    auth: AuthStore
 
     @classmethod
     def open(cls, path: Path) -> Stores:
@@ -47,6 +49,7 @@ class Stores:
 
     @classmethod
     def of(cls, db: Database) -> Stores:
+        from tiercel.backend.auth import AuthStore
         from tiercel.backend.executions import ExecutionStore
         from tiercel.backend.flows import FlowStore
         from tiercel.backend.kv import KVStore
@@ -55,7 +58,7 @@ class Stores:
         from tiercel.backend.trigger_store import TriggerStore
 
         return cls(db, ExecutionStore(db), FlowStore(db), ProcessStore(db), CommandStore(db), LogStore(db),
-                   MetricStore(db), TriggerStore(db), KVStore(db))
+                   MetricStore(db), TriggerStore(db), KVStore(db), AuthStore(db))
 
     def close(self) -> None:
         self.db.close()

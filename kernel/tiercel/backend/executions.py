@@ -149,8 +149,13 @@ class ExecutionStore:
 
     def search(self, namespace: str | None = None, flow_id: str | None = None, states: list[str] | None = None,
                labels: dict[str, str] | None = None, start: float | None = None, end: float | None = None,
-               page: int = 1, size: int = 25) -> tuple[list[dict[str, Any]], int]:
+               page: int = 1, size: int = 25, scopes: list[str] | None = None) -> tuple[list[dict[str, Any]], int]:
+        """A page of executions and the total; *scopes* (namespace prefixes, None for all) bounds what is seen."""
         where, params = ["1 = 1"], []
+        if scopes is not None:
+            where.append("(" + " OR ".join(["(namespace = ? OR substr(namespace, 1, ?) = ?)"] * len(scopes) or ["0"]) + ")")
+            for prefix in scopes:
+                params += [prefix, len(prefix) + 1, prefix + "."]
         if namespace:
             where.append("(namespace = ? OR namespace LIKE ?)")
             params += [namespace, namespace + ".%"]

@@ -196,4 +196,50 @@ processes = Table(  # every live Tiercel process, with its heartbeat (one row pe
     Column("last_seen", Float, nullable=False),
 )
 
+users = Table(  # people who log in; the password as an argon2 hash, never in clear
+    "users", metadata,
+    Column("name", Text, primary_key=True),
+    Column("password_hash", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("namespace", Text, nullable=False, server_default=""),  # "" grants every namespace
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+tokens = Table(  # API tokens: the id is public, only a hash of the secret is kept
+    "tokens", metadata,
+    Column("id", Text, primary_key=True),
+    Column("secret_hash", Text, nullable=False),
+    Column("name", Text),
+    Column("role", Text, nullable=False),
+    Column("namespace", Text, nullable=False, server_default=""),
+    Column("created_by", Text),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float),
+    Column("revoked_at", Float),
+    Column("last_used_at", Float),
+)
+
+sessions = Table(  # UI logins: keyed by a hash of the cookie's value
+    "sessions", metadata,
+    Column("id_hash", Text, primary_key=True),
+    Column("username", Text, nullable=False),
+    Column("csrf", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+audit = Table(  # every state-changing API call: who, when, what, from where, and the answer
+    "audit", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", Float, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("method", Text, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("namespace", Text),
+    Column("status", Integer, nullable=False),
+    Column("client", Text),
+    Index("ix_audit_ts", "ts"),
+)
+
 __all__ = ["metadata"]

@@ -11,6 +11,18 @@ CREATE TABLE attempts (
 	PRIMARY KEY (task_run_id, attempt)
 );
 CREATE INDEX ix_attempts_execution ON attempts (execution_id);
+CREATE TABLE audit (
+	id INTEGER NOT NULL, 
+	ts FLOAT NOT NULL, 
+	actor TEXT NOT NULL, 
+	method TEXT NOT NULL, 
+	path TEXT NOT NULL, 
+	namespace TEXT, 
+	status INTEGER NOT NULL, 
+	client TEXT, 
+	PRIMARY KEY (id)
+);
+CREATE INDEX ix_audit_ts ON audit (ts);
 CREATE TABLE commands (
 	id INTEGER NOT NULL, 
 	execution_id TEXT NOT NULL, 
@@ -115,6 +127,14 @@ CREATE TABLE processes (
 	last_seen FLOAT NOT NULL, 
 	PRIMARY KEY (id)
 );
+CREATE TABLE sessions (
+	id_hash TEXT NOT NULL, 
+	username TEXT NOT NULL, 
+	csrf TEXT NOT NULL, 
+	created_at FLOAT NOT NULL, 
+	expires_at FLOAT NOT NULL, 
+	PRIMARY KEY (id_hash)
+);
 CREATE TABLE task_runs (
 	id TEXT NOT NULL, 
 	execution_id TEXT NOT NULL, 
@@ -134,6 +154,19 @@ CREATE TABLE task_runs (
 	PRIMARY KEY (id)
 );
 CREATE INDEX ix_task_runs_execution ON task_runs (execution_id, seq);
+CREATE TABLE tokens (
+	id TEXT NOT NULL, 
+	secret_hash TEXT NOT NULL, 
+	name TEXT, 
+	role TEXT NOT NULL, 
+	namespace TEXT DEFAULT '' NOT NULL, 
+	created_by TEXT, 
+	created_at FLOAT NOT NULL, 
+	expires_at FLOAT, 
+	revoked_at FLOAT, 
+	last_used_at FLOAT, 
+	PRIMARY KEY (id)
+);
 CREATE TABLE trigger_ticks (
 	namespace TEXT NOT NULL, 
 	flow_id TEXT NOT NULL, 
@@ -155,4 +188,13 @@ CREATE TABLE triggers (
 	state TEXT, 
 	updated_at FLOAT, 
 	PRIMARY KEY (namespace, flow_id, trigger_id)
+);
+CREATE TABLE users (
+	name TEXT NOT NULL, 
+	password_hash TEXT NOT NULL, 
+	role TEXT NOT NULL, 
+	namespace TEXT DEFAULT '' NOT NULL, 
+	created_at FLOAT NOT NULL, 
+	updated_at FLOAT NOT NULL, 
+	PRIMARY KEY (name)
 );

@@ -159,12 +159,21 @@ def start(namespace: str, flow_id: str, inputs: tuple[str, ...], labels: tuple[s
     except FlowNotFound:
         raise click.ClickException(f"no flow {namespace}.{flow_id} deployed in {rt.home} "
                                    "(deploy it with `tiercel flows deploy DIR`, or run a file with `tiercel run`)") from None
+    from tiercel.model import new_id
+
+    execution_id = new_id()
+
+    def upload(path: str) -> str:  # a FILE input given as a local path: the user's own file
+        uri = rt.storage.input_uri(flow.namespace, flow.id, execution_id, "file", Path(path).name)
+        rt.storage.put(uri, Path(path))
+        return uri
+
     try:
-        values = resolve_inputs(flow, parse_inputs(inputs))
+        values = resolve_inputs(flow, parse_inputs(inputs), upload=upload)
     except InputError as exc:
         click.echo(f"{namespace}.{flow_id}: {exc}", err=True)
         sys.exit(2)
-    ex = rt.new_execution(flow, values, labels=parse_inputs(labels), revision=revision)
+    ex = rt.new_execution(flow, values, labels=parse_inputs(labels), revision=revision, execution_id=execution_id)
     if not as_json and not sys.stdout.isatty():
         click.echo(f"▶ {namespace}.{flow_id}: execution {ex.id}")
     rt.submit(ex)

@@ -29,6 +29,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "webserver": ("tiercel.cli.server:webserver", "Run only the HTTP API."),
     "triggers": ("tiercel.cli.triggers:triggers", "List triggers, enable or disable them, backfill schedules."),
     "plugin": ("tiercel.cli.plugin_new:plugin", "Scaffold a new plugin from the template."),
+    "users": ("tiercel.cli.auth:users", "Add, list, remove users and set their passwords."),
+    "tokens": ("tiercel.cli.auth:tokens", "Create, list and revoke API tokens."),
+    "audit": ("tiercel.cli.auth:audit", "Show who changed what through the API, when and from where."),
 }
 
 

@@ -27,11 +27,28 @@ def _options(fn: Any, api: bool = True) -> Any:
         fn = click.option("--cors-origins", default="", envvar="TIERCEL_CORS_ORIGINS", metavar="ORIGINS",
                           help="Comma-separated origins (https://ui.example.com) whose pages may call the API "
                                "from a browser; none by default.")(fn)
+        fn = click.option("--auth/--no-auth", default=None, envvar="TIERCEL_AUTH",
+                          help="Require a token, password or login for the API (on by default off loopback, "
+                               "where one of the two must be given).")(fn)
     return fn
 
 
+def auth_settings(host: str, auth: bool | None) -> Any:
+    """Authentication is required to listen beyond loopback: refuse to start without a choice."""
+    from tiercel.server.auth import AuthSettings
+    from tiercel.server.guard import _is_loopback
+
+    if auth is None and not _is_loopback(host.strip("[]")):
+        raise click.UsageError(
+            f"--host {host} listens beyond loopback, where anyone who reaches the port could run code: start with "
+            f"--auth (or TIERCEL_AUTH=1) and create a user (`tiercel users add NAME --role admin`) or a token "
+            f"(`tiercel tokens create --role admin`); --no-auth accepts every caller (only behind a proxy that "
+            f"authenticates)")
+    return AuthSettings(enabled=bool(auth))
+
+
 def _start(components: tuple[str, ...], home: Path | None, host: str, port: int, worker_slots: int, log_level: str,
-           allowed_hosts: str = "", cors_origins: str = "") -> None:
+           allowed_hosts: str = "", cors_origins: str = "", auth: bool | None = None) -> None:
     from tiercel.engine.runtime import default_home
     from tiercel.server.guard import OriginPolicy
     from tiercel.server.service import ServerError, run_process
@@ -39,14 +56,23 @@ def _start(components: tuple[str, ...], home: Path | None, host: str, port: int,
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)-5s %(name)s: %(message)s",
                         stream=sys.stderr)
     home = (home or default_home()).resolve()
+    settings = auth_settings(host, auth) if "api" in components else None
 
     def announce() -> None:
         where = f" on http://{host}:{port} (API docs: http://{host}:{port}/api/v1/docs)" if "api" in components else ""
         click.echo(f"tiercel {'+'.join(components)} ready{where}, home {home}; Ctrl-C stops", err=True)
+        if settings is not None and settings.enabled:
+            from tiercel.backend import Stores
+
+            stores = Stores.open(home / "tiercel.db")
+            empty = stores.auth.empty()
+            stores.close()
+            click.echo("authentication is on" + (f"; no user or token exists yet: create one with `tiercel users add "
+                                                 f"NAME --role admin --home {home}`" if empty else ""), err=True)
 
     try:
         run_process(home, host, port, components, worker_slots, announce,
-                    OriginPolicy.of(host, allowed_hosts.split(","), cors_origins.split(",")))
+                    OriginPolicy.of(host, allowed_hosts.split(","), cors_origins.split(",")), settings)
     except ServerError as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
@@ -57,21 +83,22 @@ def _start(components: tuple[str, ...], home: Path | None, host: str, port: int,
 @click.command()
 @_options
 def server(home: Path | None, host: str, port: int, worker_slots: int, log_level: str, allowed_hosts: str,
-           cors_origins: str) -> None:
+           cors_origins: str, auth: bool | None) -> None:
     """API, scheduler, executor and worker in one process, on the embedded backend.
 
     Restarting it resumes what was running and the schedules (missed dates follow each
     trigger's recoverMissedSchedules).
     """
-    _start(("api", "scheduler", "executor"), home, host, port, worker_slots, log_level, allowed_hosts, cors_origins)
+    _start(("api", "scheduler", "executor"), home, host, port, worker_slots, log_level, allowed_hosts, cors_origins,
+           auth)
 
 
 @click.command()
 @_options
 def webserver(home: Path | None, host: str, port: int, worker_slots: int, log_level: str, allowed_hosts: str,
-              cors_origins: str) -> None:
+              cors_origins: str, auth: bool | None) -> None:
     """Only the HTTP API (executions it starts run in this process)."""
-    _start(("api",), home, host, port, worker_slots, log_level, allowed_hosts, cors_origins)
+    _start(("api",), home, host, port, worker_slots, log_level, allowed_hosts, cors_origins, auth)
 
 
 def _no_api(name: str, components: tuple[str, ...], doc: str) -> click.Command:

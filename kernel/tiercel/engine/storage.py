@@ -17,6 +17,24 @@ def namespace_path(namespace: str) -> str:
     return namespace.replace(".", "/")
 
 
+def _owned(path: str, namespace: str) -> bool:
+    """Whether *path* may be read by *namespace*: under its prefix, and not a file of another namespace.
+
+    The prefix alone is not enough: the flow ``victim`` of ``company`` and the namespace
+    ``company.victim`` share ``company/victim/``. Files are laid out as ``<ns>/<flow>/executions/…``
+    and ``<ns>/_files/…``; a path that is, by that layout, a parent's or a child's file is refused.
+    """
+    root = namespace_path(namespace).split("/")
+    parts, n = path.split("/"), len(root)
+    if parts[:n] != root:
+        return False
+    if any(parts[j + 1] == "executions" for j in range(1, n)):  # <parent ns>/<flow>/executions/…
+        return False
+    if len(parts) > n and parts[n] == "_files" or len(parts) > n + 1 and parts[n + 1] == "executions":
+        return True  # its own namespace files or flows' files
+    return not any(parts[k] == "_files" or parts[k + 1] == "executions" for k in range(n + 1, len(parts) - 1))
+
+
 class InternalStorage:
     """Files of executions, inputs and large outputs, addressed by ``tiercel://`` URIs."""
 
@@ -42,10 +60,8 @@ class InternalStorage:
         path = posixpath.normpath(raw)
         if path.startswith("..") or path.startswith("/") or path in (".", "") or ".." in raw.split("/"):
             raise StorageError(f"refused storage path {uri!r}: it escapes the storage root")
-        if namespace is not None:
-            root = namespace_path(namespace)
-            if not (path == root or path.startswith(root + "/")):
-                raise StorageError(f"refused {uri!r}: namespace `{namespace}` may only read its own files")
+        if namespace is not None and not _owned(path, namespace):
+            raise StorageError(f"refused {uri!r}: namespace `{namespace}` may only read its own files")
         return path
 
     def put(self, uri: str, source: Path | BinaryIO | bytes) -> int:

@@ -322,6 +322,30 @@ def _center(value: Any, width: int = 80) -> str:
     return to_text(value).center(int(width))
 
 
+#: Characters wordwrap() takes: textwrap costs seconds per megabyte at small widths.
+WORDWRAP_MAX = 100_000
+
+
+def _wordwrap(value: Any, width: int = 79, break_long_words: bool = True, wrapstring: str | None = None,
+              break_on_hyphens: bool = True) -> str:
+    text = to_text(value)
+    if len(text) > WORDWRAP_MAX:
+        raise LimitError(f"wordwrap() takes at most {WORDWRAP_MAX:,} characters, got {len(text):,}")
+    if int(width) < 1:
+        raise LimitError("wordwrap() width must be at least 1")
+    return jinja_filters.do_wordwrap(_NEWLINE_ONLY, text, int(width), break_long_words,  # type: ignore[arg-type]
+                                     wrapstring, break_on_hyphens)
+
+
+class _NewlineOnly:
+    """What do_wordwrap reads of the Jinja environment: its newline sequence."""
+
+    newline_sequence = "\n"
+
+
+_NEWLINE_ONLY = _NewlineOnly()
+
+
 def _join(value: Iterable[Any], d: str = "", attribute: Any = None) -> str:
     items = list(value)
     if attribute is not None:
@@ -480,6 +504,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "indent": _indent,
     "nindent": nindent,
     "center": _center,
+    "wordwrap": _wordwrap,
     "join": _join,
     "format": _format,
     "batch": _batch,

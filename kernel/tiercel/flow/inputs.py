@@ -143,13 +143,41 @@ def _email(value: Any) -> str:
     return text
 
 
+#: A JSON or YAML input holds at most this many values once YAML aliases are expanded, nested at most
+#: MAX_DEPTH deep: a 300-byte "billion laughs" document must not become a 500 MB execution row.
+MAX_NODES = 100_000
+MAX_DEPTH = 64
+#: Seconds an input's ``validator`` regex may run on one value (``regex``'s timeout: no catastrophic backtracking).
+VALIDATOR_TIMEOUT = 0.25
+
+
+def _bounded(kind: str, value: Any) -> Any:
+    """*value* if it is small enough once expanded, else ``_Bad`` (stops counting at the limit)."""
+    count, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        count += 1
+        if count > MAX_NODES:
+            raise _Bad(f"the {kind} value is too large: more than {MAX_NODES} values (aliases expanded)")
+        if depth > MAX_DEPTH:
+            raise _Bad(f"the {kind} value is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(item, dict):
+            count += len(item)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return value
+
+
 def _json(value: Any) -> Any:
     if isinstance(value, str):
         try:
-            return json.loads(value)
+            value = json.loads(value)
         except ValueError as exc:
             raise _Bad(f"invalid JSON: {exc}") from None
-    return value
+        except RecursionError:
+            raise _Bad(f"the JSON value is nested deeper than {MAX_DEPTH} levels") from None
+    return _bounded("JSON", value)
 
 
 def _yaml(value: Any) -> Any:
@@ -157,10 +185,12 @@ def _yaml(value: Any) -> Any:
         import yaml
 
         try:
-            return yaml.safe_load(value)
+            value = yaml.safe_load(value)
         except yaml.YAMLError as exc:
             raise _Bad(f"invalid YAML: {str(exc).splitlines()[0]}") from None
-    return value
+        except RecursionError:
+            raise _Bad(f"the YAML value is nested deeper than {MAX_DEPTH} levels") from None
+    return _bounded("YAML", value)
 
 
 SCALARS: dict[str, Callable[[Any], Any]] = {
@@ -181,8 +211,10 @@ def _list(value: Any) -> list[Any]:
                 parsed = json.loads(text)
             except ValueError as exc:
                 raise _Bad(f"invalid JSON array: {exc}") from None
+            except RecursionError:
+                raise _Bad(f"the JSON array is nested deeper than {MAX_DEPTH} levels") from None
             if isinstance(parsed, list):
-                return parsed
+                return _bounded("JSON", parsed)
         return [part.strip() for part in text.split(",")] if text else []
     raise _bad("a list", value)
 
@@ -228,9 +260,17 @@ def coerce(spec: Any, value: Any, upload: Callable[[str], str] | None = None) ->
 
 def _check_bounds(spec: Any, value: Any) -> None:
     kind = spec.type
-    if kind in ("STRING", "SECRET") and spec.validator and not re.fullmatch(spec.validator, value):
+    if kind in ("STRING", "SECRET") and spec.validator:
+        import regex
+
         shown = "the value" if kind == "SECRET" else _got(value)
-        raise _Bad(f"{shown} does not match the validator {spec.validator}")
+        try:
+            matched = regex.fullmatch(spec.validator, value, timeout=VALIDATOR_TIMEOUT)
+        except TimeoutError:
+            raise _Bad(f"the validator {spec.validator} took over {VALIDATOR_TIMEOUT} s on {shown}: simplify it "
+                       f"(nested alternatives such as (a|aa)+ backtrack)") from None
+        if not matched:
+            raise _Bad(f"{shown} does not match the validator {spec.validator}")
     if kind in ("INT", "FLOAT", "DURATION"):
         compared = parse_duration(value) if kind == "DURATION" else value
         if spec.min is not None and compared < spec.min:
@@ -261,16 +301,19 @@ def _bound(value: Any) -> str:
 
 
 def _file(spec: Any, value: Any, upload: Callable[[str], str] | None) -> str:
+    """A ``tiercel://`` URI; a local path only where the caller uploads it (``tiercel run``), never from a
+    trigger, an API call or a subflow: nobody may make the server read its own files, or learn which exist."""
     text = _string(value)
     if text.startswith("tiercel://"):
         return text
+    if upload is None:
+        raise _Bad("a FILE input here must be a tiercel:// URI (upload the file; local paths are taken only by "
+                   "`tiercel run`)")
     path = Path(text.removeprefix("file://")).expanduser()
     if spec.extension and not path.name.endswith(spec.extension):
         raise _Bad(f"file {_got(text)} must end with {spec.extension}")
     if not path.is_file():
         raise _Bad(f"no such file: {text}")
-    if upload is None:
-        return str(path.resolve())
     try:
         return upload(str(path))
     except Exception as exc:  # storage refused it: report it with the input's name

@@ -140,7 +140,8 @@ class _Builder:
     def build(self, node: yaml.Node, path: Path) -> Any:
         self.count += 1
         if self.count > MAX_NODES:
-            raise YamlError(f"document too large (more than {MAX_NODES} values after expanding aliases)", *_mark(node))
+            raise YamlError(f"document too large: more than {MAX_NODES} values (each use of an alias counts "
+                            f"its values again); split it into subflows", *_mark(node))
         self.positions.values[path] = _mark(node)
         if isinstance(node, yaml.ScalarNode):
             if node.tag in _TEXT_TAGS:

@@ -11,6 +11,7 @@ import asyncio
 import hmac
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import AsyncIterator
@@ -24,13 +25,15 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 
 from tiercel.api import ScheduleTrigger, StorageError, WebhookTrigger
+from tiercel.backend.auth import ROLES
 from tiercel.model import TERMINAL, State, new_id
+from tiercel.server.auth import RULES, AuditLog, Auth, AuthSettings, allow, check_child_flows, secured, visible
 from tiercel.server.guard import OriginPolicy, wrap
 
 log = logging.getLogger("tiercel.server")
 
 #: Body limits (bytes): flow sources, webhook payloads, JSON bodies, multipart uploads.
-FLOW_LIMIT = 1 << 20
+FLOW_LIMIT = int(os.environ.get("TIERCEL_MAX_FLOW_BYTES", 1 << 20))
 WEBHOOK_LIMIT = 10 << 20
 JSON_LIMIT = 10 << 20
 UPLOAD_LIMIT = 512 << 20
@@ -188,7 +191,13 @@ async def yaml_body(request: Request) -> str:
     kind = media_type(request)
     if kind not in YAML_TYPES:
         raise ApiError(415, f"send the flow as YAML with `Content-Type: application/x-yaml` (got {kind or 'none'!r})")
-    body = await read_body(request, FLOW_LIMIT)
+    try:
+        body = await read_body(request, FLOW_LIMIT)
+    except ApiError as exc:
+        if exc.status == 413:
+            raise ApiError(413, f"{exc.message}: a flow source this large is refused (TIERCEL_MAX_FLOW_BYTES); "
+                                f"split it into subflows") from None
+        raise
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -210,6 +219,8 @@ async def json_object(request: Request, limit: int = JSON_LIMIT, required: bool 
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"invalid JSON body: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "invalid JSON body: nested too deep") from None
     if not isinstance(data, dict):
         raise ApiError(400, f"the JSON body must be an object, got {type(data).__name__}")
     return data
@@ -288,10 +299,12 @@ def labels_param(values: list[str]) -> dict[str, str]:
     return labels
 
 
-def execution_or_404(rt: Any, execution_id: str) -> Any:
+def execution_or_404(rt: Any, execution_id: str, request: Request) -> Any:
+    """The execution, if the caller may act on its namespace with the route's role."""
     ex = rt.stores.executions.load(execution_id)
     if ex is None:
         raise ApiError(404, f"execution {execution_id} not found")
+    allow(request, ex.namespace, f"execution {execution_id} not found")
     return ex
 
 
@@ -308,9 +321,15 @@ async def parse_flow(rt: Any, text: str) -> Any:
         raise ApiError(422, f"invalid flow: {exc}") from None
 
 
-def flow_json(row: dict[str, Any], namespace: str | None = None, flow_id: str | None = None) -> dict[str, Any]:
+def hides_keys(request: Request, namespace: str) -> bool:
+    """Webhook keys are shown only to editors and admins (a key lets anyone start the flow)."""
+    return request.state.principal.role_on(namespace) < ROLES.index("editor")
+
+
+def flow_json(row: dict[str, Any], namespace: str | None = None, flow_id: str | None = None,
+              hide_keys: bool = False) -> dict[str, Any]:
     """A deployed flow as the API shows it (its YAML as data, plus revision and source); parses YAML, so
-    handlers call it in a thread."""
+    handlers call it in a thread. *hide_keys* masks webhook keys in the data and the source."""
     import yaml
 
     try:
@@ -318,9 +337,15 @@ def flow_json(row: dict[str, Any], namespace: str | None = None, flow_id: str | 
     except yaml.YAMLError:
         data = None
     data = data if isinstance(data, dict) else {}
+    source = row["source"]
+    if hide_keys:
+        for trigger in data.get("triggers") or []:
+            if isinstance(trigger, dict) and isinstance(trigger.get("key"), str) and trigger["key"]:
+                source = source.replace(trigger["key"], "******")
+                trigger["key"] = "******"
     data.update({"id": flow_id or row.get("id"), "namespace": namespace or row.get("namespace"),
                  "revision": row["revision"], "updated": iso(row.get("updated")), "deleted": bool(row.get("deleted")),
-                 "source": row["source"]})
+                 "source": source})
     return data
 
 
@@ -330,6 +355,8 @@ async def create_flow(request: Request) -> Response:
     s = svc(request)
     text = await yaml_body(request)
     flow = await parse_flow(s.rt, text)
+    allow(request, flow.namespace)
+    check_child_flows(request, flow)
     if s.rt.stores.flows.get(flow.namespace, flow.id) is not None:
         raise ApiError(409, f"flow {flow.namespace}.{flow.id} already exists; update it with "
                             f"PUT /api/v1/flows/{flow.namespace}/{flow.id}")
@@ -342,6 +369,7 @@ async def create_flow(request: Request) -> Response:
 async def update_flow(request: Request) -> Response:
     s = svc(request)
     namespace, flow_id = request.path_params["namespace"], request.path_params["id"]
+    allow(request, namespace, f"flow {namespace}.{flow_id} not found")
     text = await yaml_body(request)
     if s.rt.stores.flows.get(namespace, flow_id) is None:
         raise ApiError(404, f"flow {namespace}.{flow_id} not found; create it with POST /api/v1/flows")
@@ -349,6 +377,7 @@ async def update_flow(request: Request) -> Response:
     if (flow.namespace, flow.id) != (namespace, flow_id):
         raise ApiError(422, f"the source declares {flow.namespace}.{flow.id}, not {namespace}.{flow_id}: "
                             f"a flow's namespace and id cannot change")
+    check_child_flows(request, flow)
     s.rt.stores.flows.deploy(namespace, flow_id, text)
     s.flows_changed(flow)
     return Json(await asyncio.to_thread(flow_json, s.rt.stores.flows.get(namespace, flow_id), namespace, flow_id))
@@ -357,18 +386,22 @@ async def update_flow(request: Request) -> Response:
 async def get_flow(request: Request) -> Response:
     s = svc(request)
     namespace, flow_id = request.path_params["namespace"], request.path_params["id"]
-    revision = int_param(request, "revision", 0, 0, 10**9) or None
+    allow(request, namespace, f"flow {namespace}.{flow_id} not found")
+    revision = int_param(request, "revision", 0, 1, 10**9) or None
     row = s.rt.stores.flows.get(namespace, flow_id, revision)
     if row is None:
         raise ApiError(404, f"flow {namespace}.{flow_id}{f' revision {revision}' if revision else ''} not found")
     if "yaml" in request.headers.get("accept", ""):
-        return Response(row["source"], media_type="application/x-yaml")
-    return Json(await asyncio.to_thread(flow_json, row, namespace, flow_id))
+        hide = hides_keys(request, namespace)
+        source = (await asyncio.to_thread(flow_json, row, namespace, flow_id, True))["source"] if hide else row["source"]
+        return Response(source, media_type="application/x-yaml")
+    return Json(await asyncio.to_thread(flow_json, row, namespace, flow_id, hides_keys(request, namespace)))
 
 
 async def delete_flow(request: Request) -> Response:
     s = svc(request)
     namespace, flow_id = request.path_params["namespace"], request.path_params["id"]
+    allow(request, namespace, f"flow {namespace}.{flow_id} not found")
     if not s.rt.stores.flows.delete(namespace, flow_id):
         raise ApiError(404, f"flow {namespace}.{flow_id} not found")
     s.store.delete_flow(namespace, flow_id)  # a flow created again later starts its schedules afresh
@@ -379,25 +412,32 @@ async def delete_flow(request: Request) -> Response:
 async def flow_revisions(request: Request) -> Response:
     s = svc(request)
     namespace, flow_id = request.path_params["namespace"], request.path_params["id"]
+    allow(request, namespace, f"flow {namespace}.{flow_id} not found")
     rows = s.rt.stores.flows.revisions(namespace, flow_id)
     if not rows:
         raise ApiError(404, f"flow {namespace}.{flow_id} not found")
-    return Json(await asyncio.to_thread(lambda: [flow_json(r, namespace, flow_id) for r in rows]))
+    hide = hides_keys(request, namespace)
+    return Json(await asyncio.to_thread(lambda: [flow_json(r, namespace, flow_id, hide) for r in rows]))
 
 
 async def search_flows(request: Request) -> Response:
     s = svc(request)
     page, size = int_param(request, "page", 1, 1, 10**6), int_param(request, "size", 25, 1, 1000)
-    rows = s.rt.stores.flows.list(query(request, "namespace") or None, query(request, "q") or None)
+    rows = [r for r in s.rt.stores.flows.list(query(request, "namespace") or None, query(request, "q") or None)
+            if visible(request, r["namespace"])]
     chunk = rows[(page - 1) * size: page * size]
-    return Json({"results": await asyncio.to_thread(lambda: [flow_json(r) for r in chunk]), "total": len(rows)})
+    hide = {r["namespace"]: hides_keys(request, r["namespace"]) for r in chunk}
+    return Json({"results": await asyncio.to_thread(lambda: [flow_json(r, hide_keys=hide[r["namespace"]]) for r in chunk]),
+                 "total": len(rows)})
 
 
 async def namespace_flows(request: Request) -> Response:
     s = svc(request)
     namespace = request.path_params["namespace"]
+    allow(request, namespace)
     rows = [r for r in s.rt.stores.flows.list(namespace) if r["namespace"] == namespace]
-    return Json(await asyncio.to_thread(lambda: [flow_json(r) for r in rows]))
+    hide = hides_keys(request, namespace)
+    return Json(await asyncio.to_thread(lambda: [flow_json(r, hide_keys=hide) for r in rows]))
 
 
 async def validate_flows(request: Request) -> Response:
@@ -446,7 +486,8 @@ async def create_execution(request: Request) -> Response:
     s = svc(request)
     rt = s.rt
     namespace, flow_id = request.path_params["namespace"], request.path_params["flowId"]
-    revision = int_param(request, "revision", 0, 0, 10**9) or None
+    allow(request, namespace, f"flow {namespace}.{flow_id} not found")
+    revision = int_param(request, "revision", 0, 1, 10**9) or None
     if revision:
         row = rt.stores.flows.get(namespace, flow_id, revision)
         if row is None:
@@ -523,7 +564,7 @@ async def _wait(rt: Any, execution_id: str, timeout: float) -> None:
 
 async def get_execution(request: Request) -> Response:
     s = svc(request)
-    return Json(execution_or_404(s.rt, request.path_params["executionId"]).to_json())
+    return Json(execution_or_404(s.rt, request.path_params["executionId"], request).to_json())
 
 
 async def search_executions(request: Request) -> Response:
@@ -538,7 +579,8 @@ async def search_executions(request: Request) -> Response:
         query(request, "namespace") or None, query(request, "flowId") or None, states or None,
         labels_param(q.getlist("labels")) or None,
         date_param(request, "startDate"), date_param(request, "endDate"),
-        int_param(request, "page", 1, 1, 10**6), int_param(request, "size", 25, 1, 1000))
+        int_param(request, "page", 1, 1, 10**6), int_param(request, "size", 25, 1, 1000),
+        scopes=request.state.principal.scopes())
     return Json({"results": rows, "total": total})
 
 
@@ -547,7 +589,7 @@ _STATES = {s.value for s in State} - {State.LOST}  # LOST is an attempt's, never
 
 async def kill_execution(request: Request) -> Response:
     s = svc(request)
-    ex = execution_or_404(s.rt, request.path_params["executionId"])
+    ex = execution_or_404(s.rt, request.path_params["executionId"], request)
     if ex.terminal:
         raise ApiError(409, f"execution {ex.id} already ended {ex.state}")
     s.rt.command(ex.id, "kill")
@@ -556,7 +598,7 @@ async def kill_execution(request: Request) -> Response:
 
 async def restart_execution(request: Request) -> Response:
     s = svc(request)
-    ex = execution_or_404(s.rt, request.path_params["executionId"])
+    ex = execution_or_404(s.rt, request.path_params["executionId"], request)
     if not ex.terminal and ex.state != "PAUSED":
         raise ApiError(409, f"execution {ex.id} is still {ex.state}; restart applies to ended or paused executions")
     if ex.state == "SUCCESS":
@@ -573,7 +615,7 @@ async def replay_execution(request: Request) -> Response:
     from tiercel.engine.replay import replay_execution as replay
 
     s = svc(request)
-    ex = execution_or_404(s.rt, request.path_params["executionId"])
+    ex = execution_or_404(s.rt, request.path_params["executionId"], request)
     timeout = _timeout(request)
     from_task = query(request, "taskId") or None
     task_run_id = query(request, "taskRunId")
@@ -593,7 +635,7 @@ async def replay_execution(request: Request) -> Response:
 
 async def resume_execution(request: Request) -> Response:
     s = svc(request)
-    ex = execution_or_404(s.rt, request.path_params["executionId"])
+    ex = execution_or_404(s.rt, request.path_params["executionId"], request)
     if ex.state != "PAUSED" and not any(tr.state == "PAUSED" for tr in ex.task_runs.values()):
         raise ApiError(409, f"execution {ex.id} is {ex.state}, not paused")
     if media_type(request) == "multipart/form-data":
@@ -613,7 +655,7 @@ async def follow_execution(request: Request) -> Response:
     """Server-sent events: the execution JSON each time it changes, until it ends."""
     s = svc(request)
     execution_id = request.path_params["executionId"]
-    execution_or_404(s.rt, execution_id)
+    execution_or_404(s.rt, execution_id, request)
 
     async def events() -> AsyncIterator[str]:
         last = None
@@ -650,7 +692,7 @@ def _log_filters(request: Request) -> tuple[str | None, str | None]:
 async def execution_logs(request: Request) -> Response:
     s = svc(request)
     execution_id = request.path_params["executionId"]
-    execution_or_404(s.rt, execution_id)
+    execution_or_404(s.rt, execution_id, request)
     task_id, level = _log_filters(request)
     after = int_param(request, "after", 0, 0, 2**62)
     return Json(s.rt.stores.logs.query(execution_id, after, task_id, level))
@@ -660,7 +702,7 @@ async def follow_logs(request: Request) -> Response:
     """Server-sent events: each log line as it is written, until the execution ends."""
     s = svc(request)
     execution_id = request.path_params["executionId"]
-    execution_or_404(s.rt, execution_id)
+    execution_or_404(s.rt, execution_id, request)
     task_id, level = _log_filters(request)
 
     async def events() -> AsyncIterator[str]:
@@ -688,9 +730,12 @@ async def webhook(request: Request) -> Response:
     rt = s.rt
     namespace, flow_id, key = (request.path_params[k] for k in ("namespace", "flowId", "key"))
     timeout = _timeout(request)
+    auth, client = request.app.state.auth, request.client.host if request.client else "-"
+    auth.check_throttle("webhook", client)
     try:
         d = s.deployed(namespace, flow_id)
     except ApiError:
+        auth.throttle.failed("webhook", client)
         raise ApiError(404, "webhook not found: no such flow or key") from None
     trigger = None
     for t in d.flow.triggers:
@@ -702,6 +747,7 @@ async def webhook(request: Request) -> Response:
             if hmac.compare_digest(expected.encode(), key.encode()):
                 trigger = t
     if trigger is None:
+        auth.throttle.failed("webhook", client)
         raise ApiError(404, "webhook not found: no such flow or key")
     if trigger_disabled(d, trigger, {"disabled": s.disabled(namespace, flow_id, trigger.id)}):
         raise ApiError(409, f"webhook trigger `{trigger.id}` of {namespace}.{flow_id} is disabled")
@@ -709,7 +755,7 @@ async def webhook(request: Request) -> Response:
     text = body.decode("utf-8", "replace")
     try:
         parsed: Any = json.loads(text) if text.strip() else None
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to parse: the text itself
         parsed = text
     headers: dict[str, list[str]] = {}
     for name, value in request.headers.items():
@@ -763,19 +809,22 @@ def _trigger_list(s: Services, namespace: str | None = None, flow_id: str | None
 async def search_triggers(request: Request) -> Response:
     s = svc(request)
     page, size = int_param(request, "page", 1, 1, 10**6), int_param(request, "size", 25, 1, 1000)
-    items = _trigger_list(s, query(request, "namespace") or None, query(request, "flowId") or None)
+    items = [t for t in _trigger_list(s, query(request, "namespace") or None, query(request, "flowId") or None)
+             if visible(request, t["namespace"])]
     return Json({"results": items[(page - 1) * size: page * size], "total": len(items)})
 
 
 async def flow_triggers(request: Request) -> Response:
     s = svc(request)
     namespace, flow_id = request.path_params["namespace"], request.path_params["flowId"]
+    allow(request, namespace, f"flow {namespace}.{flow_id} not found")
     s.deployed(namespace, flow_id)
     return Json([t for t in _trigger_list(s, namespace, flow_id) if t["namespace"] == namespace])
 
 
 def _trigger(s: Services, request: Request) -> tuple[Any, Any]:
     namespace, flow_id, trigger_id = (request.path_params[k] for k in ("namespace", "flowId", "triggerId"))
+    allow(request, namespace, f"flow {namespace}.{flow_id} not found")
     s.index.refresh()
     d = s.deployed(namespace, flow_id)
     for t in d.flow.triggers:
@@ -812,9 +861,18 @@ async def backfill(request: Request) -> Response:
     end = parse_date(body["end"], "end") if body.get("end") else None
     if end is not None and end < start:
         raise ApiError(422, "`end` is before `start`")
+    if (end if end is not None else start) > time.time():
+        raise ApiError(422, "a backfill covers past dates: `start` and `end` must not be in the future "
+                            "(future dates run on schedule)")
     inputs, labels = body.get("inputs") or {}, body.get("labels") or {}
     if not isinstance(inputs, dict) or not isinstance(labels, dict):
         raise ApiError(422, "`inputs` and `labels` must be objects")
+    from tiercel.flow.inputs import InputError, resolve_inputs
+
+    try:
+        resolve_inputs(d.flow, inputs)  # checked once up front, not once per date later
+    except InputError as exc:
+        raise ApiError(422, f"invalid inputs: {exc}", errors=exc.problems) from None
     await asyncio.to_thread(s.scheduler.backfill, d, t, start, end, inputs,  # counting dates takes a while
                             {str(k): str(v) for k, v in labels.items()})
     return Json(_one(s, d, t))
@@ -871,7 +929,8 @@ async def docs(request: Request) -> Response:
 
 async def api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return Json({"message": exc.message, **exc.extra}, status_code=exc.status)
+    extra = {k: v for k, v in exc.extra.items() if k != "headers"}
+    return Json({"message": exc.message, **extra}, status_code=exc.status, headers=exc.extra.get("headers"))
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
@@ -917,8 +976,19 @@ def _query_names(paths: dict[str, Any], path: str, methods: list[str]) -> set[st
     return {p["name"] for m in methods for p in operations.get(m.lower(), {}).get("parameters", []) if p["in"] == "query"}
 
 
-def create_app(services: Services, components: list[str] | None = None, policy: OriginPolicy | None = None) -> Any:
-    """The API as an ASGI app, behind the request guard (Host, Origin and body-type checks)."""
+def _by_method(handlers: dict[str, Any]) -> Any:
+    async def dispatch(request: Request) -> Response:
+        return await handlers["GET" if request.method == "HEAD" else request.method](request)
+
+    return dispatch
+
+
+def create_app(services: Services, components: list[str] | None = None, policy: OriginPolicy | None = None,
+               auth: AuthSettings | None = None) -> Any:
+    """The API as an ASGI app, behind the request guard (Host, Origin and body-type checks), each route behind
+    its access rule (:mod:`tiercel.server.auth`), state-changing calls recorded in the audit log."""
+    from tiercel.server import auth as auth_routes
+
     p = "/api/v1"
     ex = f"{p}/executions"
     tr = f"{p}/triggers/{{namespace}}/{{flowId}}/{{triggerId}}"
@@ -926,6 +996,13 @@ def create_app(services: Services, components: list[str] | None = None, policy: 
         Route(f"{p}/health", health, methods=["GET"]),
         Route(f"{p}/openapi.json", openapi, methods=["GET"]),
         Route(f"{p}/docs", docs, methods=["GET"]),
+        Route(f"{p}/auth/login", auth_routes.login, methods=["POST"]),
+        Route(f"{p}/auth/logout", auth_routes.logout, methods=["POST"]),
+        Route(f"{p}/auth/me", auth_routes.me, methods=["GET"]),
+        Route(f"{p}/audit", auth_routes.audit, methods=["GET"]),
+        Route(f"{p}/auth/tokens", auth_routes.list_tokens, methods=["GET"]),
+        Route(f"{p}/auth/tokens", auth_routes.create_token, methods=["POST"]),
+        Route(f"{p}/auth/tokens/{{tokenId}}", auth_routes.revoke_token, methods=["DELETE"]),
         Route(f"{p}/plugins", plugins, methods=["GET"]),
         Route(f"{p}/plugins/schemas/flow", flow_schema, methods=["GET"]),
         Route(f"{p}/flows", create_flow, methods=["POST"]),
@@ -959,10 +1036,17 @@ def create_app(services: Services, components: list[str] | None = None, policy: 
     from tiercel.server.openapi import spec
 
     paths = spec()["paths"]
-    routes = [Route(r.path, _known_query(r.endpoint, _query_names(paths, r.path, sorted(r.methods or []))),
-                    methods=sorted((r.methods or set()) - {"HEAD"})) for r in routes]
-    app = Starlette(routes=routes, exception_handlers={ApiError: api_error, HTTPException: http_error,
-                                                       Exception: server_error})
+    by_path: dict[str, dict[str, Any]] = {}  # one route per path, so a 405 lists every method in `Allow`
+    for r in routes:
+        for method in sorted((r.methods or set()) - {"HEAD"}):
+            if (method, r.path) not in RULES:
+                raise RuntimeError(f"route {method} {r.path} has no access rule in tiercel.server.auth.RULES")
+            endpoint = _known_query(r.endpoint, _query_names(paths, r.path, [method]))
+            by_path.setdefault(r.path, {})[method] = secured(endpoint, RULES[(method, r.path)])
+    app = Starlette(routes=[Route(path, _by_method(handlers), methods=sorted(handlers))
+                            for path, handlers in by_path.items()],
+                    exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: server_error})
     app.state.services = services
     app.state.components = components or []
-    return wrap(app, policy or OriginPolicy.of("127.0.0.1"))
+    app.state.auth = Auth(auth or AuthSettings(), services.rt.stores.auth)
+    return wrap(AuditLog(app, services.rt.stores.auth), policy or OriginPolicy.of("127.0.0.1"))

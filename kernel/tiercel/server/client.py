@@ -1,4 +1,7 @@
-"""A small client of the REST API, used by the CLI when ``--server`` or ``TIERCEL_SERVER`` is set."""
+"""A small client of the REST API, used by the CLI when ``--server`` or ``TIERCEL_SERVER`` is set.
+
+``TIERCEL_TOKEN`` (a token from ``tiercel tokens create``) is sent as ``Authorization: Bearer``.
+"""
 
 from __future__ import annotations
 
@@ -21,11 +24,15 @@ def _present(params: dict[str, Any]) -> dict[str, Any]:
 
 
 class Client:
-    def __init__(self, url: str, timeout: float = 60.0) -> None:
+    def __init__(self, url: str, timeout: float = 60.0, token: str | None = None) -> None:
+        import os
+
         import httpx
 
         self.url = url.rstrip("/")
-        self.http = httpx.Client(base_url=self.url, timeout=timeout)
+        token = token or os.environ.get("TIERCEL_TOKEN")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
 
     def close(self) -> None:
         self.http.close()

@@ -69,6 +69,27 @@ def spec() -> dict[str, Any]:
     trig_ok = {"200": _json(_ref("Trigger")), "404": NOT_FOUND}
     paths: dict[str, Any] = {
         "/api/v1/health": {"get": _op("Server", "Health", {"200": _json({"type": "object"})})},
+        "/api/v1/auth/login": {"post": _op("Auth", "Log in", {
+            "200": _json(_ref("Me"), "Logged in: a session cookie is set; send csrfToken as X-CSRF-Token on changes"),
+            "400": BAD, "401": _err("Wrong user name or password"), "409": _err("Authentication is off"),
+            "413": _err("Too large"), "415": _err("Not JSON"), "429": _err("Too many failed attempts")},
+            body={"required": True, "content": {JSON: {"schema": _ref("Login")}}})},
+        "/api/v1/auth/logout": {"post": _op("Auth", "Log out", {"204": {"description": "Logged out"}})},
+        "/api/v1/auth/me": {"get": _op("Auth", "Who am I", {"200": _json(_ref("Me")), "401": _err("Not authenticated")})},
+        "/api/v1/audit": {"get": _op("Auth", "Audit log", {
+            "200": _json({"type": "array", "items": _ref("AuditEntry")}), "400": BAD, "401": _err("Not authenticated"),
+            "403": _err("Not an admin")},
+            [_query("actor", {"type": "string"}), _query("namespace", {"type": "string"}),
+             _query("since", {"type": "string", "format": "date-time"}),
+             _query("size", {"type": "integer", "minimum": 1, "maximum": 10000, "default": 100})])},
+        "/api/v1/auth/tokens": {
+            "get": _op("Auth", "List tokens", {"200": _json({"type": "array", "items": _ref("Token")})}),
+            "post": _op("Auth", "Create a token", {
+                "200": _json(_ref("NewToken"), "The token, shown only in this answer"), "400": BAD,
+                "413": _err("Too large"), "415": _err("Not JSON")},
+                body={"required": True, "content": {JSON: {"schema": _ref("TokenRequest")}}})},
+        "/api/v1/auth/tokens/{tokenId}": {"delete": _op("Auth", "Revoke a token", {
+            "204": {"description": "Revoked"}, "404": NOT_FOUND}, [_path("tokenId")])},
         "/api/v1/plugins": {"get": _op("Server", "List plugin components", {"200": _json({"type": "array", "items": {"type": "object"}})})},
         "/api/v1/plugins/schemas/flow": {"get": _op("Server", "JSON Schema of a flow", {"200": _json({"type": "object"})})},
         "/api/v1/flows": {"post": _op("Flows", "Create a flow", {
@@ -101,7 +122,8 @@ def spec() -> dict[str, Any]:
             "200": _json({"type": "object"}, "Execution started (or, with `wait: true`, ended: its outputs)"),
             "202": _json({"type": "object"}, "With `wait: true`: still running when `timeout` seconds passed"),
             "204": {"description": "Conditions blocked the call"}, "400": BAD, "404": _err("No such flow or key"),
-            "409": _err("Trigger disabled"), "413": _err("Too large")}, [NS, FLOW_ID, _path("key"), TIMEOUT],
+            "409": _err("Trigger disabled"), "413": _err("Too large"),
+            "429": _err("Too many wrong keys from this client")}, [NS, FLOW_ID, _path("key"), TIMEOUT],
             None if m == "get" else {"required": False, "content": {"*/*": {"schema": {}}}}, f"webhook_{m}")
             for m in ("get", "post", "put")},
         f"{e}/{{executionId}}/kill": {m: _op("Executions", f"Kill an execution ({m})", {
@@ -143,13 +165,34 @@ def spec() -> dict[str, Any]:
         f"{t}/backfill/pause": {"post": _op("Triggers", "Pause a backfill", trig_ok, TRIGGER)},
         f"{t}/backfill/unpause": {"post": _op("Triggers", "Unpause a backfill", trig_ok, TRIGGER)},
     }
+    _secure(paths)
     return {
         "openapi": "3.0.3",
         "info": {"title": "Tiercel API", "version": __version__,
                  "description": "Flows, executions, logs, webhooks and triggers, in Kestra's API shape."},
         "paths": paths,
-        "components": {"schemas": SCHEMAS},
+        "components": {"schemas": SCHEMAS, "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer", "description": "A token from `tiercel tokens create`"},
+            "basic": {"type": "http", "scheme": "basic", "description": "A user from `tiercel users add`"},
+            "session": {"type": "apiKey", "in": "cookie", "name": "tiercel_session",
+                        "description": "POST /api/v1/auth/login; changes also need the X-CSRF-Token header"}}},
+        "security": [{"bearer": []}, {"basic": []}, {"session": []}],
     }
+
+
+def _secure(paths: dict[str, Any]) -> None:
+    """Each operation's answers when authentication is on: public ones need none, the others 401/403/429."""
+    from tiercel.server.auth import RULES
+
+    for path, operations in paths.items():
+        for method, op in operations.items():
+            rule = RULES.get((method.upper(), path))
+            if rule in ("public", "webhook"):
+                op["security"] = []
+                continue
+            op["responses"].setdefault("401", _err("Authentication required, or wrong credentials"))
+            op["responses"].setdefault("403", _err("Role too low, or missing CSRF token"))
+            op["responses"].setdefault("429", _err("Too many failed credentials from this client"))
 
 
 _LOG_PARAMS = [_query("minLevel", {"type": "string", "enum": ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]}),
@@ -193,6 +236,26 @@ SCHEMAS: dict[str, Any] = {
         "type": {"type": "string"}, "disabled": {"type": "boolean"}, "flowRevision": {"type": "integer"},
         "nextExecutionDate": _NSTR, "lastTriggeredDate": _NSTR, "executionId": _NSTR, "updatedDate": _NSTR,
         "backfill": {"type": "object"}, "health": {"type": "object"}}},
+    "Login": {"type": "object", "required": ["username", "password"], "properties": {
+        "username": {"type": "string"}, "password": {"type": "string", "format": "password"}}},
+    "Me": {"type": "object", "required": ["username", "authentication", "grants"], "properties": {
+        "username": {"type": "string"}, "authentication": {"type": "boolean"}, "csrfToken": {"type": "string"},
+        "grants": {"type": "array", "items": {"type": "object", "properties": {
+            "role": {"type": "string", "enum": ["viewer", "runner", "editor", "admin"]}, "namespace": {"type": "string"}}}}}},
+    "TokenRequest": {"type": "object", "required": ["role"], "properties": {
+        "role": {"type": "string", "enum": ["viewer", "runner", "editor", "admin"]},
+        "namespace": {"type": "string"}, "expires": {"type": "string", "pattern": "^(P[0-9]{1,4}D|PT[0-9]{1,6}[HMS])$",
+                    "description": "ISO-8601 duration (P90D, PT12H)"},
+        "name": {"type": "string"}}},
+    "Token": {"type": "object", "properties": {
+        "id": {"type": "string"}, "name": _NSTR, "role": {"type": "string"}, "namespace": {"type": "string"},
+        "createdBy": _NSTR, "created": {"type": "number"}, "expires": _NUM, "revoked": _NUM}},
+    "NewToken": {"type": "object", "required": ["id", "token"], "properties": {
+        "id": {"type": "string"}, "token": {"type": "string"}, "role": {"type": "string"},
+        "namespace": {"type": "string"}, "expires": _NUM}},
+    "AuditEntry": {"type": "object", "properties": {
+        "id": {"type": "integer"}, "date": {"type": "number"}, "actor": {"type": "string"}, "method": {"type": "string"},
+        "path": {"type": "string"}, "namespace": _NSTR, "status": {"type": "integer"}, "client": _NSTR}},
     "Backfill": {"type": "object", "required": ["start"], "properties": {
         "start": {"type": "string", "format": "date-time"}, "end": {"type": "string", "format": "date-time"},
         "inputs": {"type": "object"}, "labels": {"type": "object", "additionalProperties": {"type": "string"}}}},

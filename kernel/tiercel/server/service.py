@@ -61,11 +61,13 @@ class TiercelProcess:
     """Runs the chosen duties until ``stop`` is set; ``ready`` is set once the API listens."""
 
     def __init__(self, home: Path | None = None, host: str = "127.0.0.1", port: int = 8080,
-                 components: tuple[str, ...] = ALL, worker_slots: int = 64, policy: Any = None) -> None:
+                 components: tuple[str, ...] = ALL, worker_slots: int = 64, policy: Any = None,
+                 auth: Any = None) -> None:
         from tiercel.server.guard import OriginPolicy
 
         self.home, self.host, self.port = home, host, port
         self.policy = policy or OriginPolicy.of(host)
+        self.auth = auth
         self.components = components
         self.worker_slots = worker_slots
         self.ready = asyncio.Event()
@@ -98,7 +100,7 @@ class TiercelProcess:
                 from tiercel.server.app import Services, create_app
 
                 app = create_app(Services(rt, scheduler if "scheduler" in self.components else None, runner, index),
-                                 list(self.components), self.policy)
+                                 list(self.components), self.policy, self.auth)
                 http = _Uvicorn.make(app, self.host, self.port)
                 tasks.append(asyncio.create_task(http.serve(sockets=[sock]), name="http"))
                 while not http.started:
@@ -136,7 +138,7 @@ class TiercelProcess:
 
 
 def run_process(home: Path | None, host: str, port: int, components: tuple[str, ...], worker_slots: int = 64,
-                announce: Any = None, policy: Any = None) -> None:
+                announce: Any = None, policy: Any = None, auth: Any = None) -> None:
     """Run until Ctrl-C or SIGTERM, then stop cleanly (a second Ctrl-C exits at once)."""
 
     async def main() -> None:
@@ -153,7 +155,7 @@ def run_process(home: Path | None, host: str, port: int, components: tuple[str, 
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, on_signal)
-        proc = TiercelProcess(home, host, port, components, worker_slots, policy)
+        proc = TiercelProcess(home, host, port, components, worker_slots, policy, auth)
         runner = asyncio.create_task(proc.run(stop))
         ready = asyncio.create_task(proc.ready.wait())
         await asyncio.wait([runner, ready], return_when=asyncio.FIRST_COMPLETED)
