@@ -478,6 +478,38 @@ class Storage(Component):
         raise NotImplementedError
 
 
+class SecretProvider(Component):
+    """A place ``secret('NAME')`` looks values up: environment, files, a vault, the backend.
+
+    The kernel asks the configured providers in order (``TIERCEL_SECRET_PROVIDERS``) and takes
+    the first value found. Properties configure where to look; keep credentials out of them
+    where the client library reads them from the environment (``VAULT_TOKEN``).
+    """
+
+    def get(self, name: str, namespace: str) -> str | None:
+        """The value of secret *name* as seen from *namespace*, or None when this provider has none.
+
+        A provider that scopes secrets by namespace looks in *namespace* first, then in each
+        parent (``company.team``, then ``company``): see :meth:`lineage`. Raise ``TaskError``
+        only for a real failure (unreachable, refused); a missing secret is None.
+        """
+        raise NotImplementedError
+
+    def open(self, home: Path) -> None:
+        """Called once per process before the first lookup, with its home directory (where its
+        database and files live). Connect lazily here or in :meth:`get`; the default does nothing."""
+
+    def where(self, name: str) -> str:
+        """Where this provider looked for *name*, for the error when no provider has it."""
+        return self.type
+
+    @staticmethod
+    def lineage(namespace: str) -> list[str]:
+        """*namespace* and its parents, nearest first: ``a.b.c`` -> ``[a.b.c, a.b, a]``."""
+        parts = namespace.split(".") if namespace else []
+        return [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
+
+
 class RunContext(abc.ABC):
     """What a running task or trigger may use. Built by the kernel; plugins only consume it."""
 

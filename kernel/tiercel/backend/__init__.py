@@ -2,7 +2,7 @@
 
 All SQL of Tiercel lives in this package. ``Stores.open(path)`` gives one object per kind
 of row: executions (with task runs and attempts), flows, processes, commands, logs,
-metrics, triggers and the key/value store, over one :class:`Database`.
+metrics, triggers, the key/value store and the encrypted secrets, over one :class:`Database`.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ if TYPE_CHECKING:
     from tiercel.backend.kv import KVStore
     from tiercel.backend.logs import LogStore, MetricStore
     from tiercel.backend.processes import CommandStore, ProcessStore
+    from tiercel.backend.secrets import SecretStore
     from tiercel.backend.trigger_store import TriggerStore
 
 #: The Alembic head this code expects; a test keeps it equal to the migrations' head.
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0005"
 
 
 @dataclass
@@ -37,6 +38,7 @@ class Stores:
     metrics: MetricStore
     triggers: TriggerStore
     kv: KVStore
+    secrets: SecretStore
 
     @classmethod
     def open(cls, path: Path) -> Stores:
@@ -52,10 +54,11 @@ class Stores:
         from tiercel.backend.kv import KVStore
         from tiercel.backend.logs import LogStore, MetricStore
         from tiercel.backend.processes import CommandStore, ProcessStore
+        from tiercel.backend.secrets import SecretStore
         from tiercel.backend.trigger_store import TriggerStore
 
         return cls(db, ExecutionStore(db), FlowStore(db), ProcessStore(db), CommandStore(db), LogStore(db),
-                   MetricStore(db), TriggerStore(db), KVStore(db))
+                   MetricStore(db), TriggerStore(db), KVStore(db), SecretStore(db))
 
     def close(self) -> None:
         self.db.close()

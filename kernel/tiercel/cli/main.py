@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "webserver": ("tiercel.cli.server:webserver", "Run only the HTTP API."),
     "triggers": ("tiercel.cli.triggers:triggers", "List triggers, enable or disable them, backfill schedules."),
     "plugin": ("tiercel.cli.plugin_new:plugin", "Scaffold a new plugin from the template."),
+    "secrets": ("tiercel.cli.secrets:secrets", "Set, list and delete secrets, encrypted in the backend."),
 }
 
 

@@ -1,4 +1,4 @@
-"""The core plugin: Tiercel's built-in tasks, triggers, process runner and local storage.
+"""The core plugin: Tiercel's built-in tasks, triggers, process runner, local storage and secret providers.
 
 Registered through the same hooks as any other plugin (entry point ``core``).
 """
@@ -45,6 +45,14 @@ def register_storages(register: Callable[[type], None]) -> None:
     from tiercel.core.storage import Local
 
     register(Local)
+
+
+@hookimpl
+def register_secret_providers(register: Callable[[type], None]) -> None:
+    from tiercel.core.secrets import EnvSecrets, FileSecrets, StoredSecrets
+
+    for cls in (EnvSecrets, FileSecrets, StoredSecrets):
+        register(cls)
 
 
 @hookimpl(trylast=True)

@@ -23,7 +23,7 @@ from typing import Any
 from tiercel.backend import Stores
 from tiercel.engine import files
 from tiercel.engine.catalog import FlowCatalog, FlowNotFound
-from tiercel.engine.context import mask, read_secret
+from tiercel.engine.context import mask
 from tiercel.engine.executor import (
     ArmTimer,
     Effects,
@@ -44,6 +44,7 @@ from tiercel.engine.executor import (
 )
 from tiercel.engine.logbuffer import LogBuffer
 from tiercel.engine.ownership import Ownership
+from tiercel.engine.secrets import SecretChain
 from tiercel.engine.storage import InternalStorage, resolve_backend
 from tiercel.engine.variables import Variables
 from tiercel.engine.worker import Worker
@@ -76,6 +77,7 @@ class Runtime:
         self.stores.executions.offload = self._offload_outputs
         self.stores.executions.resolve = self.storage.read_text
         self.renderer = Renderer(registry=self.registry)
+        self.secrets = SecretChain(self.registry, self.home)
         self.variables = Variables(self.renderer, self._lookups)
         self.executor = Executor(self.variables)
         self.catalog = FlowCatalog(self.stores, self.registry, flow_dirs)
@@ -450,7 +452,7 @@ class Runtime:
         """What expressions of *ex* may read outside it: secrets, the KV store, stored files."""
 
         def secret(name: str) -> str:
-            value = read_secret(name)
+            value = self.secrets.read(name, ex.namespace)
             ex.secrets.add(value)
             return value
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -113,6 +114,19 @@ def postgres_url() -> Iterator[str]:
 def redis_url() -> Iterator[str]:
     """URL ``redis://host:port/db`` of a Redis of this session's own."""
     yield from _serve("redis_url")
+
+
+@pytest.fixture(scope="session")
+def vault_server() -> Iterator[Any]:
+    """A Vault API of this session's own (OpenBao dev server): ``.url``, ``.env`` (VAULT_ADDR, root VAULT_TOKEN)."""
+    from tiercel.testing import services
+
+    try:
+        service = services.vault()
+    except services.ServiceUnavailable as missing:
+        services.require(missing.service, missing.how_to_get, missing.reason)
+    with service:
+        yield service
 
 
 @pytest.fixture
