@@ -553,6 +553,13 @@ class RunContext(abc.ABC):
         """End this attempt WARNING instead of SUCCESS when run() returns; *message* is logged at WARN."""
 
     @property
+    def kv(self) -> Any:
+        """The key/value store, by namespace: ``get(namespace, key)``, ``entry(namespace, key)``,
+        ``set(namespace, key, value, ttl=None, type="JSON", overwrite=True) -> bool``,
+        ``entries(namespace, prefix="")``, ``delete(namespace, key) -> bool``. Each call is atomic."""
+        raise NotImplementedError
+
+    @property
     @abc.abstractmethod
     def cache_dir(self) -> Path:
         """A directory kept across runs on this worker, for caches (virtual environments, downloads)."""

@@ -189,3 +189,46 @@ def test_the_guide_example_runs_as_written(tmp_path, monkeypatch):
     assert ex["state"] == "SUCCESS" and value not in json.dumps(ex) + json.dumps(logs)
     assert (shown[0], "INFO", shown[1]) in logs
     assert task_run(ex, "header")["outputs"]["value"].startswith("Basic c3ZjOn******")  # base64 of 'svc:' + the token
+
+
+def test_secret_inputs_labels_and_subflows_never_show_or_store_the_value(tmp_path):
+    value = "InputSecretValue-77x"
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "child.yaml").write_text("""id: child
+namespace: company.team
+inputs:
+  - {id: token, type: STRING}
+tasks:
+  - id: use
+    type: core.Log
+    message: "child got {{ inputs.token }}"
+outputs:
+  - {id: echoed, type: STRING, value: "{{ inputs.token }}"}
+""")
+    parent = tmp_path / "flows" / "parent.yaml"
+    parent.write_text("""id: parent
+namespace: company.team
+inputs:
+  - {id: pw, type: SECRET}
+tasks:
+  - id: label
+    type: core.Labels
+    labels: {token: "{{ inputs.pw }}"}
+  - id: call
+    type: core.Subflow
+    namespace: company.team
+    flowId: child
+    inputs: {token: "{{ inputs.pw }}"}
+""")
+    code, ex = run_json(parent, "-i", f"pw={value}", home=tmp_path / "home")
+    assert code == 0, ex
+    assert ex["inputs"] == {"pw": "******"} and ex["labels"]["token"] == "******"
+    child_id = task_run(ex, "call")["outputs"]["executionId"]
+    shown = tiercel("executions", "show", child_id, "--json", home=tmp_path / "home")
+    assert shown.returncode == 0, shown.stderr
+    child = json.loads(shown.stdout)
+    assert child["inputs"] == {"token": "******"} and child["outputs"] == {"echoed": "******"}
+    assert value not in json.dumps(ex) + shown.stdout
+    for path in (tmp_path / "home").rglob("*"):
+        if path.is_file():
+            assert value.encode() not in path.read_bytes(), path

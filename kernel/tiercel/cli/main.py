@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "triggers": ("tiercel.cli.triggers:triggers", "List triggers, enable or disable them, backfill schedules."),
     "plugin": ("tiercel.cli.plugin_new:plugin", "Scaffold a new plugin from the template."),
     "secrets": ("tiercel.cli.secrets:secrets", "Set, list and delete secrets, encrypted in the backend."),
+    "kv": ("tiercel.cli.kv:kv", "Get, set, list and delete values of a namespace's key/value store."),
 }
 
 

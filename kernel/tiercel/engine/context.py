@@ -113,6 +113,10 @@ class TaskRunContext(RunContext):
         self.logger.warning(message)
 
     @property
+    def kv(self) -> Any:
+        return self.host.kv
+
+    @property
     def cache_dir(self) -> Path:
         path = Path(os.environ.get("TIERCEL_CACHE_DIR") or self.host.home / "cache")
         path.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,8 @@ class RunHost(Protocol):
     storage: InternalStorage
     #: The secret providers, asked in order by ``secret()``.
     secrets: SecretChain
+    #: The key/value store (``tiercel.backend.kv.KVStore``).
+    kv: Any
 
     def track_resources(self, task_run_id: str, attempt: int, resources: dict[str, Any]) -> None:
         """Persist what a running attempt started outside the worker (``RunContext.track``)."""

@@ -44,7 +44,7 @@ from tiercel.engine.executor import (
 )
 from tiercel.engine.logbuffer import LogBuffer
 from tiercel.engine.ownership import Ownership
-from tiercel.engine.secrets import SecretChain
+from tiercel.engine.secrets import SecretChain, sealer
 from tiercel.engine.storage import InternalStorage, resolve_backend
 from tiercel.engine.variables import Variables
 from tiercel.engine.worker import Worker
@@ -76,8 +76,10 @@ class Runtime:
         self.storage = InternalStorage(resolve_backend(self.home, self.registry))
         self.stores.executions.offload = self._offload_outputs
         self.stores.executions.resolve = self.storage.read_text
+        self.stores.executions.seal, self.stores.executions.unseal = sealer(self.home)
         self.renderer = Renderer(registry=self.registry)
         self.secrets = SecretChain(self.registry, self.home)
+        self.kv = self.stores.kv
         self.variables = Variables(self.renderer, self._lookups)
         self.executor = Executor(self.variables)
         self.catalog = FlowCatalog(self.stores, self.registry, flow_dirs)
@@ -122,6 +124,7 @@ class Runtime:
         for spec in specs:
             if str(spec.type).upper() == "SECRET" and inputs.get(spec.id):
                 ex.secrets.add(str(inputs[spec.id]))
+                ex.secret_inputs.add(spec.id)
         return ex
 
     def submit(self, ex: Execution) -> bool:
@@ -405,6 +408,10 @@ class Runtime:
                                        trigger={"id": tr.task_id, "type": start.task_type,
                                                 "variables": {"executionId": parent.id, "namespace": parent.namespace,
                                                               "flowId": parent.flow_id, "iteration": start.index}})
+            if parent.secrets:  # the parent's secrets stay secret in the child: masked, stored sealed
+                child.secrets |= parent.secrets
+                child.secret_inputs |= {k for k, v in child.inputs.items() if mask(v, parent.secrets) != v}
+                child.labels = mask(child.labels, parent.secrets)
             self.submit(child)
         except Exception as exc:
             self.post(parent.id, SubflowEnded(tr.id, start.index, None, State.FAILED, None, str(exc)))

@@ -15,6 +15,7 @@ import base64
 import functools
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -88,6 +89,27 @@ def build_providers(registry: Any, home: Path, config: str | None = None) -> lis
         provider.open(home)
         providers.append(provider)
     return providers
+
+
+def sealer(home: Path) -> tuple[Callable[[str], str], Callable[[str], str]]:
+    """(seal, unseal) of values kept in the database, such as SECRET inputs: AES-GCM under
+    ``TIERCEL_SECRET_KEY``, else under a key made once for the home (``<home>/secret.key``, mode 0600;
+    processes on several hosts must share ``TIERCEL_SECRET_KEY`` instead)."""
+    from tiercel.core.secrets import KEY_ENV, new_key, seal, unseal
+
+    def key() -> bytes:
+        raw = os.environ.get(KEY_ENV)
+        if not raw:
+            path = home / "secret.key"
+            if not path.exists():
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as out:
+                    out.write(new_key())
+            raw = path.read_text().strip()
+        return base64.b64decode(raw)
+
+    return (lambda text: base64.b64encode(seal(key(), "", "$input", text)).decode(),
+            lambda token: unseal(key(), "", "$input", base64.b64decode(token)))
 
 
 # --- masking ------------------------------------------------------------------------------

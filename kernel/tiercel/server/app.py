@@ -956,7 +956,10 @@ def create_app(services: Services, components: list[str] | None = None, policy: 
         Route(f"{tr}/enable", set_trigger_enabled, methods=["POST"]),
         Route(f"{tr}/disable", set_trigger_enabled, methods=["POST"]),
     ]
+    from tiercel.server import namespaces
     from tiercel.server.openapi import spec
+
+    routes += namespaces.routes(p)
 
     paths = spec()["paths"]
     routes = [Route(r.path, _known_query(r.endpoint, _query_names(paths, r.path, sorted(r.methods or []))),
