@@ -248,8 +248,9 @@ class FlowableRun(abc.ABC):
     @abc.abstractmethod
     def files(self, kind: str, **params: Any) -> Any:
         """File work done by the engine off the executor, asked once: ``split`` (a tiercel:// file
-        into batch files), ``write`` (input files into the shared working directory) or ``collect``
-        (output files out of it). None while pending, then its result; a failure fails the run."""
+        into batch files), ``write`` (input files into the shared working directory), ``collect``
+        (output files out of it) or ``namespace`` (the namespace files selected by ``include`` and
+        ``exclude`` globs into it). None while pending, then its result; a failure fails the run."""
 
     @abc.abstractmethod
     def share_working_directory(self) -> None:
@@ -557,6 +558,15 @@ class RunContext(abc.ABC):
         """The key/value store, by namespace: ``get(namespace, key)``, ``entry(namespace, key)``,
         ``set(namespace, key, value, ttl=None, type="JSON", overwrite=True) -> bool``,
         ``entries(namespace, prefix="")``, ``delete(namespace, key) -> bool``. Each call is atomic."""
+        raise NotImplementedError
+
+    @property
+    def namespace_files(self) -> Any:
+        """Namespace files (code and data kept beside the flows), by namespace and relative path:
+        ``list(namespace, include=None, exclude=None) -> [path]`` (fnmatch globs), ``open(namespace, path)``,
+        ``put(namespace, path, bytes | Path | stream)``, ``delete(namespace, path) -> bool``, ``uri(namespace, path)``,
+        ``normalise(path)``.
+        A path with ``..``, absolute, or with a NUL byte raises ValueError."""
         raise NotImplementedError
 
     @property

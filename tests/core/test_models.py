@@ -43,6 +43,8 @@ EXPECTED = {
         "core.WorkingDirectory": ["io.kestra.plugin.core.flow.WorkingDirectory", "io.kestra.core.tasks.flows.WorkingDirectory"],
         "core.ForEachItem": ["io.kestra.plugin.core.flow.ForEachItem", "io.kestra.core.tasks.flows.ForEachItem"],
         **{f"core.kv.{name}": [f"io.kestra.plugin.core.kv.{name}"] for name in ("Set", "Get", "GetKeys", "Delete", "PurgeKV")},
+        **{f"core.namespace.{name}": [f"io.kestra.plugin.core.namespace.{name}"]
+           for name in ("UploadFiles", "DownloadFiles", "DeleteFiles")},
     },
     "trigger": {
         "core.Schedule": ["io.kestra.plugin.core.trigger.Schedule", "io.kestra.core.models.triggers.types.Schedule"],
@@ -85,6 +87,9 @@ KESTRA_PROPERTIES = {
     "core.kv.GetKeys": {"prefix", "namespace"},
     "core.kv.Delete": {"key", "namespace", "errorOnMissing"},
     "core.kv.PurgeKV": {"namespaces", "keyPattern", "expiredOnly"},
+    "core.namespace.UploadFiles": {"files", "namespace", "destination", "conflict"},
+    "core.namespace.DownloadFiles": {"files", "namespace"},
+    "core.namespace.DeleteFiles": {"files", "namespace"},
 }
 
 

@@ -55,7 +55,7 @@ def set_(
     try:
         stored = typed(value, kind)
         seconds = parse_duration(ttl).total_seconds() if ttl else None
-    except ValueError as exc:
+    except Exception as exc:  # the type checks raise ValueError, parse_duration its own error: both say why
         raise click.ClickException(f"{key}: {exc}") from None
     if not _kv(home).set(namespace, key, stored, ttl=seconds, type=kind.upper(), overwrite=not no_overwrite):
         raise click.ClickException(f"key `{key}` already exists in {namespace} (drop --no-overwrite to replace it)")

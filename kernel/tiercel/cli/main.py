@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plugin": ("tiercel.cli.plugin_new:plugin", "Scaffold a new plugin from the template."),
     "secrets": ("tiercel.cli.secrets:secrets", "Set, list and delete secrets, encrypted in the backend."),
     "kv": ("tiercel.cli.kv:kv", "Get, set, list and delete values of a namespace's key/value store."),
+    "namespace": ("tiercel.cli.namespace:namespace", "Namespace files: upload, list, download and delete."),
 }
 
 

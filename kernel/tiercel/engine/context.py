@@ -117,6 +117,12 @@ class TaskRunContext(RunContext):
         return self.host.kv
 
     @property
+    def namespace_files(self) -> Any:
+        from tiercel.engine.namespace_files import NamespaceFiles
+
+        return NamespaceFiles(self.host.storage)
+
+    @property
     def cache_dir(self) -> Path:
         path = Path(os.environ.get("TIERCEL_CACHE_DIR") or self.host.home / "cache")
         path.mkdir(parents=True, exist_ok=True)

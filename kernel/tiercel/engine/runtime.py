@@ -43,6 +43,7 @@ from tiercel.engine.executor import (
     command_event,
 )
 from tiercel.engine.logbuffer import LogBuffer
+from tiercel.engine.namespace_files import NamespaceFiles
 from tiercel.engine.ownership import Ownership
 from tiercel.engine.secrets import SecretChain, sealer
 from tiercel.engine.storage import InternalStorage, resolve_backend
@@ -470,6 +471,9 @@ class Runtime:
             return value
 
         def read(uri: str) -> str:
+            """A ``tiercel://`` file of the execution's namespace, or a namespace file by its path (``scripts/q.sql``)."""
+            if not uri.startswith("tiercel://"):
+                uri = NamespaceFiles.uri(ex.namespace, uri)
             return self.storage.read_text(uri, ex.namespace)
 
         def render(template: Any) -> Any:

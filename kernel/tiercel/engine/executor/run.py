@@ -160,8 +160,8 @@ class EngineRun(FlowableRun):
         return out
 
     def files(self, kind: str, **params: Any) -> Any:
-        if kind not in ("split", "write", "collect"):
-            raise ValueError(f"unknown file work `{kind}` (split, write or collect)")
+        if kind not in ("split", "write", "collect", "namespace"):
+            raise ValueError(f"unknown file work `{kind}` (split, write, collect or namespace)")
         tr = self._tr
         entry = tr.meta.files.get(kind, False)
         if entry is False:
