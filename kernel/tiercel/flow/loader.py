@@ -251,7 +251,15 @@ class _Loader:
                     self.defaults.append(PluginDefault.model_validate(item))
                 except ValidationError:
                     pass  # reported when the flow itself is validated
-        self.defaults.sort(key=lambda d: d.forced)  # forced ones apply last, so they win
+        from tiercel.flow.defaults import DefaultsError, ordered, outer_defaults
+
+        namespace = data.get("namespace")
+        try:
+            outer = outer_defaults(namespace) if isinstance(namespace, str) else []
+        except DefaultsError as exc:
+            self.error((), str(exc))
+            outer = []
+        self.defaults = ordered(self.defaults, outer)
 
     def _unique(self, items: list[Any], block: str, what: str) -> None:
         seen: dict[str, int] = {}
