@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "secrets": ("tiercel.cli.secrets:secrets", "Set, list and delete secrets, encrypted in the backend."),
     "kv": ("tiercel.cli.kv:kv", "Get, set, list and delete values of a namespace's key/value store."),
     "namespace": ("tiercel.cli.namespace:namespace", "Namespace files: upload, list, download and delete."),
+    "test": ("tiercel.cli.test:test", "Run flow unit tests (*.test.yaml): fixtures, assertions, JUnit XML."),
 }
 
 

@@ -7,6 +7,7 @@ so no name reaches outside its namespace's folder.
 
 from __future__ import annotations
 
+import builtins
 import fnmatch
 import re
 from pathlib import Path
@@ -80,7 +81,7 @@ class NamespaceFiles:
     def delete(self, namespace: str, path: str) -> bool:
         return self.storage.delete(self.uri(namespace, path))
 
-    def upload_dir(self, namespace: str, folder: Path) -> list[str]:
+    def upload_dir(self, namespace: str, folder: Path) -> builtins.list[str]:
         """Upload every file under *folder* (as its namespace files); a symlink leading out of it is refused."""
         root = folder.resolve()
         found = []

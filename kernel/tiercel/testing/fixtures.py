@@ -116,6 +116,15 @@ def redis_url() -> Iterator[str]:
     yield from _serve("redis_url")
 
 
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """Flow unit tests (``*.test.yaml``) are collected like test modules: one item per test case."""
+    if file_path.name.endswith((".test.yaml", ".test.yml")):
+        from tiercel.flowtest import pytest_file
+
+        return pytest_file(parent, file_path)  # type: ignore[no-any-return]
+    return None
+
+
 @pytest.fixture(scope="session")
 def vault_server() -> Iterator[Any]:
     """A Vault API of this session's own (OpenBao dev server): ``.url``, ``.env`` (VAULT_ADDR, root VAULT_TOKEN)."""
