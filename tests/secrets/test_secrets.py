@@ -24,7 +24,7 @@ tasks:
       plain={{ secret('DB_PASS') }} upper={{ secret('DB_PASS') | upper }}
       b64={{ secret('DB_PASS') | base64encode }} url={{ secret('DB_PASS') | urlencode }}
       reversed={{ secret('DB_PASS') | reverse }} prefix={{ secret('DB_PASS')[:10] }}
-      repr={{ '{0!r}'.format(secret('DB_PASS')) }}
+      repr={{ '{0!r}'.format(secret('DB_PASS')) }} fn={{ '{0!r}'.format(secret) }}
   - id: out
     type: core.OutputValues
     values:
@@ -69,6 +69,7 @@ def test_env_secrets_plain_and_kestra_base64_masked_in_every_form(tmp_path, monk
     assert not leaks(json.dumps(ex) + json.dumps(logs)), logs
     line = next(m for t, _, m in logs if t == "forms")
     assert line.startswith("plain=****** upper=****** b64=****** url=****** reversed=****** prefix=******"), line
+    assert line.endswith("repr='******' fn=secret()"), line  # the function shows as its name, not a Python repr
     assert task_run(ex, "fail")["error"] == "cannot connect with ******"
     for path in tmp_path.rglob("*"):  # the database (and its WAL), stored outputs, everything in the home
         if path.is_file():

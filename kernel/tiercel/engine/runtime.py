@@ -45,7 +45,7 @@ from tiercel.engine.executor import (
 from tiercel.engine.logbuffer import LogBuffer
 from tiercel.engine.namespace_files import NamespaceFiles
 from tiercel.engine.ownership import Ownership
-from tiercel.engine.secrets import SecretChain, sealer
+from tiercel.engine.secrets import ExpressionFunction, SecretChain, sealer
 from tiercel.engine.storage import InternalStorage, resolve_backend
 from tiercel.engine.variables import Variables
 from tiercel.engine.worker import Worker
@@ -480,4 +480,5 @@ class Runtime:
             flow = self.flow_of(ex)
             return self.renderer.render(template, self.variables.build(flow, ex, None, None))
 
-        return {"secret": secret, "kv": kv, "read": read, "render": render}
+        return {name: ExpressionFunction(name, fn) for name, fn in
+                (("secret", secret), ("kv", kv), ("read", read), ("render", render))}

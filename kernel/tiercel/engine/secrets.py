@@ -112,6 +112,22 @@ def sealer(home: Path) -> tuple[Callable[[str], str], Callable[[str], str]]:
             lambda token: unseal(key(), "", "$input", base64.b64decode(token)))
 
 
+class ExpressionFunction:
+    """A function expressions may call (``secret``, ``kv``…), shown as its name: never as a Python
+    object whose repr would tell about the process (``'{0!r}'.format(secret)``)."""
+
+    def __init__(self, name: str, fn: Callable[..., Any]) -> None:
+        self.name, self._fn = name, fn
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"{self.name}()"
+
+    __str__ = __repr__
+
+
 # --- masking ------------------------------------------------------------------------------
 
 
