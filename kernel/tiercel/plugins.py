@@ -45,7 +45,7 @@ MANIFEST_FORMAT = 3
 #: Names no plugin command may take (the kernel's own commands).
 RESERVED_COMMANDS = frozenset({"validate", "schema", "plugins", "run", "executions", "flows", "server", "executor",
                                "worker", "scheduler", "webserver", "triggers", "plugin",
-                               "secrets", "kv", "namespace", "test"})
+                               "secrets", "kv", "namespace", "test", "config"})
 
 
 @dataclass

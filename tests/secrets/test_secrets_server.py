@@ -34,8 +34,11 @@ def test_the_api_logs_sse_and_cli_show_secrets_masked(tmp_path):
         execution = created.json()
         ex_id = execution["id"]
         assert execution["state"] == "SUCCESS" and execution["inputs"] == {"pw": "******"}
-        texts = [created.text, api.get(f"/api/v1/executions/{ex_id}").text,
-                 api.get("/api/v1/executions/search", params={"flowId": "api_secret"}).text]
+        texts = [
+            created.text,
+            api.get(f"/api/v1/executions/{ex_id}").text,
+            api.get("/api/v1/executions/search", params={"flowId": "api_secret"}).text,
+        ]
         logs = api.get(f"/api/v1/logs/{ex_id}").json()
         assert [e["message"] for e in logs if e.get("taskId") == "use"] == ["token ****** pw ****** b64 ******"]
         texts.append(json.dumps(logs))

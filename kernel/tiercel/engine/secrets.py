@@ -222,7 +222,7 @@ def _mask(value: Any, grams: frozenset[str], exact: tuple[str, ...]) -> Any:
     if isinstance(value, str):
         return _mask_text(value, grams, exact)
     if isinstance(value, dict):
-        return {_mask(k, grams, exact): _mask(v, grams, exact) for k, v in value.items()}
+        return {k: _mask(v, grams, exact) for k, v in value.items()}  # keys are structure (output names)
     if isinstance(value, (list, tuple)):
         return [_mask(v, grams, exact) for v in value]
     return value

@@ -18,13 +18,11 @@ nearest level wins.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from tiercel.flow.model import PluginDefault
 
-CONFIG_ENV = "TIERCEL_CONFIG"
 _cache: dict[Path, tuple[float, Any]] = {}
 
 
@@ -32,15 +30,10 @@ class DefaultsError(ValueError):
     """The configuration file's defaults are invalid; the message names the file and the entry."""
 
 
-def config_path() -> Path:
-    if os.environ.get(CONFIG_ENV):
-        return Path(os.environ[CONFIG_ENV])
-    home = os.environ.get("TIERCEL_HOME")
-    return Path(home) / "tiercel.yaml" if home else Path.cwd() / ".tiercel" / "tiercel.yaml"
-
-
 def _config() -> tuple[Path, dict[str, Any]]:
     import yaml
+
+    from tiercel.config import path as config_path
 
     path = config_path()
     try:
