@@ -99,3 +99,34 @@ def test_a_broken_test_file_is_an_error_naming_it(flows, broken, message):
     (flows / "orders.test.yaml").write_text(broken)
     proc = tiercel("test", str(flows / "orders.test.yaml"))
     assert proc.returncode == 1 and message in proc.stdout, proc.stdout
+
+
+def test_trigger_fixtures_and_numeric_assertions(tmp_path):
+    from tiercel.flowtest import load_test_file, run_case
+
+    (tmp_path / "hook.yaml").write_text("""id: hook
+namespace: company.team
+tasks:
+  - id: size
+    type: core.Return
+    format: "{{ trigger.body['items'] | length }}"
+""")
+    (tmp_path / "hook.test.yaml").write_text("""namespace: company.team
+flowId: hook
+testCases:
+  - id: counts_items
+    fixtures:
+      trigger: {body: {items: [1, 2, 3]}}
+    assertions:
+      - {value: "{{ outputs.size.value }}", greaterThan: 2}
+      - {value: "{{ outputs.size.value }}", lessThanOrEqualTo: 3}
+      - {value: "{{ trigger.body['items'] }}", contains: 2}
+      - {value: "{{ tasks.size.state }}", notIn: [FAILED, WARNING]}
+  - id: not_yet
+    disabled: true
+    assertions: [{value: x, equalTo: y}]
+""")
+    loaded = load_test_file(tmp_path / "hook.test.yaml")
+    first, second = run_case(loaded, 0), run_case(loaded, 1)
+    assert (first.outcome, first.failures) == ("passed", [])
+    assert second.outcome == "skipped"

@@ -233,3 +233,11 @@ tasks:
     for path in (tmp_path / "home").rglob("*"):
         if path.is_file():
             assert value.encode() not in path.read_bytes(), path
+
+
+def test_the_cli_live_view_masks_every_form(tmp_path):
+    flow = tmp_path / "leaky.yaml"
+    flow.write_text(LEAKY)
+    proc = tiercel("run", str(flow), home=tmp_path / "home", env={"TIERCEL_SECRET_DB_PASS": VALUE})
+    assert proc.returncode == 1 and "plain=****** upper=******" in proc.stdout + proc.stderr
+    assert not leaks(proc.stdout + proc.stderr)
