@@ -1,6 +1,6 @@
 """The configuration file, ``tiercel.yaml``: one documented place for a process's settings.
 
-Found at ``$TIERCEL_CONFIG``, else ``$TIERCEL_HOME/tiercel.yaml``, else ``./.tiercel/tiercel.yaml``.
+Found at ``$TIERCEL_CONFIG``, else ``tiercel.yaml`` in the home (``tiercel.home.default_home``).
 Every setting is also an environment variable, which wins over the file (an empty one counts as
 unset); the file's values are
 exported to the environment when a ``tiercel`` command starts, so every part of the process
@@ -29,7 +29,7 @@ class Setting:
 
 
 SETTINGS = (
-    Setting("home", "TIERCEL_HOME", "./.tiercel", "Home of the embedded backend: database, storage, work directories."),
+    Setting("home", "TIERCEL_HOME", None, "Home of the embedded backend: database, storage, work directories."),
     Setting(
         "storage", "TIERCEL_STORAGE", "local", "Internal storage URI (`local`, `file:///path`, `s3://bucket/prefix`)."
     ),
@@ -61,10 +61,9 @@ class ConfigError(ValueError):
 
 
 def path() -> Path:
-    if os.environ.get(CONFIG_ENV):
-        return Path(os.environ[CONFIG_ENV])
-    home = os.environ.get("TIERCEL_HOME")
-    return Path(home) / "tiercel.yaml" if home else Path.cwd() / ".tiercel" / "tiercel.yaml"
+    from tiercel.home import default_home
+
+    return Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else default_home() / "tiercel.yaml"
 
 
 def read() -> dict[str, Any]:
@@ -131,6 +130,10 @@ def effective() -> list[dict[str, Any]]:
             raw, source = os.environ[s.env], "env"
         else:
             raw, source = s.default, "default"
+            if s.key == "home":
+                from tiercel.home import default_home
+
+                raw = str(default_home())
         if s.secret and raw:
             raw = "****** (set)"
         elif s.key == "secretProviders" and isinstance(raw, str):

@@ -58,6 +58,11 @@ def test_start_watch_and_follow_logs_on_a_server(server, api, tmp_path, h):
     assert missing.returncode == 1 and "nope" in missing.stderr
     assert not elsewhere.exists()
 
+    log = server.log.read_text()  # the server says when executions start and end
+    assert f"execution {execution_id} of demo.daily.daily started" in log
+    assert f"execution {execution_id} of demo.daily.daily ended SUCCESS in " in log
+    assert "ended FAILED" in log
+
 
 def test_run_a_file_on_a_server_deploys_it_and_watches(server, api, tmp_path):
     path = tmp_path / "daily.yaml"

@@ -20,8 +20,13 @@ from tiercel.model import TERMINAL
 
 
 def _runtime(home: Path | None) -> Any:
-    from tiercel.engine.runtime import Runtime
+    """The runtime of an existing home: reading or acting on executions never creates one."""
+    from tiercel.engine.runtime import Runtime, default_home
 
+    home = home or default_home()
+    if not (home / "tiercel.db").is_file():
+        raise click.ClickException(f"no executions: {home} holds no Tiercel database yet "
+                                   "(run a flow there, or point --home / $TIERCEL_HOME at another home)")
     return Runtime(home)
 
 

@@ -11,11 +11,16 @@ import click
 from tiercel.cli.run import home_option
 
 
-def _kv(home: Path | None) -> Any:
+def _kv(home: Path | None, create: bool = False) -> Any:
+    """The key/value store of the home; reading never creates a home."""
     from tiercel.backend import Stores
-    from tiercel.engine.runtime import default_home
+    from tiercel.home import default_home
 
-    return Stores.open((home or default_home()) / "tiercel.db").kv
+    home = home or default_home()
+    if not create and not (home / "tiercel.db").is_file():
+        raise click.ClickException(f"no key/value store: {home} holds no Tiercel database yet "
+                                   "(point --home / $TIERCEL_HOME at another home)")
+    return Stores.open(home / "tiercel.db").kv
 
 
 def _iso(ts: float | None) -> str | None:
@@ -57,7 +62,7 @@ def set_(
         seconds = parse_duration(ttl).total_seconds() if ttl else None
     except Exception as exc:  # the type checks raise ValueError, parse_duration its own error: both say why
         raise click.ClickException(f"{key}: {exc}") from None
-    if not _kv(home).set(namespace, key, stored, ttl=seconds, type=kind.upper(), overwrite=not no_overwrite):
+    if not _kv(home, create=True).set(namespace, key, stored, ttl=seconds, type=kind.upper(), overwrite=not no_overwrite):
         raise click.ClickException(f"key `{key}` already exists in {namespace} (drop --no-overwrite to replace it)")
     click.echo(f"{namespace} {key} = {json.dumps(stored)} ({kind.upper()})")
 

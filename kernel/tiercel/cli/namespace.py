@@ -11,13 +11,18 @@ import click
 from tiercel.cli.run import home_option
 
 
-def _files(home: Path | None) -> Any:
+def _files(home: Path | None, create: bool = False) -> Any:
+    """The namespace files of the home's storage; reading never creates a home."""
     from tiercel.engine.namespace_files import NamespaceFiles
-    from tiercel.engine.runtime import default_home
     from tiercel.engine.storage import InternalStorage, resolve_backend
+    from tiercel.home import default_home
     from tiercel.plugins import get_registry
 
-    return NamespaceFiles(InternalStorage(resolve_backend(home or default_home(), get_registry())))
+    home = home or default_home()
+    if not create and not home.is_dir():
+        raise click.ClickException(f"no namespace files: there is no home at {home} "
+                                   "(point --home / $TIERCEL_HOME at another home)")
+    return NamespaceFiles(InternalStorage(resolve_backend(home, get_registry())))
 
 
 def _checked(fn: Any, *args: Any) -> Any:
@@ -47,7 +52,7 @@ def files() -> None:
 @home_option
 def upload(namespace: str, source: Path, destination: str | None, home: Path | None) -> None:
     """Upload SOURCE (a file, or a folder and everything in it) as NAMESPACE's files, under DESTINATION."""
-    store = _files(home)
+    store = _files(home, create=True)
     if source.is_dir():
         if destination:
             raise click.ClickException("a folder is uploaded as the namespace's root; give no DESTINATION")

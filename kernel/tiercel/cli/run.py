@@ -33,7 +33,8 @@ def exit_code(state: str) -> int:
 
 def home_option(fn: Any) -> Any:
     return click.option("--home", type=click.Path(file_okay=False, path_type=Path), envvar="TIERCEL_HOME",
-                        help="Home of the embedded backend (default ./.tiercel, or $TIERCEL_HOME).")(fn)
+                        help="Home of the embedded backend (default: $TIERCEL_HOME, else the .tiercel folder of the project "
+                             "you are in, else the user's data folder).")(fn)
 
 
 async def drive(runtime: Any, execution_id: str, interrupt_kills: bool = True) -> Any:

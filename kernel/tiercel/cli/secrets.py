@@ -13,11 +13,16 @@ import click
 from tiercel.cli.run import home_option
 
 
-def _store(home: Path | None) -> Any:
+def _store(home: Path | None, create: bool = False) -> Any:
+    """The secret store of the home; reading never creates a home."""
     from tiercel.backend import Stores
-    from tiercel.engine.runtime import default_home
+    from tiercel.home import default_home
 
-    return Stores.open((home or default_home()) / "tiercel.db").secrets
+    home = home or default_home()
+    if not create and not (home / "tiercel.db").is_file():
+        raise click.ClickException(f"no secrets: {home} holds no Tiercel database yet "
+                                   "(point --home / $TIERCEL_HOME at another home)")
+    return Stores.open(home / "tiercel.db").secrets
 
 
 def _key() -> bytes:
@@ -65,7 +70,7 @@ def set_(name: str, value: str | None, namespace: str, home: Path | None) -> Non
         value = sys.stdin.read().removesuffix("\n")
     if not value:
         raise click.ClickException(f"secret `{name}`: the value is empty")
-    _store(home).put(namespace, name, seal(key, namespace, name, value))
+    _store(home, create=True).put(namespace, name, seal(key, namespace, name, value))
     click.echo(f"secret {name} set in {namespace or '(global)'}")
 
 

@@ -1,7 +1,6 @@
 """Plugin defaults beyond a flow's own: per namespace and global, from the configuration file.
 
-``tiercel.yaml`` (``$TIERCEL_CONFIG``, else ``$TIERCEL_HOME/tiercel.yaml``, else
-``./.tiercel/tiercel.yaml``) may hold::
+``tiercel.yaml`` (``$TIERCEL_CONFIG``, else in the home: ``tiercel.config.path``) may hold::
 
     pluginDefaults:                 # global: every flow
       - {type: core.Log, values: {level: DEBUG}}
