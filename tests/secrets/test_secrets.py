@@ -221,6 +221,7 @@ tasks:
     flowId: child
     inputs: {token: "{{ inputs.pw }}"}
 """)
+    assert tiercel("flows", "deploy", str(tmp_path / "flows"), home=tmp_path / "home").returncode == 0
     code, ex = run_json(parent, "-i", f"pw={value}", home=tmp_path / "home")
     assert code == 0, ex
     assert ex["inputs"] == {"pw": "******"} and ex["labels"]["token"] == "******"
@@ -230,6 +231,9 @@ tasks:
     child = json.loads(shown.stdout)
     assert child["inputs"] == {"token": "******"} and child["outputs"] == {"echoed": "******"}
     assert value not in json.dumps(ex) + shown.stdout
+    replayed = tiercel("executions", "replay", ex["id"], "--json", home=tmp_path / "home")  # another process
+    again = json.loads(replayed.stdout)  # unseals the stored input: the child gets the real value again
+    assert again["state"] == "SUCCESS" and again["inputs"] == {"pw": "******"} and value not in replayed.stdout
     for path in (tmp_path / "home").rglob("*"):
         if path.is_file():
             assert value.encode() not in path.read_bytes(), path
