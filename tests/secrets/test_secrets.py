@@ -245,3 +245,22 @@ def test_the_cli_live_view_masks_every_form(tmp_path):
     proc = tiercel("run", str(flow), home=tmp_path / "home", env={"TIERCEL_SECRET_DB_PASS": VALUE})
     assert proc.returncode == 1 and "plain=****** upper=******" in proc.stdout + proc.stderr
     assert not leaks(proc.stdout + proc.stderr)
+
+
+def test_a_name_no_file_can_have_is_left_to_the_next_provider(tmp_path, monkeypatch):
+    (tmp_path / "escape").write_text("must never be read")
+    (tmp_path / "mounted").mkdir()
+    monkeypatch.setenv("TIERCEL_SECRET_PROVIDERS", f"[{{type: file, path: '{tmp_path / 'mounted'}'}}, env]")
+    monkeypatch.setenv("TIERCEL_SECRET_DB_PASSWORD", "from-env-after-file")
+    ex = run_flow("""id: names
+namespace: company
+tasks:
+  - id: slash
+    type: core.Return
+    format: "{{ secret('db/password') | length }}"
+  - id: escape
+    type: core.Return
+    format: "{{ secret('../escape') }}"
+""", home=tmp_path / "home")
+    assert task_run(ex, "slash")["outputs"]["value"] == str(len("from-env-after-file"))
+    assert "secret `../escape` not found" in task_run(ex, "escape")["error"]

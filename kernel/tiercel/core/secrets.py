@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,8 @@ tasks:
 
 
 def env_key(name: str) -> str:
-    """``db-password`` and ``db.password`` -> ``DB_PASSWORD``, the suffix of the variable names."""
-    return name.upper().replace("-", "_").replace(".", "_")
+    """``db-password``, ``db.password`` and ``db/password`` -> ``DB_PASSWORD``, the suffix of the variable names."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", name).upper()
 
 
 class EnvSecrets(SecretProvider):
@@ -82,7 +83,7 @@ class FileSecrets(SecretProvider):
 
     def get(self, name: str, namespace: str) -> str | None:
         if not name or "/" in name or "\\" in name or name.startswith(".") or "\0" in name:
-            raise TaskError(f"secret name {name!r} cannot name a file: use letters, digits, `_`, `-` and `.`")
+            return None  # a name that cannot be a file here (`db/password`) may be another provider's
         root = Path(self.path)
         for folder in [*(root / ns for ns in self.lineage(namespace)), root]:
             file = folder / name
