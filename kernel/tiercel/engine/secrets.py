@@ -15,6 +15,7 @@ import base64
 import functools
 import json
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,13 +38,15 @@ class SecretChain:
         self.home = home
         self.config = config
         self._providers: list[SecretProvider] | None = None
+        self._lock = threading.Lock()  # tasks running in threads may ask first at the same time
 
     @property
     def providers(self) -> list[SecretProvider]:
         """Built on first use, so a misconfiguration fails the tasks that read a secret, naming it."""
-        if self._providers is None:
-            self._providers = build_providers(self.registry, self.home, self.config)
-        return self._providers
+        with self._lock:
+            if self._providers is None:
+                self._providers = build_providers(self.registry, self.home, self.config)
+            return self._providers
 
     def read(self, name: str, namespace: str) -> str:
         if not isinstance(name, str) or not name.strip():
