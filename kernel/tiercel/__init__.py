@@ -31,6 +31,7 @@ _EXPORTS = {
     "ScriptResult": "tiercel.api",
     "Storage": "tiercel.api",
     "StorageError": "tiercel.api",
+    "SecretProvider": "tiercel.api",
     "RunContext": "tiercel.api",
     "TaskError": "tiercel.api",
     "Retry": "tiercel.api",

@@ -248,8 +248,9 @@ class FlowableRun(abc.ABC):
     @abc.abstractmethod
     def files(self, kind: str, **params: Any) -> Any:
         """File work done by the engine off the executor, asked once: ``split`` (a tiercel:// file
-        into batch files), ``write`` (input files into the shared working directory) or ``collect``
-        (output files out of it). None while pending, then its result; a failure fails the run."""
+        into batch files), ``write`` (input files into the shared working directory), ``collect``
+        (output files out of it) or ``namespace`` (the namespace files selected by ``include`` and
+        ``exclude`` globs into it). None while pending, then its result; a failure fails the run."""
 
     @abc.abstractmethod
     def share_working_directory(self) -> None:
@@ -478,6 +479,38 @@ class Storage(Component):
         raise NotImplementedError
 
 
+class SecretProvider(Component):
+    """A place ``secret('NAME')`` looks values up: environment, files, a vault, the backend.
+
+    The kernel asks the configured providers in order (``TIERCEL_SECRET_PROVIDERS``) and takes
+    the first value found. Properties configure where to look; keep credentials out of them
+    where the client library reads them from the environment (``VAULT_TOKEN``).
+    """
+
+    def get(self, name: str, namespace: str) -> str | None:
+        """The value of secret *name* as seen from *namespace*, or None when this provider has none.
+
+        A provider that scopes secrets by namespace looks in *namespace* first, then in each
+        parent (``company.team``, then ``company``): see :meth:`lineage`. Raise ``TaskError``
+        only for a real failure (unreachable, refused); a missing secret is None.
+        """
+        raise NotImplementedError
+
+    def open(self, home: Path) -> None:
+        """Called once per process before the first lookup, with its home directory (where its
+        database and files live). Connect lazily here or in :meth:`get`; the default does nothing."""
+
+    def where(self, name: str) -> str:
+        """Where this provider looked for *name*, for the error when no provider has it."""
+        return self.type
+
+    @staticmethod
+    def lineage(namespace: str) -> list[str]:
+        """*namespace* and its parents, nearest first: ``a.b.c`` -> ``[a.b.c, a.b, a]``."""
+        parts = namespace.split(".") if namespace else []
+        return [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
+
+
 class RunContext(abc.ABC):
     """What a running task or trigger may use. Built by the kernel; plugins only consume it."""
 
@@ -519,6 +552,22 @@ class RunContext(abc.ABC):
     @abc.abstractmethod
     def warning(self, message: str) -> None:
         """End this attempt WARNING instead of SUCCESS when run() returns; *message* is logged at WARN."""
+
+    @property
+    def kv(self) -> Any:
+        """The key/value store, by namespace: ``get(namespace, key)``, ``entry(namespace, key)``,
+        ``set(namespace, key, value, ttl=None, type="JSON", overwrite=True) -> bool``,
+        ``entries(namespace, prefix="")``, ``delete(namespace, key) -> bool``. Each call is atomic."""
+        raise NotImplementedError
+
+    @property
+    def namespace_files(self) -> Any:
+        """Namespace files (code and data kept beside the flows), by namespace and relative path:
+        ``list(namespace, include=None, exclude=None) -> [path]`` (fnmatch globs), ``open(namespace, path)``,
+        ``put(namespace, path, bytes | Path | stream)``, ``delete(namespace, path) -> bool``, ``uri(namespace, path)``,
+        ``normalise(path)``.
+        A path with ``..``, absolute, or with a NUL byte raises ValueError."""
+        raise NotImplementedError
 
     @property
     @abc.abstractmethod

@@ -24,7 +24,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
-    from tiercel.api import Runner, Storage, Task, Trigger
+    from tiercel.api import Runner, SecretProvider, Storage, Task, Trigger
 
 PROJECT = "tiercel"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -70,6 +70,17 @@ def register_storages(register: Callable[[type[Storage]], None]) -> None:
     Called once when plugins load. Call ``register(StorageClass)`` for each backend; the
     class must subclass ``tiercel.Storage`` and set ``type``. Which backend a process uses
     is decided by :func:`resolve_storage`. The return value is ignored.
+    """
+
+
+@hookspec
+def register_secret_providers(register: Callable[[type[SecretProvider]], None]) -> None:
+    """Contribute secret providers: where ``{{ secret('NAME') }}`` looks values up.
+
+    Called once when plugins load. Call ``register(ProviderClass)`` for each; the class must
+    subclass ``tiercel.SecretProvider`` and set ``type``. Which providers a process asks, in
+    which order and with which properties, is configured by ``TIERCEL_SECRET_PROVIDERS``
+    (default: ``[env, store]``). The return value is ignored.
     """
 
 

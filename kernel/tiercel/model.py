@@ -263,6 +263,8 @@ class Execution:
     outputs_ctx: dict[str, Any] = field(default_factory=dict)
     #: Secret values to mask in logs and outputs.
     secrets: set[str] = field(default_factory=set)
+    #: Ids of the SECRET-typed inputs: stored sealed, shown as ``******``.
+    secret_inputs: set[str] = field(default_factory=set)
     #: Task runs dropped by a restart, to delete from the store.
     forgotten: list[str] = field(default_factory=list)
     #: Task runs changed since the last save (filled by ``TaskRun.dirty = True``).
@@ -304,7 +306,8 @@ class Execution:
         return {
             "id": self.id, "namespace": self.namespace, "flowId": self.flow_id,
             "flowRevision": self.flow_revision, "state": self.state,
-            "inputs": self.inputs, "outputs": self.outputs, "labels": self.labels,
+            "inputs": {k: "******" if k in self.secret_inputs else v for k, v in self.inputs.items()},
+            "outputs": self.outputs, "labels": self.labels,
             "trigger": self.trigger, "parentId": self.parent_id, "originalId": self.original_id,
             "error": self.error,
             "startDate": iso(self.started_at or self.created_at), "endDate": iso(self.ended_at),

@@ -31,19 +31,21 @@ if TYPE_CHECKING:
 
     import pluggy
 
-KINDS = ("task", "trigger", "runner", "storage")
+KINDS = ("task", "trigger", "runner", "storage", "secret")
 #: Contributions that are not components: CLI commands, expression functions and filters.
 EXTENSIONS = ("command", "function", "filter")
 _HOOK_KIND = {"register_tasks": "task", "register_triggers": "trigger",
               "register_runners": "runner", "register_storages": "storage",
+              "register_secret_providers": "secret",
               "register_commands": "command", "register_expression_functions": "function",
               "register_filters": "filter"}
 CORE_PLUGIN = "tiercel"
 #: Bumped when the manifest's layout changes, so an older cache is never read.
-MANIFEST_FORMAT = 2
+MANIFEST_FORMAT = 3
 #: Names no plugin command may take (the kernel's own commands).
 RESERVED_COMMANDS = frozenset({"validate", "schema", "plugins", "run", "executions", "flows", "server", "executor",
-                               "worker", "scheduler", "webserver", "triggers", "plugin"})
+                               "worker", "scheduler", "webserver", "triggers", "plugin",
+                               "secrets", "kv", "namespace", "test", "config"})
 
 
 @dataclass
@@ -207,12 +209,14 @@ class Registry:
         """
         import copy
 
-        from tiercel.api import Runner, Storage, Task, Trigger
+        from tiercel.api import Runner, SecretProvider, Storage, Task, Trigger
 
-        kind = next((k for k, base in (("task", Task), ("trigger", Trigger), ("runner", Runner), ("storage", Storage))
+        kind = next((k for k, base in (("task", Task), ("trigger", Trigger), ("runner", Runner), ("storage", Storage),
+                                       ("secret", SecretProvider))
                      if isinstance(cls, type) and issubclass(cls, base)), None)
         if kind is None:
-            raise ValueError(f"{cls!r} is not a Tiercel component (subclass tiercel.Task, Trigger, Runner or Storage)")
+            raise ValueError(f"{cls!r} is not a Tiercel component (subclass tiercel.Task, Trigger, Runner, Storage "
+                             f"or SecretProvider)")
         other = Registry()
         other.plugins = dict(self.plugins)
         other._by_kind = {k: dict(v) for k, v in self._by_kind.items()}
@@ -240,15 +244,17 @@ class Registry:
             RealtimeTrigger,
             Runner,
             ScheduleTrigger,
+            SecretProvider,
             Storage,
             Task,
             Trigger,
             WebhookTrigger,
         )
 
-        base = {"task": Task, "trigger": Trigger, "runner": Runner, "storage": Storage}[kind]
+        base = {"task": Task, "trigger": Trigger, "runner": Runner, "storage": Storage, "secret": SecretProvider}[kind]
         if not (isinstance(cls, type) and issubclass(cls, base)):
-            return f"register_{kind}s got {cls!r}, which is not a subclass of tiercel.{base.__name__}"
+            hook = "register_secret_providers" if kind == "secret" else f"register_{kind}s"
+            return f"{hook} got {cls!r}, which is not a subclass of tiercel.{base.__name__}"
         kinds = (PollingTrigger, RealtimeTrigger, ScheduleTrigger, ExecutionTrigger, WebhookTrigger)
         if kind == "trigger" and not issubclass(cls, kinds):
             return (f"trigger {cls.__name__} must subclass a trigger kind: tiercel.PollingTrigger, RealtimeTrigger, "

@@ -13,6 +13,7 @@ from tiercel_registry.checks import CheckFailed, CheckSkipped, Options, run_chec
 from tiercel_registry.conformance import (
                                           Conformance,
                                           RunnerConformance,
+                                          SecretProviderConformance,
                                           StorageConformance,
                                           TaskConformance,
                                           TriggerConformance,
@@ -20,5 +21,6 @@ from tiercel_registry.conformance import (
 )
 
 __version__ = "0.1.0"
-__all__ = ["TaskConformance", "TriggerConformance", "RunnerConformance", "StorageConformance", "Conformance",
+__all__ = ["TaskConformance", "TriggerConformance", "RunnerConformance", "StorageConformance",
+           "SecretProviderConformance", "Conformance",
            "conformance_suite", "CheckFailed", "CheckSkipped", "Options", "run_check"]

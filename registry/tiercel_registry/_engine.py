@@ -14,16 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tiercel.api import Runner, Storage, Task, Trigger
+from tiercel.api import Runner, SecretProvider, Storage, Task, Trigger
 
-KIND_BASES = (("task", Task), ("trigger", Trigger), ("runner", Runner), ("storage", Storage))
+KIND_BASES = (("task", Task), ("trigger", Trigger), ("runner", Runner), ("storage", Storage),
+              ("secret", SecretProvider))
 
 
 def kind_of(cls: type) -> str:
     for kind, base in KIND_BASES:
         if isinstance(cls, type) and issubclass(cls, base):
             return kind
-    raise TypeError(f"{cls!r} is not a Tiercel component (subclass tiercel.Task, Trigger, Runner or Storage)")
+    raise TypeError(f"{cls!r} is not a Tiercel component (subclass tiercel.Task, Trigger, Runner, Storage or SecretProvider)")
 
 
 _registries: dict[type, Any] = {}

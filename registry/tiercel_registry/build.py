@@ -131,9 +131,9 @@ def component_page(cls: type, comp: dict[str, Any], report: dict[str, Any]) -> s
 
 
 def _common_fields(cls: type, kind: str) -> list[str]:
-    from tiercel.api import Runner, Storage, Task, Trigger
+    from tiercel.api import Runner, SecretProvider, Storage, Task, Trigger
 
-    base = {"task": Task, "trigger": Trigger, "runner": Runner, "storage": Storage}[kind]
+    base = {"task": Task, "trigger": Trigger, "runner": Runner, "storage": Storage, "secret": SecretProvider}[kind]
     names = []
     for name, info in base.model_fields.items():
         names.append(info.alias or name)

@@ -10,7 +10,7 @@ class TestHello(TaskConformance):
 
 Knobs: class attributes (``long_run``, ``large_file_size``, ``max_memory``; each may also be
 a fixture of the same name) and fixtures to override (``example_inputs``, ``properties``,
-``emit``, ``alive``). A check that cannot run without a knob is skipped, saying which one.
+``emit``, ``alive``, ``seed``). A check that cannot run without a knob is skipped, saying which one.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from tiercel_registry.checks import CHECKS, CheckSkipped, Options, pid_alive, ru
 class Conformance:
     """Checks every component passes: schema, documentation, examples, unknown properties."""
 
-    #: The component class under test (a Task, Trigger, Runner or Storage subclass).
+    #: The component class under test (a Task, Trigger, Runner, Storage or SecretProvider subclass).
     component: ClassVar[type]
     #: Properties that make a task run until cancelled, for the timeout and kill checks.
     long_run: ClassVar[dict[str, Any] | None] = None
@@ -51,15 +51,21 @@ class Conformance:
         return None
 
     @pytest.fixture
+    def seed(self) -> Callable[[Any, str, str, str], Any] | None:
+        """For a secret provider: ``seed(home, namespace, name, value)`` puts a secret where it reads them."""
+        return None
+
+    @pytest.fixture
     def alive(self) -> Callable[[int], bool]:
         """Whether a process id still runs (override for runners on another host)."""
         return pid_alive
 
     @pytest.fixture
     def conformance_options(self, request: pytest.FixtureRequest, example_inputs: Any, properties: Any, emit: Any,
-                            alive: Any) -> Options:
+                            alive: Any, seed: Any) -> Options:
         knobs = {name: self._knob(request, name) for name in ("long_run", "large_file_size", "max_memory")}
-        return Options(example_inputs=example_inputs, properties=dict(properties or {}), emit=emit, alive=alive, **knobs)
+        return Options(example_inputs=example_inputs, properties=dict(properties or {}), emit=emit, alive=alive,
+                       seed=seed, **knobs)
 
     def _knob(self, request: pytest.FixtureRequest, name: str) -> Any:
         """A class attribute, or a fixture of that name (when the value needs other fixtures)."""
@@ -160,8 +166,23 @@ class StorageConformance(Conformance):
         self.check("escape_refused", conformance_options)
 
 
+class SecretProviderConformance(Conformance):
+    """Secret providers: values read back exactly, inherited by sub-namespaces, None when unknown
+    (with a ``seed`` fixture that puts a secret where the provider reads it)."""
+
+    def test_lookup(self, conformance_options: Options) -> None:
+        self.check("lookup", conformance_options)
+
+    def test_inherited(self, conformance_options: Options) -> None:
+        self.check("inherited", conformance_options)
+
+    def test_missing(self, conformance_options: Options) -> None:
+        self.check("missing", conformance_options)
+
+
 SUITES: dict[str, type[Conformance]] = {
     "task": TaskConformance, "trigger": TriggerConformance, "runner": RunnerConformance, "storage": StorageConformance,
+    "secret": SecretProviderConformance,
 }
 assert all({f"test_{c}" for c in checks} <= set(dir(SUITES[k])) for k, checks in CHECKS.items())
 
@@ -179,7 +200,7 @@ def conformance_suite(dist: str, settings: dict[str, dict[str, Any]] | None = No
     for cls in components_of(dist):
         attrs: dict[str, Any] = {"component": cls, "__module__": __name__}
         for key, value in (settings or {}).get(cls.type, {}).items():
-            if key in ("example_inputs", "properties", "emit", "alive"):
+            if key in ("example_inputs", "properties", "emit", "alive", "seed"):
                 attrs[key] = pytest.fixture(name=key)(lambda self, _v=value: _v)
             else:
                 attrs[key] = value

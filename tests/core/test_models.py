@@ -42,6 +42,9 @@ EXPECTED = {
         "core.WaitFor": ["io.kestra.plugin.core.flow.WaitFor"],
         "core.WorkingDirectory": ["io.kestra.plugin.core.flow.WorkingDirectory", "io.kestra.core.tasks.flows.WorkingDirectory"],
         "core.ForEachItem": ["io.kestra.plugin.core.flow.ForEachItem", "io.kestra.core.tasks.flows.ForEachItem"],
+        **{f"core.kv.{name}": [f"io.kestra.plugin.core.kv.{name}"] for name in ("Set", "Get", "GetKeys", "Delete", "PurgeKV")},
+        **{f"core.namespace.{name}": [f"io.kestra.plugin.core.namespace.{name}"]
+           for name in ("UploadFiles", "DownloadFiles", "DeleteFiles")},
     },
     "trigger": {
         "core.Schedule": ["io.kestra.plugin.core.trigger.Schedule", "io.kestra.core.models.triggers.types.Schedule"],
@@ -50,6 +53,7 @@ EXPECTED = {
     },
     "runner": {"core.Process": ["io.kestra.plugin.core.runner.Process", "io.kestra.core.models.tasks.runners.types.ProcessTaskRunner"]},
     "storage": {"core.Local": []},
+    "secret": {"core.EnvSecrets": ["env"], "core.FileSecrets": ["file"], "core.StoredSecrets": ["store"]},
 }
 
 #: Kestra's property names per type (beyond the common ones).
@@ -78,6 +82,14 @@ KESTRA_PROPERTIES = {
     "core.Flow": {"states", "conditions", "preconditions", "inputs"},
     "core.Webhook": {"key", "wait"},
     "core.Local": {"basePath"},
+    "core.kv.Set": {"key", "value", "kvType", "namespace", "overwrite", "ttl"},
+    "core.kv.Get": {"key", "namespace", "errorOnMissing"},
+    "core.kv.GetKeys": {"prefix", "namespace"},
+    "core.kv.Delete": {"key", "namespace", "errorOnMissing"},
+    "core.kv.PurgeKV": {"namespaces", "keyPattern", "expiredOnly"},
+    "core.namespace.UploadFiles": {"files", "namespace", "destination", "conflict"},
+    "core.namespace.DownloadFiles": {"files", "namespace"},
+    "core.namespace.DeleteFiles": {"files", "namespace"},
 }
 
 

@@ -279,3 +279,38 @@ def test_contribution_hooks_run_through_pluggy_ordering(make_plugin):
     registry = load_registry(eps)
     assert registry.get("task", "order.Same").dist == "tiercel-early"  # tryfirst claims the type first
     assert "claimed by both tiercel-early 1.0 and tiercel-late 1.0" in registry.plugins["tiercel-late"].errors[0]
+
+
+def test_hook_register_secret_providers(make_plugin, monkeypatch):
+    eps = make_plugin("tiercel-memsecrets", """
+        from tiercel import Example, SecretProvider, hookimpl
+
+        class Memory(SecretProvider):
+            \"\"\"Secrets from a mapping given in the configuration (for tests).\"\"\"
+            type = "mem.Secrets"
+            aliases = ("mem",)
+            values: dict[str, str] = {}
+
+            def get(self, name, namespace):
+                return self.values.get(name)
+
+        @hookimpl
+        def register_secret_providers(register):
+            register(Memory)
+            register(object)
+    """)
+    registry = load_registry(eps)
+    assert registry.get("secret", "mem").dist == "tiercel-memsecrets"
+    assert "register_secret_providers got <class 'object'>" in registry.plugins["tiercel-memsecrets"].errors[0]
+    monkeypatch.setenv("TIERCEL_SECRET_PROVIDERS", '[env, {type: mem, values: {TOKEN: "from-a-plugin-123"}}]')
+    logs: list = []
+    ex = run_flow("""
+id: sec
+namespace: test.hooks
+tasks:
+  - id: say
+    type: core.Log
+    message: "token {{ secret('TOKEN') }}"
+""", registry=registry, logs=logs)
+    assert ex["state"] == "SUCCESS"
+    assert ("say", "INFO", "token ******") in logs

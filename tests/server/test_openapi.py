@@ -24,7 +24,11 @@ triggers:
 SEMANTIC_422 = {("POST", "/api/v1/flows"), ("PUT", "/api/v1/flows/{namespace}/{id}"),
                 ("POST", "/api/v1/executions/{namespace}/{flowId}"),
                 ("POST", "/api/v1/triggers/{namespace}/{flowId}/{triggerId}/backfill"),
-                ("POST", "/api/v1/executions/{executionId}/replay")}
+                ("POST", "/api/v1/executions/{executionId}/replay"),
+                ("PUT", "/api/v1/namespaces/{namespace}/kv/{key}"),
+                # a `path` the schema allows may still be refused (`..`, absolute): a 400 that says why
+                ("GET", "/api/v1/namespaces/{namespace}/files"), ("POST", "/api/v1/namespaces/{namespace}/files"),
+                ("DELETE", "/api/v1/namespaces/{namespace}/files")}
 
 
 @pytest.fixture

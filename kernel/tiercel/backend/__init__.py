@@ -2,7 +2,8 @@
 
 All SQL of Tiercel lives in this package. ``Stores.open(path)`` gives one object per kind
 of row: executions (with task runs and attempts), flows, processes, commands, logs,
-metrics, triggers, the key/value store and auth (users, tokens, sessions, audit), over one :class:`Database`.
+metrics, triggers, the key/value store, auth (users, tokens, sessions, audit) and the encrypted secrets,
+over one :class:`Database`.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ if TYPE_CHECKING:
     from tiercel.backend.kv import KVStore
     from tiercel.backend.logs import LogStore, MetricStore
     from tiercel.backend.processes import CommandStore, ProcessStore
+    from tiercel.backend.secrets import SecretStore
     from tiercel.backend.trigger_store import TriggerStore
 
 #: The Alembic head this code expects; a test keeps it equal to the migrations' head.
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0005"
 
 
 @dataclass
@@ -39,6 +41,7 @@ class Stores:
     triggers: TriggerStore
     kv: KVStore
     auth: AuthStore
+    secrets: SecretStore
 
     @classmethod
     def open(cls, path: Path) -> Stores:
@@ -55,10 +58,11 @@ class Stores:
         from tiercel.backend.kv import KVStore
         from tiercel.backend.logs import LogStore, MetricStore
         from tiercel.backend.processes import CommandStore, ProcessStore
+        from tiercel.backend.secrets import SecretStore
         from tiercel.backend.trigger_store import TriggerStore
 
         return cls(db, ExecutionStore(db), FlowStore(db), ProcessStore(db), CommandStore(db), LogStore(db),
-                   MetricStore(db), TriggerStore(db), KVStore(db), AuthStore(db))
+                   MetricStore(db), TriggerStore(db), KVStore(db), AuthStore(db), SecretStore(db))
 
     def close(self) -> None:
         self.db.close()

@@ -32,6 +32,30 @@ class ExecutionStore:
         #: ``offload(task_run, json_text) -> uri`` and ``resolve(uri) -> json_text``: large outputs in storage.
         self.offload: Callable[[TaskRun, str], str] | None = None
         self.resolve: Callable[[str], str] | None = None
+        #: ``seal(text) -> token`` and ``unseal(token) -> text``: SECRET inputs are stored sealed, never in clear.
+        self.seal: Callable[[str], str] | None = None
+        self.unseal: Callable[[str], str] | None = None
+
+    def _row(self, ex: Execution) -> tuple[Any, ...]:
+        inputs = ex.inputs
+        if ex.secret_inputs:
+            if self.seal is None:
+                raise RuntimeError("an execution with SECRET inputs needs ExecutionStore.seal")
+            inputs = {k: {"$sealed": self.seal(dumps(v) or "null")} if k in ex.secret_inputs else v
+                      for k, v in inputs.items()}
+        return _row(ex, inputs)
+
+    def _execution(self, r: tuple[Any, ...]) -> Execution:
+        ex = _execution(r)
+        for k, v in ex.inputs.items():
+            if isinstance(v, dict) and len(v) == 1 and "$sealed" in v:
+                ex.secret_inputs.add(k)
+                try:
+                    ex.inputs[k] = loads(self.unseal(v["$sealed"])) if self.unseal else v
+                except Exception:  # another key: the input stays sealed (shown as ******)
+                    continue
+                ex.secrets.add(str(ex.inputs[k]))
+        return ex
 
     # --- writing ----------------------------------------------------------------------
     def create(self, ex: Execution, owner: str | None = None) -> bool:
@@ -41,7 +65,7 @@ class ExecutionStore:
                 if conn.execute("SELECT 1 FROM executions WHERE dedupe_key = ?", (ex.dedupe_key,)).fetchone():
                     return False
             conn.execute(f"INSERT INTO executions ({_COLS}, owner, updated_at) VALUES ({', '.join('?' * 20)})",
-                         (*_row(ex), owner, time.time()))
+                         (*self._row(ex), owner, time.time()))
         ex.new = ex.dirty = False
         return True
 
@@ -65,7 +89,7 @@ class ExecutionStore:
         with self.db.transaction() as conn:
             if ex.new:
                 conn.execute(f"INSERT INTO executions ({_COLS}, updated_at) VALUES ({', '.join('?' * 19)})",
-                             (*_row(ex), now))
+                             (*self._row(ex), now))
             elif ex.dirty:
                 conn.execute("UPDATE executions SET state = ?, outputs = ?, labels = ?, error = ?, started_at = ?, "
                              "ended_at = ?, updated_at = ? WHERE id = ?",
@@ -114,7 +138,7 @@ class ExecutionStore:
         row = self.db.one(f"SELECT {_COLS} FROM executions WHERE id = ?", (execution_id,))
         if row is None:
             return None
-        ex = _execution(row)
+        ex = self._execution(row)
         attempts: dict[str, list[Attempt]] = {}
         for a in self.db.query("SELECT task_run_id, attempt, state, worker, error, started_at, ended_at, resources "
                                "FROM attempts WHERE execution_id = ? ORDER BY task_run_id, attempt", (execution_id,)):
@@ -178,7 +202,7 @@ class ExecutionStore:
         total = self.db.one(f"SELECT COUNT(*) FROM executions WHERE {clause}", params)[0]
         rows = self.db.query(f"SELECT {_COLS} FROM executions WHERE {clause} ORDER BY created_at DESC "
                              f"LIMIT ? OFFSET ?", [*params, size, max(page - 1, 0) * size])
-        return [_execution(r).to_json() for r in rows], total
+        return [self._execution(r).to_json() for r in rows], total
 
     def triggers_of(self, flow_id: str, namespace: str | None = None) -> list[dict[str, Any]]:
         """The ``trigger`` column and dedupe key of a flow's executions, oldest first (what tests and checks read)."""
@@ -248,8 +272,8 @@ class ExecutionStore:
         return value
 
 
-def _row(ex: Execution) -> tuple[Any, ...]:
-    return (ex.id, ex.namespace, ex.flow_id, ex.flow_revision, ex.flow_hash, ex.state, dumps(ex.inputs),
+def _row(ex: Execution, inputs: dict[str, Any]) -> tuple[Any, ...]:
+    return (ex.id, ex.namespace, ex.flow_id, ex.flow_revision, ex.flow_hash, ex.state, dumps(inputs),
             dumps(ex.outputs), dumps(ex.labels), dumps(ex.trigger), ex.parent_id, ex.parent_task_run_id,
             ex.original_id, ex.dedupe_key, ex.error, ex.created_at, ex.started_at, ex.ended_at)
 

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     Table,
@@ -180,9 +181,19 @@ kv = Table(
     Column("namespace", Text, nullable=False),
     Column("key", Text, nullable=False),
     Column("value", Text),
+    Column("type", Text),  # STRING, NUMBER, BOOLEAN, DATETIME, DATE, DURATION or JSON (NULL: JSON)
     Column("expires_at", Float),
     Column("updated_at", Float, nullable=False),
     PrimaryKeyConstraint("namespace", "key"),
+)
+
+secrets = Table(  # the encrypted secret store: AES-GCM (nonce + ciphertext), never a value in clear
+    "secrets", metadata,
+    Column("namespace", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("sealed", LargeBinary, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    PrimaryKeyConstraint("namespace", "name"),
 )
 
 processes = Table(  # every live Tiercel process, with its heartbeat (one row per process, not per job)

@@ -89,6 +89,7 @@ CREATE TABLE kv (
 	namespace TEXT NOT NULL, 
 	"key" TEXT NOT NULL, 
 	value TEXT, 
+	type TEXT, 
 	expires_at FLOAT, 
 	updated_at FLOAT NOT NULL, 
 	PRIMARY KEY (namespace, "key")
@@ -126,6 +127,13 @@ CREATE TABLE processes (
 	started_at FLOAT NOT NULL, 
 	last_seen FLOAT NOT NULL, 
 	PRIMARY KEY (id)
+);
+CREATE TABLE secrets (
+	namespace TEXT NOT NULL, 
+	name TEXT NOT NULL, 
+	sealed BLOB NOT NULL, 
+	updated_at FLOAT NOT NULL, 
+	PRIMARY KEY (namespace, name)
 );
 CREATE TABLE sessions (
 	id_hash TEXT NOT NULL, 

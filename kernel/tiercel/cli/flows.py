@@ -80,6 +80,37 @@ def deploy(directory: Path, namespace: str | None, delete: bool, dry_run: bool, 
             click.echo(f"- {row['namespace']}.{row['id']}")
     prefix = "would deploy" if dry_run else "deployed"
     click.echo(f"{prefix}: {created} new, {updated} updated, {unchanged} unchanged, {removed} deleted")
+    _sync_files(directory, found, namespace, delete, dry_run, home)
+
+
+def _sync_files(directory: Path, found: list[Any], only: str | None, delete: bool, dry_run: bool,
+                home: Path | None) -> None:
+    """Upload each `_files/` folder as the namespace files of the flows beside it (Kestra's git-sync layout):
+    `company.team/flow.yaml` with `company.team/_files/etl.py` gives company.team the file `etl.py`."""
+    folders = sorted(p for p in directory.rglob("_files") if p.is_dir()
+                     and not any(part.startswith(".") for part in p.relative_to(directory).parts))
+    if not folders:
+        return
+    from tiercel.cli.namespace import _checked, _files
+
+    store = _files(home, create=True)
+    for folder in folders:
+        beside = {f.namespace for f in found if Path(f.path or "").resolve().parent == folder.parent.resolve()}
+        if len(beside) > 1:
+            raise click.ClickException(f"{folder}: the flows beside it are of several namespaces "
+                                       f"({', '.join(sorted(beside))}); give each namespace its own folder")
+        ns = beside.pop() if beside else folder.parent.name
+        if only and not (ns == only or ns.startswith(only + ".")):
+            continue
+        names = sorted(_checked(store.normalise, p.relative_to(folder).as_posix())
+                       for p in folder.rglob("*") if p.is_file())
+        if not dry_run:
+            _checked(store.upload_dir, ns, folder)
+        removed = [n for n in store.list(ns) if n not in names] if delete else []
+        for name in removed:
+            if not dry_run:
+                store.delete(ns, name)
+        click.echo(f"{'would sync' if dry_run else 'synced'} {ns} files: {len(names)} uploaded, {len(removed)} deleted")
 
 
 @flows.command("list")

@@ -32,6 +32,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "users": ("tiercel.cli.auth:users", "Add, list, remove users and set their passwords."),
     "tokens": ("tiercel.cli.auth:tokens", "Create, list and revoke API tokens."),
     "audit": ("tiercel.cli.auth:audit", "Show who changed what through the API, when and from where."),
+    "secrets": ("tiercel.cli.secrets:secrets", "Set, list and delete secrets, encrypted in the backend."),
+    "kv": ("tiercel.cli.kv:kv", "Get, set, list and delete values of a namespace's key/value store."),
+    "namespace": ("tiercel.cli.namespace:namespace", "Namespace files: upload, list, download and delete."),
+    "config": ("tiercel.cli.config:config", "Show the effective settings (environment, tiercel.yaml), secrets masked."),
+    "test": ("tiercel.cli.test:test", "Run flow unit tests (*.test.yaml): fixtures, assertions, JUnit XML."),
 }
 
 
@@ -79,10 +84,20 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tiercel")
 def cli() -> None:
-    """Tiercel: declarative YAML flows, triggers and tasks in any language."""
+    """Tiercel: declarative YAML flows, triggers and tasks in any language.
+
+    Settings come from the environment (TIERCEL_*) and the configuration file tiercel.yaml
+    (TIERCEL_CONFIG, else in the home): `tiercel config show` prints them."""
 
 
 def main() -> None:
+    from tiercel import config
+
+    try:
+        config.export()
+    except config.ConfigError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        raise SystemExit(2) from None
     cli()
 
 

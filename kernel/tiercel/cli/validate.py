@@ -11,11 +11,17 @@ import click
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: a list of errors (file, line, column, task_id, property, message, suggestion).")
-def validate(paths: tuple[str, ...], fmt: str) -> None:
+@click.option("--show-defaults", is_flag=True,
+              help="Also print, per flow, the plugin defaults that apply (flow, namespace, global), nearest first.")
+def validate(paths: tuple[str, ...], fmt: str, show_defaults: bool) -> None:
     """Check flow files and folders (*.yaml, *.yml, recursively); exit 1 on any error."""
     from tiercel.flow.loader import check_paths
 
     count, errors = check_paths(list(paths))
+    if show_defaults and not errors:
+        _show_defaults(list(paths), fmt)
+        if fmt == "json":
+            return  # one JSON document: the report
     if fmt == "json":
         click.echo(json.dumps([e.to_json() for e in errors], indent=2))
     else:
@@ -44,3 +50,25 @@ def schema(out: str | None) -> None:
         click.echo(f"wrote {out}", err=True)
     else:
         click.echo(text)
+
+
+def _show_defaults(paths: list[str], fmt: str) -> None:
+    """Each flow's plugin defaults with their level, in precedence order (the first setting a property wins)."""
+    from tiercel.flow.defaults import outer_defaults
+    from tiercel.flow.loader import collect_files, load_flow_file
+
+    report = []
+    for path in collect_files(paths)[0]:
+        flow = load_flow_file(path)
+        chain = [("flow", d) for d in flow.pluginDefaults] + outer_defaults(flow.namespace)
+        report.append({"flow": f"{flow.namespace}.{flow.id}", "file": str(path),
+                       "defaults": [{"level": level, "type": d.type, "values": d.values, "forced": d.forced}
+                                    for level, d in chain]})
+    if fmt == "json":
+        click.echo(json.dumps(report, indent=2))
+        return
+    for item in report:
+        click.echo(f"{item['flow']} ({item['file']})")
+        for d in item["defaults"] or [{"level": "-", "type": "(no plugin defaults)", "values": "", "forced": False}]:
+            values = json.dumps(d["values"]) if d["values"] != "" else ""
+            click.echo(f"  {d['level']:<22} {d['type']:<24} {values}{'  forced' if d['forced'] else ''}")

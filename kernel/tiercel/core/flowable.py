@@ -621,9 +621,15 @@ tasks:
 
     class Progress(FlowableTask.Progress):
         written: bool = False  # the input files are in the directory
+        copied: bool = False  # the namespace files are in the directory
 
     def resolve(self, run: FlowableRun) -> Status:
         run.share_working_directory()
+        spec = self.namespaceFiles
+        if spec is not None and spec.enabled and not run.progress.copied:
+            if run.files("namespace", include=spec.include, exclude=spec.exclude) is None:
+                return RUNNING
+            run.progress.copied = True
         if self.inputFiles and not run.progress.written:
             if run.files("write", files=run.render(self.inputFiles)) is None:
                 return RUNNING

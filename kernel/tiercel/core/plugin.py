@@ -1,4 +1,4 @@
-"""The core plugin: Tiercel's built-in tasks, triggers, process runner and local storage.
+"""The core plugin: Tiercel's built-in tasks, triggers, process runner, local storage and secret providers.
 
 Registered through the same hooks as any other plugin (entry point ``core``).
 """
@@ -16,12 +16,14 @@ TIERCEL_API = ">=1.0,<2"
 
 @hookimpl
 def register_tasks(register: Callable[[type], None]) -> None:
-    from tiercel.core import flowable, tasks
+    from tiercel.core import flowable, kv, namespace, tasks
 
     for cls in (tasks.Log, tasks.Return, tasks.OutputValues, tasks.Sleep, tasks.Fail, tasks.Labels, tasks.Resume,
                 flowable.Sequential, flowable.Parallel, flowable.If, flowable.Switch, flowable.ForEach,
                 flowable.EachParallel, flowable.AllowFailure, flowable.Dag, flowable.WaitFor,
-                flowable.WorkingDirectory, flowable.Pause, flowable.Subflow, flowable.ForEachItem):
+                flowable.WorkingDirectory, flowable.Pause, flowable.Subflow, flowable.ForEachItem,
+                kv.Set, kv.Get, kv.GetKeys, kv.Delete, kv.PurgeKV,
+                namespace.UploadFiles, namespace.DownloadFiles, namespace.DeleteFiles):
         register(cls)
 
 
@@ -45,6 +47,14 @@ def register_storages(register: Callable[[type], None]) -> None:
     from tiercel.core.storage import Local
 
     register(Local)
+
+
+@hookimpl
+def register_secret_providers(register: Callable[[type], None]) -> None:
+    from tiercel.core.secrets import EnvSecrets, FileSecrets, StoredSecrets
+
+    for cls in (EnvSecrets, FileSecrets, StoredSecrets):
+        register(cls)
 
 
 @hookimpl(trylast=True)

@@ -1,8 +1,7 @@
-"""The concrete run context handed to tasks and triggers, and secret masking."""
+"""The concrete run context handed to tasks and triggers."""
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import shutil
@@ -14,40 +13,11 @@ from typing import Any, BinaryIO
 
 from tiercel.api import DEFAULT_RUNNER, RunContext, Runner, TaskError
 from tiercel.engine.host import RunHost
+from tiercel.engine.secrets import mask
 
-MASK = "******"
+__all__ = ["LogSink", "TaskRunContext", "mask"]
+
 _LEVELS = {"TRACE": 5, "DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING, "ERROR": logging.ERROR}
-
-
-def read_secret(name: str) -> str:
-    """A secret from the environment: ``TIERCEL_SECRET_<NAME>`` (plain) or Kestra's ``SECRET_<NAME>`` (base64)."""
-    key = name.upper().replace("-", "_").replace(".", "_")
-    plain = os.environ.get(f"TIERCEL_SECRET_{key}")
-    if plain is not None:
-        return plain
-    encoded = os.environ.get(f"SECRET_{key}")
-    if encoded is not None:
-        try:
-            return base64.b64decode(encoded).decode()
-        except ValueError:
-            raise TaskError(f"secret `{name}`: SECRET_{key} is not valid base64") from None
-    raise TaskError(f"secret `{name}` is not set: export TIERCEL_SECRET_{key}=... (or SECRET_{key} in base64)")
-
-
-def mask(value: Any, secrets: set[str]) -> Any:
-    """Replace every secret value inside *value* (str, list, dict) by ``******``."""
-    if not secrets:
-        return value
-    if isinstance(value, str):
-        for s in secrets:
-            if s and s in value:
-                value = value.replace(s, MASK)
-        return value
-    if isinstance(value, dict):
-        return {k: mask(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask(v, secrets) for v in value]
-    return value
 
 
 class LogSink(logging.Handler):
@@ -118,7 +88,7 @@ class TaskRunContext(RunContext):
         return self.host.renderer.render(value, variables)
 
     def secret(self, name: str) -> str:
-        value = read_secret(name)
+        value = self.host.secrets.read(name, self.namespace)
         self.secrets.add(value)
         return value
 
@@ -141,6 +111,16 @@ class TaskRunContext(RunContext):
     def warning(self, message: str) -> None:
         self.warned = True
         self.logger.warning(message)
+
+    @property
+    def kv(self) -> Any:
+        return self.host.kv
+
+    @property
+    def namespace_files(self) -> Any:
+        from tiercel.engine.namespace_files import NamespaceFiles
+
+        return NamespaceFiles(self.host.storage)
 
     @property
     def cache_dir(self) -> Path:

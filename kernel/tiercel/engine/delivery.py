@@ -20,6 +20,7 @@ from typing import Any
 
 from tiercel.api import Trigger, TriggerEvent
 from tiercel.engine.context import TaskRunContext
+from tiercel.engine.secrets import ExpressionFunction
 from tiercel.flow.model import Flow
 from tiercel.model import Execution, State
 
@@ -96,7 +97,7 @@ def trigger_context(rt: Any, flow: Flow, trigger: Trigger) -> TaskRunContext:
     ctx = TaskRunContext(host=rt, namespace=flow.namespace, flow_id=flow.id, execution_id=None, task_run_id=None,
                          task_id=trigger.id, attempt=0, variables=variables, secrets=secrets, emit_log=emit,
                          log_level=trigger.logLevel, trigger_state=state)
-    variables["secret"] = ctx.secret  # a trigger's properties may read secrets, masked in its logs
+    variables["secret"] = ExpressionFunction("secret", ctx.secret)  # a trigger's properties may read secrets
     return ctx
 
 

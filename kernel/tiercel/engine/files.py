@@ -36,6 +36,8 @@ def do(kind: str, storage: InternalStorage, home: Path, ex: Execution, tr: TaskR
         return {}
     if kind == "collect":
         return collect_output_files(storage, home, ex, tr, params["globs"])
+    if kind == "namespace":
+        return copy_namespace_files(storage, home, ex, tr, params.get("include"), params.get("exclude"))
     raise ValueError(f"unknown file work `{kind}`")
 
 
@@ -103,3 +105,19 @@ def collect_output_files(storage: InternalStorage, home: Path, ex: Execution, tr
                 storage.put(uri, file)
                 found[name] = uri
     return found
+
+
+def copy_namespace_files(storage: InternalStorage, home: Path, ex: Execution, tr: TaskRun,
+                         include: list[str] | None, exclude: list[str] | None) -> list[str]:
+    """Copy the execution's namespace files selected by the globs into the shared working directory."""
+    from tiercel.engine.namespace_files import NamespaceFiles
+
+    files = NamespaceFiles(storage)
+    target = workdir_path(home, tr)
+    names = files.list(ex.namespace, include, exclude)
+    for name in names:
+        path = target / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with files.open(ex.namespace, name) as src, open(path, "wb") as out:
+            shutil.copyfileobj(src, out)
+    return names

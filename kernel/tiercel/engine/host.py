@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from tiercel.engine.secrets import SecretChain
     from tiercel.engine.storage import InternalStorage
     from tiercel.expr import Renderer
     from tiercel.model import TaskRun
@@ -19,6 +20,10 @@ class RunHost(Protocol):
     registry: Registry
     renderer: Renderer
     storage: InternalStorage
+    #: The secret providers, asked in order by ``secret()``.
+    secrets: SecretChain
+    #: The key/value store (``tiercel.backend.kv.KVStore``).
+    kv: Any
 
     def track_resources(self, task_run_id: str, attempt: int, resources: dict[str, Any]) -> None:
         """Persist what a running attempt started outside the worker (``RunContext.track``)."""

@@ -22,7 +22,7 @@ from typing import Any
 from tiercel.backend import Stores
 from tiercel.engine import files
 from tiercel.engine.catalog import FlowCatalog, FlowNotFound
-from tiercel.engine.context import mask, read_secret
+from tiercel.engine.context import mask
 from tiercel.engine.executor import (
     ArmTimer,
     Effects,
@@ -42,7 +42,9 @@ from tiercel.engine.executor import (
     command_event,
 )
 from tiercel.engine.logbuffer import LogBuffer
+from tiercel.engine.namespace_files import NamespaceFiles
 from tiercel.engine.ownership import Ownership
+from tiercel.engine.secrets import ExpressionFunction, SecretChain, sealer
 from tiercel.engine.storage import InternalStorage, resolve_backend
 from tiercel.engine.variables import Variables
 from tiercel.engine.worker import Worker
@@ -71,7 +73,10 @@ class Runtime:
         self.storage = InternalStorage(resolve_backend(self.home, self.registry))
         self.stores.executions.offload = self._offload_outputs
         self.stores.executions.resolve = self.storage.read_text
+        self.stores.executions.seal, self.stores.executions.unseal = sealer(self.home)
         self.renderer = Renderer(registry=self.registry, cache_file=self.home / "cache" / "expressions")
+        self.secrets = SecretChain(self.registry, self.home)
+        self.kv = self.stores.kv
         self.variables = Variables(self.renderer, self._lookups)
         self.executor = Executor(self.variables)
         self.catalog = FlowCatalog(self.stores, self.registry, flow_dirs)
@@ -116,6 +121,7 @@ class Runtime:
         for spec in specs:
             if str(spec.type).upper() == "SECRET" and inputs.get(spec.id):
                 ex.secrets.add(str(inputs[spec.id]))
+                ex.secret_inputs.add(spec.id)
         return ex
 
     def submit(self, ex: Execution) -> bool:
@@ -407,6 +413,10 @@ class Runtime:
                                        trigger={"id": tr.task_id, "type": start.task_type,
                                                 "variables": {"executionId": parent.id, "namespace": parent.namespace,
                                                               "flowId": parent.flow_id, "iteration": start.index}})
+            if parent.secrets:  # the parent's secrets stay secret in the child: masked, stored sealed
+                child.secrets |= parent.secrets
+                child.secret_inputs |= {k for k, v in child.inputs.items() if mask(v, parent.secrets) != v}
+                child.labels = mask(child.labels, parent.secrets)
             self.submit(child)
         except Exception as exc:
             self.post(parent.id, SubflowEnded(tr.id, start.index, None, State.FAILED, None, str(exc)))
@@ -455,7 +465,7 @@ class Runtime:
         """What expressions of *ex* may read outside it: secrets, the KV store, stored files."""
 
         def secret(name: str) -> str:
-            value = read_secret(name)
+            value = self.secrets.read(name, ex.namespace)
             ex.secrets.add(value)
             return value
 
@@ -469,10 +479,14 @@ class Runtime:
             return value
 
         def read(uri: str) -> str:
+            """A ``tiercel://`` file of the execution's namespace, or a namespace file by its path (``scripts/q.sql``)."""
+            if not uri.startswith("tiercel://"):
+                uri = NamespaceFiles.uri(ex.namespace, uri)
             return self.storage.read_text(uri, ex.namespace)
 
         def render(template: Any) -> Any:
             flow = self.flow_of(ex)
             return self.renderer.render(template, self.variables.build(flow, ex, None, None))
 
-        return {"secret": secret, "kv": kv, "read": read, "render": render}
+        return {name: ExpressionFunction(name, fn) for name, fn in
+                (("secret", secret), ("kv", kv), ("read", read), ("render", render))}

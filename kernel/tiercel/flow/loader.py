@@ -62,7 +62,7 @@ def collect_files(paths: list[str | FsPath]) -> tuple[list[FsPath], list[FlowErr
     """The flow files named by *paths*, and errors for missing paths.
 
     Folders are searched recursively for ``*.yaml`` and ``*.yml``, skipping hidden folders
-    (``.github/``, ``.tiercel/``).
+    (``.github/``, ``.tiercel/``), namespace files (``_files/``) and flow tests (``*.test.yaml``).
     """
     files: list[FsPath] = []
     errors: list[FlowError] = []
@@ -70,7 +70,8 @@ def collect_files(paths: list[str | FsPath]) -> tuple[list[FsPath], list[FlowErr
         p = FsPath(raw)
         if p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.suffix in (".yaml", ".yml") and f.is_file()
-                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
+                           and not any(part.startswith(".") or part == "_files" for part in f.relative_to(p).parts)
+                           and not f.name.endswith((".test.yaml", ".test.yml")))
             if not found:
                 errors.append(FlowError(str(p), None, None, None, None, "no flow files (*.yaml, *.yml) in this folder"))
             files.extend(found)
@@ -252,7 +253,15 @@ class _Loader:
                     self.defaults.append(PluginDefault.model_validate(item))
                 except ValidationError:
                     pass  # reported when the flow itself is validated
-        self.defaults.sort(key=lambda d: d.forced)  # forced ones apply last, so they win
+        from tiercel.flow.defaults import DefaultsError, ordered, outer_defaults
+
+        namespace = data.get("namespace")
+        try:
+            outer = outer_defaults(namespace) if isinstance(namespace, str) else []
+        except DefaultsError as exc:
+            self.error((), str(exc))
+            outer = []
+        self.defaults = ordered(self.defaults, outer)
 
     def _unique(self, items: list[Any], block: str, what: str) -> None:
         seen: dict[str, int] = {}

@@ -1033,7 +1033,10 @@ def create_app(services: Services, components: list[str] | None = None, policy: 
         Route(f"{tr}/enable", set_trigger_enabled, methods=["POST"]),
         Route(f"{tr}/disable", set_trigger_enabled, methods=["POST"]),
     ]
+    from tiercel.server import namespaces
     from tiercel.server.openapi import spec
+
+    routes += namespaces.routes(p)
 
     paths = spec()["paths"]
     by_path: dict[str, dict[str, Any]] = {}  # one route per path, so a 405 lists every method in `Allow`

@@ -166,6 +166,9 @@ def spec() -> dict[str, Any]:
         f"{t}/backfill/unpause": {"post": _op("Triggers", "Unpause a backfill", trig_ok, TRIGGER)},
     }
     _secure(paths)
+    from tiercel.server.namespaces import paths as namespace_paths
+
+    paths.update(namespace_paths())
     return {
         "openapi": "3.0.3",
         "info": {"title": "Tiercel API", "version": __version__,

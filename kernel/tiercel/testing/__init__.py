@@ -26,6 +26,7 @@ _EXPORTS = {
     "render_component": "tiercel.testing.components",
     "execution_logs": "tiercel.testing.components",
     "execution_metrics": "tiercel.testing.components",
+    "put_secret": "tiercel.testing.components",
     "TriggerHarness": "tiercel.testing.components",
     "free_port": "tiercel.testing.services",
 }

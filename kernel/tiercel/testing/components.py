@@ -233,3 +233,19 @@ class TriggerHarness:
 
     def open_file(self, uri: str) -> BinaryIO:
         return self._store.rt.storage.open(uri, self.flow.namespace)
+
+
+def put_secret(home: str | Path, namespace: str, name: str, value: str) -> None:
+    """Store secret *name* of *namespace* in *home*'s encrypted store, as ``tiercel secrets set`` does
+    (``TIERCEL_SECRET_KEY`` must be set)."""
+    from tiercel.backend import Stores
+    from tiercel.core.secrets import seal, secret_key
+
+    key = secret_key()
+    if key is None:
+        raise RuntimeError("put_secret needs TIERCEL_SECRET_KEY (tiercel secrets new-key)")
+    stores = Stores.open(Path(home) / "tiercel.db")
+    try:
+        stores.secrets.put(namespace, name, seal(key, namespace, name, value))
+    finally:
+        stores.close()

