@@ -60,7 +60,9 @@ def _request(method: str, path: str, ns: str, ids: dict[str, str]) -> tuple[str,
 #: Allowed requests that may still answer 404 for a reason of their own (no backfill is in progress).
 OWN_404 = {("DELETE", "/api/v1/triggers/{namespace}/{flowId}/{triggerId}/backfill"),
            ("POST", "/api/v1/triggers/{namespace}/{flowId}/{triggerId}/backfill/pause"),
-           ("POST", "/api/v1/triggers/{namespace}/{flowId}/{triggerId}/backfill/unpause")}
+           ("POST", "/api/v1/triggers/{namespace}/{flowId}/{triggerId}/backfill/unpause"),
+           ("GET", "/api/v1/namespaces/{namespace}/kv/{key}"), ("DELETE", "/api/v1/namespaces/{namespace}/kv/{key}"),
+           ("GET", "/api/v1/namespaces/{namespace}/files"), ("DELETE", "/api/v1/namespaces/{namespace}/files")}
 
 
 def _namespaced(method: str, path: str) -> bool:
@@ -70,10 +72,10 @@ def _namespaced(method: str, path: str) -> bool:
 
 def _issue_role(method: str, path: str) -> str:
     """The role the issue gives each namespaced operation: viewer reads; runner starts, kills, restarts,
-    resumes and backfills; editor deploys, deletes and switches triggers."""
+    resumes and backfills; editor deploys, deletes, switches triggers and writes KV and namespace files."""
     if method == "GET":
         return "viewer"
-    if path.startswith("/api/v1/flows") or path.endswith(("/enable", "/disable")):
+    if path.startswith(("/api/v1/flows", "/api/v1/namespaces")) or path.endswith(("/enable", "/disable")):
         return "editor"
     return "runner"
 

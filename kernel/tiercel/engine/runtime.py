@@ -470,9 +470,9 @@ class Runtime:
             return value
 
         def kv(key: str, namespace: str | None = None, errorOnMissing: bool = True) -> Any:
-            if namespace and namespace != ex.namespace:  # no namespace reads another's, parent or child
-                raise PermissionError(f"kv(): namespace `{ex.namespace}` may only read its own keys, "
-                                      f"not those of `{namespace}`")
+            if namespace and namespace != ex.namespace and not ex.namespace.startswith(namespace + "."):
+                raise PermissionError(f"kv(): namespace `{ex.namespace}` may read its own keys and its parents' "
+                                      f"(as secrets inherit), not those of `{namespace}`")
             value = self.stores.kv.get(namespace or ex.namespace, key)
             if value is None and errorOnMissing:
                 raise KeyError(f"kv key `{key}` not found in namespace `{namespace or ex.namespace}`")

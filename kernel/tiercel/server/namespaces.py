@@ -19,6 +19,15 @@ MAX_TTL = 100 * 365 * 86400
 KV_TYPES = ("STRING", "NUMBER", "BOOLEAN", "DATETIME", "DATE", "DURATION", "JSON")
 
 
+def _namespace(request: Request) -> str:
+    """The namespace of the request, which the caller must be allowed to touch with the route's role."""
+    from tiercel.server.auth import allow
+
+    namespace = request.path_params["namespace"]
+    allow(request, namespace)
+    return str(namespace)
+
+
 def _inferred(value: Any) -> str:
     if isinstance(value, bool):
         return "BOOLEAN"
@@ -28,9 +37,7 @@ def _inferred(value: Any) -> str:
 
 
 async def list_kv(request: Request) -> Response:
-    entries = svc(request).rt.stores.kv.entries(
-        request.path_params["namespace"], request.query_params.get("prefix", "")
-    )
+    entries = svc(request).rt.stores.kv.entries(_namespace(request), request.query_params.get("prefix", ""))
     return Json(
         [
             {"key": e.key, "type": e.type, "expirationDate": iso(e.expires_at), "updateDate": iso(e.updated_at)}
@@ -40,7 +47,7 @@ async def list_kv(request: Request) -> Response:
 
 
 async def get_kv(request: Request) -> Response:
-    namespace, key = request.path_params["namespace"], request.path_params["key"]
+    namespace, key = _namespace(request), request.path_params["key"]
     entry = svc(request).rt.stores.kv.entry(namespace, key)
     if entry is None:
         raise ApiError(404, f"no key `{key}` in namespace {namespace}")
@@ -53,7 +60,7 @@ async def put_kv(request: Request) -> Response:
     from tiercel.core.kv import typed
     from tiercel.flow.inputs import parse_duration
 
-    namespace, key = request.path_params["namespace"], request.path_params["key"]
+    namespace, key = _namespace(request), request.path_params["key"]
     body = await read_body(request, KV_LIMIT)
     try:
         text = body.decode("utf-8")
@@ -85,7 +92,7 @@ async def put_kv(request: Request) -> Response:
 
 
 async def delete_kv(request: Request) -> Response:
-    namespace, key = request.path_params["namespace"], request.path_params["key"]
+    namespace, key = _namespace(request), request.path_params["key"]
     if not svc(request).rt.stores.kv.delete(namespace, key):
         raise ApiError(404, f"no key `{key}` in namespace {namespace}")
     return Response(status_code=204)
@@ -108,12 +115,12 @@ def _file_path(request: Request) -> str:
 
 async def list_files(request: Request) -> Response:
     prefix = request.query_params.get("path", "").strip("/")
-    names = await asyncio.to_thread(_store(request).list, request.path_params["namespace"])
+    names = await asyncio.to_thread(_store(request).list, _namespace(request))
     return Json([{"path": n} for n in names if not prefix or n.startswith(prefix + "/")])
 
 
 async def get_file(request: Request) -> Response:
-    namespace, path = request.path_params["namespace"], _file_path(request)
+    namespace, path = _namespace(request), _file_path(request)
     try:
         with _store(request).open(namespace, path) as stream:
             data = await asyncio.to_thread(stream.read)
@@ -124,7 +131,7 @@ async def get_file(request: Request) -> Response:
 
 async def put_file(request: Request) -> Response:
     """Multipart, the file in a part named ``fileContent`` (Kestra's name)."""
-    namespace, path = request.path_params["namespace"], _file_path(request)
+    namespace, path = _namespace(request), _file_path(request)
     if media_type(request) != "multipart/form-data":
         raise ApiError(415, "send the file as multipart/form-data, in a part named `fileContent`")
     length = request.headers.get("content-length")
@@ -145,7 +152,7 @@ async def put_file(request: Request) -> Response:
 
 
 async def delete_file(request: Request) -> Response:
-    namespace, path = request.path_params["namespace"], _file_path(request)
+    namespace, path = _namespace(request), _file_path(request)
     if not await asyncio.to_thread(_store(request).delete, namespace, path):
         raise ApiError(404, f"no file `{path}` in namespace {namespace}")
     return Response(status_code=204)
