@@ -10,7 +10,6 @@ import asyncio
 import codecs
 import contextlib
 import os
-import shutil
 import signal
 import time
 from collections import deque
@@ -18,17 +17,14 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from tiercel.api import ScriptJob, ScriptResult, TaskError
+from tiercel.runners import MAX_LINE, OUTPUT_DIR_NAME, write_inputs
 
-#: Directory, inside the working directory, exported as OUTPUT_DIR: everything in it is an output file.
-OUTPUT_DIR_NAME = ".output"
 #: Seconds between SIGTERM and SIGKILL when stopping a process group.
 KILL_GRACE = 2.0
 #: Seconds to let the output pipes drain once a command's group is gone.
 DRAIN_TIMEOUT = 2.0
 #: Lines of stderr kept for ScriptResult.stderr_tail.
 TAIL_LINES = 20
-#: Longest line passed to a callback; longer output is split.
-MAX_LINE = 1 << 20
 
 
 class ProcessTimeout(TaskError, TimeoutError):
@@ -40,9 +36,13 @@ async def run_job(work: Path, job: ScriptJob) -> ScriptResult:
     work.mkdir(parents=True, exist_ok=True)
     out_dir = work / OUTPUT_DIR_NAME
     out_dir.mkdir(exist_ok=True)
-    for name, content in job.input_files.items():
-        _write_input(work, name, content)
-    env = {**os.environ, **{k: str(v) for k, v in job.env.items()}, "WORKING_DIR": str(work), "OUTPUT_DIR": str(out_dir)}
+    write_inputs(work, job.input_files)
+    env = {
+        **os.environ,
+        **{k: str(v) for k, v in job.env.items()},
+        "WORKING_DIR": str(work),
+        "OUTPUT_DIR": str(out_dir),
+    }
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     loop = asyncio.get_running_loop()
     deadline = None if job.timeout is None else loop.time() + job.timeout
@@ -60,22 +60,13 @@ def _inside(root: Path, name: str, what: str) -> Path:
     """``root / name`` after checking that *name* is relative and stays inside *root*."""
     rel = PurePosixPath(name.replace("\\", "/"))
     if not name or rel.is_absolute() or ".." in rel.parts:
-        raise TaskError(f"{what} `{name}` must be a relative path inside the working directory (no leading `/`, no `..`)")
+        raise TaskError(
+            f"{what} `{name}` must be a relative path inside the working directory (no leading `/`, no `..`)"
+        )
     path = root / rel
     if not path.resolve().is_relative_to(root.resolve()):
         raise TaskError(f"{what} `{name}` escapes the working directory")
     return path
-
-
-def _write_input(work: Path, name: str, content: bytes | str | Path) -> None:
-    path = _inside(work, name, "input file")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, Path):
-        shutil.copyfile(content, path)
-    elif isinstance(content, str):
-        path.write_text(content)
-    else:
-        path.write_bytes(content)
 
 
 def _collect(work: Path, out_dir: Path, globs: list[str]) -> dict[str, Path]:
@@ -108,16 +99,26 @@ class _Protocol(asyncio.subprocess.SubprocessStreamProtocol):
             self.exited.set_result(None)
 
 
-async def _run_command(argv: list[str], work: Path, env: dict[str, str], job: ScriptJob,
-                       tail: deque[str], deadline: float | None) -> int:
+async def _run_command(
+    argv: list[str], work: Path, env: dict[str, str], job: ScriptJob, tail: deque[str], deadline: float | None
+) -> int:
     if not argv:
         raise TaskError("empty command: each command is a non-empty list of arguments")
     loop = asyncio.get_running_loop()
     # Shielded: a cancellation during start-up makes asyncio kill only the leader and then wait
     # for pipes that its children may hold forever; finish starting, then stop the whole group.
-    start = asyncio.ensure_future(loop.subprocess_exec(
-        lambda: _Protocol(loop), *argv, cwd=work, env=env, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True))
+    start = asyncio.ensure_future(
+        loop.subprocess_exec(
+            lambda: _Protocol(loop),
+            *argv,
+            cwd=work,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+    )
     try:
         transport, protocol = await asyncio.shield(start)
     except FileNotFoundError:
@@ -212,7 +213,7 @@ def _group_alive(pgid: int) -> bool:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        fields = stat[stat.rfind(")") + 2:].split()
+        fields = stat[stat.rfind(")") + 2 :].split()
         if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
             return True
     return False

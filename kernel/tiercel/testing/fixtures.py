@@ -115,6 +115,12 @@ def redis_url() -> Iterator[str]:
     yield from _serve("redis_url")
 
 
+@pytest.fixture(scope="session")
+def docker_host() -> Iterator[str]:
+    """Docker engine address ``unix:///…/docker.sock`` holding the image tiercel/busybox:test."""
+    yield from _serve("docker_host")
+
+
 @pytest.fixture
 def tiercel_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh directory set as TIERCEL_HOME and made the working directory, for one test."""
