@@ -34,8 +34,14 @@ class SSHServer:
 
     def properties(self, **extra: object) -> dict[str, object]:
         """The runner's properties for this server."""
-        return {"host": self.host, "port": self.port, "username": self.username, "privateKey": self.private_key,
-                "knownHosts": self.known_hosts, **extra}
+        return {
+            "host": self.host,
+            "port": self.port,
+            "username": self.username,
+            "privateKey": self.private_key,
+            "knownHosts": self.known_hosts,
+            **extra,
+        }
 
 
 def _keygen(path: Path) -> None:
@@ -61,11 +67,16 @@ def ssh_server() -> Iterator[SSHServer]:
     (root / "sshd_config").write_text(
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {root / 'host_key'}\nAuthorizedKeysFile {root / 'authorized_keys'}\n"
         f"UsePAM no\nStrictModes no\nPasswordAuthentication no\nAllowUsers {USER}\nPidFile {root / 'sshd.pid'}\n"
-        "Subsystem sftp internal-sftp\nMaxSessions 100\nMaxStartups 100\n")
+        "Subsystem sftp internal-sftp\nMaxSessions 100\nMaxStartups 100\n"
+    )
     Path("/run/sshd").mkdir(exist_ok=True)
     with open(root / "sshd.log", "ab") as log:
-        process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(root / "sshd_config")], stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            [SSHD, "-D", "-e", "-f", str(root / "sshd_config")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + 10
     while True:
         try:
@@ -77,8 +88,14 @@ def ssh_server() -> Iterator[SSHServer]:
                 pytest.fail(f"sshd did not start: {(root / 'sshd.log').read_text()[-2000:]}")
             time.sleep(0.02)
     host_key = (root / "host_key.pub").read_text().split()
-    server = SSHServer("127.0.0.1", port, USER, (root / "client_key").read_text(),
-                       f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n", process)
+    server = SSHServer(
+        "127.0.0.1",
+        port,
+        USER,
+        (root / "client_key").read_text(),
+        f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}\n",
+        process,
+    )
     try:
         yield server
     finally:

@@ -79,8 +79,8 @@ def _session_processes(server_pid: int) -> list[int]:
                 stat = (entry / "stat").read_text()
             except OSError:
                 continue
-            parents[int(entry.name)] = int(stat[stat.rfind(")") + 2:].split()[1])
-            names[int(entry.name)] = stat[stat.find("(") + 1:stat.rfind(")")]
+            parents[int(entry.name)] = int(stat[stat.rfind(")") + 2 :].split()[1])
+            names[int(entry.name)] = stat[stat.find("(") + 1 : stat.rfind(")")]
     found, frontier = [], {server_pid}
     while frontier:
         frontier = {pid for pid, parent in parents.items() if parent in frontier}
@@ -93,8 +93,10 @@ def test_connection_dropped_mid_run_fails_the_attempt(ssh_server) -> None:
 
     async def scenario() -> None:
         started = asyncio.Event()
-        job = ScriptJob(commands=[["sh", "-c", "echo started; sleep 30"]],
-                        on_stdout=lambda line: started.set() if line == "started" else None)
+        job = ScriptJob(
+            commands=[["sh", "-c", "echo started; sleep 30"]],
+            on_stdout=lambda line: started.set() if line == "started" else None,
+        )
         with run_context() as ctx:
             before = set(Path("/tmp").glob("tiercel-????????????????"))
             task = asyncio.create_task(runner.run(ctx, job))
@@ -103,8 +105,9 @@ def test_connection_dropped_mid_run_fails_the_attempt(ssh_server) -> None:
                 os.kill(pid, signal.SIGKILL)
             with pytest.raises(TaskError, match="dropped mid-run"):
                 await asyncio.wait_for(task, 10)
-            assert not [d for d in Path("/tmp").glob("tiercel-????????????????") if d not in before], \
+            assert not [d for d in Path("/tmp").glob("tiercel-????????????????") if d not in before], (
                 "the remote directory was not removed over a new connection"
+            )
             # the next attempt connects again
             assert (await runner.run(ctx, ScriptJob(commands=[["true"]]))).exit_code == 0
 

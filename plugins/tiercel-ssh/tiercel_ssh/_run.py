@@ -48,22 +48,36 @@ async def connect(runner: SSH) -> asyncssh.SSHClientConnection:
     import asyncssh
 
     loop = asyncio.get_running_loop()
-    key = (id(loop), runner.host, runner.port, runner.username, runner.password, runner.privateKey,
-           runner.knownHosts, runner.strictHostKeyChecking)
-    for k, (owner, conn) in list(_POOL.items()):
+    key = (
+        id(loop),
+        runner.host,
+        runner.port,
+        runner.username,
+        runner.password,
+        runner.privateKey,
+        runner.knownHosts,
+        runner.strictHostKeyChecking,
+    )
+    for k, (owner, _conn) in list(_POOL.items()):
         if owner.is_closed():
             del _POOL[k]
     cached = _POOL.get(key)
     if cached and not cached[1].is_closed():
         return cached[1]
-    options: dict[str, Any] = {"username": runner.username, "port": runner.port,
-                               "connect_timeout": runner.connectTimeout.total_seconds(), "agent_path": None}
+    options: dict[str, Any] = {
+        "username": runner.username,
+        "port": runner.port,
+        "connect_timeout": runner.connectTimeout.total_seconds(),
+        "agent_path": None,
+    }
     if runner.privateKey:
         try:
             options["client_keys"] = [asyncssh.import_private_key(runner.privateKey, runner.privateKeyPassphrase)]
         except (asyncssh.KeyImportError, ValueError) as exc:
-            raise TaskError(f"ssh.SSH: `privateKey` cannot be read ({exc}): give the PEM/OpenSSH text of the key "
-                            f"(and `privateKeyPassphrase` if it is encrypted)") from None
+            raise TaskError(
+                f"ssh.SSH: `privateKey` cannot be read ({exc}): give the PEM/OpenSSH text of the key "
+                f"(and `privateKeyPassphrase` if it is encrypted)"
+            ) from None
     else:
         options["client_keys"] = None
     if runner.password:
@@ -75,13 +89,19 @@ async def connect(runner: SSH) -> asyncssh.SSHClientConnection:
     try:
         conn = await asyncssh.connect(runner.host, **options)
     except asyncssh.HostKeyNotVerifiable as exc:
-        raise TaskError(f"ssh.SSH: the host key of {_where(runner)} is not trusted ({exc}); add its line to "
-                        f"`knownHosts` (ssh-keyscan -p {runner.port} {runner.host})") from None
+        raise TaskError(
+            f"ssh.SSH: the host key of {_where(runner)} is not trusted ({exc}); add its line to "
+            f"`knownHosts` (ssh-keyscan -p {runner.port} {runner.host})"
+        ) from None
     except asyncssh.PermissionDenied:
-        raise TaskError(f"ssh.SSH: {_where(runner)} refused the login; check `username` and `privateKey`/`password`") from None
+        raise TaskError(
+            f"ssh.SSH: {_where(runner)} refused the login; check `username` and `privateKey`/`password`"
+        ) from None
     except (OSError, asyncssh.Error, TimeoutError) as exc:
-        raise TaskError(f"ssh.SSH: cannot connect to {_where(runner)} ({exc or type(exc).__name__}); check `host` and "
-                        f"`port`, and that sshd runs there and the worker can reach it") from None
+        raise TaskError(
+            f"ssh.SSH: cannot connect to {_where(runner)} ({exc or type(exc).__name__}); check `host` and "
+            f"`port`, and that sshd runs there and the worker can reach it"
+        ) from None
     _POOL[key] = (loop, conn)
     return conn
 
@@ -89,9 +109,11 @@ async def connect(runner: SSH) -> asyncssh.SSHClientConnection:
 def _stop_group_command(pgid: int, grace: float) -> str:
     """SIGTERM to the process group, SIGKILL once *grace* seconds passed with some of it left."""
     tries = max(1, int(grace * 10))
-    return (f"(kill -TERM -{pgid} 2>/dev/null || exit 0; i=0; "
-            f"while kill -0 -{pgid} 2>/dev/null && [ $i -lt {tries} ]; do sleep 0.1; i=$((i+1)); done; "
-            f"kill -KILL -{pgid} 2>/dev/null; exit 0)")
+    return (
+        f"(kill -TERM -{pgid} 2>/dev/null || exit 0; i=0; "
+        f"while kill -0 -{pgid} 2>/dev/null && [ $i -lt {tries} ]; do sleep 0.1; i=$((i+1)); done; "
+        f"kill -KILL -{pgid} 2>/dev/null; exit 0)"
+    )
 
 
 async def _clean_leftovers(conn: asyncssh.SSHClientConnection, runner: SSH, ctx: RunContext) -> None:
@@ -106,7 +128,9 @@ async def _clean_leftovers(conn: asyncssh.SSHClientConnection, runner: SSH, ctx:
         if isinstance(info.get("dir"), str):
             parts.append(f"rm -rf {shlex.quote(info['dir'])}")
         await conn.run("; ".join(parts))
-        ctx.logger.warning("stopped what an earlier attempt left on %s (process group %s)", runner.host, info.get("pgid"))
+        ctx.logger.warning(
+            "stopped what an earlier attempt left on %s (process group %s)", runner.host, info.get("pgid")
+        )
 
 
 async def run_job(runner: SSH, ctx: RunContext, job: ScriptJob) -> ScriptResult:
@@ -123,16 +147,24 @@ async def run_job(runner: SSH, ctx: RunContext, job: ScriptJob) -> ScriptResult:
     try:
         if job.input_files:
             await _upload(conn, workdir, job.input_files)
-        env = {**{k: str(v) for k, v in job.env.items()}, "WORKING_DIR": workdir, "OUTPUT_DIR": f"{workdir}/{OUTPUT_DIR_NAME}"}
+        env = {
+            **{k: str(v) for k, v in job.env.items()},
+            "WORKING_DIR": workdir,
+            "OUTPUT_DIR": f"{workdir}/{OUTPUT_DIR_NAME}",
+        }
         exports = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in env.items() if name.isidentifier())
-        command = (f"mkdir -p -m 700 {shlex.quote(workdir)} && mkdir -p {shlex.quote(workdir + '/' + OUTPUT_DIR_NAME)} && "
-                   f"cd {shlex.quote(workdir)} || exit 125\necho \"{token} $$\" >&2\n{exports}"
-                   f"{shell_script(job.commands, job.fail_fast)}")
+        command = (
+            f"mkdir -p -m 700 {shlex.quote(workdir)} && mkdir -p {shlex.quote(workdir + '/' + OUTPUT_DIR_NAME)} && "
+            f'cd {shlex.quote(workdir)} || exit 125\necho "{token} $$" >&2\n{exports}'
+            f"{shell_script(job.commands, job.fail_fast)}"
+        )
         try:
             code = await _run(conn, command, token, tracked, tail, ctx, job, grace)
         except (asyncssh.ConnectionLost, asyncssh.DisconnectError, BrokenPipeError, ConnectionError) as exc:
-            raise TaskError(f"ssh.SSH: the connection to {_where(runner)} dropped mid-run ({exc}); the attempt failed "
-                            f"and may be retried (`retry`)") from None
+            raise TaskError(
+                f"ssh.SSH: the connection to {_where(runner)} dropped mid-run ({exc}); the attempt failed "
+                f"and may be retried (`retry`)"
+            ) from None
         outputs = await _download(conn, workdir, ctx, job.output_files)
         return ScriptResult(code, outputs, "\n".join(tail))
     finally:
@@ -150,8 +182,16 @@ async def _cleanup(runner: SSH, conn: asyncssh.SSHClientConnection, tracked: dic
     await asyncio.wait_for(conn.run("; ".join(parts)), grace + 10)
 
 
-async def _run(conn: asyncssh.SSHClientConnection, command: str, token: str, tracked: dict[str, Any],
-               tail: deque[str], ctx: RunContext, job: ScriptJob, grace: float) -> int:
+async def _run(
+    conn: asyncssh.SSHClientConnection,
+    command: str,
+    token: str,
+    tracked: dict[str, Any],
+    tail: deque[str],
+    ctx: RunContext,
+    job: ScriptJob,
+    grace: float,
+) -> int:
     loop = asyncio.get_running_loop()
     errors: list[BaseException] = []
     got_pgid = asyncio.Event()
@@ -210,8 +250,9 @@ async def _run(conn: asyncssh.SSHClientConnection, command: str, token: str, tra
         process.close()
 
 
-async def _stop(conn: asyncssh.SSHClientConnection, process: Any, tracked: dict[str, Any], got_pgid: asyncio.Event,
-                grace: float) -> None:
+async def _stop(
+    conn: asyncssh.SSHClientConnection, process: Any, tracked: dict[str, Any], got_pgid: asyncio.Event, grace: float
+) -> None:
     """Kill the remote process group from a second channel (the command's own may be stuck)."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(got_pgid.wait(), 2)
@@ -251,7 +292,9 @@ async def _upload(conn: asyncssh.SSHClientConnection, workdir: str, files: dict[
                     await remote.write(content)
 
 
-async def _download(conn: asyncssh.SSHClientConnection, workdir: str, ctx: RunContext, globs: list[str]) -> dict[str, Path]:
+async def _download(
+    conn: asyncssh.SSHClientConnection, workdir: str, ctx: RunContext, globs: list[str]
+) -> dict[str, Path]:
     """Find the output files remotely (one `find`), then fetch those over SFTP."""
     listing = await conn.run(f"cd {shlex.quote(workdir)} && find {'.' if globs else OUTPUT_DIR_NAME} -type f")
     wanted: dict[str, str] = {}

@@ -31,7 +31,9 @@ class SSH(Runner):
 
     type: ClassVar[str] = "ssh.SSH"
     examples: ClassVar[list[Example]] = [
-        Example("The same shell task, on a remote host", """\
+        Example(
+            "The same shell task, on a remote host",
+            """\
 id: ssh_runner_example
 namespace: company.team
 inputs:
@@ -48,7 +50,9 @@ tasks:
       - uname.txt
     commands:
       - uname -a > uname.txt
-""", run=False),
+""",
+            run=False,
+        ),
     ]
 
     host: str = Field(description="Host name or address of the remote machine.")
@@ -58,12 +62,20 @@ tasks:
     privateKey: str | None = Field(None, description="Private key in PEM/OpenSSH text, usually `{{ secret('…') }}`.")
     privateKeyPassphrase: str | None = Field(None, description="Passphrase of `privateKey`, if it has one.")
     knownHosts: str | None = Field(
-        None, description="known_hosts lines trusted for this host; the worker's `~/.ssh/known_hosts` when omitted.")
+        None, description="known_hosts lines trusted for this host; the worker's `~/.ssh/known_hosts` when omitted."
+    )
     strictHostKeyChecking: bool = Field(
-        True, description="Verify the host key. `false` accepts any key: anyone on the path can then read the session.")
-    remoteDir: str = Field("/tmp", description="Remote directory under which each attempt gets its own working directory.")
-    connectTimeout: timedelta = Field(timedelta(seconds=15), description="How long to wait for the connection and login.")
-    killGracePeriod: timedelta = Field(timedelta(seconds=2), description="Time between SIGTERM and SIGKILL when the commands are stopped.")
+        True, description="Verify the host key. `false` accepts any key: anyone on the path can then read the session."
+    )
+    remoteDir: str = Field(
+        "/tmp", description="Remote directory under which each attempt gets its own working directory."
+    )
+    connectTimeout: timedelta = Field(
+        timedelta(seconds=15), description="How long to wait for the connection and login."
+    )
+    killGracePeriod: timedelta = Field(
+        timedelta(seconds=2), description="Time between SIGTERM and SIGKILL when the commands are stopped."
+    )
 
     @model_validator(mode="after")
     def _one_credential(self) -> SSH:
