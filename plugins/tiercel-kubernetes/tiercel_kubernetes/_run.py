@@ -115,7 +115,7 @@ def wrapper(token: str, job: ScriptJob, inputs: list[str]) -> str:
         lines.append(f"cp {q(INPUTS + '/' + name)} {q(name)} || exit 125")
     lines += [
         'F=/tmp/.tiercel-err.$$; mkfifo "$F" || exit 125',
-        '(while IFS= read -r l || [ -n "$l" ]; do printf \'%s:E %s\\n\' "$T" "$l"; l=; done < "$F") &',
+        '(while IFS= read -r l || [ -n "$l" ]; do printf \'%s:E %s\\n\' "$T" "$l"; l=; done < "$F") >&2 &',
         "R=$!",
         f'( exec 2>"$F"; {shell_script(job.commands, job.fail_fast)}\n)',
         "rc=$?",
@@ -234,6 +234,7 @@ async def _remove_leftovers(client: AsyncClient, runner: Kubernetes, ctx: RunCon
 
 
 async def _delete(client: AsyncClient, namespace: str, name: str, grace: int) -> None:
+    import httpx2
     from lightkube import ApiError
     from lightkube.resources.core_v1 import ConfigMap, Pod
 
@@ -242,6 +243,9 @@ async def _delete(client: AsyncClient, namespace: str, name: str, grace: int) ->
             await client.delete(kind, name, namespace=namespace, grace_period=grace)
         except ApiError as exc:
             if exc.status.code != 404:
+                raise
+        except httpx2.HTTPStatusError as exc:  # a 404 whose body is not a Status
+            if exc.response.status_code != 404:
                 raise
 
 
