@@ -22,6 +22,7 @@ class Process(Runner):
     """
 
     type: ClassVar[str] = "core.Process"
+    on_worker_host: ClassVar[bool] = True
     aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.core.runner.Process", "io.kestra.core.models.tasks.runners.types.ProcessTaskRunner")
     examples: ClassVar[list[Example]] = [
         Example("A shell script on the worker's host (requires the tiercel-scripts plugin)", """\
