@@ -38,3 +38,26 @@ start_docker() {
 docker_sock_ready() { docker -H "$TIERCEL_DOCKER_SOCK" version >/dev/null 2>&1; }
 
 ensure_service Docker TIERCEL_TEST_DOCKER_HOST docker_ready start_docker
+
+# tiercel/python:test: Debian's python3 (debootstrap, ~2.5 min once; the rootfs tar is cached
+# in /var/cache/tiercel), for scripts.Python in a container.
+docker_python_image() {
+    docker -H "$TIERCEL_DOCKER_SOCK" image inspect tiercel/python:test >/dev/null 2>&1 && return 0
+    local cache=/var/cache/tiercel/python-rootfs.tar
+    if [ ! -s "$cache" ]; then
+        apt_install debootstrap || return 1
+        say "Docker: building the tiercel/python:test rootfs with debootstrap (once, ~2.5 min)"
+        local root
+        root=$(mktemp -d)
+        mkdir -p /var/cache/tiercel
+        debootstrap --variant=minbase --include=python3 bookworm "$root" http://deb.debian.org/debian >/dev/null \
+            && tar -C "$root" -cf "$cache.part" . && mv "$cache.part" "$cache"
+        rm -rf "$root"
+        [ -s "$cache" ] || return 1
+    fi
+    docker -H "$TIERCEL_DOCKER_SOCK" import -c 'ENV PATH=/usr/local/bin:/usr/bin:/bin' "$cache" tiercel/python:test >/dev/null
+}
+
+if [ -z "${TIERCEL_TEST_DOCKER_HOST:-}" ] && docker_sock_ready; then
+    docker_python_image || warn "could not build the image tiercel/python:test: tests of scripts.Python in a container fail"
+fi

@@ -19,7 +19,6 @@ from tiercel.runners import LineSplitter, extract_outputs, glob_match, input_tar
         ("sub/out.txt", "sub/*.txt", True),
         ("a/b/c.bin", "**/*.bin", True),
         ("c.bin", "**/*.bin", True),
-       
         ("a/b/c.bin", "./a/b/c.bin", True),
         ("x.txt", "y.txt", False),
     ],

@@ -110,3 +110,37 @@ def test_volumes_refused_unless_the_worker_allows_them(docker_host: str, monkeyp
     runner = Docker(host=docker_host, image=IMAGE, networkMode="none", volumes=["/etc:/host-etc:ro"])
     with run_context() as ctx, pytest.raises(TaskError, match="TIERCEL_DOCKER_VOLUMES_ENABLED"):
         asyncio.run(runner.run(ctx, ScriptJob(commands=[["cat", "/host-etc/hostname"]])))
+
+
+PYTHON_FLOW = """\
+id: python_in_docker
+namespace: company.team
+inputs:
+  - {id: host, type: STRING}
+tasks:
+  - id: py
+    type: scripts.Python
+    containerImage: tiercel/python:test
+    taskRunner: {type: docker.Docker, host: "{{ inputs.host }}", networkMode: none}
+    inputFiles:
+      numbers.txt: "1\\n2\\n3\\n"
+    script: |
+      import sys
+      from tiercel_scripts.helper import outputs
+      total = sum(int(line) for line in open("numbers.txt"))
+      outputs(total=total, python=sys.executable)
+"""
+
+
+def test_python_script_runs_on_the_image_python(docker_host: str, tmp_path: Path) -> None:
+    """scripts.Python in a container runs the image's python3 (not the worker's interpreter), helper included."""
+    import docker
+
+    from tiercel.testing.services import require
+
+    if not docker.DockerClient(base_url=docker_host).images.list(name="tiercel/python"):
+        require("Docker image tiercel/python:test", "scripts/services/docker.sh builds it (debootstrap, once)")
+    execution = run_flow(PYTHON_FLOW, inputs={"host": docker_host}, home=tmp_path / "home")
+    py = task_run(execution, "py")
+    assert py["state"] == "SUCCESS", execution
+    assert py["outputs"]["vars"] == {"total": 6, "python": "/usr/bin/python3"}

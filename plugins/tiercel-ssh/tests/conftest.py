@@ -1,7 +1,9 @@
-"""A private OpenSSH sshd on a free loopback port, with a host key and a client key made for the session."""
+"""A private OpenSSH sshd on a free loopback port, with a host key and a client key made for it
+(also used by tests/bench/bench_runners.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -48,15 +50,33 @@ def _keygen(path: Path) -> None:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
 
 
-@pytest.fixture(scope="session")
-def ssh_server() -> Iterator[SSHServer]:
-    how = "scripts/services/sshd.sh (apt-get install openssh-server; a user tiercel-test with /bin/sh)"
+def sshd_missing() -> str | None:
+    """Why no private sshd can start here, or None."""
     if not os.access(SSHD, os.X_OK) or shutil.which("ssh-keygen") is None:
-        require("sshd", how, "openssh-server is not installed")
+        return "openssh-server is not installed"
     try:
         pwd.getpwnam(USER)
     except KeyError:
-        require("sshd", how, f"no user {USER}")
+        return f"no user {USER}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def ssh_server() -> Iterator[SSHServer]:
+    missing = sshd_missing()
+    if missing:
+        require(
+            "sshd",
+            "scripts/services/sshd.sh (apt-get install openssh-server; a user tiercel-test with /bin/sh)",
+            missing,
+        )
+    with start_sshd() as server:
+        yield server
+
+
+@contextlib.contextmanager
+def start_sshd() -> Iterator[SSHServer]:
+    """Start sshd on a free port as the test user; stopped (by its pid) on exit."""
     root = Path(tempfile.mkdtemp(prefix="tiercel-sshd-"))
     root.chmod(0o755)  # sshd reads authorized_keys as the user
     _keygen(root / "host_key")
@@ -85,7 +105,7 @@ def ssh_server() -> Iterator[SSHServer]:
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                pytest.fail(f"sshd did not start: {(root / 'sshd.log').read_text()[-2000:]}")
+                raise RuntimeError(f"sshd did not start: {(root / 'sshd.log').read_text()[-2000:]}") from None
             time.sleep(0.02)
     host_key = (root / "host_key.pub").read_text().split()
     server = SSHServer(

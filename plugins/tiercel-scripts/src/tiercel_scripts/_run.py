@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tiercel import RunContext, Runner, ScriptJob, TaskError
-
 from tiercel_scripts._protocol import LineReader
 from tiercel_scripts.tasks import as_text
 
