@@ -59,7 +59,7 @@ class Docker(Runner):
     worker that died is found by its labels and removed before the next attempt starts.
 
     Talks to the engine at `host`, else `DOCKER_HOST`, else the local socket; a rootful Podman
-    socket works too. Several commands run through `/bin/sh` in the container.
+    socket works too. Several commands, or a job without input files, run through `/bin/sh` in the container.
     """
 
     type: ClassVar[str] = "docker.Docker"

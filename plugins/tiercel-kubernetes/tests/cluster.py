@@ -41,6 +41,8 @@ class Cluster:
     def __init__(self, docker_host: str, image_ok: str = "tiercel/busybox:test") -> None:
         self.docker = docker.DockerClient(base_url=docker_host)
         self.containers: dict[tuple[str, str], str] = {}
+        self.deleted: set[tuple[str, str]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self.url = ""
         self._ready = threading.Event()
         self._loop = asyncio.new_event_loop()
@@ -83,7 +85,9 @@ class Cluster:
     # --- the kubelet ------------------------------------------------------------------------
     def _spawn(self, emu: kmock.KubernetesEmulator, pod: dict[str, Any]) -> None:
         # (a reaction returning None would be disabled by kmock after its first request)
-        asyncio.get_running_loop().create_task(self._run_pod(emu, pod))
+        task = asyncio.get_running_loop().create_task(self._run_pod(emu, pod))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         raise NotImplementedError  # seen, not answered: the emulator stores and returns the pod
 
     async def _run_pod(self, emu: kmock.KubernetesEmulator, pod: dict[str, Any]) -> None:
@@ -124,6 +128,9 @@ class Cluster:
                     ],
                 },
             )
+            return
+        if (ns, name) in self.deleted:  # deleted while its container was being made
+            await asyncio.to_thread(self._remove, cid)
             return
         self.containers[(ns, name)] = cid
         await asyncio.to_thread(self.docker.api.start, cid)
@@ -173,6 +180,7 @@ class Cluster:
 
     def _kill(self, request: kmock.Request) -> None:
         key = (request.namespace or "default", request.name or "")
+        self.deleted.add(key)
         cid = self.containers.pop(key, None)
         if cid is not None:
             grace = int(
