@@ -149,10 +149,15 @@ def test_python_script_runs_on_the_image_python(docker_host: str, tmp_path: Path
 def test_files_both_ways_as_another_user(docker_host: str) -> None:
     """With `user`, the commands can still read the inputs and write outputs (the directories are world-writable)."""
     runner = Docker(host=docker_host, image=IMAGE, networkMode="none", user="1000:1000")
-    job = ScriptJob(commands=[["sh", "-c", 'id -u > uid.txt; cat in/data.txt > "$OUTPUT_DIR/copy.txt"']],
-                    input_files={"in/data.txt": b"data\n"}, output_files=["*.txt"])
+    job = ScriptJob(
+        commands=[["sh", "-c", 'id -u > uid.txt; cat in/data.txt > "$OUTPUT_DIR/copy.txt"']],
+        input_files={"in/data.txt": b"data\n"},
+        output_files=["*.txt"],
+    )
     with run_context() as ctx:
         result = asyncio.run(runner.run(ctx, job))
         assert result.exit_code == 0, result.stderr_tail
         assert {name: path.read_bytes() for name, path in result.output_files.items()} == {
-            "uid.txt": b"1000\n", "copy.txt": b"data\n"}
+            "uid.txt": b"1000\n",
+            "copy.txt": b"data\n",
+        }
