@@ -183,9 +183,8 @@ class Cluster:
         self.deleted.add(key)
         cid = self.containers.pop(key, None)
         if cid is not None:
-            grace = int(
-                request.params.get("gracePeriodSeconds") or (request.data or {}).get("gracePeriodSeconds") or 30
-            )
+            given = request.params.get("gracePeriodSeconds", (request.data or {}).get("gracePeriodSeconds"))
+            grace = 30 if given is None else int(given)
             threading.Thread(target=self._stop_container, args=(cid, grace), daemon=True).start()
         raise NotImplementedError  # seen, not answered: the emulator deletes the pod
 
