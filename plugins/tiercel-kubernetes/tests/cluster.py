@@ -42,6 +42,7 @@ class Cluster:
         self.docker = docker.DockerClient(base_url=docker_host)
         self.containers: dict[tuple[str, str], str] = {}
         self.deleted: set[tuple[str, str]] = set()
+        self.started: list[str] = []  # names of the pods the kubelet ran, in order
         self._tasks: set[asyncio.Task[None]] = set()
         self.url = ""
         self._ready = threading.Event()
@@ -93,6 +94,7 @@ class Cluster:
     async def _run_pod(self, emu: kmock.KubernetesEmulator, pod: dict[str, Any]) -> None:
         meta, spec = pod["metadata"], pod["spec"]
         ns, name = meta.get("namespace", "default"), meta["name"]
+        self.started.append(name)
         status_url = f"/api/v1/namespaces/{ns}/pods/{name}/status"
         container = spec["containers"][0]
         files: dict[str, bytes] = {}

@@ -209,9 +209,11 @@ async def run_job(runner: Kubernetes, ctx: RunContext, job: ScriptJob) -> Script
         await client.close()
 
 
-async def _remove_leftovers(client: AsyncClient, runner: Kubernetes, ctx: RunContext) -> None:
-    """Delete pods an earlier attempt of this task run left (its worker died): tracked ones, and
-    any labelled with this task run, so the task never runs twice side by side."""
+async def _leftovers(client: AsyncClient, runner: Kubernetes, ctx: RunContext) -> list[tuple[str, str]]:
+    """Pods an earlier attempt of this task run left (its worker died) that still exist: tracked
+    ones, and any labelled with this task run (a worker may die before its tracking is written)."""
+    import httpx2
+    from lightkube import ApiError
     from lightkube.resources.core_v1 import Pod
 
     names = {
@@ -222,15 +224,21 @@ async def _remove_leftovers(client: AsyncClient, runner: Kubernetes, ctx: RunCon
     if ctx.task_run_id:
         selector = {"tiercel.io/taskrun": _label(ctx.task_run_id)}
         async for pod in client.list(Pod, namespace=runner.namespace, labels=selector):
-            if (
-                pod.metadata
-                and pod.metadata.labels
-                and all(pod.metadata.labels.get(k) == v for k, v in selector.items())
-            ):
+            labels = (pod.metadata.labels if pod.metadata else None) or {}
+            if pod.metadata and all(labels.get(k) == v for k, v in selector.items()):
                 names.add((pod.metadata.namespace or runner.namespace, pod.metadata.name or ""))
-    for namespace, name in names:
-        await _delete(client, namespace, name, 0)
-        ctx.logger.warning("deleted pod %s left running by an earlier attempt", name)
+    found = []
+    for namespace, name in sorted(names):
+        try:
+            await client.get(Pod, name, namespace=namespace)
+            found.append((namespace, name))
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise
+        except httpx2.HTTPStatusError as exc:
+            if exc.response.status_code != 404:
+                raise
+    return found
 
 
 async def _delete(client: AsyncClient, namespace: str, name: str, grace: int) -> None:
@@ -252,8 +260,15 @@ async def _delete(client: AsyncClient, namespace: str, name: str, grace: int) ->
 async def _run(client: AsyncClient, runner: Kubernetes, ctx: RunContext, job: ScriptJob) -> ScriptResult:
     from lightkube import codecs
 
-    await _remove_leftovers(client, runner, ctx)
-    token = secrets.token_hex(8)
+    leftovers = await _leftovers(client, runner, ctx)
+    resumed = None
+    if runner.resume:  # re-attach to the pod of an attempt whose worker died, instead of a second run
+        resumed = next(((ns, n) for ns, n in leftovers if ns == runner.namespace and n.startswith("tiercel-")), None)
+    for namespace, old in leftovers:
+        if (namespace, old) != resumed:
+            await _delete(client, namespace, old, 0)
+            ctx.logger.warning("deleted pod %s left running by an earlier attempt", old)
+    token = resumed[1].removeprefix("tiercel-") if resumed else secrets.token_hex(8)
     name = f"tiercel-{token}"
     grace = max(1, round(runner.killGracePeriod.total_seconds()))
     items, data = _input_items(job)
@@ -261,7 +276,9 @@ async def _run(client: AsyncClient, runner: Kubernetes, ctx: RunContext, job: Sc
     deleted = False
     follow: asyncio.Future[int] | None = None
     try:
-        if items:
+        if resumed:
+            ctx.logger.info("re-attached to pod %s, started by an earlier attempt (resume: true)", name)
+        elif items:
             await client.create(
                 codecs.from_dict(
                     {
@@ -272,7 +289,8 @@ async def _run(client: AsyncClient, runner: Kubernetes, ctx: RunContext, job: Sc
                     }
                 )
             )
-        await client.create(codecs.from_dict(_pod(runner, ctx, job, name, token, items)))
+        if not resumed:
+            await client.create(codecs.from_dict(_pod(runner, ctx, job, name, token, items)))
         reader = _LogReader(token, job, Path(ctx.working_dir) / "outputs")
         follow = asyncio.ensure_future(_follow(client, runner, name, reader))
         follow.add_done_callback(lambda t: t.cancelled() or t.exception())  # read even when abandoned

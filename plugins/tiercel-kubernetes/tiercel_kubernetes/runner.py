@@ -41,7 +41,8 @@ class Kubernetes(Runner):
 
     A timeout or a kill deletes the pod (SIGTERM, then SIGKILL after `killGracePeriod`); so does
     the end of the attempt (`delete`). The pod is labelled with the task run and tracked with the
-    attempt: a pod left by a worker that died is deleted before the next attempt starts.
+    attempt: a pod left by a worker that died is deleted before the next attempt starts (or, with
+    `resume: true`, re-attached to: its log read from the start, no second run).
     The cluster is the one of `config`, else the usual kubeconfig (`KUBECONFIG`,
     `~/.kube/config`) or the in-cluster service account.
     """
@@ -92,6 +93,11 @@ tasks:
     annotations: dict[str, str] | None = Field(None, description="Annotations of the pod.")
     imagePullSecrets: list[str] | None = Field(None, description="Names of the secrets used to pull the image.")
     user: int | None = Field(None, description="UID the commands run as (`securityContext.runAsUser`).")
+    resume: bool = Field(
+        False,
+        description="After a worker died mid-attempt, re-attach to the pod it started (its log is read from the "
+        "start) instead of deleting it and starting anew. Off by default: a new attempt sees changed inputs.",
+    )
     delete: bool = Field(True, description="Delete the pod (and its input ConfigMap) once the attempt ends.")
     waitUntilRunning: timedelta = Field(
         timedelta(minutes=10), description="How long the pod may take to start (scheduling, image pull)."
