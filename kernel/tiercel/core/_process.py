@@ -31,7 +31,37 @@ class ProcessTimeout(TaskError, TimeoutError):
     """The commands ran past the job's timeout (their process group was killed)."""
 
 
-async def run_job(work: Path, job: ScriptJob) -> ScriptResult:
+#: Key under which the running command's process group is tracked with the attempt.
+TRACK_KEY = "process.group"
+Track = Callable[[dict[str, int] | None], None]
+
+
+def _start_time(pid: int) -> int | None:
+    """The process's start time (clock ticks since boot), to tell it from a later one with its pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rfind(")") + 2:].split()[19])
+
+
+def kill_leftovers(leftovers: list[dict[str, object]]) -> list[int]:
+    """SIGKILL the process groups earlier attempts tracked and never forgot (their worker died),
+    when their leader is still the same process; return the groups killed."""
+    killed = []
+    for left in leftovers:
+        group = left.get(TRACK_KEY)
+        if not isinstance(group, dict) or not isinstance(group.get("pgid"), int):
+            continue
+        pgid = group["pgid"]
+        # the leader is the tracked process (or gone, its children left): not a later process with its pid
+        if _start_time(pgid) in (group.get("start"), None) and _group_alive(pgid):
+            _signal_group(pgid, signal.SIGKILL)
+            killed.append(pgid)
+    return killed
+
+
+async def run_job(work: Path, job: ScriptJob, track: Track | None = None) -> ScriptResult:
     """Run *job* in the directory *work*: write inputs, run the commands, collect outputs."""
     work.mkdir(parents=True, exist_ok=True)
     out_dir = work / OUTPUT_DIR_NAME
@@ -48,7 +78,7 @@ async def run_job(work: Path, job: ScriptJob) -> ScriptResult:
     deadline = None if job.timeout is None else loop.time() + job.timeout
     exit_code = 0
     for argv in job.commands:
-        code = await _run_command(argv, work, env, job, tail, deadline)
+        code = await _run_command(argv, work, env, job, tail, deadline, track)
         if code != 0:
             exit_code = exit_code or code
             if job.fail_fast:
@@ -100,7 +130,13 @@ class _Protocol(asyncio.subprocess.SubprocessStreamProtocol):
 
 
 async def _run_command(
-    argv: list[str], work: Path, env: dict[str, str], job: ScriptJob, tail: deque[str], deadline: float | None
+    argv: list[str],
+    work: Path,
+    env: dict[str, str],
+    job: ScriptJob,
+    tail: deque[str],
+    deadline: float | None,
+    track: Track | None = None,
 ) -> int:
     if not argv:
         raise TaskError("empty command: each command is a non-empty list of arguments")
@@ -132,6 +168,8 @@ async def _run_command(
             transport.close()
         raise
     proc = asyncio.subprocess.Process(transport, protocol, loop)
+    if track is not None:  # persisted at once: if the worker dies now, the next attempt kills this group
+        track({"pgid": proc.pid, "start": _start_time(proc.pid) or 0})
 
     def on_stderr(line: str) -> None:
         tail.append(line)
