@@ -4,7 +4,8 @@ process runner: median of N runs each (default 20), interleaved so each runner s
 - core.Process: a local subprocess;
 - ssh.SSH: a private OpenSSH sshd on loopback (as scripts/services/sshd.sh's user), one connection
   reused as a worker does;
-- docker.Docker: the test engine (scripts/services/docker.sh), image tiercel/busybox:test;
+- docker.Docker: the test engine (scripts/services/docker.sh), image tiercel/busybox:test, beside
+  the engine's own floor (create, start, wait, remove of `true` through the API);
 - kubernetes.Kubernetes: kmock's API emulator + the test kubelet on the same Docker engine (not a
   real cluster: the figure is the runner's API and log round trips plus a container's start).
 
@@ -24,6 +25,31 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGETS = {"ssh.SSH": 0.150, "docker.Docker": 0.700}
+
+
+class EngineFloor:
+    """What any Docker runner pays: create, start, wait and remove a container running `true`."""
+
+    type = "docker engine floor"
+
+    def __init__(self, url: str) -> None:
+        import docker
+
+        self.api = docker.DockerClient(base_url=url).api
+
+    def _once(self) -> None:
+        cid = self.api.create_container(
+            "tiercel/busybox:test", command=["true"], host_config=self.api.create_host_config(network_mode="none")
+        )["Id"]
+        self.api.start(cid)
+        self.api.wait(cid)
+        self.api.remove_container(cid, force=True)
+
+    async def run(self, ctx: Any, job: Any) -> Any:
+        from tiercel import ScriptResult
+
+        await asyncio.to_thread(self._once)
+        return ScriptResult(0)
 
 
 async def _time(runner: Any, ctx: Any) -> float:
@@ -48,6 +74,7 @@ def main() -> None:
         docker = stack.enter_context(docker_host())
         from tiercel_docker.runner import Docker
 
+        runners["docker engine floor"] = EngineFloor(docker.url)
         runners["docker.Docker"] = Docker(host=docker.url, image="tiercel/busybox:test", networkMode="none")
         sys.path.insert(0, str(ROOT / "plugins" / "tiercel-ssh" / "tests"))
         from conftest import sshd_missing, start_sshd  # type: ignore[import-not-found]
@@ -66,7 +93,12 @@ def main() -> None:
         cluster = Cluster(docker.url).start()
         stack.callback(cluster.stop)
         runners["kubernetes.Kubernetes"] = Kubernetes.model_validate(
-            {"config": {"masterUrl": cluster.url, "oauthToken": "t"}, "image": "tiercel/busybox:test", "pullPolicy": "NEVER"})
+            {
+                "config": {"masterUrl": cluster.url, "oauthToken": "t"},
+                "image": "tiercel/busybox:test",
+                "pullPolicy": "NEVER",
+            }
+        )
 
         async def measure() -> dict[str, list[float]]:
             times: dict[str, list[float]] = {name: [] for name in runners}
@@ -84,8 +116,10 @@ def main() -> None:
     for name, values in times.items():
         median = statistics.median(values)
         target = TARGETS.get(name)
-        print(f"{name:24} {median * 1000:7.1f}ms {min(values) * 1000:7.1f}ms {(median - base) * 1000:8.1f}ms"
-              f"   {f'<= {target * 1000:.0f} ms' if target else ''}")
+        print(
+            f"{name:24} {median * 1000:7.1f}ms {min(values) * 1000:7.1f}ms {(median - base) * 1000:8.1f}ms"
+            f"   {f'<= {target * 1000:.0f} ms' if target else ''}"
+        )
 
 
 if __name__ == "__main__":
