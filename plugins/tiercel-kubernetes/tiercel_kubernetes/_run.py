@@ -413,6 +413,10 @@ class _LogReader:
         self.split.close()
 
     def _line(self, line: str) -> None:
+        if self.archive is not None and line.startswith(self.err_tag):
+            # the log interleaves the two streams loosely: a stderr line may land among (or after) the archive
+            self._stderr(line[len(self.err_tag) :])
+            return
         if self.exit_code is not None:
             return
         if self.archive is not None:
@@ -432,13 +436,15 @@ class _LogReader:
             self.pending_blank = False
             self._stdout("")
         if line.startswith(self.err_tag):
-            message = line[len(self.err_tag) :]
-            self.tail.append(message)
-            self._deliver(self.job.on_stderr, message)
+            self._stderr(line[len(self.err_tag) :])
         elif line == "":
             self.pending_blank = True  # may be the wrapper's own newline before the archive
         else:
             self._stdout(line)
+
+    def _stderr(self, message: str) -> None:
+        self.tail.append(message)
+        self._deliver(self.job.on_stderr, message)
 
     def _stdout(self, line: str) -> None:
         self._deliver(self.job.on_stdout, line)
