@@ -441,6 +441,11 @@ class Runner(Component):
     kills everything the commands started.
     """
 
+    #: Whether the commands run on the worker's own host, where its interpreters and files are
+    #: reachable (the process runner); a container or a remote host sets False, and tasks then
+    #: name programs by their name in the image or on the host (``python3``, not ``sys.executable``).
+    on_worker_host: ClassVar[bool] = False
+
     async def run(self, ctx: RunContext, job: ScriptJob) -> ScriptResult:
         raise NotImplementedError
 

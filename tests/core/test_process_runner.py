@@ -239,3 +239,70 @@ def test_cancellation_at_any_moment_of_start_up_leaves_nothing(ctx):
 
     asyncio.run(main())
     assert wait_gone(mark) == []
+
+
+CRASH_FLOW = """\
+id: crash
+namespace: test.process
+tasks:
+  - id: hold
+    type: scripts.Shell
+    commands:
+      - if [ {{ taskrun.attemptsCount }} -eq 1 ]; then sleep 302 & echo $! > "$MARKER"; wait; fi
+      - echo done
+"""
+
+
+def _tracked(home: Path) -> bool:
+    import sqlite3
+
+    try:
+        rows = sqlite3.connect(home / "tiercel.db").execute("SELECT resources FROM attempts").fetchall()
+    except sqlite3.Error:
+        return False
+    return any("process.group" in str(row[0]) for row in rows)
+
+
+def test_resumed_attempt_kills_the_process_group_a_killed_worker_left(tmp_path):
+    """`tiercel run` SIGKILLed mid-task leaves its shell's children running (nothing signals them);
+    `executions resume` kills that tracked process group before the new attempt starts."""
+    import json
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    from tiercel.testing import task_run, tiercel
+
+    flow = tmp_path / "crash.yaml"
+    flow.write_text(CRASH_FLOW)
+    home, marker = tmp_path / "home", tmp_path / "sleep.pid"
+    env = {"MARKER": str(marker)}
+    worker = subprocess.Popen([sys.executable, "-m", "tiercel.cli.main", "run", str(flow), "--json"],
+                              env={**os.environ, **env, "TIERCEL_HOME": str(home)},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not (marker.exists() and marker.read_text().strip() and _tracked(home)):
+            assert worker.poll() is None and time.monotonic() < deadline, "the command never started (or was not tracked)"
+            time.sleep(0.05)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    sleeper = int(marker.read_text())
+    assert Path(f"/proc/{sleeper}").exists(), "the background child died with the worker"
+    execution_id = sqlite3.connect(home / "tiercel.db").execute("SELECT id FROM executions").fetchone()[0]
+    resumed = tiercel("executions", "resume", execution_id, "--json", home=home, env=env)
+    execution = json.loads(resumed.stdout)
+    assert execution["state"] == "SUCCESS", resumed.stderr
+    assert len(task_run(execution, "hold")["attempts"]) == 2
+    for _ in range(100):
+        stat = Path(f"/proc/{sleeper}/stat")
+        if not stat.exists() or stat.read_text().split(")")[1].split()[0] == "Z":
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the dead worker's background child (pid {sleeper}) still runs")

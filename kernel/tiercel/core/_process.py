@@ -10,7 +10,6 @@ import asyncio
 import codecs
 import contextlib
 import os
-import shutil
 import signal
 import time
 from collections import deque
@@ -18,37 +17,68 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from tiercel.api import ScriptJob, ScriptResult, TaskError
+from tiercel.runners import MAX_LINE, OUTPUT_DIR_NAME, write_inputs
 
-#: Directory, inside the working directory, exported as OUTPUT_DIR: everything in it is an output file.
-OUTPUT_DIR_NAME = ".output"
 #: Seconds between SIGTERM and SIGKILL when stopping a process group.
 KILL_GRACE = 2.0
 #: Seconds to let the output pipes drain once a command's group is gone.
 DRAIN_TIMEOUT = 2.0
 #: Lines of stderr kept for ScriptResult.stderr_tail.
 TAIL_LINES = 20
-#: Longest line passed to a callback; longer output is split.
-MAX_LINE = 1 << 20
 
 
 class ProcessTimeout(TaskError, TimeoutError):
     """The commands ran past the job's timeout (their process group was killed)."""
 
 
-async def run_job(work: Path, job: ScriptJob) -> ScriptResult:
+#: Key under which the running command's process group is tracked with the attempt.
+TRACK_KEY = "process.group"
+Track = Callable[[dict[str, int] | None], None]
+
+
+def _start_time(pid: int) -> int | None:
+    """The process's start time (clock ticks since boot), to tell it from a later one with its pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rfind(")") + 2:].split()[19])
+
+
+def kill_leftovers(leftovers: list[dict[str, object]]) -> list[int]:
+    """SIGKILL the process groups earlier attempts tracked and never forgot (their worker died),
+    when their leader is still the same process; return the groups killed."""
+    killed = []
+    for left in leftovers:
+        group = left.get(TRACK_KEY)
+        if not isinstance(group, dict) or not isinstance(group.get("pgid"), int):
+            continue
+        pgid = group["pgid"]
+        # the leader is the tracked process (or gone, its children left): not a later process with its pid
+        if _start_time(pgid) in (group.get("start"), None) and _group_alive(pgid):
+            _signal_group(pgid, signal.SIGKILL)
+            killed.append(pgid)
+    return killed
+
+
+async def run_job(work: Path, job: ScriptJob, track: Track | None = None) -> ScriptResult:
     """Run *job* in the directory *work*: write inputs, run the commands, collect outputs."""
     work.mkdir(parents=True, exist_ok=True)
     out_dir = work / OUTPUT_DIR_NAME
     out_dir.mkdir(exist_ok=True)
-    for name, content in job.input_files.items():
-        _write_input(work, name, content)
-    env = {**os.environ, **{k: str(v) for k, v in job.env.items()}, "WORKING_DIR": str(work), "OUTPUT_DIR": str(out_dir)}
+    write_inputs(work, job.input_files)
+    env = {
+        **os.environ,
+        **{k: str(v) for k, v in job.env.items()},
+        "WORKING_DIR": str(work),
+        "OUTPUT_DIR": str(out_dir),
+    }
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     loop = asyncio.get_running_loop()
     deadline = None if job.timeout is None else loop.time() + job.timeout
     exit_code = 0
     for argv in job.commands:
-        code = await _run_command(argv, work, env, job, tail, deadline)
+        code = await _run_command(argv, work, env, job, tail, deadline, track)
         if code != 0:
             exit_code = exit_code or code
             if job.fail_fast:
@@ -60,22 +90,13 @@ def _inside(root: Path, name: str, what: str) -> Path:
     """``root / name`` after checking that *name* is relative and stays inside *root*."""
     rel = PurePosixPath(name.replace("\\", "/"))
     if not name or rel.is_absolute() or ".." in rel.parts:
-        raise TaskError(f"{what} `{name}` must be a relative path inside the working directory (no leading `/`, no `..`)")
+        raise TaskError(
+            f"{what} `{name}` must be a relative path inside the working directory (no leading `/`, no `..`)"
+        )
     path = root / rel
     if not path.resolve().is_relative_to(root.resolve()):
         raise TaskError(f"{what} `{name}` escapes the working directory")
     return path
-
-
-def _write_input(work: Path, name: str, content: bytes | str | Path) -> None:
-    path = _inside(work, name, "input file")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, Path):
-        shutil.copyfile(content, path)
-    elif isinstance(content, str):
-        path.write_text(content)
-    else:
-        path.write_bytes(content)
 
 
 def _collect(work: Path, out_dir: Path, globs: list[str]) -> dict[str, Path]:
@@ -108,16 +129,32 @@ class _Protocol(asyncio.subprocess.SubprocessStreamProtocol):
             self.exited.set_result(None)
 
 
-async def _run_command(argv: list[str], work: Path, env: dict[str, str], job: ScriptJob,
-                       tail: deque[str], deadline: float | None) -> int:
+async def _run_command(
+    argv: list[str],
+    work: Path,
+    env: dict[str, str],
+    job: ScriptJob,
+    tail: deque[str],
+    deadline: float | None,
+    track: Track | None = None,
+) -> int:
     if not argv:
         raise TaskError("empty command: each command is a non-empty list of arguments")
     loop = asyncio.get_running_loop()
     # Shielded: a cancellation during start-up makes asyncio kill only the leader and then wait
     # for pipes that its children may hold forever; finish starting, then stop the whole group.
-    start = asyncio.ensure_future(loop.subprocess_exec(
-        lambda: _Protocol(loop), *argv, cwd=work, env=env, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True))
+    start = asyncio.ensure_future(
+        loop.subprocess_exec(
+            lambda: _Protocol(loop),
+            *argv,
+            cwd=work,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+    )
     try:
         transport, protocol = await asyncio.shield(start)
     except FileNotFoundError:
@@ -131,6 +168,8 @@ async def _run_command(argv: list[str], work: Path, env: dict[str, str], job: Sc
             transport.close()
         raise
     proc = asyncio.subprocess.Process(transport, protocol, loop)
+    if track is not None:  # persisted at once: if the worker dies now, the next attempt kills this group
+        track({"pgid": proc.pid, "start": _start_time(proc.pid) or 0})
 
     def on_stderr(line: str) -> None:
         tail.append(line)
@@ -212,7 +251,7 @@ def _group_alive(pgid: int) -> bool:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        fields = stat[stat.rfind(")") + 2:].split()
+        fields = stat[stat.rfind(")") + 2 :].split()
         if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
             return True
     return False

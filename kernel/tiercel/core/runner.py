@@ -18,10 +18,12 @@ class Process(Runner):
     directory (``WORKING_DIR``) that holds the input files; files matching the output globs,
     and everything written to ``OUTPUT_DIR``, come back as output files. Output is streamed
     line by line as it comes. A timeout or a kill stops the whole process group (SIGTERM,
-    then SIGKILL), so no background child outlives the task.
+    then SIGKILL), so no background child outlives the task. Each command's process group is
+    tracked with the attempt: if the worker dies, the next attempt kills it before starting.
     """
 
     type: ClassVar[str] = "core.Process"
+    on_worker_host: ClassVar[bool] = True
     aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.core.runner.Process", "io.kestra.core.models.tasks.runners.types.ProcessTaskRunner")
     examples: ClassVar[list[Example]] = [
         Example("A shell script on the worker's host (requires the tiercel-scripts plugin)", """\
@@ -41,6 +43,8 @@ tasks:
     ]
 
     async def run(self, ctx: RunContext, job: ScriptJob) -> ScriptResult:
-        from tiercel.core._process import run_job
+        from tiercel.core._process import TRACK_KEY, kill_leftovers, run_job
 
-        return await run_job(Path(ctx.working_dir), job)
+        for pgid in kill_leftovers(ctx.leftovers):
+            ctx.logger.warning("killed process group %d left running by an earlier attempt", pgid)
+        return await run_job(Path(ctx.working_dir), job, lambda group: ctx.track(TRACK_KEY, group))

@@ -132,6 +132,8 @@ def mqtt_url() -> Iterator[str]:
 def nats_url() -> Iterator[str]:
     """NATS URL ``nats://127.0.0.1:PORT`` (private nats-server with JetStream)."""
     yield from _serve("nats_url")
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     """Flow unit tests (``*.test.yaml``) are collected like test modules: one item per test case."""
     if file_path.name.endswith((".test.yaml", ".test.yml")):
@@ -152,6 +154,12 @@ def vault_server() -> Iterator[Any]:
         services.require(missing.service, missing.how_to_get, missing.reason)
     with service:
         yield service
+
+
+@pytest.fixture(scope="session")
+def docker_host() -> Iterator[str]:
+    """Docker engine address ``unix:///…/docker.sock`` holding the image tiercel/busybox:test."""
+    yield from _serve("docker_host")
 
 
 @pytest.fixture

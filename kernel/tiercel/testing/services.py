@@ -31,6 +31,7 @@ __all__ = [
     "Service",
     "ServiceStartError",
     "ServiceUnavailable",
+    "docker_host",
     "in_ci",
     "kafka",
     "moto",
@@ -432,9 +433,12 @@ def kafka(timeout: float | None = None, port: int | None = None) -> Service:
         lambda port, _dir: [
             str(binary),
             "broker",
-            "--listener-url", f"tcp://127.0.0.1:{port}",
-            "--advertised-listener-url", f"tcp://127.0.0.1:{port}",
-            "--storage-engine", "memory://tansu/",
+            "--listener-url",
+            f"tcp://127.0.0.1:{port}",
+            "--advertised-listener-url",
+            f"tcp://127.0.0.1:{port}",
+            "--storage-engine",
+            "memory://tansu/",
         ],
         lambda port: _kafka_probe("127.0.0.1", port),
         lambda port: f"127.0.0.1:{port}",
@@ -649,8 +653,19 @@ def redis_url(timeout: float | None = None, port: int | None = None) -> Service:
         return _spawn(
             "redis",
             lambda port, workdir: [
-                binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                "--daemonize", "no", "--dir", str(workdir),
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--dir",
+                str(workdir),
             ],
             lambda port: _redis_probe(f"redis://127.0.0.1:{port}"),
             lambda port: f"redis://127.0.0.1:{port}/0",
@@ -802,3 +817,109 @@ def nats_url(timeout: float | None = None, port: int | None = None) -> Service:
         return Service("nats", "nats://127.0.0.1:4222")
     return _spawn("nats", lambda port, workdir: [binary, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(workdir)],
                   lambda port: _nats_probe("127.0.0.1", port), lambda port: f"nats://127.0.0.1:{port}", timeout, port)
+# --- Docker engine (container runners) -------------------------------------------------------
+
+#: Where scripts/services/docker.sh starts the machine's test engine.
+_LOCAL_DOCKER = "unix:///run/tiercel-docker/docker.sock"
+#: The test image: Debian's busybox-static and its applet links (no registry is reachable).
+DOCKER_TEST_IMAGE = "tiercel/busybox:test"
+
+
+def _docker_ping(url: str) -> None:
+    """GET /_ping on the engine's unix socket."""
+    path = url.removeprefix("unix://")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        sock.connect(path)
+        sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+        status = sock.recv(64).split(b"\r\n", 1)[0]
+        if not status.startswith(b"HTTP/1.") or b" 200" not in status:
+            raise ConnectionError(f"not a Docker engine (it answered {status!r})")
+
+
+def _docker_test_image(url: str) -> None:
+    """Build tiercel/busybox:test on the engine when missing (0.1 s, 2 MB)."""
+    docker = shutil.which("docker")
+    if docker is None:
+        raise ServiceUnavailable("Docker", "no docker CLI to build the test image", "apt-get install docker.io")
+    base = [docker, "-H", url]
+    if subprocess.run([*base, "image", "inspect", DOCKER_TEST_IMAGE], capture_output=True).returncode == 0:
+        return
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    if not os.access(busybox, os.X_OK):
+        raise ServiceUnavailable("Docker test image", "no busybox binary", "apt-get install busybox-static")
+    with tempfile.TemporaryDirectory() as root:
+        (Path(root) / "bin").mkdir()
+        (Path(root) / "tmp").mkdir()
+        shutil.copy(busybox, Path(root) / "bin" / "busybox")
+        applets = subprocess.run([busybox, "--list"], capture_output=True, text=True, check=True).stdout.split()
+        for applet in applets:
+            link = Path(root) / "bin" / applet
+            if not link.exists():
+                link.symlink_to("busybox")
+        tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
+        subprocess.run(
+            [*base, "import", "-c", 'CMD ["/bin/sh"]', "-c", "ENV PATH=/bin", "-", DOCKER_TEST_IMAGE],
+            stdin=tar.stdout,
+            capture_output=True,
+            check=True,
+        )
+        tar.wait()
+
+
+def docker_host(timeout: float | None = None) -> Service:
+    """A Docker engine: ``url`` is ``unix:///…/docker.sock``, with the image tiercel/busybox:test.
+
+    ``TIERCEL_TEST_DOCKER_HOST`` names an existing engine; otherwise the machine's test engine
+    (started by scripts/services/docker.sh); otherwise a private ``dockerd`` (as root, no bridge
+    network: run containers with ``network_mode: none``).
+    """
+    existing = os.environ.get("TIERCEL_TEST_DOCKER_HOST")
+    if existing:
+        _wait("Docker", existing, lambda: _docker_ping(existing), timeout)
+        _docker_test_image(existing)
+        return Service("docker", existing)
+    try:
+        _docker_ping(_LOCAL_DOCKER)
+        _docker_test_image(_LOCAL_DOCKER)
+        return Service("docker", _LOCAL_DOCKER)
+    except OSError:
+        pass
+    dockerd = shutil.which("dockerd")
+    if dockerd is None or os.geteuid() != 0:
+        raise ServiceUnavailable(
+            "Docker",
+            "no engine at " + _LOCAL_DOCKER + " and no dockerd to start (as root)",
+            "scripts/services/docker.sh (apt-get install docker.io busybox-static), or set "
+            "TIERCEL_TEST_DOCKER_HOST=unix:///path/to/docker.sock",
+        )
+    workdir = Path(tempfile.mkdtemp(prefix="tiercel-docker-"))
+    url = f"unix://{workdir}/d.sock"
+    command = [
+        dockerd,
+        "--host",
+        url,
+        "--data-root",
+        str(workdir / "data"),
+        "--exec-root",
+        str(workdir / "exec"),
+        "--pidfile",
+        str(workdir / "d.pid"),
+        "--bridge=none",
+        "--iptables=false",
+        "--ip6tables=false",
+    ]
+    service = Service("docker", url, log_path=workdir / "dockerd.log")
+    with open(service.log_path, "ab") as log:
+        service.process = subprocess.Popen(
+            _with_parent_death_signal(command),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    service._cleanups += [lambda: shutil.rmtree(workdir, ignore_errors=True), lambda: _terminate(service.process)]
+    atexit.register(service.stop)
+    _wait("Docker", url, lambda: _docker_ping(url), timeout)
+    _docker_test_image(url)
+    return service

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tiercel import RunContext, Runner, ScriptJob, TaskError
-
 from tiercel_scripts._protocol import LineReader
 from tiercel_scripts.tasks import as_text
 
@@ -39,16 +38,21 @@ SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh"})
 async def run_script(task: ScriptTask, ctx: RunContext) -> dict[str, Any]:
     """Run *task* (rendered and validated) through its runner; return its outputs."""
     env = {"PYTHONUNBUFFERED": "1"}
-    program = await task.prepare(ctx, env)
+    runner = _runner(task, ctx)
+    support: dict[str, bytes | Path] = {}  # files the program needs where it runs (the Python helper)
+    if type(runner).on_worker_host:
+        program = await task.prepare(ctx, env)
+    else:
+        program = task.prepare_elsewhere(env, support)
     for name, value in (task.env or {}).items():
         if name in ("PATH", "PYTHONPATH") and env.get(name):  # the user's entries first; prepare()'s stay reachable
             value = f"{value}{os.pathsep}{env[name]}"
         env[name] = value
     reader = LineReader(ctx, logging.WARNING if task.warningOnStdErr else logging.INFO)
-    runner = _runner(task, ctx)
     scratch = _Scratch()
     try:
-        files = await _namespace_files(task, ctx, scratch)
+        files = support
+        files.update(await _namespace_files(task, ctx, scratch))
         files.update(await _input_files(task, ctx, scratch))
         local = await _uris_in_commands(task, ctx, files, scratch)
         job = ScriptJob(commands=_commands(task, files, program, local), env=env, input_files=files,

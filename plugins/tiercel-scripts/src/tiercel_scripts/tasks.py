@@ -92,6 +92,11 @@ class ScriptTask(Task):
         """Add the language's environment (PATH, PYTHONPATH…); return the argv that runs a ``script`` file."""
         raise NotImplementedError
 
+    def prepare_elsewhere(self, env: dict[str, str], files: dict[str, bytes | Path]) -> list[str]:
+        """Like :meth:`prepare` for a runner away from the worker's host (a container, a remote host):
+        name programs as found there, add any *files* they need; return the argv of a ``script`` file."""
+        return list(self.interpreter)
+
     # --- running -------------------------------------------------------------------------
     async def run(self, ctx: RunContext) -> dict[str, Any]:
         from tiercel_scripts._run import run_script
@@ -155,6 +160,10 @@ tasks:
 
     async def prepare(self, ctx: RunContext, env: dict[str, str]) -> list[str]:
         return list(self.interpreter)
+
+
+#: Directory, in the working directory of a runner away from the worker, that holds the Python helper.
+HELPER_DIR = ".tiercel-python"
 
 
 class Python(ScriptTask):
@@ -234,6 +243,19 @@ tasks:
         prepend(env, "PATH", str(Path(python).parent))
         prepend(env, "PYTHONPATH", str(helper_path(cache)))
         return [python]
+
+    def prepare_elsewhere(self, env: dict[str, str], files: dict[str, bytes | Path]) -> list[str]:
+        """The image's (or host's) ``python3``, with the helper shipped beside the script."""
+        if self.dependencies:
+            from tiercel import TaskError
+
+            raise TaskError("`dependencies` are installed on the worker's host, not where this taskRunner runs the "
+                            "script: use an image that has them, or `beforeCommands: [pip install …]`")
+        helper = Path(__file__).with_name("helper.py")
+        files[f"{HELPER_DIR}/tiercel_scripts/__init__.py"] = b'"""Tiercel script helpers (see helper.py)."""\n'
+        files[f"{HELPER_DIR}/tiercel_scripts/helper.py"] = helper
+        env["PYTHONPATH"] = HELPER_DIR  # relative: the working directory, where the script runs
+        return ["python3"]
 
 
 class Node(ScriptTask):
