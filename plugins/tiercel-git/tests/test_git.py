@@ -262,3 +262,39 @@ def test_the_user_guide_flow_syncs_a_repository(repos, tmp_path):
             assert api.get("/api/v1/flows/company.team/hello").status_code == 200
     finally:
         server.stop()
+
+
+def test_clone_and_push_over_https_with_a_token_from_secrets(git_http, repos, tmp_path, monkeypatch):
+    url, served = git_http
+    monkeypatch.setenv("TIERCEL_SECRET_GIT_TOKEN", "t0ken-s3cret")
+    repos.make(served, "private", {"a.txt": "secret stuff\n"})
+    auth = "        username: bot\n        password: \"{{ secret('GIT_TOKEN') }}\"\n"
+    ex = run_flow(
+        flow(f"""\
+  - id: work
+    type: core.WorkingDirectory
+    tasks:
+      - id: clone
+        type: git.Clone
+        url: {url}/private.git
+        directory: repo
+{auth}      - id: write
+        type: scripts.Shell
+        commands: ["echo more > repo/b.txt"]
+      - id: push
+        type: git.Push
+        url: {url}/private.git
+        directory: repo
+        commitMessage: more
+{auth}  - id: refused
+    type: git.Clone
+    url: {url}/private.git
+    username: bot
+    password: wrong
+"""),
+        home=tmp_path / "home",
+    )
+    assert task_run(ex, "push")["outputs"]["pushed"] is True
+    assert repos.git("show", "main:b.txt", cwd=served / "private.git") == "more\n"
+    assert "Authentication failed" in task_run(ex, "refused")["error"]
+    assert "t0ken-s3cret" not in str(ex)
