@@ -3,7 +3,7 @@
 import sqlite3
 
 import pytest
-from tiercel_sql.bulk import CopyIn, CopyOut
+from tiercel_sql.bulk import Batch, CopyIn, CopyOut
 from tiercel_sql.components import Queries, Query, Trigger
 
 from tiercel_registry import TaskConformance, TriggerConformance
@@ -63,3 +63,7 @@ class TestCopyOut(TaskConformance):
     @pytest.fixture
     def long_run(self, postgres_url):  # a query the server runs until COPY is cancelled
         return {"url": postgres_url, "sql": "SELECT pg_sleep(3600)"}
+
+
+class TestBatch(InTmp, TaskConformance):
+    component = Batch

@@ -75,9 +75,11 @@ async def _in_thread(work: Any, state: dict[str, Any]) -> Any:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 10
         while not done.done() and loop.time() < deadline:
-            if state.get("conn") is not None:
+            conn = state.get("conn")
+            stop = getattr(conn, "cancel", None) or getattr(conn, "interrupt", None)  # psycopg / sqlite3
+            if stop is not None:
                 with contextlib.suppress(Exception):
-                    state["conn"].cancel()
+                    stop()
             await asyncio.wait([done], timeout=0.1)
         raise
 
@@ -227,3 +229,181 @@ tasks:
         count = await _in_thread(work, state)
         ctx.metric("records", count)
         return {"uri": await asyncio.to_thread(ctx.put_file, target, target.name), "rowCount": count}
+
+
+def _plain(value: Any) -> Any:
+    """An Ion value as the plain Python type drivers expect (they refuse amazon.ion's subclasses)."""
+    import datetime as dt
+    from decimal import Decimal
+
+    if value is None or type(value).__name__ == "IonPyNull" or getattr(value, "is_null", False):
+        return None
+    for kind in (bool, int, float, str, bytes, Decimal):
+        if isinstance(value, kind):
+            return kind(value)
+    if isinstance(value, dt.datetime):
+        return dt.datetime.fromisoformat(value.isoformat())
+    return str(value)
+
+
+def _rows(stream: Any, kind: str) -> Any:
+    """The rows of a stored file, one at a time: Ion (Kestra's row format), CSV with a header, or JSON lines."""
+    import io
+    import json
+
+    if kind == "ion":
+        try:
+            from amazon.ion import simpleion
+        except ImportError:
+            raise TaskError("reading Ion rows needs the `amazon-ion` package (pip install tiercel-serdes)") from None
+        for value in simpleion.load(stream, single_value=False, parse_eagerly=False):
+            yield (
+                {str(k): _plain(v) for k, v in value.items()} if hasattr(value, "items") else [_plain(v) for v in value]
+            )
+    elif kind == "csv":
+        import csv
+
+        yield from csv.DictReader(io.TextIOWrapper(stream, encoding="utf-8", newline=""))
+    else:
+        for number, line in enumerate(io.TextIOWrapper(stream, encoding="utf-8"), 1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except ValueError as exc:
+                    raise TaskError(f"`from`: line {number} is not JSON ({exc})") from None
+
+
+class Batch(Task):
+    """Insert the rows of a stored file into any database, `chunk` rows per round trip (executemany), each
+    chunk committed as it goes; outputs `rowCount`. Rows may be Ion (Kestra's format; needs
+    `amazon-ion`), CSV with a header, or JSON lines, told by `format` or the file's extension."""
+
+    type: ClassVar[str] = "sql.Batch"
+    aliases: ClassVar[tuple[str, ...]] = tuple(
+        f"io.kestra.plugin.jdbc.{db}.Batch" for db in ("postgresql", "mysql", "sqlite", "duckdb", "sqlserver", "oracle")
+    )
+    examples: ClassVar[list[Example]] = [
+        Example(
+            "Insert JSON-lines rows into SQLite",
+            """\
+id: batch_example
+namespace: company.team
+tasks:
+  - id: rows
+    type: scripts.Shell
+    commands:
+      - |
+        printf '{"id": 1, "name": "ada"}\\n{"id": 2, "name": "grace"}\\n' > people.jsonl
+    outputFiles: [people.jsonl]
+  - id: table
+    type: sql.Query
+    url: sqlite:///batch_example.db
+    sql: CREATE TABLE IF NOT EXISTS people (id INTEGER, name TEXT)
+  - id: insert
+    type: sql.Batch
+    url: sqlite:///batch_example.db
+    from: "{{ outputs.rows.outputFiles['people.jsonl'] }}"
+    table: people
+    columns: [id, name]
+""",
+        )
+    ]
+
+    url: str = Field(
+        description="SQLAlchemy URL (`sqlite:///data.db`, `postgresql://…`, `mysql+pymysql://…`) or "
+        "Kestra's `jdbc:` form."
+    )
+    username: str | None = Field(None, description="User name, when not in the URL.")
+    password: str | None = Field(None, description="Password, when not in the URL; use `{{ secret('NAME') }}`.")
+    from_: str = Field(alias="from", description="The `tiercel://` file of rows.")
+    format: Literal["ION", "CSV", "JSONL"] | None = Field(
+        None, description="Row format; from the extension when omitted (`.ion`, `.csv`, else JSON lines)."
+    )
+    table: str | None = Field(None, description="Table to insert into (with `columns`); or give `sql`.")
+    columns: list[str] | None = Field(
+        None,
+        description="Columns filled, in order; a row's values are taken by these "
+        "names (maps) or positions (lists). All of the first row's keys "
+        "when omitted.",
+    )
+    sql: str | None = Field(
+        None,
+        description="The INSERT, with `?` (Kestra's positional form, filled in `columns` "
+        "order) or `:name` placeholders; instead of `table`.",
+    )
+    chunk: int = Field(1000, ge=1, description="Rows sent per round trip and committed together.")
+
+    async def run(self, ctx: RunContext) -> dict[str, Any]:
+        state: dict[str, Any] = {}
+        count = await _in_thread(lambda: self._insert(ctx, state), state)
+        ctx.metric("records", count)
+        ctx.logger.info("inserted %d rows", count)
+        return {"rowCount": count}
+
+    def _insert(self, ctx: RunContext, state: dict[str, Any]) -> int:
+        import re
+
+        from sqlalchemy import create_engine, exc, text
+        from sqlalchemy.pool import NullPool
+
+        from tiercel_sql._db import database_url, shown
+
+        if (self.table is None) == (self.sql is None):
+            raise TaskError("set exactly one of `table` (with `columns`) or `sql`")
+        kind = (self.format or "").lower() or {"ion": "ion", "csv": "csv"}.get(
+            self.from_.rsplit(".", 1)[-1].lower(), "jsonl"
+        )
+        url = database_url(self.url, self.username, self.password)
+        engine = create_engine(url, poolclass=NullPool)
+        count, statement, names = 0, None, self.columns
+        try:
+            with ctx.open_file(self.from_) as stream, engine.connect() as conn:
+                state["conn"] = conn.connection.dbapi_connection
+                batch: list[dict[str, Any]] = []
+                for row in _rows(stream, kind):
+                    if state.get("stop"):
+                        raise TaskError("cancelled")
+                    if names is None:
+                        names = list(row) if isinstance(row, dict) else [f"c{i}" for i in range(len(row))]
+                    if statement is None:
+                        statement = self._statement(names, re, text)
+                    values = [row.get(n) for n in names] if isinstance(row, dict) else list(row)
+                    batch.append(
+                        {f"p{i}": v for i, v in enumerate(values)}
+                        if statement[1]
+                        else dict(zip(names, values, strict=False))
+                    )
+                    if len(batch) == self.chunk:
+                        count += self._flush(conn, statement[0], batch)
+                if batch:
+                    count += self._flush(conn, statement[0], batch)
+        except (FileNotFoundError, StorageError) as error:
+            raise TaskError(f"`from`: cannot read {self.from_} ({error})") from None
+        except exc.DBAPIError as error:
+            orig = getattr(error, "orig", error)
+            raise TaskError(
+                f"{url.get_backend_name()} error after {count} rows: {' '.join(str(orig).split())} ({shown(url)})"
+            ) from None
+        finally:
+            engine.dispose()
+        return count
+
+    def _statement(self, names: list[str], re: Any, text: Any) -> tuple[Any, bool]:
+        """(the INSERT, whether it takes positional `?` parameters, renamed :p0, :p1…)."""
+        if self.sql is None:
+            columns = ", ".join(f'"{n}"' for n in names)
+            return text(
+                f"INSERT INTO {self.table} ({columns}) VALUES ({', '.join(f':p{i}' for i in range(len(names)))})"
+            ), True
+        if "?" in self.sql:
+            counter = iter(range(10_000))
+            return text(re.sub(r"\?", lambda _: f":p{next(counter)}", self.sql)), True
+        return text(self.sql), False
+
+    @staticmethod
+    def _flush(conn: Any, statement: Any, batch: list[dict[str, Any]]) -> int:
+        with conn.begin():
+            conn.execute(statement, batch)
+        size = len(batch)
+        batch.clear()
+        return size
