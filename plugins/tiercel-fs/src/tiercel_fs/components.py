@@ -7,9 +7,11 @@ named as Kestra names them (``fs.sftp.Upload`` ↔ ``io.kestra.plugin.fs.sftp.Up
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import posixpath
+import shutil
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from typing import Any, ClassVar, Literal
@@ -80,7 +82,7 @@ async def _fetch(ctx: RunContext, remote: Remote, entries: list[Entry]) -> list[
     for n, entry in enumerate(entries):
         local = ctx.working_dir / f"{n}-{entry.name}"
         await remote.download(entry.path, local)
-        out.append({**entry.json(), "uri": ctx.put_file(local, entry.name)})
+        out.append({**entry.json(), "uri": await asyncio.to_thread(ctx.put_file, local, entry.name)})
         local.unlink()
     return out
 
@@ -107,9 +109,12 @@ class _UploadOp(Task):
         name = posixpath.basename(self.from_) or "file"
         target = self.to + name if self.to.endswith("/") else self.to
         local = ctx.working_dir / name
-        with ctx.open_file(self.from_) as stream, open(local, "wb") as out:
-            while chunk := stream.read(1 << 20):
-                out.write(chunk)
+
+        def copy() -> None:
+            with ctx.open_file(self.from_) as stream, open(local, "wb") as out:
+                shutil.copyfileobj(stream, out, 1 << 20)
+
+        await asyncio.to_thread(copy)
         async with self.connect() as remote:  # type: ignore[attr-defined]
             folder = posixpath.dirname(target)
             if folder not in ("", "/"):
@@ -128,7 +133,7 @@ class _DownloadOp(Task):
         async with self.connect() as remote:  # type: ignore[attr-defined]
             await remote.download(self.from_, local)
         size = local.stat().st_size
-        uri = ctx.put_file(local, name)
+        uri = await asyncio.to_thread(ctx.put_file, local, name)
         return {"uri": uri, "to": uri, "size": size}
 
 
