@@ -228,7 +228,8 @@ class Flow(ExecutionTrigger):
     """Start an execution when executions of other flows end (in given states, matching preconditions).
 
     ``trigger.executionId``, ``trigger.namespace``, ``trigger.flowId``, ``trigger.flowRevision``,
-    ``trigger.state`` and ``trigger.outputs`` describe the upstream execution.
+    ``trigger.state``, ``trigger.outputs`` and ``trigger.failedTasks`` (ids of its failed tasks) describe the
+    upstream execution.
     """
 
     type: ClassVar[str] = "core.Flow"

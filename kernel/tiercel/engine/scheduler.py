@@ -535,7 +535,8 @@ class Scheduler:
             return
         variables = {"executionId": ex.id, "namespace": ex.namespace, "flowId": ex.flow_id,
                      "flowRevision": ex.flow_revision, "state": ex.state, "outputs": ex.outputs or {},
-                     "labels": ex.labels}
+                     "labels": ex.labels,
+                     "failedTasks": sorted({tr.task_id for tr in ex.task_runs.values() if tr.state == "FAILED"})}
         for d, trigger in flow_triggers:
             if (d.namespace, d.id) == (ex.namespace, ex.flow_id):
                 continue  # a flow never triggers itself (that would loop forever)

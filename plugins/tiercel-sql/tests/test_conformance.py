@@ -3,9 +3,10 @@
 import sqlite3
 
 import pytest
+from tiercel_sql.bulk import Batch, CopyIn, CopyOut
+from tiercel_sql.components import Queries, Query, Trigger
 
 from tiercel_registry import TaskConformance, TriggerConformance
-from tiercel_sql.components import Queries, Query, Trigger
 
 # A query that runs until cancelled, for the timeout and kill checks (a recursive CTE counting forever).
 FOREVER = {"url": "sqlite://", "fetchType": "FETCH_ONE",
@@ -42,3 +43,27 @@ class TestTrigger(InTmp, TriggerConformance):
             conn.execute("CREATE TABLE orders (id INTEGER, total NUMERIC, processed INTEGER)")
             conn.execute("INSERT INTO orders VALUES (1, 10, 0), (2, 20, 0)")
         return {"url": f"sqlite:///{db}"}
+
+
+class TestCopyIn(TaskConformance):
+    component = CopyIn
+
+    @pytest.fixture
+    def example_inputs(self, postgres_url):
+        return {"url": postgres_url}
+
+
+class TestCopyOut(TaskConformance):
+    component = CopyOut
+
+    @pytest.fixture
+    def example_inputs(self, postgres_url):
+        return {"url": postgres_url}
+
+    @pytest.fixture
+    def long_run(self, postgres_url):  # a query the server runs until COPY is cancelled
+        return {"url": postgres_url, "sql": "SELECT pg_sleep(3600)"}
+
+
+class TestBatch(InTmp, TaskConformance):
+    component = Batch

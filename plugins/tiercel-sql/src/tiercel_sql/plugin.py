@@ -1,4 +1,4 @@
-"""Entry point of tiercel-sql: registers sql.Query, sql.Queries and sql.Trigger."""
+"""Entry point of tiercel-sql: registers sql.Query, sql.Queries, sql.CopyIn, sql.CopyOut, sql.Batch and sql.Trigger."""
 
 from __future__ import annotations
 
@@ -15,6 +15,12 @@ def register_tasks(register: Callable[[type], None]) -> None:
 
     register(Query)
     register(Queries)
+
+    from tiercel_sql.bulk import Batch, CopyIn, CopyOut
+
+    register(CopyIn)
+    register(CopyOut)
+    register(Batch)
 
 
 @hookimpl

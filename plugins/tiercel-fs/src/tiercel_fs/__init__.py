@@ -1,0 +1,1 @@
+"""Tiercel fs: file transfer over SFTP and FTP."""

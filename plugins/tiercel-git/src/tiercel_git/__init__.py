@@ -1,0 +1,1 @@
+"""Tiercel git: clone, push, and deploy flows from a repository."""

@@ -1,0 +1,1 @@
+"""Tiercel notifications: chat messages, webhooks and e-mail sent from flows."""

@@ -1,0 +1,1 @@
+"""Tiercel serdes: file-format conversions between internal-storage files."""
