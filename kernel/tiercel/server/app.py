@@ -921,7 +921,11 @@ def create_app(services: Services, components: list[str] | None = None, policy: 
     p = "/api/v1"
     ex = f"{p}/executions"
     tr = f"{p}/triggers/{{namespace}}/{{flowId}}/{{triggerId}}"
+    from tiercel.server import views
+    from tiercel.server.ui import ui_routes
+
     routes = [
+        *views.routes(),  # the UI's endpoints (graphs, namespaces) before the `{namespace}`/`{executionId}` ones
         Route(f"{p}/health", health, methods=["GET"]),
         Route(f"{p}/openapi.json", openapi, methods=["GET"]),
         Route(f"{p}/docs", docs, methods=["GET"]),
@@ -960,6 +964,7 @@ def create_app(services: Services, components: list[str] | None = None, policy: 
     paths = spec()["paths"]
     routes = [Route(r.path, _known_query(r.endpoint, _query_names(paths, r.path, sorted(r.methods or []))),
                     methods=sorted((r.methods or set()) - {"HEAD"})) for r in routes]
+    routes += ui_routes()
     app = Starlette(routes=routes, exception_handlers={ApiError: api_error, HTTPException: http_error,
                                                        Exception: server_error})
     app.state.services = services

@@ -143,6 +143,9 @@ def spec() -> dict[str, Any]:
         f"{t}/backfill/pause": {"post": _op("Triggers", "Pause a backfill", trig_ok, TRIGGER)},
         f"{t}/backfill/unpause": {"post": _op("Triggers", "Unpause a backfill", trig_ok, TRIGGER)},
     }
+    from tiercel.server.views import paths as ui_paths
+
+    paths.update(ui_paths())
     return {
         "openapi": "3.0.3",
         "info": {"title": "Tiercel API", "version": __version__,
