@@ -28,8 +28,15 @@ class _Builder:
         self._members: dict[str | None, list[str]] = {}
 
     def node(self, uid: str, kind: str, cluster: str | None, task: Any = None) -> str:
-        self.nodes.append({"uid": uid, "kind": kind, "taskId": task.id if task is not None else None,
-                           "type": task.type if task is not None else None, "cluster": cluster})
+        self.nodes.append(
+            {
+                "uid": uid,
+                "kind": kind,
+                "taskId": task.id if task is not None else None,
+                "type": task.type if task is not None else None,
+                "cluster": cluster,
+            }
+        )
         self._members.setdefault(cluster, []).append(uid)
         return uid
 

@@ -20,9 +20,11 @@ from starlette.routing import Route
 #: Where the build puts the app (``ui/vite.config.js`` writes here).
 STATIC = Path(__file__).resolve().parent.parent / "ui" / "static"
 
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-       "font-src 'self'; connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; "
-       "frame-ancestors 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
 HEADERS = {"Content-Security-Policy": CSP}
 #: Built assets have content hashes in their names: cache them for a year; index.html never.
 IMMUTABLE = {**HEADERS, "Cache-Control": "public, max-age=31536000, immutable"}

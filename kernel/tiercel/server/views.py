@@ -14,12 +14,22 @@ from tiercel.server.app import ApiError, Json, execution_or_404, int_param, pars
 
 
 async def graph_of_source(request: Request) -> Response:
-    """``POST /flows/graph``: the graph of a YAML flow, saved or not (the editor's live topology)."""
+    """``POST /flows/graph``: the graph of a YAML flow, saved or not (the editor's live topology).
+
+    A flow that does not validate is a normal moment of editing, not a failed request: the answer
+    is then an empty graph with the ``errors`` (the editor keeps showing the last good graph).
+    """
     from tiercel.server.graph import flow_graph
 
     s = svc(request)
-    flow = await parse_flow(s.rt, await yaml_body(request))
-    return Json(flow_graph(flow))
+    text = await yaml_body(request)
+    try:
+        flow = await parse_flow(s.rt, text)
+    except ApiError as exc:
+        return Json(
+            {"nodes": [], "edges": [], "clusters": [], "errors": exc.extra.get("errors") or [{"message": exc.message}]}
+        )
+    return Json({**flow_graph(flow), "errors": []})
 
 
 async def graph_of_flow(request: Request) -> Response:
@@ -83,19 +93,50 @@ def paths() -> dict[str, Any]:
     """The OpenAPI entries of :func:`routes`."""
     from tiercel.server.openapi import BAD, EXEC_ID, ID, NOT_FOUND, NS, YAML_BODY, _err, _json, _op, _query
 
-    graph = {"type": "object", "required": ["nodes", "edges", "clusters"],
-             "properties": {k: {"type": "array", "items": {"type": "object"}} for k in ("nodes", "edges", "clusters")}}
+    graph = {
+        "type": "object",
+        "required": ["nodes", "edges", "clusters"],
+        "properties": {k: {"type": "array", "items": {"type": "object"}} for k in ("nodes", "edges", "clusters")},
+    }
     rev = _query("revision", {"type": "integer", "minimum": 1, "maximum": 1000000000})
     return {
-        "/api/v1/flows/graph": {"post": _op("Flows", "Graph of a flow source", {
-            "200": _json(graph), "400": BAD, "413": _err("Too large"), "415": _err("Not YAML"),
-            "422": _err("Invalid flow")}, body=YAML_BODY)},
-        "/api/v1/flows/{namespace}/{id}/graph": {"get": _op("Flows", "Graph of a deployed flow", {
-            "200": _json(graph), "400": BAD, "404": NOT_FOUND, "422": _err("Invalid flow")}, [NS, ID, rev])},
-        "/api/v1/executions/latest": {"get": _op("Executions", "Latest execution of each flow", {
-            "200": _json({"type": "array", "items": {"type": "object"}})}, [_query("namespace", {"type": "string"})])},
-        "/api/v1/executions/{executionId}/graph": {"get": _op("Executions", "Graph of an execution", {
-            "200": _json(graph), "404": NOT_FOUND, "422": _err("Invalid flow")}, [EXEC_ID])},
-        "/api/v1/namespaces": {"get": _op("Flows", "Namespaces with flow counts", {
-            "200": _json({"type": "array", "items": {"type": "object"}})})},
+        "/api/v1/flows/graph": {
+            "post": _op(
+                "Flows",
+                "Graph of a flow source (with `errors` when it is invalid)",
+                {"200": _json(graph), "400": BAD, "413": _err("Too large"), "415": _err("Not YAML")},
+                body=YAML_BODY,
+            )
+        },
+        "/api/v1/flows/{namespace}/{id}/graph": {
+            "get": _op(
+                "Flows",
+                "Graph of a deployed flow",
+                {"200": _json(graph), "400": BAD, "404": NOT_FOUND, "422": _err("Invalid flow")},
+                [NS, ID, rev],
+            )
+        },
+        "/api/v1/executions/latest": {
+            "get": _op(
+                "Executions",
+                "Latest execution of each flow",
+                {"200": _json({"type": "array", "items": {"type": "object"}}), "400": BAD},
+                [_query("namespace", {"type": "string"})],
+            )
+        },
+        "/api/v1/executions/{executionId}/graph": {
+            "get": _op(
+                "Executions",
+                "Graph of an execution",
+                {"200": _json(graph), "400": BAD, "404": NOT_FOUND, "422": _err("Invalid flow")},
+                [EXEC_ID],
+            )
+        },
+        "/api/v1/namespaces": {
+            "get": _op(
+                "Flows",
+                "Namespaces with flow counts",
+                {"200": _json({"type": "array", "items": {"type": "object"}}), "400": BAD},
+            )
+        },
     }
