@@ -30,6 +30,8 @@ class FlowError:
     property: str | None
     message: str
     suggestion: str | None = None
+    #: The source line the error points at, shown under the message with a caret (YAML syntax errors).
+    source: str | None = None
 
     def __str__(self) -> str:
         where = self.file or "<flow>"
@@ -37,7 +39,11 @@ class FlowError:
             where += f":{self.line}:{self.column or 1}"
         task = f"task `{self.task_id}`: " if self.task_id else ""
         hint = f" ({self.suggestion})" if self.suggestion else ""
-        return f"{where}: {task}{self.message}{hint}"
+        text = f"{where}: {task}{self.message}{hint}"
+        if self.source is not None and self.line is not None:
+            shown = self.source.expandtabs(1)  # a tab shows as one column, so the caret stays under it
+            text += f"\n  {self.line:>4} | {shown}\n       | {' ' * ((self.column or 1) - 1)}^"
+        return text
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -201,7 +201,9 @@ class _Loader:
         try:
             data, self.positions = load_yaml(self.text)
         except YamlError as exc:
-            self.errors.append(FlowError(self.file, exc.line, exc.column, None, None, exc.message))
+            lines = self.text.splitlines()
+            source = lines[exc.line - 1] if exc.line and exc.line <= len(lines) else None
+            self.errors.append(FlowError(self.file, exc.line, exc.column, None, None, exc.message, exc.hint, source))
             return None
         if data is None:
             self.error((), "empty document: a flow needs at least `id`, `namespace` and `tasks`")
