@@ -77,6 +77,12 @@ def ui(page, server):
     assert not problems, "\n".join(problems)
 
 
-def shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+@pytest.fixture
+def shot():
+    """``shot(page, name)``: a screenshot into tests/ui/artifacts (docs/user/ui.md shows some of them)."""
+
+    def take(page, name: str) -> None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+    return take

@@ -164,7 +164,9 @@ const serverDiagnostics = StateField.define({
   update(value, tr) {
     for (const e of tr.effects) if (e.is(setServer)) return e.value;
     if (!tr.docChanged || !value.length) return value;
-    return value.map((d) => ({ ...d, from: tr.changes.mapPos(d.from), to: tr.changes.mapPos(d.to) }));
+    // an edit where the server saw a problem drops it until the server has looked again
+    return value.filter((d) => !tr.changes.touchesRange(d.from, Math.max(d.to, d.from + 1)))
+      .map((d) => ({ ...d, from: tr.changes.mapPos(d.from), to: tr.changes.mapPos(d.to) }));
   },
 });
 
