@@ -44,6 +44,9 @@ export function discriminated(schema) {
   return root;
 }
 
+/** Lines from which a flow counts as large (about 100 tasks). */
+const LARGE = 400;
+
 /**
  * Property and value completion from the schema. codemirror-json-schema 0.8 re-derives (and
  * recompiles, ~700 ms) a "lax" copy of the whole schema on every request; this uses the compiled
@@ -78,7 +81,8 @@ function lenientParser(state) {
  */
 function schemaCompletion() {
   const completion = new SchemaCompletion({ mode: "yaml", jsonParser: lenientParser });
-  return (ctx) => componentCompletion(ctx) || completion.doComplete(ctx);
+  // each request reads the whole document: on a large flow only Ctrl-Space asks, typing stays light
+  return (ctx) => (!ctx.explicit && ctx.state.doc.lines > LARGE ? null : componentCompletion(ctx) || completion.doComplete(ctx));
 }
 
 function componentCompletion(ctx) {
@@ -221,14 +225,14 @@ const serverChanged = (update) => update.transactions.some((tr) => tr.effects.so
  * diagnostics change, *onSave()* on Ctrl-S / Cmd-S.
  */
 export function createEditor(parent, { doc, schema, onChange, onDiagnostics, onSave }) {
-  const big = doc.split("\n").length > 3000; // keep lint off the typing path of very large flows
+  const lines = doc.split("\n").length; // the longer the flow, the longer lint waits for a pause in typing
   const extensions = [
     basicSetup,
     keymap.of([{ key: "Mod-s", preventDefault: true, run: () => (onSave && onSave(), true) }]),
     yaml(),
     lintGutter(),
     serverValidation(),
-    linter(schemaLinter(), { delay: big ? 600 : 150, needsRefresh: (u) => handleRefresh(u) || serverChanged(u) }),
+    linter(schemaLinter(), { delay: lines > 3 * LARGE ? 800 : lines > LARGE ? 400 : 150, needsRefresh: (u) => handleRefresh(u) || serverChanged(u) }),
     yamlLanguage.data.of({ autocomplete: schemaCompletion() }),
     yamlLanguage.data.of({ autocomplete: expressionCompletion }),
     hoverTooltip(yamlSchemaHover()),
