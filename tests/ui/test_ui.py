@@ -345,3 +345,55 @@ def test_the_guides_flow_deploys_and_opens_clean_in_the_editor(ui, flows, shot):
     expect(ui.get_by_test_id("problem-count")).to_have_text("0 problems")
     ui.wait_for_timeout(700)  # the server's validation has answered by now: still clean
     expect(ui.get_by_test_id("problem-count")).to_have_text("0 problems")
+
+
+SCHEDULED = """\
+id: nightly
+namespace: company.ops
+triggers:
+  - {id: yearly, type: core.Schedule, cron: "0 0 1 1 *"}
+tasks:
+  - {id: note, type: core.Log, message: "{{ trigger.date }}"}
+"""
+
+
+def test_triggers_toggle_persists_and_backfill_shows_progress(ui, flows, shot):
+    flows.deploy(SCHEDULED)
+    ui.goto(f"{flows.url}/ui/triggers")
+    row = ui.locator("[data-trigger='company.ops/nightly/yearly']")
+    expect(row).to_contain_text("core.Schedule")
+    expect(row.locator("td").nth(3)).not_to_have_text("—")  # the next fire date
+    toggle = row.get_by_label("Enable yearly")
+    expect(toggle).to_be_checked()
+    toggle.uncheck()
+    ui.reload()
+    expect(toggle).not_to_be_checked()
+    listed = httpx.get(f"{flows.url}/api/v1/triggers/company.ops/nightly").json()
+    assert listed[0]["disabled"] is True
+    toggle.check()
+    expect(toggle).to_be_checked()
+
+    row.get_by_role("button", name="Backfill…").click()
+    form = row.get_by_role("form", name="Backfill yearly")
+    form.locator("input[name='start']").fill("2023-06-01T00:00")
+    form.locator("input[name='end']").fill("2026-06-01T00:00")
+    form.get_by_role("button", name="Start").click()
+    expect(form).to_have_count(0)  # accepted: the form closes, the row shows the backfill while it runs
+
+    def backfilled() -> int:
+        r = httpx.get(f"{flows.url}/api/v1/executions/search", params={"flowId": "nightly"})
+        return r.json()["total"]
+
+    deadline = time.monotonic() + 10
+    while backfilled() < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert backfilled() == 3  # 1 January 2024, 2025, 2026
+    shot(ui, "triggers")
+
+
+def test_plugins_page_documents_each_component(ui, flows, shot):
+    ui.goto(f"{flows.url}/ui/plugins")
+    ui.get_by_label("Filter components").fill("core.Sleep")
+    ui.locator("[data-component='core.Sleep']").get_by_role("button").click()
+    doc = ui.get_by_role("article", name="Component documentation")
+    expect(doc.locator("code", has_text="duration")).to_have_count(1)

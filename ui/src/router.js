@@ -11,6 +11,8 @@ export const router = createRouter({
     { path: "/flows/:namespace/:id/revisions", name: "flow-revisions", component: () => import("./views/Revisions.vue") },
     { path: "/executions", name: "executions", component: () => import("./views/ExecutionsList.vue") },
     { path: "/executions/:id", name: "execution", component: () => import("./views/ExecutionPage.vue") },
+    { path: "/triggers", name: "triggers", component: () => import("./views/Triggers.vue") },
+    { path: "/plugins", name: "plugins", component: () => import("./views/Plugins.vue") },
     { path: "/login", name: "login", component: () => import("./views/Login.vue") },
     { path: "/:rest(.*)", name: "not-found", component: () => import("./views/NotFound.vue") },
   ],
