@@ -397,3 +397,20 @@ def test_plugins_page_documents_each_component(ui, flows, shot):
     ui.locator("[data-component='core.Sleep']").get_by_role("button").click()
     doc = ui.get_by_role("article", name="Component documentation")
     expect(doc.locator("code", has_text="duration")).to_have_count(1)
+
+
+@pytest.mark.network_drop
+def test_a_dropped_connection_reconnects_without_duplicate_rows(ui, flows, shot):
+    r = httpx.post(f"{flows.url}/api/v1/executions/company.ops/live", json={"who": "Bob"})
+    execution_id = r.json()["id"]
+    ui.goto(f"{flows.url}/ui/executions/{execution_id}")
+    ui.get_by_role("tab", name="Logs").click()
+    expect(ui.get_by_role("log")).to_contain_text("hi Bob")
+    ui.context.set_offline(True)  # both event streams drop
+    ui.wait_for_timeout(300)
+    ui.context.set_offline(False)
+    expect(ui.get_by_test_id("execution-state")).to_have_text("SUCCESS", timeout=10000)
+    expect(ui.get_by_role("log")).to_contain_text("bye")
+    logs = httpx.get(f"{flows.url}/api/v1/logs/{execution_id}").json()
+    expect(ui.get_by_test_id("log-count")).to_have_text(f"{len(logs)} lines")  # each line once
+    assert ui.locator(".line", has_text="hi Bob").count() == 1
