@@ -119,6 +119,10 @@ def test_editor_schema_and_server_diagnostics_block_save_and_ctrl_s_saves(ui, fl
     print(f"schema diagnostic shown {schema_latency * 1000:.0f} ms after the edit")
     assert schema_latency < 1.0
 
+    # inside a task, its type's schema decides (checked in the browser's lint worker)
+    set_editor(ui, DEMO.replace("format:", "formatt:"))
+    expect(ui.locator(".problems li", has_text="(schema)")).to_contain_text("formatt", timeout=2000)
+
     # what only the server knows: two tasks with one id
     set_editor(ui, DEMO.replace("id: answer", "id: hello"))
     expect(ui.locator(".problems li", has_text="(server)")).to_contain_text("hello", timeout=4000)

@@ -7,14 +7,14 @@ import { keymap, hoverTooltip, ViewPlugin } from "@codemirror/view";
 import { StateEffect, StateField } from "@codemirror/state";
 import { yaml, yamlLanguage } from "@codemirror/lang-yaml";
 import { linter, lintGutter, forEachDiagnostic } from "@codemirror/lint";
-import { yamlSchemaLinter, yamlSchemaHover, parseYAMLDocumentState } from "codemirror-json-schema/yaml";
+import { yamlSchemaHover, parseYAMLDocumentState } from "codemirror-json-schema/yaml";
 import { stateExtensions, handleRefresh, getJSONSchema, JSONCompletion } from "codemirror-json-schema";
 import { isMap, isScalar, parse, parseDocument } from "yaml";
 import { Draft04 } from "json-schema-library";
 import { api } from "../api.js";
 
 /** The server schema dispatches on `type` with if/then; completion needs a oneOf keyed by `type`. */
-export function discriminated(schema) {
+export function discriminated(schema, compile = true) {
   const copy = structuredClone(schema);
   for (const kind of ["task", "trigger"]) {
     const def = copy.definitions && copy.definitions[kind];
@@ -29,6 +29,7 @@ export function discriminated(schema) {
   // Compiled once here: codemirror-json-schema builds a validator per lint, hover and completion (of the
   // root or of a sub-schema), and compiling takes ~300-700 ms. A schema marked compiled is used as it is,
   // so every sub-schema is marked too, resolving its $refs (all `#/definitions/…`) through the root.
+  if (!compile) return copy;
   const root = new Draft04(copy).rootSchema;
   const mark = (node) => {
     if (Array.isArray(node)) node.forEach(mark);
@@ -213,18 +214,38 @@ function serverValidation() {
   ];
 }
 
-function schemaLinter() {
-  const lint = yamlSchemaLinter();
-  return (view) => lint(view).concat(view.state.field(serverDiagnostics));
+/** Schema diagnostics from the lint worker (off the main thread), with the server's merged in. */
+function schemaLinter(worker, onReady) {
+  let asked = 0;
+  const waiting = new Map();
+  worker.onmessage = ({ data }) => {
+    const resolve = waiting.get(data.id);
+    waiting.delete(data.id);
+    if (onReady) onReady();
+    onReady = null;
+    resolve && resolve(data.diagnostics);
+  };
+  return async (view) => {
+    const text = view.state.doc.toString();
+    const id = ++asked;
+    const found = await new Promise((resolve) => {
+      waiting.set(id, resolve);
+      worker.postMessage({ id, text });
+    });
+    const length = view.state.doc.length;
+    return found.filter((d) => d.to <= length).concat(view.state.field(serverDiagnostics));
+  };
 }
 
 const serverChanged = (update) => update.transactions.some((tr) => tr.effects.some((e) => e.is(setServer)));
 
 /**
  * Mount an editor in *parent*. *onChange(text)* on each edit, *onDiagnostics(list)* when the
- * diagnostics change, *onSave()* on Ctrl-S / Cmd-S.
+ * diagnostics change, *onSave()* on Ctrl-S / Cmd-S, *onReady()* once the schema has checked the flow.
  */
-export function createEditor(parent, { doc, schema, onChange, onDiagnostics, onSave }) {
+export function createEditor(parent, { doc, schema, onChange, onDiagnostics, onSave, onReady }) {
+  const worker = new Worker(new URL("./lint.worker.js", import.meta.url), { type: "module" });
+  worker.postMessage({ schema: discriminated(schema, false) });
   const lines = doc.split("\n").length; // the longer the flow, the longer lint waits for a pause in typing
   const extensions = [
     basicSetup,
@@ -232,7 +253,7 @@ export function createEditor(parent, { doc, schema, onChange, onDiagnostics, onS
     yaml(),
     lintGutter(),
     serverValidation(),
-    linter(schemaLinter(), { delay: lines > 3 * LARGE ? 800 : lines > LARGE ? 400 : 150, needsRefresh: (u) => handleRefresh(u) || serverChanged(u) }),
+    linter(schemaLinter(worker, onReady), { delay: lines > 3 * LARGE ? 800 : lines > LARGE ? 400 : 150, needsRefresh: (u) => handleRefresh(u) || serverChanged(u) }),
     yamlLanguage.data.of({ autocomplete: schemaCompletion() }),
     yamlLanguage.data.of({ autocomplete: expressionCompletion }),
     hoverTooltip(yamlSchemaHover()),
@@ -253,6 +274,9 @@ export function createEditor(parent, { doc, schema, onChange, onDiagnostics, onS
     setText(text) {
       if (text !== view.state.doc.toString()) view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: text } });
     },
-    destroy: () => view.destroy(),
+    destroy: () => {
+      view.destroy();
+      worker.terminate();
+    },
   };
 }
