@@ -418,3 +418,29 @@ def test_a_dropped_connection_reconnects_without_duplicate_rows(ui, flows, shot)
     logs = httpx.get(f"{flows.url}/api/v1/logs/{execution_id}").json()
     expect(ui.get_by_test_id("log-count")).to_have_text(f"{len(logs)} lines")  # each line once
     assert ui.locator(".line", has_text="hi Bob").count() == 1
+
+
+APPROVAL = """\
+id: approval
+namespace: company.ops
+tasks:
+  - id: approve
+    type: core.Pause
+    onResume:
+      - {id: reason, type: STRING}
+  - id: done
+    type: core.Log
+    message: "Approved: {{ outputs.approve.onResume.reason }}"
+"""
+
+
+def test_a_paused_execution_resumes_with_its_on_resume_form(ui, flows, shot):
+    flows.deploy(APPROVAL)
+    execution_id = httpx.post(f"{flows.url}/api/v1/executions/company.ops/approval", json={}).json()["id"]
+    ui.goto(f"{flows.url}/ui/executions/{execution_id}")
+    form = ui.get_by_role("form", name="Resume")
+    form.get_by_label("reason").fill("looks good")
+    form.get_by_role("button", name="Resume").click()
+    expect(ui.get_by_test_id("execution-state")).to_have_text("SUCCESS", timeout=10000)
+    ui.get_by_role("tab", name="Logs").click()
+    expect(ui.get_by_role("log")).to_contain_text("Approved: looks good")
