@@ -76,7 +76,6 @@ def ui(page, server, request):
     page.on("request", lambda r: r.url.startswith((server.url, "data:")) or problems.append(f"off-host: {r.url}"))
     page.on("response", lambda r: r.status >= 400 and problems.append(f"HTTP {r.status}: {r.url}"))
     page.set_default_timeout(5000)
-    page.base = server.url  # type: ignore[attr-defined]
     yield page
     if request.node.get_closest_marker("network_drop"):
         problems = [p for p in problems if "ERR_INTERNET_DISCONNECTED" not in p]
