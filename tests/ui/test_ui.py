@@ -369,19 +369,22 @@ def test_triggers_toggle_persists_and_backfill_shows_progress(ui, flows, shot):
     expect(row.locator("td").nth(3)).not_to_have_text("—")  # the next fire date
     toggle = row.get_by_label("Enable yearly")
     expect(toggle).to_be_checked()
-    toggle.uncheck()
+    with ui.expect_response(lambda r: "/triggers/search" in r.url):  # the list re-read after the change
+        toggle.uncheck()
     ui.reload()
     expect(toggle).not_to_be_checked()
     listed = httpx.get(f"{flows.url}/api/v1/triggers/company.ops/nightly").json()
     assert listed[0]["disabled"] is True
-    toggle.check()
+    with ui.expect_response(lambda r: "/triggers/search" in r.url):
+        toggle.check()
     expect(toggle).to_be_checked()
 
     row.get_by_role("button", name="Backfill…").click()
     form = row.get_by_role("form", name="Backfill yearly")
     form.locator("input[name='start']").fill("2023-06-01T00:00")
     form.locator("input[name='end']").fill("2026-06-01T00:00")
-    form.get_by_role("button", name="Start").click()
+    with ui.expect_response(lambda r: "/triggers/search" in r.url):
+        form.get_by_role("button", name="Start").click()
     expect(form).to_have_count(0)  # accepted: the form closes, the row shows the backfill while it runs
 
     def backfilled() -> int:
