@@ -64,7 +64,7 @@ def test_api_conforms_to_its_openapi_spec(tmp_path, h, request_finalizer):
         excluded = []
         if key in SEMANTIC_422:
             excluded.append(positive_data_acceptance)
-        if key == ("POST", "/api/v1/flows/validate"):
+        if key in (("POST", "/api/v1/flows/validate"), ("POST", "/api/v1/flows/graph")):  # answer any text, errors inside
             excluded.append(negative_data_rejection)
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             @settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck), phases=[Phase.generate],

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from tiercel.backend.db import Database
-from tiercel.model import ACTIVE, SUCCEEDED, Attempt, Execution, State, TaskRun, dumps, loads
+from tiercel.model import ACTIVE, SUCCEEDED, Attempt, Execution, State, TaskRun, dumps, iso, loads
 
 _COLS = ("id, namespace, flow_id, flow_revision, flow_hash, state, inputs, outputs, labels, trigger, "
          "parent_id, parent_task_run_id, original_id, dedupe_key, error, created_at, started_at, ended_at")
@@ -228,6 +228,21 @@ class ExecutionStore:
         row = self.db.one("SELECT id FROM executions WHERE namespace = ? AND flow_id = ? AND state = 'QUEUED' "
                           "ORDER BY created_at, rowid LIMIT 1", (namespace, flow_id))
         return row[0] if row else None
+
+    def latest_per_flow(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        """The newest execution of each flow (under *namespace* when given): id, state and dates."""
+        where, params = "", []
+        if namespace:
+            where, params = "WHERE namespace = ? OR namespace LIKE ?", [namespace, namespace + ".%"]
+        rows = self.db.query(
+            f"SELECT e.namespace, e.flow_id, e.id, e.state, e.created_at, e.ended_at FROM executions e JOIN "
+            f"(SELECT namespace, flow_id, MAX(created_at) AS latest FROM executions {where} GROUP BY namespace, flow_id) m "
+            f"ON m.namespace = e.namespace AND m.flow_id = e.flow_id AND m.latest = e.created_at", params)
+        seen: dict[tuple[str, str], dict[str, Any]] = {}
+        for r in rows:  # two executions created in the same instant: either is the latest
+            seen[(r[0], r[1])] = {"namespace": r[0], "flowId": r[1], "id": r[2], "state": r[3],
+                                  "startDate": iso(r[4]), "endDate": iso(r[5])}
+        return list(seen.values())
 
     def unfinished(self, owners: Iterable[str | None] | None = None) -> list[tuple[str, str | None, str, str, str]]:
         """(id, owner, state, namespace, flow_id) of executions not ended, oldest first (only of *owners* if given)."""

@@ -992,7 +992,11 @@ def create_app(services: Services, components: list[str] | None = None, policy: 
     p = "/api/v1"
     ex = f"{p}/executions"
     tr = f"{p}/triggers/{{namespace}}/{{flowId}}/{{triggerId}}"
+    from tiercel.server import views
+    from tiercel.server.ui import ui_routes
+
     routes = [
+        *views.routes(),  # the UI's endpoints (graphs, namespaces) before the `{namespace}`/`{executionId}` ones
         Route(f"{p}/health", health, methods=["GET"]),
         Route(f"{p}/openapi.json", openapi, methods=["GET"]),
         Route(f"{p}/docs", docs, methods=["GET"]),
@@ -1046,8 +1050,9 @@ def create_app(services: Services, components: list[str] | None = None, policy: 
                 raise RuntimeError(f"route {method} {r.path} has no access rule in tiercel.server.auth.RULES")
             endpoint = _known_query(r.endpoint, _query_names(paths, r.path, [method]))
             by_path.setdefault(r.path, {})[method] = secured(endpoint, RULES[(method, r.path)])
-    app = Starlette(routes=[Route(path, _by_method(handlers), methods=sorted(handlers))
-                            for path, handlers in by_path.items()],
+    pages = ui_routes()  # the UI's pages and assets: public; what they show comes from the API
+    app = Starlette(routes=[*(Route(path, _by_method(handlers), methods=sorted(handlers))
+                              for path, handlers in by_path.items()), *pages],
                     exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: server_error})
     app.state.services = services
     app.state.components = components or []

@@ -165,10 +165,12 @@ def spec() -> dict[str, Any]:
         f"{t}/backfill/pause": {"post": _op("Triggers", "Pause a backfill", trig_ok, TRIGGER)},
         f"{t}/backfill/unpause": {"post": _op("Triggers", "Unpause a backfill", trig_ok, TRIGGER)},
     }
-    _secure(paths)
     from tiercel.server.namespaces import paths as namespace_paths
+    from tiercel.server.views import paths as ui_paths
 
     paths.update(namespace_paths())
+    paths.update(ui_paths())
+    _secure(paths)
     return {
         "openapi": "3.0.3",
         "info": {"title": "Tiercel API", "version": __version__,
