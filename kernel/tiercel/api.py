@@ -260,8 +260,11 @@ class FlowableRun(abc.ABC):
         """Add or replace labels of the execution."""
 
     @abc.abstractmethod
-    def resume_execution(self, execution_id: str | None, inputs: dict[str, Any]) -> None:
-        """Resume a paused execution (this one when *execution_id* is None) with *inputs*."""
+    def resume_execution(self, execution_id: str | None, inputs: dict[str, Any]) -> bool | None:
+        """Resume a paused execution (this one when *execution_id* is None) with *inputs*.
+
+        For another execution: None while the engine checks it exists and is paused, then True
+        (resumed); a missing or unpaused execution fails this task run."""
 
 
 class FlowableTask(Task):

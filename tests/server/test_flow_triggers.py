@@ -162,3 +162,59 @@ def test_time_windows():
     assert not window_open(now - 90, now, {"type": "SLIDING_WINDOW", "window": "PT1M"})
     assert window_open(now - 1, now, {"type": "DURATION_WINDOW", "window": "PT24H"})
     assert not window_open(now - 86400 * 2, now, {})
+
+
+PAUSER = """\
+id: pauser
+namespace: demo.compat
+tasks:
+  - {id: data, type: io.kestra.plugin.core.debug.Return, format: ready}
+  - {id: wait, type: io.kestra.plugin.core.flow.Pause, delay: PT0.3S}
+"""
+
+ON_PAUSED = """\
+id: on_paused
+namespace: demo.compat
+inputs:
+  - {id: upstream_value, type: STRING}
+tasks:
+  - {id: log, type: core.Log, message: "{{ inputs.upstream_value }}"}
+triggers:
+  - id: paused
+    type: io.kestra.plugin.core.trigger.Flow
+    states: [PAUSED]
+    inputs: {upstream_value: "{{ outputs.data.value }}"}
+    preconditions:
+      id: from_pauser
+      flows:
+        - {namespace: "{{ flow.namespace }}", flowId: pauser, states: [PAUSED]}
+"""
+
+HOOK = """\
+id: hooked
+namespace: demo.compat
+tasks:
+  - {id: log, type: core.Log, message: "{{ trigger.body }}"}
+triggers:
+  - {id: hook, type: io.kestra.plugin.core.trigger.Webhook, key: "{{ secret('HOOK_KEY') }}"}
+"""
+
+
+def test_flow_trigger_on_a_non_terminal_state_reads_upstream_task_outputs_and_webhook_secret_key(tmp_path, h):
+    server = h.ServerProcess(tmp_path / "home", env={"TIERCEL_SECRET_HOOK_KEY": "s3cr3t-key-1234"}).start()
+    try:
+        with server.client() as api:
+            for source in (PAUSER, ON_PAUSED, HOOK):
+                h.deploy(api, source)
+            up = api.post("/api/v1/executions/demo.compat/pauser", params={"wait": True}).json()
+            assert up["state"] == "SUCCESS"
+            started = h.wait_for(lambda: h.executions(api, "on_paused", state="SUCCESS"))
+            assert len(started) == 1
+            assert started[0]["inputs"] == {"upstream_value": "ready"}
+            assert started[0]["trigger"]["variables"]["state"] == "PAUSED"
+
+            assert api.post("/api/v1/executions/webhook/demo.compat/hooked/wrong-key").status_code == 404
+            r = api.post("/api/v1/executions/webhook/demo.compat/hooked/s3cr3t-key-1234", json={"a": 1})
+            assert r.status_code == 200, r.text
+    finally:
+        server.stop()

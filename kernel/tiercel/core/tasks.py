@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from pydantic import AliasChoices, Field, field_validator
 
 from tiercel.api import Example, FlowableRun, FlowableTask, LogLevel, RunContext, Status, Task, TaskError
-from tiercel.core._common import AnyText, LabelsValue, Text, check_user_labels, rendered_labels
+from tiercel.core._common import AnyText, LabelsValue, Text, check_user_labels, json_text, rendered_labels
 
 #: Kestra's level names onto Python logging levels (TRACE sits below DEBUG).
 LEVELS = {"TRACE": 5, "DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING, "ERROR": logging.ERROR}
@@ -53,15 +53,23 @@ tasks:
 """),
     ]
 
+    # rendered in run(): an expression giving a map or a list logs it as (compact) JSON, as Kestra
+    static_fields: ClassVar[frozenset[str]] = Task.static_fields | {"message"}
+
     message: Text | list[Text] = Field(
         validation_alias=AliasChoices("message", "format"),
-        description="The message to log; a list logs one line per item. Expressions are rendered.")
+        description="The message to log; a list logs one line per item. Expressions are rendered; "
+                    "one giving a map or a list is logged as JSON.")
     level: LogLevel = Field("INFO", description="Log level: TRACE, DEBUG, INFO, WARN or ERROR.")
 
     async def run(self, ctx: RunContext) -> None:
         lines = self.message if isinstance(self.message, list) else [self.message]
         for line in lines:
-            ctx.logger.log(LEVELS[self.level], line)
+            try:
+                text = json_text(ctx.render(line))
+            except Exception as exc:  # an ExpressionError: say where, as the engine does for rendered properties
+                raise TaskError(f"task `{self.id}`: property `message`: {exc}") from None
+            ctx.logger.log(LEVELS[self.level], text)
         return None
 
 
@@ -278,5 +286,5 @@ triggers:
     inputs: dict[str, Any] | None = Field(None, description="Values for the `onResume` inputs declared by the paused task.")
 
     def resolve(self, run: FlowableRun) -> Status:
-        run.resume_execution(run.render(self.executionId) or None, run.render(self.inputs or {}))
-        return "SUCCESS"
+        done = run.resume_execution(run.render(self.executionId) or None, run.render(self.inputs or {}))
+        return "RUNNING" if done is None else "SUCCESS"

@@ -384,12 +384,30 @@ class Runtime:
     def _do_files(self, ex: Execution, work: FileWork) -> None:
         """File work for a flowable; answered with a FilesDone event (or its error)."""
         tr = work.task_run
+        if work.kind == "resume":
+            self._resume_other(ex, work)
+            return
         try:
             result = files.do(work.kind, self.storage, self.home, ex, tr, work.params)
         except Exception as exc:
             self.post(ex.id, FilesDone(tr.id, work.kind, error=f"task `{tr.task_id}`: {exc}"))
             return
         self.post(ex.id, FilesDone(tr.id, work.kind, result))
+
+    def _resume_other(self, ex: Execution, work: FileWork) -> None:
+        """Resume another execution for a flowable, failing its task run if that one is missing or not paused."""
+        target = work.params["execution_id"]
+        live = self.live.get(target)
+        state = live.state if live is not None else self.stores.executions.state(target)
+        if state is None:
+            error = f"task `{work.task_run.task_id}`: execution `{target}` does not exist"
+        elif state != State.PAUSED:
+            error = f"task `{work.task_run.task_id}`: execution `{target}` is not paused (it is {state})"
+        else:
+            self.command(target, "resume", {"inputs": work.params["inputs"]})
+            self.post(ex.id, FilesDone(work.task_run.id, work.kind, True))
+            return
+        self.post(ex.id, FilesDone(work.task_run.id, work.kind, error=error))
 
     def _start_subflow(self, parent: Execution, start: StartSubflow) -> None:
         from tiercel.flow.inputs import resolve_inputs

@@ -605,7 +605,7 @@ def coerce_output(kind: str | None, value: Any) -> Any:
         if kind == "JSON" and isinstance(value, str):
             return json.loads(value)
         if kind == "STRING":
-            return value if isinstance(value, str) else json.dumps(value)
+            return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"expected {kind}, got {value!r}") from exc
     return value

@@ -51,6 +51,7 @@ class EngineRun(FlowableRun):
     def outputs(self, value: dict[str, Any] | None) -> None:
         self._tr.outputs = value
         self._tr.dirty = True
+        self._step.ex.record_outputs(self._tr)  # readable by its children while it runs (WaitFor's iterationCount)
 
     @property
     def error(self) -> str | None:
@@ -159,7 +160,7 @@ class EngineRun(FlowableRun):
         return out
 
     def files(self, kind: str, **params: Any) -> Any:
-        if kind not in ("split", "write", "collect"):
+        if kind not in ("split", "write", "collect", "resume"):
             raise ValueError(f"unknown file work `{kind}` (split, write or collect)")
         tr = self._tr
         entry = tr.meta.files.get(kind, False)
@@ -180,5 +181,9 @@ class EngineRun(FlowableRun):
         self._step.ex.labels.update(labels)
         self._step.ex.dirty = True
 
-    def resume_execution(self, execution_id: str | None, inputs: dict[str, Any]) -> None:
-        self._step.effects.resume.append((execution_id or self._step.ex.id, inputs))
+    def resume_execution(self, execution_id: str | None, inputs: dict[str, Any]) -> bool | None:
+        if execution_id is None or execution_id == self._step.ex.id:
+            self._step.effects.resume.append((self._step.ex.id, inputs))
+            return True
+        # another execution: checked (and resumed) off the executor, answered like file work
+        return self.files("resume", execution_id=execution_id, inputs=inputs)  # type: ignore[no-any-return]
