@@ -44,7 +44,7 @@ from tiercel.engine.executor import (
 )
 from tiercel.engine.logbuffer import LogBuffer
 from tiercel.engine.ownership import Ownership
-from tiercel.engine.storage import InternalStorage, resolve_backend
+from tiercel.engine.storage import SCHEME, InternalStorage, namespace_path, resolve_backend
 from tiercel.engine.variables import Variables
 from tiercel.engine.worker import Worker
 from tiercel.flow.model import Flow
@@ -76,6 +76,7 @@ class Runtime:
         self.stores.executions.offload = self._offload_outputs
         self.stores.executions.resolve = self.storage.read_text
         self.renderer = Renderer(registry=self.registry)
+        self.envs, self.globals = expression_envs(), expression_globals(self.home)
         self.variables = Variables(self.renderer, self._lookups)
         self.executor = Executor(self.variables)
         self.catalog = FlowCatalog(self.stores, self.registry, flow_dirs)
@@ -464,7 +465,7 @@ class Runtime:
         return uri
 
     # --- expressions ----------------------------------------------------------------------
-    def _lookups(self, ex: Execution) -> dict[str, Callable[..., Any]]:
+    def _lookups(self, ex: Execution) -> dict[str, Any]:
         """What expressions of *ex* may read outside it: secrets, the KV store, stored files."""
 
         def secret(name: str) -> str:
@@ -475,7 +476,9 @@ class Runtime:
         def kv(key: str, namespace: str | None = None, errorOnMissing: bool = True) -> Any:
             value = self.stores.kv.get(namespace or ex.namespace, key)
             if value is None and errorOnMissing:
-                raise KeyError(f"kv key `{key}` not found in namespace `{namespace or ex.namespace}`")
+                from tiercel.expr import Missing
+
+                raise Missing(f"kv key `{key}` not found in namespace `{namespace or ex.namespace}`")
             return value
 
         def read(uri: str) -> str:
@@ -485,4 +488,43 @@ class Runtime:
             flow = self.flow_of(ex)
             return self.renderer.render(template, self.variables.build(flow, ex, None, None))
 
-        return {"secret": secret, "kv": kv, "read": read, "render": render}
+        def error_logs() -> list[dict[str, Any]]:
+            """Kestra's ``errorLogs()``: the ERROR lines of this execution so far (for alerts in `errors`)."""
+            stored = self.stores.logs.query(ex.id, min_level="ERROR")
+            pending = [{"taskRunId": r[1], "taskId": r[2], "attemptNumber": r[3], "level": r[4], "message": r[5],
+                        "timestamp": r[6]} for r in list(self.logs.pending) if r[0] == ex.id and r[4] == "ERROR"]
+            return [{k: v for k, v in line.items() if k != "id"} for line in stored] + pending
+
+        def file_size(uri: str) -> int:
+            return self.storage.backend.size(self.storage.path_of(uri, ex.namespace))
+
+        def file_uri(path: str) -> str:
+            """Kestra's ``fileURI(path)``: the internal-storage URI of a namespace file."""
+            return f"{SCHEME}{namespace_path(ex.namespace)}/_files/{str(path).lstrip('/')}"
+
+        return {"secret": secret, "kv": kv, "read": read, "render": render, "errorLogs": error_logs,
+                "fileSize": file_size, "isFileEmpty": lambda uri: file_size(uri) == 0, "fileURI": file_uri,
+                "fileExists": lambda uri: self.storage.backend.exists(self.storage.path_of(uri, ex.namespace)), "envs": self.envs, "globals": self.globals}
+
+
+def expression_envs() -> dict[str, str]:
+    """Kestra's ``envs``: environment variables named ``ENV_X`` or ``KESTRA_X``, read as ``envs.x``."""
+    out: dict[str, str] = {}
+    for name, value in os.environ.items():
+        for prefix in ("KESTRA_", "ENV_"):
+            if name.startswith(prefix) and len(name) > len(prefix):
+                out[name[len(prefix):].lower()] = value
+    return out
+
+
+def expression_globals(home: Path) -> dict[str, Any]:
+    """Kestra's ``globals``: the server's global variables, from ``$TIERCEL_HOME/globals.yaml`` (a map)."""
+    import yaml
+
+    path = home / "globals.yaml"
+    if not path.is_file():
+        return {}
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: global variables must be a map, got {type(data).__name__}")
+    return data

@@ -19,8 +19,9 @@ from tiercel.model import Execution, TaskRun, iso
 class Lookups(Protocol):
     """What expressions may read outside the execution, bound to one execution."""
 
-    def __call__(self, ex: Execution) -> dict[str, Callable[..., Any]]:
-        """The functions (``secret``, ``kv``, ``read``, ``render``) for expressions of *ex*."""
+    def __call__(self, ex: Execution) -> dict[str, Any]:
+        """The functions (``secret``, ``kv``, ``read``, ``render``…) and process-wide values (``envs``,
+        ``globals``) for expressions of *ex*."""
         ...
 
 
@@ -63,8 +64,8 @@ class Variables:
         variables = dict(base)
         variables["task"] = {"id": tr.task_id, "type": type(task).type if task is not None else None}
         variables["taskrun"] = {"id": tr.id, "value": tr.value, "iteration": tr.iteration,
-                                "attemptsCount": max(tr.attempt, 1), "parentId": tr.parent_id,
-                                "startDate": iso(tr.started_at or tr.created_at)}
+                                "attemptsCount": max(tr.attempt - 1, 0), "parentId": tr.parent_id,
+                                "startDate": iso(tr.started_at or tr.created_at)}  # attempts before this one, as Kestra
         parents = []
         pid = tr.parent_id
         while pid:
@@ -73,6 +74,8 @@ class Variables:
                 break
             parents.append({"taskrun": {"id": p.id, "value": p.value, "iteration": p.iteration},
                             "outputs": p.outputs or {}})
+            if p.meta.workdir == p.id and "workerTaskrun" not in variables:  # Kestra's: the WorkingDirectory's run
+                variables["workerTaskrun"] = parents[-1]["taskrun"]
             pid = p.parent_id
         if parents:
             variables["parent"] = parents[0]
