@@ -183,7 +183,7 @@ class FlowableRun(abc.ABC):
     now: float
 
     @abc.abstractmethod
-    def render(self, value: Any, **extra: Any) -> Any:
+    def render(self, value: Any, /, **extra: Any) -> Any:
         """Render expressions in *value* with this run's variables (``taskrun.value``, ``outputs``…);
         *extra* variables are merged one level deep (``taskrun={"items": uri}`` adds to ``taskrun``)."""
 
@@ -496,7 +496,7 @@ class RunContext(abc.ABC):
     working_dir: Path
 
     @abc.abstractmethod
-    def render(self, value: Any, **extra: Any) -> Any:
+    def render(self, value: Any, /, **extra: Any) -> Any:
         """Render expressions in *value* (str, list or dict) against the run's variables."""
 
     @abc.abstractmethod
@@ -510,6 +510,10 @@ class RunContext(abc.ABC):
     @abc.abstractmethod
     def open_file(self, uri: str) -> BinaryIO:
         """Open a ``tiercel://`` URI for reading (streamed)."""
+
+    def delete_file(self, uri: str) -> bool:
+        """Delete a ``tiercel://`` file of this namespace; whether it existed."""
+        raise NotImplementedError(f"{type(self).__name__} cannot delete files")
 
     @abc.abstractmethod
     def metric(self, name: str, value: float, type: str = "counter", **tags: str) -> None:

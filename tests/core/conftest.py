@@ -42,7 +42,7 @@ class FakeRunContext(RunContext):
     def lines(self) -> list[tuple[int, str]]:
         return [(r.levelno, r.getMessage()) for r in self.records]
 
-    def render(self, value: Any, **extra: Any) -> Any:
+    def render(self, value: Any, /, **extra: Any) -> Any:
         if "{{" in str(value) or "{%" in str(value):
             raise NotImplementedError("no variables here: test expressions through run_flow")
         return value  # literal text renders to itself (core.Log renders its message in run())

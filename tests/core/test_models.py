@@ -26,6 +26,11 @@ EXPECTED = {
         "core.Sleep": ["io.kestra.plugin.core.flow.Sleep"],
         "core.Fail": ["io.kestra.plugin.core.execution.Fail", "io.kestra.core.tasks.executions.Fail"],
         "core.Labels": ["io.kestra.plugin.core.execution.Labels", "io.kestra.core.tasks.executions.Labels"],
+        "core.Assert": ["io.kestra.plugin.core.execution.Assert"],
+        "core.templating.TemplatedTask": ["io.kestra.plugin.core.templating.TemplatedTask"],
+        **{f"core.storage.{name}": [f"io.kestra.plugin.core.storage.{name}"]
+           for name in ("Write", "Concat", "Split", "Size", "Delete", "Reverse", "FilterItems", "DeduplicateItems",
+                        "PurgeCurrentExecutionFiles", "LocalFiles")},
         "core.Resume": ["io.kestra.plugin.core.execution.Resume"],
         "core.Pause": ["io.kestra.plugin.core.flow.Pause", "io.kestra.core.tasks.flows.Pause"],
         "core.Sequential": ["io.kestra.plugin.core.flow.Sequential", "io.kestra.core.tasks.flows.Sequential"],

@@ -144,9 +144,18 @@ def conditions(tmp_path):
     ({"type": "TimeBetween", "after": "09:00:00", "before": "17:00:00", "date": "2026-01-05T10:00:00+00:00"}, True),
     ({"type": "TimeBetween", "after": "11:00:00", "date": "2026-01-05T10:00:00+00:00"}, False),
     ({"type": "DateTimeBetween", "after": "2026-01-01T00:00:00Z", "before": "2026-02-01T00:00:00Z", "date": "2026-01-05T10:00:00Z"}, True),
+    ({"type": "io.kestra.plugin.core.condition.PublicHoliday", "country": "FR", "date": "2026-07-14T10:00:00Z"}, True),
+    ({"type": "PublicHoliday", "country": "FR", "date": "2026-07-15T10:00:00Z"}, False),
+    ({"type": "PublicHolidayCondition", "country": "US", "subDivision": "CA", "date": "2026-12-25T10:00:00Z"}, True),
+    ({"type": "HasRetryAttempt", "in": ["FAILED"]}, True),
+    ({"type": "HasRetryAttempt", "notIn": ["FAILED"]}, False),
 ])
 def test_kestra_conditions(conditions, cond, expected):
+    from tiercel.model import Attempt, TaskRun
+
     ex = _ex()
+    ex.task_runs["tr1"] = TaskRun("tr1", ex.id, "flaky", None, None, None, "SUCCESS", 0, 0.0, attempt=2,
+                                  attempts=[Attempt(1, "FAILED", 0.0, 1.0), Attempt(2, "SUCCESS", 1.0, 2.0)])
     variables = {"executionId": ex.id, "outputs": ex.outputs, "state": ex.state}
     assert conditions.check(cond, variables, ex) is expected
 

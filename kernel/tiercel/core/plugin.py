@@ -16,9 +16,10 @@ TIERCEL_API = ">=1.0,<2"
 
 @hookimpl
 def register_tasks(register: Callable[[type], None]) -> None:
-    from tiercel.core import flowable, tasks
+    from tiercel.core import files, flowable, tasks
 
-    for cls in (tasks.Log, tasks.Return, tasks.OutputValues, tasks.Sleep, tasks.Fail, tasks.Labels, tasks.Resume,
+    for cls in (*files.TASKS, tasks.Assert, tasks.TemplatedTask,
+                tasks.Log, tasks.Return, tasks.OutputValues, tasks.Sleep, tasks.Fail, tasks.Labels, tasks.Resume,
                 flowable.Sequential, flowable.Parallel, flowable.If, flowable.Switch, flowable.ForEach,
                 flowable.EachParallel, flowable.AllowFailure, flowable.Dag, flowable.WaitFor,
                 flowable.WorkingDirectory, flowable.Pause, flowable.Subflow, flowable.ForEachItem):

@@ -288,3 +288,96 @@ triggers:
     def resolve(self, run: FlowableRun) -> Status:
         done = run.resume_execution(run.render(self.executionId) or None, run.render(self.inputs or {}))
         return "RUNNING" if done is None else "SUCCESS"
+
+
+class Assert(Task):
+    """Fail when any of ``conditions`` is falsy (Kestra truthiness), naming each one that failed."""
+
+    type: ClassVar[str] = "core.Assert"
+    aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.core.execution.Assert",)
+    static_fields: ClassVar[frozenset[str]] = Task.static_fields | {"conditions"}
+    examples: ClassVar[list[Example]] = [
+        Example("Check inputs before going on", """\
+id: assert_example
+namespace: company.team
+inputs:
+  - id: amount
+    type: INT
+    defaults: 10
+tasks:
+  - id: check
+    type: core.Assert
+    conditions:
+      - "{{ inputs.amount > 0 }}"
+      - "{{ inputs.amount < 1000 }}"
+    errorMessage: "amount out of range: {{ inputs.amount }}"
+"""),
+    ]
+
+    conditions: list[str] = Field(min_length=1, description="Expressions that must all render truthy.")
+    errorMessage: str | None = Field(None, description="Message of the failure (rendered); each failed condition is logged.")
+
+    async def run(self, ctx: RunContext) -> None:
+        from tiercel.expr import truthy
+
+        failed = [c for c in self.conditions if not truthy(ctx.render(c))]
+        for condition in failed:
+            ctx.logger.error("assertion failed: %s", condition)
+        if failed:
+            message = ctx.render(self.errorMessage) if self.errorMessage else f"{len(failed)} assertion(s) failed"
+            raise TaskError(str(json_text(message)))
+        return None
+
+
+class TemplatedTask(Task):
+    """Run a task whose whole definition is one rendered YAML ``spec`` (Kestra's TemplatedTask).
+
+    Only runnable tasks (those that run on a worker) can be templated; the spec's `id` is this task's.
+    """
+
+    type: ClassVar[str] = "core.templating.TemplatedTask"
+    aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.core.templating.TemplatedTask",)
+    examples: ClassVar[list[Example]] = [
+        Example("Choose the log level at run time", """\
+id: templated_example
+namespace: company.team
+inputs:
+  - id: level
+    type: STRING
+    defaults: WARN
+tasks:
+  - id: templated
+    type: core.templating.TemplatedTask
+    spec: |
+      type: core.Log
+      level: {{ inputs.level }}
+      message: rendered at run time
+"""),
+    ]
+
+    spec: str = Field(description="The YAML of the task (`type` and its properties), rendered before it is read.")
+
+    async def run(self, ctx: RunContext) -> dict[str, Any] | None:
+        import yaml
+
+        from tiercel.api import FlowableTask
+        from tiercel.plugins import get_registry
+
+        data = yaml.safe_load(self.spec)
+        if not isinstance(data, dict) or "type" not in data:
+            raise TaskError("`spec` must render to a YAML map with a `type`")
+        data.setdefault("id", self.id)
+        info = get_registry().get("task", str(data["type"]))
+        if info is None:
+            raise TaskError(f"`spec`: unknown task type `{data['type']}`")
+        cls = info.cls
+        if issubclass(cls, (FlowableTask, TemplatedTask)):
+            raise TaskError(f"`spec`: {data['type']} cannot be templated (only runnable tasks can)")
+        try:
+            task = cls.model_validate({k: v for k, v in data.items() if k != "type"})
+        except ValueError as exc:
+            raise TaskError(f"`spec`: invalid {data['type']}: {exc}") from None
+        import inspect
+
+        result = task.run(ctx)
+        return await result if inspect.isawaitable(result) else result

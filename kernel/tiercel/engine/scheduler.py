@@ -240,6 +240,27 @@ class Conditions:
             return (d + timedelta(days=7)).month != d.month
         return nth == {"FIRST": 0, "SECOND": 1, "THIRD": 2, "FOURTH": 3}.get(which, -1)
 
+    def _PublicHoliday(self, c: dict[str, Any], v: dict[str, Any], up: Execution | None, tz: Any) -> bool:
+        """A public holiday of ``country`` (ISO code; ``subDivision`` for a region), from the `holidays` library."""
+        import holidays
+
+        country = c.get("country")
+        if not country:
+            raise ValueError("a PublicHoliday condition needs `country` (an ISO code such as FR or US)")
+        try:
+            calendar = holidays.country_holidays(str(country).upper(), subdiv=c.get("subDivision"))
+        except NotImplementedError:
+            raise ValueError(f"PublicHoliday: unknown country `{country}`") from None
+        return self._date(c, v, tz).date() in calendar
+
+    def _HasRetryAttempt(self, c: dict[str, Any], v: dict[str, Any], up: Execution | None, tz: Any) -> bool:
+        """The upstream execution retried a task, with an attempt in ``in`` (and none of ``notIn``) states."""
+        if up is None:
+            return False
+        wanted, unwanted = c.get("in") or [], c.get("notIn") or []
+        states = {str(a.state) for tr in up.task_runs.values() if len(tr.attempts) > 1 for a in tr.attempts}
+        return bool(states) and (not wanted or bool(states & set(wanted))) and not states & set(unwanted)
+
     def _TimeBetween(self, c: dict[str, Any], v: dict[str, Any], up: Execution | None, tz: Any) -> bool:
         t = self._date(c, v, tz).timetz().replace(tzinfo=None)
         after = _time(c.get("after"))

@@ -63,7 +63,7 @@ class EngineRun(FlowableRun):
         self._tr.dirty = True
 
     # --- expressions ------------------------------------------------------------------
-    def render(self, value: Any, **extra: Any) -> Any:
+    def render(self, value: Any, /, **extra: Any) -> Any:
         variables = self._step.executor.variables
         context = variables.build(self._step.flow, self._step.ex, self._tr, self._task)
         if extra:  # merged one level deep: taskrun={"items": uri} adds to taskrun

@@ -1,0 +1,94 @@
+"""Kestra core tasks Tiercel lacked: storage files, Assert, TemplatedTask, LocalFiles, Loop, conditions."""
+
+from __future__ import annotations
+
+from tiercel.testing import execution_logs, read_file
+from tiercel.testing.harness import run_flow, task_run
+
+
+def run(tmp_path, body: str, **kw):
+    return run_flow("id: tasks\nnamespace: company.team\n" + body, home=tmp_path / "home", **kw)
+
+
+def text(tmp_path, uri):
+    return read_file(uri, tmp_path / "home").decode()
+
+
+def test_storage_tasks_chain(tmp_path):
+    ex = run(tmp_path, """
+tasks:
+  - {id: w, type: io.kestra.plugin.core.storage.Write, content: "3\\n1\\n3\\n2\\n", extension: .txt}
+  - {id: size, type: io.kestra.plugin.core.storage.Size, uri: "{{ outputs.w.uri }}"}
+  - {id: rev, type: io.kestra.plugin.core.storage.Reverse, from: "{{ outputs.w.uri }}"}
+  - {id: split, type: io.kestra.plugin.core.storage.Split, from: "{{ outputs.w.uri }}", rows: 3}
+  - {id: cat, type: io.kestra.plugin.core.storage.Concat, files: "{{ outputs.split.uris }}"}
+  - {id: keep, type: io.kestra.plugin.core.storage.FilterItems, from: "{{ outputs.w.uri }}", filterCondition: "{{ value > 1 }}"}
+  - id: drop
+    type: io.kestra.plugin.core.storage.FilterItems
+    from: "{{ outputs.w.uri }}"
+    filterCondition: "{{ value == 3 }}"
+    filterType: EXCLUDE
+  - {id: dedup, type: io.kestra.plugin.core.storage.DeduplicateItems, from: "{{ outputs.w.uri }}", expr: "{{ value }}"}
+  - {id: gone, type: io.kestra.plugin.core.storage.Delete, uri: "{{ outputs.rev.uri }}"}
+  - {id: again, type: io.kestra.plugin.core.storage.Delete, uri: "{{ outputs.rev.uri }}"}
+""")
+    assert ex["state"] == "SUCCESS"
+    out = {tr["taskId"]: tr["outputs"] for tr in ex["taskRuns"]}
+    assert out["w"]["uri"].endswith(".txt") and out["size"]["size"] == 8
+    assert len(out["split"]["uris"]) == 2 and text(tmp_path, out["cat"]["uri"]) == "3\n1\n3\n2\n"
+    assert text(tmp_path, out["keep"]["uri"]) == "3\n3\n2\n" and out["keep"]["droppedItemsTotal"] == 1
+    assert text(tmp_path, out["drop"]["uri"]) == "1\n2\n"
+    assert text(tmp_path, out["dedup"]["uri"]) == "1\n3\n2\n" and out["dedup"]["numKeys"] == 3
+    assert (out["gone"]["deleted"], out["again"]["deleted"]) == (True, False)
+
+
+def test_purge_current_execution_files_and_local_files(tmp_path):
+    ex = run(tmp_path, """
+tasks:
+  - id: files
+    type: io.kestra.core.tasks.storages.LocalFiles
+    inputs: {data/a.txt: hello}
+    outputs: ["data/*.txt"]
+  - {id: purge, type: io.kestra.plugin.core.storage.PurgeCurrentExecutionFiles}
+""")
+    assert ex["state"] == "SUCCESS"
+    uri = task_run(ex, "files")["outputs"]["uris"]["data/a.txt"]
+    assert task_run(ex, "purge")["outputs"]["uris"] == [uri]
+
+
+def test_assert_fails_naming_each_condition(tmp_path):
+    ex = run(tmp_path, """
+inputs:
+  - {id: n, type: INT, defaults: 5}
+tasks:
+  - {id: ok, type: io.kestra.plugin.core.execution.Assert, conditions: ["{{ inputs.n > 0 }}"]}
+  - id: check
+    type: io.kestra.plugin.core.execution.Assert
+    conditions: ["{{ inputs.n > 10 }}", "{{ inputs.n < 100 }}", "{{ inputs.n == 7 }}"]
+    errorMessage: "bad n: {{ inputs.n }}"
+""")
+    assert ex["state"] == "FAILED"
+    assert task_run(ex, "ok")["state"] == "SUCCESS"
+    assert task_run(ex, "check")["error"] == "bad n: 5"
+    logged = [line["message"] for line in execution_logs(tmp_path / "home", ex["id"], task_id="check")]
+    assert any("{{ inputs.n > 10 }}" in m for m in logged) and any("{{ inputs.n == 7 }}" in m for m in logged)
+
+
+def test_templated_task(tmp_path):
+    ex = run(tmp_path, """
+inputs:
+  - {id: kind, type: STRING, defaults: core.Return}
+tasks:
+  - id: templated
+    type: io.kestra.plugin.core.templating.TemplatedTask
+    spec: |
+      type: {{ inputs.kind }}
+      format: "{{ 6 * 7 }}"
+  - id: flowable
+    type: io.kestra.plugin.core.templating.TemplatedTask
+    spec: |
+      type: core.Sequential
+      tasks: []
+""")
+    assert task_run(ex, "templated")["outputs"] == {"value": "42"}
+    assert "cannot be templated" in task_run(ex, "flowable")["error"]
