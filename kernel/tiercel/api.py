@@ -302,6 +302,11 @@ class FlowableTask(Task):
         """
         raise NotImplementedError(f"{self.type} is a FlowableTask but does not implement resolve(run)")
 
+    def child_variables(self, progress: dict[str, Any], key: Any) -> dict[str, Any] | None:
+        """Variables this flowable gives its descendants (Loop's ``item``): *progress* is its saved
+        Progress (as JSON), *key* the key of the child branch they run under. None: nothing."""
+        return None
+
     def on_resume(self, inputs: dict[str, Any]) -> dict[str, Any]:
         """Check the inputs of a resume of this paused run; raise ValueError to refuse it (it stays paused)."""
         return inputs

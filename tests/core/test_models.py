@@ -27,6 +27,7 @@ EXPECTED = {
         "core.Fail": ["io.kestra.plugin.core.execution.Fail", "io.kestra.core.tasks.executions.Fail"],
         "core.Labels": ["io.kestra.plugin.core.execution.Labels", "io.kestra.core.tasks.executions.Labels"],
         "core.Assert": ["io.kestra.plugin.core.execution.Assert"],
+        "core.Loop": ["io.kestra.plugin.core.flow.Loop"],
         "core.templating.TemplatedTask": ["io.kestra.plugin.core.templating.TemplatedTask"],
         **{f"core.storage.{name}": [f"io.kestra.plugin.core.storage.{name}"]
            for name in ("Write", "Concat", "Split", "Size", "Delete", "Reverse", "FilterItems", "DeduplicateItems",

@@ -92,3 +92,37 @@ tasks:
 """)
     assert task_run(ex, "templated")["outputs"] == {"value": "42"}
     assert "cannot be templated" in task_run(ex, "flowable")["error"]
+
+
+def test_loop_over_a_map_a_list_and_a_file(tmp_path):
+    ex = run(tmp_path, """
+tasks:
+  - {id: lines, type: core.storage.Write, content: "x\\ny\\n"}
+  - id: over_map
+    type: io.kestra.plugin.core.flow.Loop
+    values: {eu: Paris, us: Boston}
+    concurrencyLimit: 0
+    tasks:
+      - id: nested
+        type: io.kestra.plugin.core.flow.Sequential
+        tasks:
+          - {id: city, type: io.kestra.plugin.core.debug.Return, format: "{{ item.index }}:{{ item.key }}={{ item.value }}"}
+  - id: over_list
+    type: io.kestra.plugin.core.flow.Loop
+    values: '[{"n": 1}, {"n": 2}]'
+    tasks:
+      - {id: n, type: io.kestra.plugin.core.debug.Return, format: "{{ item.value.n * 10 }}"}
+  - id: over_file
+    type: io.kestra.plugin.core.flow.Loop
+    values: "{{ outputs.lines.uri }}"
+    tasks:
+      - {id: line, type: io.kestra.plugin.core.debug.Return, format: "{{ item.value }}"}
+  - {id: after, type: io.kestra.plugin.core.debug.Return, format: "{{ outputs.n['1'].value }}"}
+""")
+    assert ex["state"] == "SUCCESS"
+
+    def values(task_id):
+        return [tr["outputs"]["value"] for tr in ex["taskRuns"] if tr["taskId"] == task_id]
+
+    assert sorted(values("city")) == ["0:eu=Paris", "1:us=Boston"]
+    assert values("n") == ["10", "20"] and values("line") == ["x", "y"] and values("after") == ["20"]

@@ -326,6 +326,71 @@ tasks:
         description="How many iterations run at once; 0 (default) runs all at once.")
 
 
+class Loop(FlowableTask):
+    """Run ``tasks`` once per item of ``values`` (Kestra 2.0's Loop, replacing ForEach and ForEachItem).
+
+    ``values`` is a list, a map (one iteration per entry) or a `tiercel://` file URI (one iteration per
+    line). Every task inside, however deeply nested, reads ``item.value``, ``item.index`` (from 0) and,
+    for a map, ``item.key``. Each iteration's outputs are keyed by its index: ``outputs.<id>['0']``.
+    """
+
+    type: ClassVar[str] = "core.Loop"
+    aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.core.flow.Loop",)
+    examples: ClassVar[list[Example]] = [
+        Example("Loop over a map, two entries at a time", """\
+id: loop_example
+namespace: company.team
+tasks:
+  - id: loop
+    type: core.Loop
+    values:
+      eu: Paris
+      us: Boston
+    concurrencyLimit: 2
+    tasks:
+      - id: city
+        type: core.Log
+        message: "{{ item.index }}: {{ item.key }} is {{ item.value }}"
+"""),
+    ]
+
+    values: list[Any] | dict[str, Any] | Text = Field(
+        description="A list, a map, a `tiercel://` file URI (one item per line) or a JSON string of a list or map.")
+    concurrencyLimit: int = Field(1, ge=0, description="Iterations at once: 1 (default) in order, 0 all at once.")
+    tasks: Tasks = Field(min_length=1, description="Tasks run for each item.")
+    errors: Tasks | None = _errors()
+    finally_: Tasks | None = _finally()
+
+    class Progress(FlowableTask.Progress):
+        items: list[dict[str, Any]] | None = None  # [{value, index, key?}], rendered once
+
+    def resolve(self, run: FlowableRun) -> Status:
+        if run.progress.items is None:
+            values = run.render(self.values)
+            if isinstance(values, str) and values.startswith("tiercel://"):
+                lines = run.files("lines", uri=values)
+                if lines is None:
+                    return RUNNING
+                values = lines
+            elif isinstance(values, str):
+                values = json.loads(values) if values.strip()[:1] in ("[", "{") else [values]
+            if isinstance(values, dict):
+                items = [{"key": k, "value": v, "index": i} for i, (k, v) in enumerate(values.items())]
+            elif isinstance(values, list):
+                items = [{"value": v, "index": i} for i, v in enumerate(values)]
+            else:
+                raise ValueError(f"`values` must be a list, a map or a file URI, got {type(values).__name__}")
+            run.progress.items = items
+            run.outputs = {"count": len(items)}
+        items = run.progress.items
+        return run.fan_out(len(items), lambda i: run.sequence(self.tasks, key=i, value=str(i)),
+                           limit=_int(run.render(self.concurrencyLimit)), index_of=lambda child: child.key)
+
+    def child_variables(self, progress: dict[str, Any], key: Any) -> dict[str, Any] | None:
+        items = progress.get("items") or []
+        return {"item": items[key]} if isinstance(key, int) and 0 <= key < len(items) else None
+
+
 class AllowFailure(FlowableTask):
     """Run child tasks in order; a failure inside ends this block WARNING and the flow goes on."""
 

@@ -20,7 +20,7 @@ def register_tasks(register: Callable[[type], None]) -> None:
 
     for cls in (*files.TASKS, tasks.Assert, tasks.TemplatedTask,
                 tasks.Log, tasks.Return, tasks.OutputValues, tasks.Sleep, tasks.Fail, tasks.Labels, tasks.Resume,
-                flowable.Sequential, flowable.Parallel, flowable.If, flowable.Switch, flowable.ForEach,
+                flowable.Loop, flowable.Sequential, flowable.Parallel, flowable.If, flowable.Switch, flowable.ForEach,
                 flowable.EachParallel, flowable.AllowFailure, flowable.Dag, flowable.WaitFor,
                 flowable.WorkingDirectory, flowable.Pause, flowable.Subflow, flowable.ForEachItem):
         register(cls)

@@ -11,7 +11,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from tiercel.api import Task
+from tiercel.api import FlowableTask, Task
 from tiercel.flow.model import Flow
 from tiercel.model import Execution, TaskRun, iso
 
@@ -68,10 +68,16 @@ class Variables:
                                 "startDate": iso(tr.started_at or tr.created_at)}  # attempts before this one, as Kestra
         parents = []
         pid = tr.parent_id
+        child = tr
         while pid:
             p = ex.task_runs.get(pid)
             if p is None:
                 break
+            owner = flow.task(p.task_id)
+            if getattr(type(owner), "child_variables", None) not in (None, FlowableTask.child_variables):  # Loop's `item`
+                for name, value in (owner.child_variables(p.progress or {}, child.iteration) or {}).items():  # type: ignore[attr-defined]
+                    variables.setdefault(name, value)
+            child = p
             parents.append({"taskrun": {"id": p.id, "value": p.value, "iteration": p.iteration},
                             "outputs": p.outputs or {}})
             if p.meta.workdir == p.id and "workerTaskrun" not in variables:  # Kestra's: the WorkingDirectory's run

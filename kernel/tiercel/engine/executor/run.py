@@ -31,13 +31,16 @@ class EngineRun(FlowableRun):
         self.value = tr.value
         self.now = step.now
 
+    def _keep_progress(self) -> None:
+        if self.progress._assigned:
+            self._tr.progress = self.progress.model_dump(mode="json", exclude_defaults=True)
+            self.progress._assigned = False
+            self._tr.dirty = True
+
     def close(self) -> None:
         """Keep the flowable's progress with the task run if it was assigned; a fired timer has been seen."""
         tr = self._tr
-        if self.progress._assigned:
-            tr.progress = self.progress.model_dump(mode="json", exclude_defaults=True)
-            self.progress._assigned = False
-            tr.dirty = True
+        self._keep_progress()
         if tr.meta.woken is not None:
             tr.meta.woken = None
             tr.dirty = True
@@ -76,6 +79,7 @@ class EngineRun(FlowableRun):
 
     # --- children ---------------------------------------------------------------------
     def sequence(self, tasks: list[Task], key: Any = None, value: str | None = None) -> Status:
+        self._keep_progress()  # children created now may read it (a flowable's child_variables)
         tr = self._tr
         if value is None:  # the children share this run's loop value
             return self._step.sequence(tasks, tr, key, tr.value, tr.meta.vpath)
@@ -116,6 +120,7 @@ class EngineRun(FlowableRun):
         return child_run(found) if found is not None else None
 
     def start(self, task: Task, key: Any = None, value: str | None = None) -> ChildRun:
+        self._keep_progress()
         tr = self._tr
         vpath = tr.meta.vpath if value is None else [*(tr.meta.vpath or []), value]
         return child_run(self._step.create(task, tr, key, tr.value if value is None else value, vpath))
@@ -160,8 +165,8 @@ class EngineRun(FlowableRun):
         return out
 
     def files(self, kind: str, **params: Any) -> Any:
-        if kind not in ("split", "write", "collect", "resume"):
-            raise ValueError(f"unknown file work `{kind}` (split, write or collect)")
+        if kind not in ("split", "write", "collect", "lines", "resume"):
+            raise ValueError(f"unknown file work `{kind}` (split, write, collect or lines)")
         tr = self._tr
         entry = tr.meta.files.get(kind, False)
         if entry is False:
