@@ -12,7 +12,6 @@ plugins and validating flows stay cheap.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -157,6 +156,9 @@ tasks:
         return list(self.interpreter)
 
 
+_PROCESS_ALIASES = ("io.kestra.plugin.core.runner.Process", "io.kestra.core.models.tasks.runners.types.ProcessTaskRunner")
+
+
 class Python(ScriptTask):
     """Run Python code: an inline ``script``, or shell ``commands`` where ``python`` is on PATH.
 
@@ -221,17 +223,24 @@ tasks:
                           "cache and reused by every run with the same list.")
 
     async def prepare(self, ctx: RunContext, env: dict[str, str]) -> list[str]:
-        from tiercel_scripts._run import cache_dir, helper_path, prepend
+        import site
+
+        from tiercel_scripts._run import cache_dir, helper_path, prepend, scratch_dir
+        from tiercel_scripts._venv import run_environment, site_packages
 
         cache = cache_dir(ctx)
-        python = sys.executable
+        layers: list[str] = []
         if self.dependencies:
             from tiercel_scripts._venv import environment
 
-            bin_dir = await environment(ctx, cache, list(self.dependencies), sys.executable)
-            env["VIRTUAL_ENV"] = str(bin_dir.parent)
-            python = str(bin_dir / "python")
-        prepend(env, "PATH", str(Path(python).parent))
+            layers += site_packages(await environment(ctx, cache, list(self.dependencies), sys.executable))
+        if (self.taskRunner or {}).get("type", "core.Process") not in ("core.Process", *_PROCESS_ALIASES):
+            return ["python"]  # a container runner: the image's own Python
+        # the task's own environment: `pip install` in its commands never reaches the worker's
+        bin_dir = run_environment(scratch_dir(ctx), [*layers, *site.getsitepackages()])
+        env["VIRTUAL_ENV"] = str(bin_dir.parent)
+        python = str(bin_dir / "python")
+        prepend(env, "PATH", str(bin_dir))
         prepend(env, "PYTHONPATH", str(helper_path(cache)))
         return [python]
 
