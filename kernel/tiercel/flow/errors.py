@@ -30,6 +30,8 @@ class FlowError:
     property: str | None
     message: str
     suggestion: str | None = None
+    #: "error", or "warning" for what may work at run time (validate reports it without failing)
+    severity: str = "error"
 
     def __str__(self) -> str:
         where = self.file or "<flow>"
@@ -37,7 +39,8 @@ class FlowError:
             where += f":{self.line}:{self.column or 1}"
         task = f"task `{self.task_id}`: " if self.task_id else ""
         hint = f" ({self.suggestion})" if self.suggestion else ""
-        return f"{where}: {task}{self.message}{hint}"
+        level = "warning: " if self.severity == "warning" else ""
+        return f"{where}: {level}{task}{self.message}{hint}"
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
