@@ -283,7 +283,7 @@ labels: {team: data}
 tasks:
   - {id: tag, type: core.Labels, labels: {run: "{{ 1 + 1 }}"}}
 """)
-    assert ex["labels"] == {"team": "data", "run": "2"}
+    assert ex["labels"] == {"team": "data", "run": "2", "system.correlationId": ex["id"]}
 
 
 def test_subflow_from_the_same_folder_with_outputs_and_failure(tmp_path):

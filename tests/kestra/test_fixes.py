@@ -90,7 +90,8 @@ tasks:
       - {key: data, value: "{{ {'n': 1} }}"}
 """)
     assert ex["state"] == "SUCCESS"
-    assert ex["labels"] == {"flag": "true", "approved": "true", "literal": "false", "data": '{"n":1}'}
+    assert ex["labels"] == {"flag": "true", "approved": "true", "literal": "false", "data": '{"n":1}',
+                           "system.correlationId": ex["id"]}
 
 
 def test_resume_of_a_missing_execution_fails(tmp_path):
@@ -154,3 +155,31 @@ def test_warnings_are_one_line_without_source(tmp_path):
                           text=True, timeout=60)
     assert "warning: webhook key `abc` is short" in proc.stderr
     assert "validate_python" not in proc.stderr and ".py:" not in proc.stderr
+
+
+def test_kestra_flow_forms_and_system_labels(tmp_path):
+    (tmp_path / "child.yml").write_text("id: child\nnamespace: company.team\ntasks:\n"
+                                        "  - {id: l, type: core.Log, message: child}\n")
+    with pytest.warns(UserWarning, match="`extend:` block"):
+        ex = run_flow("""
+id: forms
+namespace: company.team
+extend:
+  title: A blueprint
+  tags: [Getting Started]
+labels:
+  system.readOnly: true
+inputs:
+  - {name: flag, type: BOOL, defaults: true}
+tasks:
+  - {id: show, type: io.kestra.plugin.core.debug.Return, format: "{{ inputs.flag }}"}
+  - {id: sub, type: io.kestra.plugin.core.flow.Subflow, namespace: company.team, flowId: child}
+""", home=tmp_path / "home", flow_dirs=[tmp_path])
+    assert ex["state"] == "SUCCESS", ex
+    assert task_run(ex, "show")["outputs"]["value"] == "true"
+    assert ex["labels"] == {"system.readOnly": "true", "system.correlationId": ex["id"]}
+    child_id = task_run(ex, "sub")["outputs"]["executionId"]
+    from tiercel.testing.harness import tiercel
+
+    child = tiercel("executions", "show", child_id, "--json", home=tmp_path / "home")
+    assert '"system.correlationId": "%s"' % ex["id"] in child.stdout

@@ -47,7 +47,7 @@ from tiercel.engine.ownership import Ownership
 from tiercel.engine.storage import SCHEME, InternalStorage, namespace_path, resolve_backend
 from tiercel.engine.variables import Variables
 from tiercel.engine.worker import Worker
-from tiercel.flow.model import Flow
+from tiercel.flow.model import CORRELATION_LABEL, Flow
 from tiercel.model import Execution, State, TaskRun, dumps, new_id
 
 log = logging.getLogger("tiercel.engine")
@@ -111,9 +111,12 @@ class Runtime:
                       parent: tuple[str, str] | None = None, dedupe_key: str | None = None,
                       original_id: str | None = None, execution_id: str | None = None) -> Execution:
         digest = self.register_flow(flow)
-        ex = Execution(id=execution_id or new_id(), namespace=flow.namespace, flow_id=flow.id, flow_hash=digest,
+        execution_id = execution_id or new_id()
+        labels = {**(flow.labels or {}), **(labels or {})}
+        labels.setdefault(CORRELATION_LABEL, execution_id)  # Kestra's: a subflow request carries its parent's
+        ex = Execution(id=execution_id, namespace=flow.namespace, flow_id=flow.id, flow_hash=digest,
                        state=State.CREATED, created_at=time.time(), flow_revision=revision,
-                       inputs=inputs, labels={**(flow.labels or {}), **(labels or {})},
+                       inputs=inputs, labels=labels,
                        trigger=trigger, parent_id=parent[0] if parent else None,
                        parent_task_run_id=parent[1] if parent else None, dedupe_key=dedupe_key,
                        original_id=original_id)
@@ -417,7 +420,8 @@ class Runtime:
         try:
             flow, revision = self.find_flow(req.namespace, req.flow_id, req.revision)
             inputs = resolve_inputs(flow, req.inputs or {}, upload=None)
-            child = self.new_execution(flow, inputs, labels=req.labels, revision=revision,
+            labels = {**req.labels, CORRELATION_LABEL: parent.labels.get(CORRELATION_LABEL, parent.id)}
+            child = self.new_execution(flow, inputs, labels=labels, revision=revision,
                                        parent=(parent.id, tr.id) if req.wait else None, execution_id=start.execution_id,
                                        trigger={"id": tr.task_id, "type": start.task_type,
                                                 "variables": {"executionId": parent.id, "namespace": parent.namespace,
