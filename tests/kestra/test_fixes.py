@@ -182,4 +182,4 @@ tasks:
     from tiercel.testing.harness import tiercel
 
     child = tiercel("executions", "show", child_id, "--json", home=tmp_path / "home")
-    assert '"system.correlationId": "%s"' % ex["id"] in child.stdout
+    assert f'"system.correlationId": "{ex["id"]}"' in child.stdout
