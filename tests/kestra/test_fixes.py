@@ -183,3 +183,16 @@ tasks:
 
     child = tiercel("executions", "show", child_id, "--json", home=tmp_path / "home")
     assert f'"system.correlationId": "{ex["id"]}"' in child.stdout
+
+
+def test_the_kestra_page_example_runs(tmp_path):
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "user" / "kestra.md").read_text()
+    (flow,) = re.findall(r"```yaml\n(.*?)```", doc, re.S)
+    ex = run_flow(flow, home=tmp_path / "home")
+    assert ex["state"] == "SUCCESS", ex
+    assert task_run(ex, "big")["outputs"]["value"] == "[2]"
+    assert [tr["outputs"]["value"] for tr in ex["taskRuns"] if tr["taskId"] == "label"] == ["small", "big"]
+    assert task_run(ex, "quiet")["state"] == "SUCCESS"
