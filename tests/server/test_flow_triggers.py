@@ -208,12 +208,28 @@ triggers:
   - {id: hook, type: io.kestra.plugin.core.trigger.Webhook, key: "{{ secret('HOOK_KEY') }}"}
 """
 
+ANSWER = """\
+id: answer
+namespace: demo.compat
+tasks:
+  - {id: echo, type: core.Return, format: "challenge-{{ trigger.parameters.c[0] }}"}
+outputs:
+  - {id: challenge, type: STRING, value: "{{ outputs.echo.value }}"}
+triggers:
+  - id: hook
+    type: io.kestra.plugin.core.trigger.Webhook
+    key: answer-key-1234
+    wait: true
+    returnOutputs: true
+    responseContentType: text/plain
+"""
+
 
 def test_flow_trigger_on_a_non_terminal_state_reads_upstream_task_outputs_and_webhook_secret_key(tmp_path, h):
     server = h.ServerProcess(tmp_path / "home", env={"TIERCEL_SECRET_HOOK_KEY": "s3cr3t-key-1234"}).start()
     try:
         with server.client() as api:
-            for source in (PAUSER, ON_PAUSED, HOOK):
+            for source in (PAUSER, ON_PAUSED, HOOK, ANSWER):
                 h.deploy(api, source)
             up = api.post("/api/v1/executions/demo.compat/pauser", params={"wait": True}).json()
             assert up["state"] == "SUCCESS"
@@ -225,5 +241,7 @@ def test_flow_trigger_on_a_non_terminal_state_reads_upstream_task_outputs_and_we
             assert api.post("/api/v1/executions/webhook/demo.compat/hooked/wrong-key").status_code == 404
             r = api.post("/api/v1/executions/webhook/demo.compat/hooked/s3cr3t-key-1234", json={"a": 1})
             assert r.status_code == 200, r.text
+            r = api.get("/api/v1/executions/webhook/demo.compat/answer/answer-key-1234", params={"c": "42"})
+            assert (r.status_code, r.text, r.headers["content-type"].split(";")[0]) == (200, "challenge-42", "text/plain")
     finally:
         server.stop()

@@ -413,6 +413,10 @@ class Scheduler:
             nxt = trigger.next_fire(now)
             self.store.upsert(*key, trigger.type, nxt, state)
             self._horizon[key] = now
+            declared = getattr(trigger, "backfill", None)  # Kestra's older `backfill: {start, end}`, once
+            if row is None and declared is not None and declared.start is not None:
+                end = declared.end.timestamp() if declared.end is not None else None
+                self.backfill(d, trigger, declared.start.timestamp(), end, declared.inputs, declared.labels)
             return nxt
         if trigger_disabled(d, trigger, row):
             self._horizon.pop(key, None)  # re-enabling counts what was skipped meanwhile as missed

@@ -745,11 +745,23 @@ async def webhook(request: Request) -> Response:
     if trigger.wait:
         await _wait(rt, ex.id, timeout)
         final = rt.stores.executions.load(ex.id)
+        if getattr(trigger, "returnOutputs", False) and final.terminal:
+            return _outputs_response(final.outputs or {}, getattr(trigger, "responseContentType", None))
         return Json({"id": final.id, "namespace": final.namespace, "flowId": final.flow_id, "state": final.state,
                      "outputs": final.outputs or {}, "error": final.error},
                     status_code=200 if final.terminal else 202)
     return Json({"id": ex.id, "namespace": ex.namespace, "flowId": ex.flow_id, "state": ex.state,
                  "trigger": ex.trigger, "labels": ex.labels})
+
+
+def _outputs_response(outputs: dict[str, Any], content_type: str | None) -> Response:
+    """A webhook's answer with the execution's outputs alone: JSON, or one output as text."""
+    kind = content_type or "application/json"
+    if "json" in kind:
+        return Response(json.dumps(outputs, separators=(",", ":"), default=str), media_type=kind)
+    body = next(iter(outputs.values())) if len(outputs) == 1 else outputs
+    return Response(body if isinstance(body, str) else json.dumps(body, separators=(",", ":"), default=str),
+                    media_type=kind)
 
 
 # --- triggers ---------------------------------------------------------------------------------
