@@ -126,3 +126,26 @@ tasks:
 
     assert sorted(values("city")) == ["0:eu=Paris", "1:us=Boston"]
     assert values("n") == ["10", "20"] and values("line") == ["x", "y"] and values("after") == ["20"]
+
+
+def test_trigger_toggle(tmp_path):
+    source = tmp_path / "toggled.yml"
+    source.write_text("""\
+id: toggled
+namespace: company.team
+tasks:
+  - {id: disable, type: io.kestra.plugin.core.trigger.Toggle, trigger: nightly}
+  - {id: unknown, type: core.trigger.Toggle, trigger: nope}
+triggers:
+  - {id: nightly, type: core.Schedule, cron: "0 2 * * *"}
+""")
+    ex = run_flow(source, home=tmp_path / "home")
+    assert task_run(ex, "disable")["state"] == "SUCCESS"
+    assert "has no trigger `nope` (triggers: nightly)" in task_run(ex, "unknown")["error"]
+    from tiercel.backend import Stores
+
+    stores = Stores.open(tmp_path / "home" / "tiercel.db")
+    try:
+        assert stores.triggers.disabled_keys() == {("company.team", "toggled", "nightly")}
+    finally:
+        stores.close()

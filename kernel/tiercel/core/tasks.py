@@ -381,3 +381,40 @@ tasks:
 
         result = task.run(ctx)
         return await result if inspect.isawaitable(result) else result
+
+
+class Toggle(FlowableTask):
+    """Enable or disable a trigger of a deployed flow (this flow by default), as Kestra's trigger.Toggle."""
+
+    type: ClassVar[str] = "core.trigger.Toggle"
+    aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.core.trigger.Toggle",)
+    examples: ClassVar[list[Example]] = [
+        Example("Pause the nightly schedule from a maintenance flow", """\
+id: toggle_example
+namespace: company.team
+tasks:
+  - id: stop_schedule
+    type: core.trigger.Toggle
+    trigger: nightly
+    enabled: false
+  - id: work
+    type: core.Log
+    message: the nightly schedule is off
+triggers:
+  - id: nightly
+    type: core.Schedule
+    cron: "0 2 * * *"
+""", run=False),
+    ]
+
+    namespace: str | None = Field(None, description="Namespace of the flow; this flow's when omitted.")
+    flowId: str | None = Field(None, description="Id of the flow; this flow when omitted.")
+    trigger: str = Field(description="Id of the trigger.")
+    enabled: bool = Field(False, description="Enable (true) or disable (false, the default) the trigger.")
+
+    def resolve(self, run: FlowableRun) -> Status:
+        flow = run.render("{{ flow }}")
+        done = run.files("toggle", namespace=run.render(self.namespace) or flow["namespace"],
+                         flow_id=run.render(self.flowId) or flow["id"], trigger=run.render(self.trigger),
+                         enabled=run.truthy(run.render(self.enabled)))
+        return "RUNNING" if done is None else "SUCCESS"

@@ -391,6 +391,9 @@ class Runtime:
         if work.kind == "resume":
             self._resume_other(ex, work)
             return
+        if work.kind == "toggle":
+            self._toggle_trigger(ex, work)
+            return
         try:
             result = files.do(work.kind, self.storage, self.home, ex, tr, work.params)
         except Exception as exc:
@@ -412,6 +415,22 @@ class Runtime:
             self.post(ex.id, FilesDone(work.task_run.id, work.kind, True))
             return
         self.post(ex.id, FilesDone(work.task_run.id, work.kind, error=error))
+
+    def _toggle_trigger(self, ex: Execution, work: FileWork) -> None:
+        """Enable or disable a trigger of a deployed flow for a flowable (Kestra's trigger.Toggle)."""
+        p = work.params
+        try:
+            flow, _ = self.find_flow(p["namespace"], p["flow_id"])
+            trigger = next((t for t in flow.triggers if t.id == p["trigger"]), None)
+            if trigger is None:
+                known = ", ".join(t.id for t in flow.triggers) or "none"
+                raise ValueError(f"flow `{p['namespace']}.{p['flow_id']}` has no trigger `{p['trigger']}` (triggers: {known})")
+            self.stores.triggers.set_disabled(p["namespace"], p["flow_id"], trigger.id, type(trigger).type,
+                                              not p["enabled"])
+        except Exception as exc:
+            self.post(ex.id, FilesDone(work.task_run.id, work.kind, error=f"task `{work.task_run.task_id}`: {exc}"))
+            return
+        self.post(ex.id, FilesDone(work.task_run.id, work.kind, True))
 
     def _start_subflow(self, parent: Execution, start: StartSubflow) -> None:
         from tiercel.flow.inputs import resolve_inputs

@@ -165,7 +165,7 @@ class EngineRun(FlowableRun):
         return out
 
     def files(self, kind: str, **params: Any) -> Any:
-        if kind not in ("split", "write", "collect", "lines", "resume"):
+        if kind not in ("split", "write", "collect", "lines", "resume", "toggle"):
             raise ValueError(f"unknown file work `{kind}` (split, write, collect or lines)")
         tr = self._tr
         entry = tr.meta.files.get(kind, False)
