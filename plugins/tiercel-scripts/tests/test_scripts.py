@@ -603,3 +603,35 @@ def test_pip_install_in_a_script_never_touches_the_workers_environment(home, tmp
     assert "installed" in lines and "sees the worker packages" in lines
     assert importlib.util.find_spec("tiercel_pip_probe") is None
     assert not any(Path(p, "tiercel_pip_probe.py").exists() for p in site.getsitepackages())
+
+
+def test_deprecated_runner_forms_and_target_os(home):
+    from tiercel.flow import load_flow
+
+    flow_source = flow("""\
+  - id: process
+    type: io.kestra.plugin.scripts.shell.Commands
+    runner: PROCESS
+    targetOS: LINUX
+    commands: [echo on the worker]
+  - id: docker
+    type: io.kestra.plugin.scripts.shell.Commands
+    docker: {image: ubuntu:24.04}
+    commands: [echo in a container]
+""")
+    loaded = load_flow(flow_source)
+    assert loaded.task("process").taskRunner == {"type": "core.Process"}
+    assert loaded.task("docker").taskRunner == {"type": "io.kestra.plugin.scripts.runner.docker.Docker",
+                                                "image": "ubuntu:24.04"}
+    ex = home.run(flow("""\
+  - id: process
+    type: scripts.Shell
+    runner: PROCESS
+    commands: [echo on the worker]
+  - id: windows
+    type: scripts.Shell
+    targetOS: WINDOWS
+    commands: [echo never]
+"""))
+    assert task_run(ex, "process")["state"] == "SUCCESS"
+    assert "targetOS is WINDOWS" in task_run(ex, "windows")["error"]

@@ -58,6 +58,8 @@ async def run_script(task: ScriptTask, ctx: RunContext) -> dict[str, Any]:
 
 
 async def _run_script(task: ScriptTask, ctx: RunContext) -> dict[str, Any]:
+    if task.targetOS == "WINDOWS" and os.name != "nt" and _runner_type(task) in PROCESS_TYPES:
+        raise TaskError("targetOS is WINDOWS but this worker runs " + os.uname().sysname)
     env = {"PYTHONUNBUFFERED": "1"}
     program = await task.prepare(ctx, env)
     for name, value in (task.env or {}).items():
@@ -87,6 +89,14 @@ async def _run_script(task: ScriptTask, ctx: RunContext) -> dict[str, Any]:
         outputs["outputFiles"] = {name: await asyncio.to_thread(ctx.put_file, path, name)
                                   for name, path in result.output_files.items()}
     return outputs
+
+
+PROCESS_TYPES = ("core.Process", "io.kestra.plugin.core.runner.Process",
+                 "io.kestra.core.models.tasks.runners.types.ProcessTaskRunner")
+
+
+def _runner_type(task: ScriptTask) -> str:
+    return str((task.taskRunner or {}).get("type", "core.Process"))
 
 
 def _commands(task: ScriptTask, files: dict[str, bytes | Path], program: list[str],

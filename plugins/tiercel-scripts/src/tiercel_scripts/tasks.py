@@ -12,7 +12,7 @@ plugins and validating flows stay cheap.
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -79,6 +79,28 @@ class ScriptTask(Task):
     extension: ClassVar[str] = ""
     #: Pass ``script`` to the interpreter as text, like commands, instead of writing a file.
     inline_script: ClassVar[bool] = False
+
+    targetOS: Literal["AUTO", "LINUX", "WINDOWS"] = Field(
+        "AUTO", description="Operating system the commands are written for (Kestra's); WINDOWS fails on another system.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deprecated_runner(cls, data: Any) -> Any:
+        """Kestra's deprecated `runner: PROCESS | DOCKER` and `docker: {image, …}`, mapped onto `taskRunner`."""
+        if not isinstance(data, dict) or ("runner" not in data and "docker" not in data):
+            return data
+        data = dict(data)
+        runner, docker = data.pop("runner", None), data.pop("docker", None)
+        if "taskRunner" in data:
+            return data  # the current form wins
+        if str(runner or "DOCKER").upper() == "PROCESS":
+            data["taskRunner"] = {"type": "core.Process"}
+        else:
+            spec = dict(docker or {})
+            if data.get("containerImage") and "image" not in spec:
+                spec["image"] = data["containerImage"]
+            data["taskRunner"] = {"type": "io.kestra.plugin.scripts.runner.docker.Docker", **spec}
+        return data
 
     @model_validator(mode="after")
     def _one_of_commands_or_script(self) -> ScriptTask:
@@ -156,9 +178,6 @@ tasks:
         return list(self.interpreter)
 
 
-_PROCESS_ALIASES = ("io.kestra.plugin.core.runner.Process", "io.kestra.core.models.tasks.runners.types.ProcessTaskRunner")
-
-
 class Python(ScriptTask):
     """Run Python code: an inline ``script``, or shell ``commands`` where ``python`` is on PATH.
 
@@ -234,7 +253,9 @@ tasks:
             from tiercel_scripts._venv import environment
 
             layers += site_packages(await environment(ctx, cache, list(self.dependencies), sys.executable))
-        if (self.taskRunner or {}).get("type", "core.Process") not in ("core.Process", *_PROCESS_ALIASES):
+        from tiercel_scripts._run import PROCESS_TYPES, _runner_type
+
+        if _runner_type(self) not in PROCESS_TYPES:
             return ["python"]  # a container runner: the image's own Python
         # the task's own environment: `pip install` in its commands never reaches the worker's
         bin_dir = run_environment(scratch_dir(ctx), [*layers, *site.getsitepackages()])
