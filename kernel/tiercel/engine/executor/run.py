@@ -166,7 +166,7 @@ class EngineRun(FlowableRun):
 
     def files(self, kind: str, **params: Any) -> Any:
         if kind not in ("split", "write", "collect", "lines", "resume", "toggle"):
-            raise ValueError(f"unknown file work `{kind}` (split, write, collect or lines)")
+            raise ValueError(f"unknown file work `{kind}` (split, write, collect or lines)")  # resume, toggle: internal
         tr = self._tr
         entry = tr.meta.files.get(kind, False)
         if entry is False:
