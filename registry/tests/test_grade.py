@@ -38,7 +38,10 @@ def test_grade_cli_prints_each_failure_with_its_fix_and_writes_the_report(tmp_pa
 
 
 def test_a_plugin_that_does_not_load_gets_f(tmp_path):
-    proc = tiercel("registry", "grade", "tiercel-broken", "--path", str(DISTS), "--json", "--out", "-")
+    proc = tiercel("registry", "grade", "tiercel-broken", "--path", str(DISTS), "--json", home=tmp_path / "home",
+                   cwd=tmp_path)
+    assert json.loads((tmp_path / "home" / "reports" / "tiercel-broken-grade.json").read_text())["grade"] == "F"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]  # nothing left in the current directory
     report = json.loads(proc.stdout)
     assert report["grade"] == "F" and report["components"] == []
 

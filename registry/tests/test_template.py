@@ -34,7 +34,7 @@ def test_plugin_new_renders_the_template_with_defaults(tmp_path):
 
 
 def test_plugin_new_takes_a_name_and_refuses_a_bad_one(tmp_path):
-    proc = tiercel("plugin", "new", "weather", "--no-input", "--description", "Weather data.", "-o", str(tmp_path))
+    proc = tiercel("plugin", "new", "weather", "--description", "Weather data.", "-o", str(tmp_path))  # no prompt
     assert proc.returncode == 0, proc.stderr
     assert '"weather.NewFile"' in (tmp_path / "tiercel-weather" / "tiercel_weather" / "triggers.py").read_text()
     assert "Weather data." in (tmp_path / "tiercel-weather" / "README.md").read_text()

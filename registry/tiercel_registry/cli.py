@@ -18,7 +18,7 @@ def registry() -> None:
 @click.argument("dist")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of the text.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Where to write the JSON report (default: ./<DIST>-grade.json; `-` for none).")
+              help="Where to write the JSON report (default: <home>/reports/<DIST>-grade.json; `-` for none).")
 @click.option("--tests", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="The plugin's conformance test file (default: tests/test_conformance.py of its source folder).")
 @click.option("--path", "extra_path", multiple=True, type=click.Path(exists=True, file_okay=False),
@@ -42,8 +42,13 @@ def grade(dist: str, as_json: bool, out: Path | None, tests: Path | None, extra_
     except NotInstalled as exc:
         raise click.ClickException(str(exc)) from None
     text = json.dumps(report, indent=2) + "\n"
-    target = out if out is not None else Path(f"{report['distribution']}-grade.json")
+    if out is None:
+        from tiercel.home import default_home
+
+        out = default_home() / "reports" / f"{report['distribution']}-grade.json"
+    target = out
     if str(target) != "-":
+        target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
     click.echo(text if as_json else render_text(report, verbose), nl=not as_json)
     if not as_json and str(target) != "-":

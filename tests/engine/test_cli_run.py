@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -227,3 +229,35 @@ def test_flows_deploy_sync_and_subflow_lookup(flows, tmp_path):
     assert "- company.team.other" in synced.stdout
     listed = json.loads(tiercel("flows", "list", "--json", home=home).stdout)
     assert [(f["namespace"], f["id"]) for f in listed] == [("company.team", "child")]
+
+
+def test_the_first_command_of_the_readme_and_of_running_md_succeed_as_written(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    for doc in ("README.md", "docs/user/running.md"):
+        text = (root / doc).read_text()
+        line = next(m.group(1) for m in re.finditer(r"(?:^|&& )(?:\.venv/bin/)?tiercel (run [^\n`]+)", text, re.M))
+        out = tiercel(*shlex.split(line), "--json", home=tmp_path / doc, cwd=root)
+        assert out.returncode == 0, f"{doc}: `tiercel {line}` failed:\n{out.stdout[-800:]}\n{out.stderr[-800:]}"
+
+
+def test_the_home_is_the_projects_wherever_you_stand_and_reading_never_creates_one(tmp_path):
+    project = tmp_path / "project"
+    (project / ".tiercel").mkdir(parents=True)
+    (project / "flows" / "deep").mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if k != "TIERCEL_HOME"}
+    flow = project / "flows" / "hello.yaml"
+    flow.write_text("id: hello\nnamespace: demo\ntasks:\n  - {id: a, type: core.Log, message: hi}\n")
+    ran = subprocess.run([sys.executable, "-m", "tiercel.cli.main", "run", str(flow), "--json"], cwd=project,
+                         env=env, capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    execution_id = json.loads(ran.stdout)["id"]
+    listed = subprocess.run([sys.executable, "-m", "tiercel.cli.main", "executions", "list"],
+                            cwd=project / "flows" / "deep", env=env, capture_output=True, text=True)
+    assert execution_id in listed.stdout, listed.stderr  # found from a subfolder of the project
+
+    nowhere = tmp_path / "nowhere"
+    for command in (["executions", "list"], ["executions", "show", execution_id], ["flows", "list"],
+                    ["triggers", "list"]):
+        out = tiercel(*command, home=nowhere)
+        assert out.returncode == 1 and "holds no Tiercel database yet" in out.stderr, (command, out.stderr)
+    assert not nowhere.exists()

@@ -428,7 +428,8 @@ def test_several_errors_in_source_order_and_exception_text(load):
 def test_error_to_json():
     e = FlowError("a.yaml", 3, 5, "t", "tasks[0].x", "unknown property `x`", "did you mean `y`?")
     assert e.to_json() == {"file": "a.yaml", "line": 3, "column": 5, "task_id": "t", "property": "tasks[0].x",
-                           "message": "unknown property `x`", "suggestion": "did you mean `y`?", "severity": "error",
+                           "message": "unknown property `x`", "suggestion": "did you mean `y`?", "source": None,
+                           "severity": "error",
                            "text": "a.yaml:3:5: task `t`: unknown property `x` (did you mean `y`?)"}
 
 
@@ -533,3 +534,23 @@ def test_an_unquoted_yaml_boolean_where_text_is_expected_says_to_quote_it():
     with pytest.raises(FlowValidationError) as info:
         load_flow("id: t\nnamespace: a\ntasks:\n  - {id: off, type: core.Log, message: x}\n")
     assert "got false" in str(info.value) and "quote the value" in str(info.value)
+
+
+@pytest.mark.parametrize("text, line, column, message, hint", [
+    ("id: x\nnamespace: a.b\ntasks:\n  - id: t\n\ttype: core.Log\n", 5, 1,
+     "a tab character in the indentation: YAML indents with spaces only", "replace the tab with spaces"),
+    ("id: x\nnamespace: a.b\ntasks:\n  - id: t\n    type: core.Log\n   message: hi\n", 6, 4,
+     "bad indentation: this line does not line up with the lines above it, inside the block that starts at line 4",
+     "indent every key of one mapping"),
+    ("id: x\nnamespace: a.b\ntasks:\n  - id: t\n    type: core.Log\n    message: \"hi\n", 6, 14,
+     "a quoted string is never closed", "add the closing quote"),
+    ("id: x\nnamespace: a.b\ntasks:\n  - id: t\n    type: core.Log\n    message: a: b\n", 6, 15,
+     "a `: ` inside an unquoted value reads as a second key on this line", "quote the whole value"),
+])
+def test_yaml_syntax_errors_explained_with_the_source_line_and_a_caret(errors, text, line, column, message, hint):
+    e = one(errors, text)
+    assert (e.line, e.column, e.message) == (line, column, message)
+    assert e.suggestion.startswith(hint)
+    shown = str(e).splitlines()
+    assert shown[1].endswith(text.splitlines()[line - 1].expandtabs(1))
+    assert shown[2].index("^") == shown[1].index("| ") + 2 + column - 1

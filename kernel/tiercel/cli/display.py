@@ -20,31 +20,55 @@ def _duration(start: float | None, end: float | None) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
+def transition_line(task_id: str, value: Any, state: str, attempt: int, seconds: float | None, error: str | None) -> str:
+    """A task run's state change as one line: ``✘ boom FAILED (attempt 2) 11 ms: it went boom``."""
+    label = task_id + (f"[{value}]" if value is not None else "")
+    retry = f" (attempt {attempt})" if attempt > 1 else ""
+    took = f" {_duration(0, seconds)}" if seconds is not None else ""
+    why = f": {error}" if error and state in ("FAILED", "RETRYING") else ""
+    return f"{_ICON.get(state, '?')} {label} {state}{retry}{took}{why}"
+
+
 class PlainView:
-    """Line by line progress for pipes and CI logs."""
+    """Line by line progress for pipes and CI logs: one line per state change, in order (a parent ends
+    after its children), a failure that its task logged not repeated on its line."""
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
-        self._seen: dict[str, str] = {}
+        self._seen: set[tuple[str, str, int]] = set()
+        self._children: dict[str, list[Any]] = {}
+        self._indexed: set[str] = set()
+        self._logged_errors: set[tuple[str, str]] = set()
 
     def __call__(self, kind: str, payload: Any) -> None:
         if kind == "log":
             _, task_id, level, message, ts = payload
+            if level == "ERROR":
+                self._logged_errors.add((task_id or "", str(message)))
             stamp = datetime.fromtimestamp(ts).strftime("%H:%M:%S")
             for line in str(message).splitlines() or [""]:
                 print(f"  {stamp} {task_id or '-':<16} {level:<5} {line}", file=self.out)
         elif kind == "taskrun":
-            ex, tr = payload
-            key = f"{tr.id}:{tr.state}:{tr.attempt}"
-            if key in self._seen or tr.state == "CREATED":
-                return
-            self._seen[key] = tr.state
-            label = tr.task_id + (f"[{tr.value}]" if tr.value is not None else "")
-            attempt = f" (attempt {tr.attempt})" if tr.attempt > 1 else ""
-            took = f" {_duration(tr.started_at or tr.created_at, tr.ended_at)}" if tr.ended_at else ""
-            error = f": {tr.error}" if tr.error and tr.state in ("FAILED", "RETRYING") else ""
-            print(f"{_ICON.get(tr.state, '?')} {label} {tr.state}{attempt}{took}{error}", file=self.out)
+            _, tr = payload
+            if tr.id not in self._indexed:
+                self._indexed.add(tr.id)
+                self._children.setdefault(tr.parent_id or "", []).append(tr)
+            if tr.state != "CREATED":
+                self._print(tr)
         self.out.flush()
+
+    def _print(self, tr: Any) -> None:
+        key = (tr.id, str(tr.state), tr.attempt)
+        if key in self._seen:
+            return
+        if tr.ended_at is not None:  # children that ended in the same step come first
+            for child in self._children.get(tr.id, ()):
+                if child.ended_at is not None:
+                    self._print(child)
+        self._seen.add(key)
+        error = None if (tr.task_id, str(tr.error)) in self._logged_errors else tr.error
+        seconds = tr.ended_at - (tr.started_at or tr.created_at) if tr.ended_at else None
+        print(transition_line(tr.task_id, tr.value, str(tr.state), tr.attempt, seconds, error), file=self.out)
 
     def close(self) -> None:
         pass
@@ -115,3 +139,48 @@ def summary(execution: dict[str, Any], out: TextIO = sys.stdout) -> None:
         print(f"  error: {execution['error']}", file=out)
     if execution.get("outputs"):
         print(f"  outputs: {json.dumps(execution['outputs'], default=str)}", file=out)
+
+
+def log_line(entry: dict[str, Any]) -> str:
+    """One stored log entry (the API's shape) as a terminal line."""
+    stamp = datetime.fromtimestamp(entry["timestamp"]).strftime("%H:%M:%S")
+    return f"{stamp} {entry['taskId'] or '-':<16} {entry['level']:<5} {entry['message']}"
+
+
+class SnapshotPrinter:
+    """Progress of an execution seen as successive JSON snapshots (a server's stream, or the store).
+
+    Prints each task run's state changes once, in order, with the logs that came before them:
+    what ``PlainView`` prints for a run in this process, for an execution running anywhere.
+    """
+
+    def __init__(self, out: TextIO = sys.stdout) -> None:
+        self.out = out
+        self._seen: set[tuple[str, str, int]] = set()
+        self._logged_errors: set[tuple[str, str]] = set()  # a failure logged is not repeated on its task's line
+
+    def header(self, execution: dict[str, Any]) -> None:
+        print(f"▶ {execution['namespace']}.{execution['flowId']}: execution {execution['id']}", file=self.out)
+
+    def logs(self, entries: list[dict[str, Any]]) -> None:
+        for entry in entries:
+            if entry["level"] == "ERROR":
+                self._logged_errors.add((entry["taskId"] or "", str(entry["message"])))
+            print(f"  {log_line(entry)}", file=self.out)
+        self.out.flush()
+
+    def snapshot(self, execution: dict[str, Any]) -> None:
+        for tr in execution["taskRuns"]:
+            attempt = len(tr.get("attempts") or []) or 1
+            key = (tr["id"], tr["state"], attempt)
+            if key in self._seen or tr["state"] == "CREATED":
+                continue
+            self._seen.add(key)
+            error = None if (tr["taskId"], str(tr.get("error"))) in self._logged_errors else tr.get("error")
+            seconds = tr.get("duration") if tr["state"] not in ("RUNNING", "PAUSED") else None
+            print(transition_line(tr["taskId"], tr.get("value"), tr["state"], attempt, seconds, error), file=self.out)
+        if execution["state"] == "PAUSED" and ("paused", execution["id"], 0) not in self._seen:
+            self._seen.add(("paused", execution["id"], 0))
+            print(f"‖ execution {execution['id']} is paused: `tiercel executions resume {execution['id']}` "
+                  "continues it", file=self.out)
+        self.out.flush()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +16,17 @@ import click
 
 from tiercel.cli.remote import server_option
 from tiercel.cli.run import drive, exit_code, home_option, make_view, parse_inputs
+from tiercel.model import TERMINAL
 
 
 def _runtime(home: Path | None) -> Any:
-    from tiercel.engine.runtime import Runtime
+    """The runtime of an existing home: reading or acting on executions never creates one."""
+    from tiercel.engine.runtime import Runtime, default_home
 
+    home = home or default_home()
+    if not (home / "tiercel.db").is_file():
+        raise click.ClickException(f"no executions: {home} holds no Tiercel database yet "
+                                   "(run a flow there, or point --home / $TIERCEL_HOME at another home)")
     return Runtime(home)
 
 
@@ -55,6 +60,42 @@ def _finish(rt: Any, execution_id: str, as_json: bool, quiet: bool = False) -> N
 
 def _owned_elsewhere(rt: Any, execution_id: str) -> bool:
     return bool(rt.ownership.owned_elsewhere(execution_id))
+
+
+def _follow_local(rt: Any, execution_id: str, as_json: bool) -> None:
+    """Watch an execution that another process of this home runs (a server, a `tiercel run`)."""
+    import time
+
+    from tiercel.cli.display import SnapshotPrinter, summary
+
+    printer = SnapshotPrinter()
+    after, first = 0, True
+    try:
+        while True:
+            data = rt.stores.executions.json(execution_id)
+            if not as_json:
+                if first:
+                    printer.header(data)
+                    first = False
+                entries = rt.stores.logs.query(execution_id, after)
+                if entries:
+                    after = entries[-1]["id"]
+                    printer.logs(entries)
+                printer.snapshot(data)
+            if data["state"] in TERMINAL:
+                break
+            if not _owned_elsewhere(rt, execution_id) and data["state"] != "PAUSED":
+                raise click.ClickException(f"no live process runs execution {execution_id}: "
+                                           f"`tiercel executions resume {execution_id}` finishes it")
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        click.echo(f"\nstopped watching; execution {execution_id} goes on", err=True)
+        sys.exit(130)
+    if as_json:
+        click.echo(json.dumps(data, default=str))
+    else:
+        summary(data)
+    sys.exit(exit_code(data["state"]))
 
 
 @click.group()
@@ -94,18 +135,59 @@ def list_(namespace: str | None, flow_id: str | None, states: tuple[str, ...], l
 
 
 @executions.command()
-@click.argument("execution_id")
+@click.argument("namespace")
+@click.argument("flow_id")
+@click.option("-i", "--input", "inputs", multiple=True, metavar="KEY=VALUE", help="An input of the flow (repeatable).")
+@click.option("-l", "--label", "labels", multiple=True, metavar="KEY=VALUE", help="A label of the execution (repeatable).")
+@click.option("--wait", is_flag=True, help="Watch it until it ends and exit with its state (always so without --server).")
 @click.option("--json", "as_json", is_flag=True)
 @home_option
 @server_option
-def show(execution_id: str, as_json: bool, home: Path | None, server: str | None) -> None:
+def start(namespace: str, flow_id: str, inputs: tuple[str, ...], labels: tuple[str, ...], wait: bool, as_json: bool,
+          home: Path | None, server: str | None) -> None:
+    """Start the deployed flow NAMESPACE FLOW_ID (on a server with --server, else here on the embedded home)."""
+    if server:
+        from tiercel.cli.remote import executions_start
+
+        return executions_start(server, namespace, flow_id, parse_inputs(inputs), parse_inputs(labels), wait, as_json)
+    from tiercel.engine.runtime import FlowNotFound
+    from tiercel.flow.inputs import InputError, resolve_inputs
+
+    rt = _runtime(home)
+    try:
+        flow, revision = rt.find_flow(namespace, flow_id)
+    except FlowNotFound:
+        raise click.ClickException(f"no flow {namespace}.{flow_id} deployed in {rt.home} "
+                                   "(deploy it with `tiercel flows deploy DIR`, or run a file with `tiercel run`)") from None
+    try:
+        values = resolve_inputs(flow, parse_inputs(inputs))
+    except InputError as exc:
+        click.echo(f"{namespace}.{flow_id}: {exc}", err=True)
+        sys.exit(2)
+    ex = rt.new_execution(flow, values, labels=parse_inputs(labels), revision=revision)
+    if not as_json and not sys.stdout.isatty():
+        click.echo(f"▶ {namespace}.{flow_id}: execution {ex.id}")
+    rt.submit(ex)
+    _finish(rt, ex.id, as_json)
+
+
+@executions.command()
+@click.argument("execution_id")
+@click.option("-f", "--follow", is_flag=True, help="Watch it until it ends: task runs and logs as they happen.")
+@click.option("--json", "as_json", is_flag=True)
+@home_option
+@server_option
+def show(execution_id: str, follow: bool, as_json: bool, home: Path | None, server: str | None) -> None:
     """One execution with its task runs, attempts and outputs."""
     if server:
         from tiercel.cli.remote import executions_show
+        from tiercel.cli.remote import follow as follow_remote
 
-        return executions_show(server, execution_id, as_json)
+        return follow_remote(server, execution_id, as_json) if follow else executions_show(server, execution_id, as_json)
     rt = _runtime(home)
     ex = _load(rt, execution_id)
+    if follow:
+        return _follow_local(rt, execution_id, as_json)
     data = ex.to_json()
     if as_json:
         click.echo(json.dumps(data, default=str))
@@ -133,17 +215,15 @@ def logs(execution_id: str, task_id: str | None, level: str | None, follow: bool
         return executions_logs(server, execution_id, task_id, level, follow, as_json)
     import time
 
+    from tiercel.cli.display import log_line
+
     rt = _runtime(home)
     _load(rt, execution_id)
     after = 0
     while True:
         for entry in rt.stores.logs.query(execution_id, after, task_id, level):
             after = entry["id"]
-            if as_json:
-                click.echo(json.dumps(entry))
-            else:
-                stamp = datetime.fromtimestamp(entry["timestamp"]).strftime("%H:%M:%S")
-                click.echo(f"{stamp} {entry['taskId'] or '-':<16} {entry['level']:<5} {entry['message']}")
+            click.echo(json.dumps(entry) if as_json else log_line(entry))
         if not follow or rt.stores.executions.load(execution_id).terminal:
             break
         time.sleep(0.3)

@@ -51,7 +51,7 @@ def deploy(directory: Path, namespace: str | None, delete: bool, dry_run: bool, 
         click.echo("\n".join(problems), err=True)
         click.echo(f"nothing deployed: {len(problems)} invalid file(s)", err=True)
         sys.exit(1)
-    repo = _flows(home)
+    repo = _flows(home, create=True)
     seen = {(f.namespace, f.id) for f in found}
     created = updated = unchanged = removed = 0
     for flow in found:
@@ -137,9 +137,15 @@ def delete(namespace: str, flow_id: str, home: Path | None, server: str | None) 
     click.echo(f"deleted {namespace}.{flow_id}")
 
 
-def _flows(home: Path | None) -> Any:
-    """The flow store of the home."""
+def _flows(home: Path | None, create: bool = False) -> Any:
+    """The flow store of the home; only deploying creates a home."""
     from tiercel.backend import Stores
     from tiercel.engine.runtime import default_home
 
-    return Stores.open((home or default_home()) / "tiercel.db").flows
+    home = home or default_home()
+    if create:
+        home.mkdir(parents=True, exist_ok=True)
+    elif not (home / "tiercel.db").is_file():
+        raise click.ClickException(f"no flows deployed: {home} holds no Tiercel database yet "
+                                   "(deploy with `tiercel flows deploy DIR`, or point --home / $TIERCEL_HOME elsewhere)")
+    return Stores.open(home / "tiercel.db").flows

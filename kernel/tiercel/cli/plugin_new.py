@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import tempfile
 from pathlib import Path
 
@@ -31,7 +32,8 @@ def plugin() -> None:
 @plugin.command("new")
 @click.argument("name", required=False)
 @click.option("--description", help="One-line description of the plugin.")
-@click.option("--no-input", is_flag=True, help="Ask nothing: take NAME (default `hello`) and the default description.")
+@click.option("--no-input", is_flag=True, help="Ask nothing: take NAME (default `hello`) and the default description. "
+              "Implied when NAME is given or there is no terminal.")
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Where to create the tiercel-<name> folder.")
 @click.option("--force", is_flag=True, help="Overwrite files of an existing folder.")
@@ -44,6 +46,7 @@ def new(name: str | None, description: str | None, no_input: bool, output_dir: P
         raise click.ClickException(f"invalid plugin name {name!r}: use lowercase letters and digits, starting with "
                                    f"a letter (e.g. `weather`); the distribution becomes tiercel-<name>")
     extra = {k: v for k, v in (("plugin_name", name), ("description", description)) if v}
+    no_input = no_input or name is not None or not sys.stdin.isatty()  # prompt only a person, only for what is missing
     logging.getLogger("cookiecutter").setLevel(logging.CRITICAL)  # its tracebacks; our errors say it all
     output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="tiercel-cookiecutter-") as tmp:

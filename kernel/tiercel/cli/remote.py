@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -176,17 +175,14 @@ def _print_execution(data: dict[str, Any], as_json: bool, header: bool = False) 
 
 def executions_logs(url: str, execution_id: str, task_id: str | None, level: str | None, follow: bool,
                     as_json: bool) -> None:
+    from tiercel.cli.display import log_line
     from tiercel.server.client import ClientError
 
     try:
         with _client(url) as client:
             entries = client.follow_logs(execution_id, task_id, level) if follow else client.logs(execution_id, task_id, level)
             for entry in entries:
-                if as_json:
-                    click.echo(json.dumps(entry))
-                else:
-                    stamp = datetime.fromtimestamp(entry["timestamp"]).strftime("%H:%M:%S")
-                    click.echo(f"{stamp} {entry['taskId'] or '-':<16} {entry['level']:<5} {entry['message']}")
+                click.echo(json.dumps(entry) if as_json else log_line(entry))
     except ClientError as exc:
         _fail(exc)
 
@@ -207,3 +203,74 @@ def executions_command(url: str, execution_id: str, kind: str, as_json: bool, **
         return
     _print_execution(result, as_json)
     sys.exit(0 if result["state"] in SUCCEEDED else 1)
+
+
+def follow(url: str, execution_id: str, as_json: bool) -> None:
+    """Watch an execution on a server until it ends: its task runs and logs as they happen, then
+    the summary; exit with its state. Ctrl-C stops watching and leaves the execution running."""
+    from tiercel.cli.display import SnapshotPrinter
+    from tiercel.server.client import ClientError
+
+    printer = SnapshotPrinter()
+    after, final = 0, None
+    try:
+        with _client(url) as client:
+            for ex in client.follow_execution(execution_id):
+                if final is None and not as_json:
+                    printer.header(ex)
+                final = ex
+                if as_json:
+                    continue
+                entries = client.logs(execution_id, after=after)
+                if entries:
+                    after = entries[-1]["id"]
+                    printer.logs(entries)
+                printer.snapshot(ex)
+    except ClientError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        click.echo(f"\nstopped watching; execution {execution_id} goes on "
+                   f"(`tiercel executions show {execution_id} --follow --server {url}`)", err=True)
+        sys.exit(130)
+    if final is None:
+        _fail(RuntimeError(f"the server sent nothing for execution {execution_id}"))
+    _print_execution(final, as_json)
+    sys.exit(0 if final["state"] in SUCCEEDED else 1)
+
+
+def executions_start(url: str, namespace: str, flow_id: str, inputs: dict[str, str], labels: dict[str, str],
+                     wait: bool, as_json: bool) -> None:
+    from tiercel.server.client import ClientError
+
+    try:
+        with _client(url) as client:
+            ex = client.run(namespace, flow_id, inputs, labels)
+    except ClientError as exc:
+        _fail(exc)
+    if wait:
+        follow(url, ex["id"], as_json)
+    if as_json:
+        click.echo(json.dumps(ex, default=str))
+    else:
+        click.echo(f"started {namespace}.{flow_id}: execution {ex['id']}\n"
+                   f"  watch it: tiercel executions show {ex['id']} --follow --server {url}")
+
+
+def run_file(url: str, flow_file: Path, inputs: dict[str, str], labels: dict[str, str], as_json: bool) -> None:
+    """`tiercel run FILE --server URL`: deploy the file's flow (a new revision only if it changed), run it, watch it."""
+    from tiercel.flow import FlowValidationError, load_flow_file
+    from tiercel.server.client import ClientError
+
+    try:
+        flow = load_flow_file(flow_file)
+    except FlowValidationError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    try:
+        with _client(url) as client:
+            row, outcome = client.deploy(flow.namespace, flow.id, flow.source)
+    except ClientError as exc:
+        _fail(exc)
+    if not as_json and outcome != "unchanged":
+        click.echo(f"{outcome} {flow.namespace}.{flow.id} revision {row['revision']} on {url}")
+    executions_start(url, flow.namespace, flow.id, inputs, labels, True, as_json)

@@ -33,7 +33,8 @@ def exit_code(state: str) -> int:
 
 def home_option(fn: Any) -> Any:
     return click.option("--home", type=click.Path(file_okay=False, path_type=Path), envvar="TIERCEL_HOME",
-                        help="Home of the embedded backend (default ./.tiercel, or $TIERCEL_HOME).")(fn)
+                        help="Home of the embedded backend (default: $TIERCEL_HOME, else the .tiercel folder of the project "
+                             "you are in, else the user's data folder).")(fn)
 
 
 async def drive(runtime: Any, execution_id: str, interrupt_kills: bool = True) -> Any:
@@ -87,9 +88,15 @@ def make_view(as_json: bool, quiet: bool) -> Any:
 @click.option("-q", "--quiet", is_flag=True, help="No live view; only the summary.")
 @click.option("-l", "--label", "labels", multiple=True, metavar="KEY=VALUE", help="A label of the execution (repeatable).")
 @home_option
+@click.option("--server", metavar="URL",
+              help="Deploy FLOW_FILE to the server at URL (a new revision only if it changed), run it there and watch it.")
 def run(flow_file: Path, inputs: tuple[str, ...], as_json: bool, quiet: bool, labels: tuple[str, ...],
-        home: Path | None) -> None:
+        home: Path | None, server: str | None) -> None:
     """Run FLOW_FILE to completion, showing task runs and logs as they happen."""
+    if server:
+        from tiercel.cli.remote import run_file
+
+        return run_file(server, flow_file, parse_inputs(inputs), parse_inputs(labels), as_json)
     from tiercel.flow import FlowValidationError, load_flow_file
     from tiercel.flow.inputs import InputError, resolve_inputs
 

@@ -20,10 +20,10 @@ class _Local:
     """The embedded home, answering like the API does."""
 
     def __init__(self, home: Path | None) -> None:
-        from tiercel.engine.runtime import Runtime
+        from tiercel.cli.executions import _runtime
         from tiercel.engine.scheduler import Scheduler
 
-        self.rt = Runtime(home)
+        self.rt = _runtime(home)
         self.scheduler = Scheduler(self.rt)
         self.scheduler.index.refresh()
 

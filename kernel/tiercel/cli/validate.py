@@ -34,11 +34,10 @@ def validate(paths: tuple[str, ...], fmt: str) -> None:
 
 def _deployed() -> set[tuple[str, str]]:
     """(namespace, id) of the flows deployed in the local home, when there is one."""
-    import os
-    from pathlib import Path
+    from tiercel.home import default_home
 
-    db = Path(os.environ.get("TIERCEL_HOME") or Path.cwd() / ".tiercel") / "tiercel.db"
-    if not db.is_file():
+    db = default_home() / "tiercel.db"
+    if not db.is_file():  # reading never creates a home
         return set()
     from tiercel.backend import Stores
 

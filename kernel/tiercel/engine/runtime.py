@@ -48,15 +48,12 @@ from tiercel.engine.storage import SCHEME, InternalStorage, namespace_path, reso
 from tiercel.engine.variables import Variables
 from tiercel.engine.worker import Worker
 from tiercel.flow.model import CORRELATION_LABEL, Flow
-from tiercel.model import Execution, State, TaskRun, dumps, new_id
+from tiercel.home import default_home
+from tiercel.model import FAILURES, Execution, State, TaskRun, dumps, new_id
 
 log = logging.getLogger("tiercel.engine")
 
 __all__ = ["FlowNotFound", "Runtime", "default_home"]
-
-
-def default_home() -> Path:
-    return Path(os.environ.get("TIERCEL_HOME") or Path.cwd() / ".tiercel").resolve()
 
 
 class Runtime:
@@ -147,6 +144,10 @@ class Runtime:
         elif not executions.create(ex, owner=self.process_id):
             return False
         self._emit("execution", ex)
+        started_by = f" by trigger `{ex.trigger['id']}`" if ex.trigger and ex.trigger.get("id") else ""
+        log.info("execution %s of %s.%s %s%s", ex.id, ex.namespace, ex.flow_id,
+                 "started" if ex.state == State.CREATED else ex.state.lower(), started_by,
+                 extra={"execution_id": ex.id, "namespace": ex.namespace, "flow_id": ex.flow_id})
         if ex.state == State.CREATED:
             self.live[ex.id] = ex
             self.post(ex.id, Start())
@@ -344,6 +345,10 @@ class Runtime:
         self._timers[key] = loop.call_later(max(0.0, timer.when - time.time()), fire)
 
     def _ended(self, ex: Execution) -> None:
+        took = f" in {ex.ended_at - ex.created_at:.2f} s" if ex.ended_at else ""
+        log.log(logging.WARNING if ex.state in FAILURES else logging.INFO, "execution %s of %s.%s ended %s%s",
+                ex.id, ex.namespace, ex.flow_id, ex.state, took,
+                extra={"execution_id": ex.id, "namespace": ex.namespace, "flow_id": ex.flow_id, "state": str(ex.state)})
         self.live.pop(ex.id, None)
         for key in [k for k in self._timers if k[0] == ex.id]:
             self._timers.pop(key).cancel()

@@ -30,6 +30,8 @@ class FlowError:
     property: str | None
     message: str
     suggestion: str | None = None
+    #: The source line the error points at, shown under the message with a caret (YAML syntax errors).
+    source: str | None = None
     #: "error", or "warning" for what may work at run time (validate reports it without failing)
     severity: str = "error"
 
@@ -40,7 +42,11 @@ class FlowError:
         task = f"task `{self.task_id}`: " if self.task_id else ""
         hint = f" ({self.suggestion})" if self.suggestion else ""
         level = "warning: " if self.severity == "warning" else ""
-        return f"{where}: {level}{task}{self.message}{hint}"
+        text = f"{where}: {level}{task}{self.message}{hint}"
+        if self.source is not None and self.line is not None:
+            shown = self.source.expandtabs(1)  # a tab shows as one column, so the caret stays under it
+            text += f"\n  {self.line:>4} | {shown}\n       | {' ' * ((self.column or 1) - 1)}^"
+        return text
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

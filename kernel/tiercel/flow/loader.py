@@ -218,7 +218,7 @@ class _Loader:
             pos = self.positions.find(path)
             line, column = pos if pos else (None, None)
             found.append(FlowError(self.file, line, column, task_id, format_path(path) or None, message, suggestion,
-                                   severity))
+                                   severity=severity))
 
         if isinstance(self._raw, dict):
             lint(self._raw, self.registry, report, known_flows)
@@ -251,7 +251,9 @@ class _Loader:
         try:
             data, self.positions = load_yaml(self.text)
         except YamlError as exc:
-            self.errors.append(FlowError(self.file, exc.line, exc.column, None, None, exc.message))
+            lines = self.text.splitlines()
+            source = lines[exc.line - 1] if exc.line and exc.line <= len(lines) else None
+            self.errors.append(FlowError(self.file, exc.line, exc.column, None, None, exc.message, exc.hint, source))
             return None
         self._raw = data
         if data is None:

@@ -27,11 +27,12 @@ _MERGE = "tag:yaml.org,2002:merge"  # bounds alias expansion ("billion laughs")
 class YamlError(Exception):
     """A document that is not valid YAML (or not a flow-shaped document)."""
 
-    def __init__(self, message: str, line: int | None = None, column: int | None = None) -> None:
+    def __init__(self, message: str, line: int | None = None, column: int | None = None, hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.line = line
         self.column = column
+        self.hint = hint
 
 
 @dataclass
@@ -65,8 +66,7 @@ def load_yaml(text: str) -> tuple[Any, Positions]:
         try:
             node = loader.get_single_node()
         except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            raise YamlError(_yaml_message(exc), mark.line + 1 if mark else None, mark.column + 1 if mark else None) from None
+            raise _syntax_error(exc, text) from None
         except ValueError as exc:  # libyaml refuses some inputs (e.g. NUL characters) this way
             raise YamlError(f"invalid YAML: {exc}") from None
         except yaml.YAMLError as exc:
@@ -78,6 +78,32 @@ def load_yaml(text: str) -> tuple[Any, Positions]:
         return builder.build(node, ()), positions
     finally:
         loader.dispose()
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, text: str) -> YamlError:
+    """PyYAML's parser error in words a flow author acts on: what is wrong, where, and the likely fix."""
+    mark = exc.problem_mark or exc.context_mark
+    line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
+    problem = exc.problem or ""
+    lines = text.splitlines()
+    here = lines[line - 1] if line and line <= len(lines) else ""
+    if "\t" in problem or ("tab" in problem and "\t" in here):
+        column = here.index("\t") + 1 if "\t" in here else column
+        return YamlError("a tab character in the indentation: YAML indents with spaces only", line, column,
+                         "replace the tab with spaces; most editors have 'indent using spaces'")
+    if problem.startswith("mapping values are not allowed") and column and ": " in here[: column - 1]:
+        return YamlError("a `: ` inside an unquoted value reads as a second key on this line", line, column,
+                         "quote the whole value, e.g. `message: \"a: b\"`")
+    if problem.startswith(("did not find expected '-' indicator", "did not find expected key",
+                           "mapping values are not allowed here", "expected <block end>")):
+        started = f", inside the block that starts at line {exc.context_mark.line + 1}" if exc.context_mark else ""
+        return YamlError(f"bad indentation: this line does not line up with the lines above it{started}", line, column,
+                         "indent every key of one mapping (and every `-` of one list) by the same number of spaces")
+    if problem.startswith("found unexpected end of stream") and exc.context and "quoted scalar" in exc.context:
+        start = exc.context_mark.line + 1 if exc.context_mark else line
+        return YamlError("a quoted string is never closed", start, (exc.context_mark.column + 1) if exc.context_mark else column,
+                         "add the closing quote on the same line")
+    return YamlError(_yaml_message(exc), line, column)
 
 
 def _yaml_message(exc: yaml.MarkedYAMLError) -> str:

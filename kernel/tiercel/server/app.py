@@ -650,7 +650,7 @@ _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 # --- logs -------------------------------------------------------------------------------------
 
 def _log_filters(request: Request) -> tuple[str | None, str | None]:
-    level = query(request, "minLevel")
+    level = query(request, "minLevel") or None  # sent empty means not set
     if level is not None and level not in LEVELS:
         raise ApiError(400, f"minLevel must be one of {', '.join(LEVELS)}, got {level!r}")
     return query(request, "taskId") or None, level
@@ -661,7 +661,8 @@ async def execution_logs(request: Request) -> Response:
     execution_id = request.path_params["executionId"]
     execution_or_404(s.rt, execution_id)
     task_id, level = _log_filters(request)
-    return Json(s.rt.stores.logs.query(execution_id, 0, task_id, level))
+    after = int_param(request, "after", 0, 0, 2**62)
+    return Json(s.rt.stores.logs.query(execution_id, after, task_id, level))
 
 
 async def follow_logs(request: Request) -> Response:

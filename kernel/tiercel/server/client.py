@@ -15,6 +15,11 @@ class ClientError(Exception):
         self.status = status
 
 
+def _present(params: dict[str, Any]) -> dict[str, Any]:
+    """An absent filter is left out, never sent empty."""
+    return {k: v for k, v in params.items() if v not in (None, "", [])}
+
+
 class Client:
     def __init__(self, url: str, timeout: float = 60.0) -> None:
         import httpx
@@ -34,8 +39,8 @@ class Client:
     def call(self, method: str, path: str, **kw: Any) -> Any:
         import httpx
 
-        if kw.get("params"):  # an absent filter is left out, not sent empty
-            kw["params"] = {k: v for k, v in kw["params"].items() if v not in (None, "", [])}
+        if kw.get("params"):
+            kw["params"] = _present(kw["params"])
         try:
             r = self.http.request(method, f"/api/v1{path}", **kw)
         except httpx.TransportError as exc:
@@ -103,22 +108,34 @@ class Client:
         return self.call("POST", f"/executions/{execution_id}/{kind}",
                          params={k: v for k, v in params.items() if v is not None})
 
-    def logs(self, execution_id: str, task_id: str | None = None, level: str | None = None) -> list[dict[str, Any]]:
-        return self.call("GET", f"/logs/{execution_id}", params={"taskId": task_id or "", "minLevel": level or ""})
+    def logs(self, execution_id: str, task_id: str | None = None, level: str | None = None,
+             after: int = 0) -> list[dict[str, Any]]:
+        return self.call("GET", f"/logs/{execution_id}", params={"taskId": task_id, "minLevel": level, "after": after})
 
     def follow_logs(self, execution_id: str, task_id: str | None = None, level: str | None = None) -> Iterator[dict]:
         """Log entries as the server streams them (server-sent events), until the execution ends."""
-        params = {"taskId": task_id or "", "minLevel": level or ""}
-        with self.http.stream("GET", f"/api/v1/logs/{execution_id}/follow", params=params, timeout=None) as r:
-            if r.status_code >= 400:
-                r.read()
-                raise ClientError(r.json().get("message", r.text), r.status_code)
-            event = None
-            for line in r.iter_lines():
-                if line.startswith("event: "):
-                    event = line[7:]
-                elif line.startswith("data: ") and event == "log":
-                    yield json.loads(line[6:])
+        yield from self._events(f"/logs/{execution_id}/follow", "log", {"taskId": task_id, "minLevel": level})
+
+    def follow_execution(self, execution_id: str) -> Iterator[dict]:
+        """The execution's JSON each time it changes (server-sent events), until it ends."""
+        yield from self._events(f"/executions/{execution_id}/follow", "execution", {})
+
+    def _events(self, path: str, kind: str, params: dict[str, Any]) -> Iterator[dict]:
+        import httpx
+
+        try:
+            with self.http.stream("GET", f"/api/v1{path}", params=_present(params), timeout=None) as r:
+                if r.status_code >= 400:
+                    r.read()
+                    raise ClientError(r.json().get("message", r.text), r.status_code)
+                event = None
+                for line in r.iter_lines():
+                    if line.startswith("event: "):
+                        event = line[7:]
+                    elif line.startswith("data: ") and event == kind:
+                        yield json.loads(line[6:])
+        except httpx.TransportError as exc:
+            raise ClientError(f"lost the Tiercel server at {self.url}: {exc}") from None
 
     # --- triggers -------------------------------------------------------------------------
     def triggers(self, namespace: str | None = None, flow_id: str | None = None) -> list[dict[str, Any]]:

@@ -153,7 +153,8 @@ def spec() -> dict[str, Any]:
 
 
 _LOG_PARAMS = [_query("minLevel", {"type": "string", "enum": ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]}),
-               _query("taskId", {"type": "string"})]
+               _query("taskId", {"type": "string"}),
+               _query("after", {"type": "integer", "description": "Only entries with an id above this one."})]
 
 
 def _page(item: str) -> dict[str, Any]:
