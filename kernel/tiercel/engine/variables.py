@@ -73,9 +73,12 @@ class Variables:
             p = ex.task_runs.get(pid)
             if p is None:
                 break
-            owner = flow.task(p.task_id)
+            try:
+                owner: Any = flow.task(p.task_id)  # indexed: a dict lookup
+            except KeyError:
+                owner = None
             if getattr(type(owner), "child_variables", None) not in (None, FlowableTask.child_variables):  # Loop's `item`
-                for name, value in (owner.child_variables(p.progress or {}, child.iteration) or {}).items():  # type: ignore[attr-defined]
+                for name, value in (owner.child_variables(p.progress or {}, child.iteration) or {}).items():
                     variables.setdefault(name, value)
             child = p
             parents.append({"taskrun": {"id": p.id, "value": p.value, "iteration": p.iteration},
