@@ -259,6 +259,11 @@ class FlowableRun(abc.ABC):
     def set_labels(self, labels: dict[str, str]) -> None:
         """Add or replace labels of the execution."""
 
+    def exit_execution(self, state: str) -> None:
+        """End the execution in *state* once what runs now has ended: no further task starts (Kestra's
+        Exit). The flowable's ``Progress`` must declare ``exit: str | None = None``, where it is kept."""
+        raise NotImplementedError
+
     @abc.abstractmethod
     def resume_execution(self, execution_id: str | None, inputs: dict[str, Any]) -> bool | None:
         """Resume a paused execution (this one when *execution_id* is None) with *inputs*.

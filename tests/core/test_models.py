@@ -29,6 +29,7 @@ EXPECTED = {
         "core.Assert": ["io.kestra.plugin.core.execution.Assert"],
         "core.Loop": ["io.kestra.plugin.core.flow.Loop"],
         "core.trigger.Toggle": ["io.kestra.plugin.core.trigger.Toggle"],
+        "core.Exit": ["io.kestra.plugin.core.execution.Exit"],
         "core.templating.TemplatedTask": ["io.kestra.plugin.core.templating.TemplatedTask"],
         **{f"core.storage.{name}": [f"io.kestra.plugin.core.storage.{name}"]
            for name in ("Write", "Concat", "Split", "Size", "Delete", "Reverse", "FilterItems", "DeduplicateItems",

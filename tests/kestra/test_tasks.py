@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tiercel.testing import execution_logs, read_file
 from tiercel.testing.harness import run_flow, task_run
 
@@ -149,3 +151,22 @@ triggers:
         assert stores.triggers.disabled_keys() == {("company.team", "toggled", "nightly")}
     finally:
         stores.close()
+
+
+@pytest.mark.parametrize("state", ["SUCCESS", "WARNING", "FAILED", "KILLED"])
+def test_exit_ends_the_execution_in_its_state(tmp_path, state):
+    ex = run(tmp_path, f"""
+tasks:
+  - {{id: first, type: io.kestra.plugin.core.log.Log, message: hi}}
+  - id: branch
+    type: io.kestra.plugin.core.flow.If
+    condition: "{{{{ true }}}}"
+    then:
+      - {{id: stop, type: io.kestra.plugin.core.execution.Exit, state: {state}}}
+      - {{id: never_inner, type: io.kestra.plugin.core.log.Log, message: no}}
+  - {{id: never_after, type: io.kestra.plugin.core.log.Log, message: no}}
+errors:
+  - {{id: never_handler, type: io.kestra.plugin.core.log.Log, message: no}}
+""")
+    assert ex["state"] == state
+    assert [tr["taskId"] for tr in ex["taskRuns"]] == ["first", "branch", "stop"]

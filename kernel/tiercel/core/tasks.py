@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 
@@ -418,3 +418,43 @@ triggers:
                          flow_id=run.render(self.flowId) or flow["id"], trigger=run.render(self.trigger),
                          enabled=run.truthy(run.render(self.enabled)))
         return "RUNNING" if done is None else "SUCCESS"
+
+
+class Exit(FlowableTask):
+    """End the execution now in ``state``: no further task starts, `errors` and `finally` blocks included
+    (tasks already running, in a parallel branch say, finish first). Kestra's Exit."""
+
+    type: ClassVar[str] = "core.Exit"
+    aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.core.execution.Exit",)
+    examples: ClassVar[list[Example]] = [
+        Example("Stop early when there is nothing to do", """\
+id: exit_example
+namespace: company.team
+inputs:
+  - id: rows
+    type: INT
+    defaults: 0
+tasks:
+  - id: nothing_to_do
+    type: core.If
+    condition: "{{ inputs.rows == 0 }}"
+    then:
+      - id: stop
+        type: core.Exit
+        state: SUCCESS
+  - id: process
+    type: core.Log
+    message: "processing {{ inputs.rows }} rows"
+"""),
+    ]
+
+    state: Literal["SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED"] = Field(
+        "WARNING", description="The state the execution ends in: SUCCESS, WARNING (default), FAILED, KILLED or CANCELLED.")
+
+    class Progress(FlowableTask.Progress):
+        exit: str | None = None
+
+    def resolve(self, run: FlowableRun) -> Status:
+        state = str(run.render(self.state)).upper()
+        run.exit_execution(state)
+        return "SUCCESS" if state in ("SUCCESS", "WARNING") else "FAILED" if state == "FAILED" else "KILLED"

@@ -186,6 +186,10 @@ class EngineRun(FlowableRun):
         self._step.ex.labels.update(labels)
         self._step.ex.dirty = True
 
+    def exit_execution(self, state: str) -> None:
+        self.progress.exit = state  # type: ignore[attr-defined]  # persisted with the run: a reload finds it
+        self._step.request_exit(State(state))
+
     def resume_execution(self, execution_id: str | None, inputs: dict[str, Any]) -> bool | None:
         if execution_id is None or execution_id == self._step.ex.id:
             self._step.effects.resume.append((self._step.ex.id, inputs))
