@@ -187,7 +187,7 @@ class EngineRun(FlowableRun):
         self._step.ex.dirty = True
 
     def exit_execution(self, state: str) -> None:
-        self.progress.exit = state  # type: ignore[attr-defined]  # persisted with the run: a reload finds it
+        self.progress.exit = state  # persisted with the run: a reload finds it
         self._step.request_exit(State(state))
 
     def resume_execution(self, execution_id: str | None, inputs: dict[str, Any]) -> bool | None:
