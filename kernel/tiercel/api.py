@@ -259,6 +259,11 @@ class FlowableRun(abc.ABC):
     def set_labels(self, labels: dict[str, str]) -> None:
         """Add or replace labels of the execution."""
 
+    def set_variables(self, values: dict[str, Any], unset: list[str]) -> None:
+        """Set (or *unset*) execution variables, read as ``vars.<name>`` by every later render (Kestra's
+        SetVariables). The ``Progress`` must declare ``setVariables`` and ``unsetVariables``, where they are kept."""
+        raise NotImplementedError
+
     def exit_execution(self, state: str) -> None:
         """End the execution in *state* once what runs now has ended: no further task starts (Kestra's
         Exit). The flowable's ``Progress`` must declare ``exit: str | None = None``, where it is kept."""

@@ -30,6 +30,8 @@ EXPECTED = {
         "core.Loop": ["io.kestra.plugin.core.flow.Loop"],
         "core.trigger.Toggle": ["io.kestra.plugin.core.trigger.Toggle"],
         "core.Exit": ["io.kestra.plugin.core.execution.Exit"],
+        "core.SetVariables": ["io.kestra.plugin.core.execution.SetVariables"],
+        "core.UnsetVariables": ["io.kestra.plugin.core.execution.UnsetVariables"],
         "core.templating.TemplatedTask": ["io.kestra.plugin.core.templating.TemplatedTask"],
         **{f"core.storage.{name}": [f"io.kestra.plugin.core.storage.{name}"]
            for name in ("Write", "Concat", "Split", "Size", "Delete", "Reverse", "FilterItems", "DeduplicateItems",

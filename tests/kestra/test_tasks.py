@@ -170,3 +170,18 @@ errors:
 """)
     assert ex["state"] == state
     assert [tr["taskId"] for tr in ex["taskRuns"]] == ["first", "branch", "stop"]
+
+
+def test_set_and_unset_variables(tmp_path):
+    ex = run(tmp_path, """
+variables: {env: dev, token: secret-ish}
+tasks:
+  - {id: set, type: io.kestra.plugin.core.execution.SetVariables, variables: {env: prod, n: "{{ 1 + 1 }}"}}
+  - {id: show, type: io.kestra.plugin.core.debug.Return, format: "{{ vars.env }} {{ vars.n }} {{ vars.token }}"}
+  - {id: unset, type: io.kestra.plugin.core.execution.UnsetVariables, variables: [token]}
+  - {id: after, type: io.kestra.plugin.core.debug.Return, format: "{{ vars.token ?? 'gone' }} {{ vars.env }}"}
+  - {id: refused, type: io.kestra.plugin.core.execution.SetVariables, variables: {env: x}, overwrite: false}
+""")
+    assert task_run(ex, "show")["outputs"]["value"] == "prod 2 secret-ish"
+    assert task_run(ex, "after")["outputs"]["value"] == "gone prod"
+    assert ex["state"] == "FAILED" and "already set" in task_run(ex, "refused")["error"]

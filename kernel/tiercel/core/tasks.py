@@ -458,3 +458,85 @@ tasks:
         state = str(run.render(self.state)).upper()
         run.exit_execution(state)
         return "SUCCESS" if state in ("SUCCESS", "WARNING") else "FAILED" if state == "FAILED" else "KILLED"
+
+
+class SetVariables(FlowableTask):
+    """Set execution variables, read as ``vars.<name>`` by the tasks that follow (Kestra's SetVariables)."""
+
+    type: ClassVar[str] = "core.SetVariables"
+    aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.core.execution.SetVariables",)
+    examples: ClassVar[list[Example]] = [
+        Example("Compute a variable once, use it later", """\
+id: set_variables_example
+namespace: company.team
+variables:
+  env: dev
+tasks:
+  - id: set
+    type: core.SetVariables
+    variables:
+      env: prod
+      started: "{{ execution.startDate }}"
+  - id: show
+    type: core.Log
+    message: "{{ vars.env }} since {{ vars.started }}"
+"""),
+    ]
+
+    variables: dict[str, Any] = Field(description="Variables to set; values are rendered.")
+    overwrite: bool = Field(True, description="Replace a variable that exists already; false fails instead.")
+
+    class Progress(FlowableTask.Progress):
+        setVariables: dict[str, Any] | None = None
+        unsetVariables: list[str] | None = None
+
+    def resolve(self, run: FlowableRun) -> Status:
+        values = run.render(self.variables)
+        if not run.truthy(run.render(self.overwrite)):
+            existing = run.render("{{ vars }}") or {}
+            clash = sorted(set(values) & set(existing))
+            if clash:
+                run.error = f"variable(s) {', '.join(clash)} already set and `overwrite` is false"
+                return "FAILED"
+        run.set_variables(values, [])
+        return "SUCCESS"
+
+
+class UnsetVariables(FlowableTask):
+    """Remove execution variables (set by the flow or by SetVariables), as Kestra's UnsetVariables."""
+
+    type: ClassVar[str] = "core.UnsetVariables"
+    aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.core.execution.UnsetVariables",)
+    examples: ClassVar[list[Example]] = [
+        Example("Drop a variable", """\
+id: unset_variables_example
+namespace: company.team
+variables:
+  token: temporary
+tasks:
+  - id: unset
+    type: core.UnsetVariables
+    variables: [token]
+  - id: show
+    type: core.Log
+    message: "{{ vars.token ?? 'gone' }}"
+"""),
+    ]
+
+    variables: list[str] = Field(description="Names of the variables to remove.")
+    ignoreMissing: bool = Field(False, description="Accept names that are not set; false fails instead.")
+
+    class Progress(FlowableTask.Progress):
+        setVariables: dict[str, Any] | None = None
+        unsetVariables: list[str] | None = None
+
+    def resolve(self, run: FlowableRun) -> Status:
+        names = [str(n) for n in run.render(self.variables)]
+        if not run.truthy(run.render(self.ignoreMissing)):
+            existing = run.render("{{ vars }}") or {}
+            missing = [n for n in names if n not in existing]
+            if missing:
+                run.error = f"no variable {', '.join(missing)} to unset (set `ignoreMissing: true` to accept it)"
+                return "FAILED"
+        run.set_variables({}, names)
+        return "SUCCESS"

@@ -39,6 +39,26 @@ class Variables:
     def render(self, value: Any, variables: dict[str, Any]) -> Any:
         return self.renderer.render(value, variables)
 
+    @staticmethod
+    def execution_vars(flow: Flow, ex: Execution) -> dict[str, Any]:
+        """``vars``: the flow's variables, changed by the runs that set or unset some (SetVariables), in order."""
+        values = flow.variables or {}
+        changes = [tr for tr in ex.task_runs.values() if tr.progress and ("setVariables" in tr.progress
+                                                                          or "unsetVariables" in tr.progress)]
+        if changes:
+            values = dict(values)
+            for tr in sorted(changes, key=lambda t: t.seq):
+                values.update(tr.progress.get("setVariables") or {})  # type: ignore[union-attr]
+                for name in tr.progress.get("unsetVariables") or []:  # type: ignore[union-attr]
+                    values.pop(name, None)
+        return values
+
+    def refresh_vars(self, flow: Flow, ex: Execution) -> None:
+        """Recompute ``vars`` after a run changed them."""
+        base = self._bases.get(ex)
+        if base is not None:
+            base["vars"] = self.execution_vars(flow, ex)
+
     def build(self, flow: Flow, ex: Execution, tr: TaskRun | None, task: Task | None) -> dict[str, Any]:
         """Variables for rendering a property of *tr* (or of the flow when None).
 
@@ -52,7 +72,7 @@ class Variables:
                 "execution": {"id": ex.id, "startDate": iso(ex.started_at or ex.created_at),
                               "originalId": ex.original_id or ex.id, "state": ex.state},
                 "inputs": ex.inputs,
-                "vars": flow.variables or {},
+                "vars": self.execution_vars(flow, ex),
                 "outputs": ex.outputs_ctx,
                 "labels": ex.labels,
                 "trigger": trigger.get("variables", {}),

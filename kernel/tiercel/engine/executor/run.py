@@ -186,6 +186,11 @@ class EngineRun(FlowableRun):
         self._step.ex.labels.update(labels)
         self._step.ex.dirty = True
 
+    def set_variables(self, values: dict[str, Any], unset: list[str]) -> None:
+        self.progress.setVariables, self.progress.unsetVariables = values or None, unset or None
+        self._keep_progress()
+        self._step.executor.variables.refresh_vars(self._step.flow, self._step.ex)
+
     def exit_execution(self, state: str) -> None:
         self.progress.exit = state  # persisted with the run: a reload finds it
         self._step.request_exit(State(state))
