@@ -92,3 +92,16 @@ def test_cli_exits_zero_on_warnings_only(tmp_path):
                           text=True, timeout=60, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "warning: task `child`: subflow `other.gone` is neither deployed" in proc.stdout
+
+
+def test_variables_set_at_run_time_are_declared(tmp_path):
+    (tmp_path / "setvars.yml").write_text("""\
+id: setvars
+namespace: company.team
+variables: {a: 1}
+tasks:
+  - {id: set, type: io.kestra.plugin.core.execution.SetVariables, variables: {b: 2}}
+  - {id: show, type: core.Log, message: "{{ vars.a }} {{ vars.b }} {{ vars.c }}"}
+""")
+    _, problems = check_paths([tmp_path], lint=True)
+    assert [p.message for p in problems] == ["property `message`: `vars.c`: the flow declares no variable `c`"]

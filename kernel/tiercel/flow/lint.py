@@ -102,6 +102,10 @@ def lint(data: dict[str, Any], registry: Any, report: Report, known_flows: set[t
     tasks: dict[str, _Task] = {}
     for block in TASK_BLOCKS:
         _tasks(data.get(block), (block,), (), None, tasks)
+    if variables is not None:  # variables a SetVariables task adds at run time are declared too
+        for item in _task_items(data):
+            if str(item["type"]).endswith("SetVariables") and isinstance(item.get("variables"), dict):
+                variables |= set(item["variables"])
 
     def check(path: Path, source: str, owner: _Task | None, check_outputs: bool) -> None:
         inner = path[len(owner.path):] if owner and path[:len(owner.path)] == owner.path else path
@@ -185,6 +189,19 @@ def lint(data: dict[str, Any], registry: Any, report: Report, known_flows: set[t
     for i, trigger in enumerate(data.get("triggers") or []):  # `outputs` there are the upstream flow's
         for sub_path, source in _strings(trigger, ("triggers", i)):
             check(sub_path, source, None, False)
+
+
+def _task_items(data: Any) -> Iterator[dict[str, Any]]:
+    """Every task mapping in the raw flow."""
+    if isinstance(data, list):
+        for item in data:
+            yield from _task_items(item)
+    elif isinstance(data, dict):
+        if _is_task(data):
+            yield data
+        for value in data.values():
+            if isinstance(value, (dict, list)):
+                yield from _task_items(value)
 
 
 def _is_task(value: Any) -> bool:
