@@ -206,7 +206,7 @@ class Registry:
         for name in names:
             cand_package, _, cand_short = name.rpartition(".")
             score = difflib.SequenceMatcher(None, short.lower(), cand_short.lower()).ratio()
-            if score < 0.7:
+            if score < 0.75:
                 continue
             score += 0.1 * difflib.SequenceMatcher(None, package, cand_package).ratio()
             if score > best_score:

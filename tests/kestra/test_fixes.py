@@ -135,7 +135,8 @@ outputs:
 
 
 @pytest.mark.parametrize("typed, hint", [
-    ("io.kestra.plugin.core.log.Fetchh", None),  # only close class names are suggested
+    ("io.kestra.plugin.core.execution.Count", None),  # only close class names are suggested (not Concat)
+    ("io.kestra.plugin.core.log.Fetchh", "core.log.Fetch"),
     ("core.Logg", "core.Log"),
     ("io.kestra.plugin.core.flow.Swtich", "core.Switch"),
 ])

@@ -185,3 +185,21 @@ tasks:
     assert task_run(ex, "show")["outputs"]["value"] == "prod 2 secret-ish"
     assert task_run(ex, "after")["outputs"]["value"] == "gone prod"
     assert ex["state"] == "FAILED" and "already set" in task_run(ex, "refused")["error"]
+
+
+def test_log_fetch_writes_the_lines_to_a_file(tmp_path):
+    import json
+
+    ex = run(tmp_path, """
+tasks:
+  - {id: careful, type: io.kestra.plugin.core.log.Log, level: WARN, message: disk almost full}
+  - {id: fine, type: io.kestra.plugin.core.log.Log, message: fine}
+  - {id: fetch, type: io.kestra.plugin.core.log.Fetch, level: WARN}
+  - {id: only_fine, type: io.kestra.plugin.core.log.Fetch, tasksId: [fine]}
+  - {id: elsewhere, type: io.kestra.plugin.core.log.Fetch, executionId: nope}
+""")
+    fetched = task_run(ex, "fetch")["outputs"]
+    lines = [json.loads(line) for line in text(tmp_path, fetched["uri"]).splitlines()]
+    assert fetched["size"] == 1 and (lines[0]["taskId"], lines[0]["message"]) == ("careful", "disk almost full")
+    assert task_run(ex, "only_fine")["outputs"]["size"] == 1
+    assert "execution `nope` does not exist" in task_run(ex, "elsewhere")["error"]

@@ -540,3 +540,42 @@ tasks:
                 return "FAILED"
         run.set_variables({}, names)
         return "SUCCESS"
+
+
+class FetchLogs(FlowableTask):
+    """Write an execution's log lines (this one by default) to a JSON-lines file, ``outputs.<id>.uri``.
+
+    Kestra's log.Fetch: filter by task ids and minimum level; ``size`` is the number of lines.
+    """
+
+    type: ClassVar[str] = "core.log.Fetch"
+    aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.core.log.Fetch", "io.kestra.core.tasks.log.Fetch")
+    examples: ClassVar[list[Example]] = [
+        Example("Keep this execution's warnings in a file", """\
+id: fetch_logs_example
+namespace: company.team
+tasks:
+  - id: careful
+    type: core.Log
+    level: WARN
+    message: disk almost full
+  - id: fetch
+    type: core.log.Fetch
+    level: WARN
+  - id: show
+    type: core.Log
+    message: "{{ read(outputs.fetch.uri) }}"
+"""),
+    ]
+
+    executionId: str | None = Field(None, description="Execution whose logs to fetch (of this namespace); this one by default.")
+    tasksId: list[str] | None = Field(None, description="Only the lines of these task ids.")
+    level: LogLevel = Field("INFO", description="Minimum level: TRACE, DEBUG, INFO, WARN or ERROR.")
+
+    def resolve(self, run: FlowableRun) -> Status:
+        done = run.files("logs", execution_id=run.render(self.executionId), task_ids=run.render(self.tasksId),
+                         level=run.render(self.level))
+        if done is None:
+            return "RUNNING"
+        run.outputs = done
+        return "SUCCESS"

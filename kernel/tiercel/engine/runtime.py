@@ -399,6 +399,9 @@ class Runtime:
         if work.kind == "toggle":
             self._toggle_trigger(ex, work)
             return
+        if work.kind == "logs":
+            self._fetch_logs(ex, work)
+            return
         try:
             result = files.do(work.kind, self.storage, self.home, ex, tr, work.params)
         except Exception as exc:
@@ -420,6 +423,25 @@ class Runtime:
             self.post(ex.id, FilesDone(work.task_run.id, work.kind, True))
             return
         self.post(ex.id, FilesDone(work.task_run.id, work.kind, error=error))
+
+    def _fetch_logs(self, ex: Execution, work: FileWork) -> None:
+        """An execution's log lines (this one by default) into a JSON-lines file, for a flowable (log.Fetch)."""
+        p, tr = work.params, work.task_run
+        try:
+            self.logs.flush()
+            target = p.get("execution_id") or ex.id
+            owner = self.live.get(target) or self.stores.executions.load(target)
+            if owner is None or owner.namespace != ex.namespace:
+                raise ValueError(f"execution `{target}` does not exist in namespace `{ex.namespace}`")
+            lines = [line for line in self.stores.logs.query(target, min_level=p.get("level"))
+                     if not p.get("task_ids") or line["taskId"] in p["task_ids"]]
+            body = "".join(str(dumps({k: v for k, v in line.items() if k != "id"})) + "\n" for line in lines)
+            uri = self.storage.task_uri(ex.namespace, ex.flow_id, ex.id, tr.task_id, tr.id, "logs.jsonl")
+            self.storage.put(uri, body.encode())
+        except Exception as exc:
+            self.post(ex.id, FilesDone(tr.id, work.kind, error=f"task `{tr.task_id}`: {exc}"))
+            return
+        self.post(ex.id, FilesDone(tr.id, work.kind, {"uri": uri, "size": len(lines)}))
 
     def _toggle_trigger(self, ex: Execution, work: FileWork) -> None:
         """Enable or disable a trigger of a deployed flow for a flowable (Kestra's trigger.Toggle)."""
