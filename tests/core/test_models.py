@@ -32,6 +32,7 @@ EXPECTED = {
         "core.Exit": ["io.kestra.plugin.core.execution.Exit"],
         "core.SetVariables": ["io.kestra.plugin.core.execution.SetVariables"],
         "core.log.Fetch": ["io.kestra.plugin.core.log.Fetch", "io.kestra.core.tasks.log.Fetch"],
+        "core.log.PurgeLogs": ["io.kestra.plugin.core.log.PurgeLogs"],
         "core.UnsetVariables": ["io.kestra.plugin.core.execution.UnsetVariables"],
         "core.templating.TemplatedTask": ["io.kestra.plugin.core.templating.TemplatedTask"],
         **{f"core.storage.{name}": [f"io.kestra.plugin.core.storage.{name}"]

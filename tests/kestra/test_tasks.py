@@ -203,3 +203,21 @@ tasks:
     assert fetched["size"] == 1 and (lines[0]["taskId"], lines[0]["message"]) == ("careful", "disk almost full")
     assert task_run(ex, "only_fine")["outputs"]["size"] == 1
     assert "execution `nope` does not exist" in task_run(ex, "elsewhere")["error"]
+
+
+def test_purge_logs_by_level_and_namespace(tmp_path):
+    ex = run(tmp_path, """
+tasks:
+  - {id: noisy, type: io.kestra.plugin.core.log.Log, level: DEBUG, message: debug line}
+  - {id: kept, type: io.kestra.plugin.core.log.Log, message: info line}
+  - id: purge
+    type: io.kestra.plugin.core.log.PurgeLogs
+    endDate: "{{ now() }}"
+    namespace: company
+    logLevels: [DEBUG]
+  - {id: other_namespace, type: io.kestra.plugin.core.log.PurgeLogs, endDate: "{{ now() }}", namespace: elsewhere}
+""")
+    assert task_run(ex, "purge")["outputs"] == {"count": 1}
+    assert task_run(ex, "other_namespace")["outputs"] == {"count": 0}
+    assert [line["message"] for line in execution_logs(tmp_path / "home", ex["id"], task_id="kept")] == ["info line"]
+    assert execution_logs(tmp_path / "home", ex["id"], task_id="noisy") == []

@@ -18,7 +18,7 @@ TIERCEL_API = ">=1.0,<2"
 def register_tasks(register: Callable[[type], None]) -> None:
     from tiercel.core import files, flowable, tasks
 
-    for cls in (*files.TASKS, tasks.Assert, tasks.TemplatedTask, tasks.Toggle, tasks.Exit, tasks.SetVariables, tasks.UnsetVariables, tasks.FetchLogs,
+    for cls in (*files.TASKS, tasks.Assert, tasks.TemplatedTask, tasks.Toggle, tasks.Exit, tasks.SetVariables, tasks.UnsetVariables, tasks.FetchLogs, tasks.PurgeLogs,
                 tasks.Log, tasks.Return, tasks.OutputValues, tasks.Sleep, tasks.Fail, tasks.Labels, tasks.Resume,
                 flowable.Loop, flowable.Sequential, flowable.Parallel, flowable.If, flowable.Switch, flowable.ForEach,
                 flowable.EachParallel, flowable.AllowFailure, flowable.Dag, flowable.WaitFor,

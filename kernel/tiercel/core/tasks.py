@@ -8,7 +8,7 @@ these bodies only do the work.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 from pydantic import AliasChoices, Field, field_validator
@@ -579,3 +579,50 @@ tasks:
             return "RUNNING"
         run.outputs = done
         return "SUCCESS"
+
+
+class PurgeLogs(FlowableTask):
+    """Delete log lines written before ``endDate`` (after ``startDate``), of a namespace, a flow, an
+    execution or some levels; ``outputs.<id>.count`` says how many (Kestra's log.PurgeLogs)."""
+
+    type: ClassVar[str] = "core.log.PurgeLogs"
+    aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.core.log.PurgeLogs",)
+    examples: ClassVar[list[Example]] = [
+        Example("Keep a month of DEBUG and TRACE lines", """\
+id: purge_logs_example
+namespace: company.team
+tasks:
+  - id: purge
+    type: core.log.PurgeLogs
+    endDate: "{{ now() | dateAdd(-30, 'DAYS') }}"
+    logLevels: [TRACE, DEBUG]
+"""),
+    ]
+
+    endDate: datetime = Field(description="Delete lines written up to this date (ISO-8601, usually an expression).")
+    startDate: datetime | None = Field(None, description="And from this date only.")
+    namespace: str | None = Field(None, description="Only executions of this namespace (and its children).")
+    flowId: str | None = Field(None, description="Only executions of this flow.")
+    executionId: str | None = Field(None, description="Only this execution.")
+    logLevels: list[LogLevel] | None = Field(None, description="Only these levels.")
+
+    def resolve(self, run: FlowableRun) -> Status:
+        end, start = _rendered_date(run, self.endDate), _rendered_date(run, self.startDate)
+        done = run.files("purge_logs", end=end, start=start, namespace=run.render(self.namespace),
+                         flow_id=run.render(self.flowId), execution_id=run.render(self.executionId),
+                         levels=run.render(self.logLevels))
+        if done is None:
+            return "RUNNING"
+        run.outputs = done
+        return "SUCCESS"
+
+
+def _rendered_date(run: FlowableRun, value: Any) -> float | None:
+    """A date property (a datetime, or an expression giving one or its ISO text) as epoch seconds."""
+    from pydantic import TypeAdapter
+
+    value = run.render(value)
+    if value is None:
+        return None
+    moment = TypeAdapter(datetime).validate_python(value)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()

@@ -402,6 +402,15 @@ class Runtime:
         if work.kind == "logs":
             self._fetch_logs(ex, work)
             return
+        if work.kind == "purge_logs":
+            try:
+                self.logs.flush()
+                count = self.stores.logs.purge(**work.params)
+            except Exception as exc:
+                self.post(ex.id, FilesDone(work.task_run.id, work.kind, error=f"task `{work.task_run.task_id}`: {exc}"))
+                return
+            self.post(ex.id, FilesDone(work.task_run.id, work.kind, {"count": count}))
+            return
         try:
             result = files.do(work.kind, self.storage, self.home, ex, tr, work.params)
         except Exception as exc:

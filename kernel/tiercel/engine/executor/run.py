@@ -165,8 +165,8 @@ class EngineRun(FlowableRun):
         return out
 
     def files(self, kind: str, **params: Any) -> Any:
-        if kind not in ("split", "write", "collect", "lines", "resume", "toggle", "logs"):
-            raise ValueError(f"unknown file work `{kind}` (split, write, collect or lines)")  # resume, toggle, logs: internal
+        if kind not in ("split", "write", "collect", "lines", "resume", "toggle", "logs", "purge_logs"):
+            raise ValueError(f"unknown file work `{kind}` (split, write, collect or lines)")  # resume, toggle, logs, purge_logs: internal
         tr = self._tr
         entry = tr.meta.files.get(kind, False)
         if entry is False:
