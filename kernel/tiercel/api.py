@@ -183,7 +183,7 @@ class FlowableRun(abc.ABC):
     now: float
 
     @abc.abstractmethod
-    def render(self, value: Any, **extra: Any) -> Any:
+    def render(self, value: Any, /, **extra: Any) -> Any:
         """Render expressions in *value* with this run's variables (``taskrun.value``, ``outputs``…);
         *extra* variables are merged one level deep (``taskrun={"items": uri}`` adds to ``taskrun``)."""
 
@@ -260,9 +260,22 @@ class FlowableRun(abc.ABC):
     def set_labels(self, labels: dict[str, str]) -> None:
         """Add or replace labels of the execution."""
 
+    def set_variables(self, values: dict[str, Any], unset: list[str]) -> None:
+        """Set (or *unset*) execution variables, read as ``vars.<name>`` by every later render (Kestra's
+        SetVariables). The ``Progress`` must declare ``setVariables`` and ``unsetVariables``, where they are kept."""
+        raise NotImplementedError
+
+    def exit_execution(self, state: str) -> None:
+        """End the execution in *state* once what runs now has ended: no further task starts (Kestra's
+        Exit). The flowable's ``Progress`` must declare ``exit: str | None = None``, where it is kept."""
+        raise NotImplementedError
+
     @abc.abstractmethod
-    def resume_execution(self, execution_id: str | None, inputs: dict[str, Any]) -> None:
-        """Resume a paused execution (this one when *execution_id* is None) with *inputs*."""
+    def resume_execution(self, execution_id: str | None, inputs: dict[str, Any]) -> bool | None:
+        """Resume a paused execution (this one when *execution_id* is None) with *inputs*.
+
+        For another execution: None while the engine checks it exists and is paused, then True
+        (resumed); a missing or unpaused execution fails this task run."""
 
 
 class FlowableTask(Task):
@@ -299,6 +312,11 @@ class FlowableTask(Task):
         Return ``"RUNNING"`` while unfinished, else the terminal state. Never blocks, never does I/O.
         """
         raise NotImplementedError(f"{self.type} is a FlowableTask but does not implement resolve(run)")
+
+    def child_variables(self, progress: dict[str, Any], key: Any) -> dict[str, Any] | None:
+        """Variables this flowable gives its descendants (Loop's ``item``): *progress* is its saved
+        Progress (as JSON), *key* the key of the child branch they run under. None: nothing."""
+        return None
 
     def on_resume(self, inputs: dict[str, Any]) -> dict[str, Any]:
         """Check the inputs of a resume of this paused run; raise ValueError to refuse it (it stays paused)."""
@@ -531,7 +549,7 @@ class RunContext(abc.ABC):
     working_dir: Path
 
     @abc.abstractmethod
-    def render(self, value: Any, **extra: Any) -> Any:
+    def render(self, value: Any, /, **extra: Any) -> Any:
         """Render expressions in *value* (str, list or dict) against the run's variables."""
 
     @abc.abstractmethod
@@ -545,6 +563,10 @@ class RunContext(abc.ABC):
     @abc.abstractmethod
     def open_file(self, uri: str) -> BinaryIO:
         """Open a ``tiercel://`` URI for reading (streamed)."""
+
+    def delete_file(self, uri: str) -> bool:
+        """Delete a ``tiercel://`` file of this namespace; whether it existed."""
+        raise NotImplementedError(f"{type(self).__name__} cannot delete files")
 
     @abc.abstractmethod
     def metric(self, name: str, value: float, type: str = "counter", **tags: str) -> None:

@@ -137,6 +137,7 @@ class Registry:
     def __init__(self) -> None:
         self.plugins: dict[str, PluginInfo] = {}
         self._by_kind: dict[str, dict[str, ComponentInfo]] = {k: {} for k in KINDS}
+        self._suggestions: dict[tuple[str, str], str | None] = {}  # (kind, misspelt type) -> hint
         self._canonical: dict[str, dict[str, ComponentInfo]] = {k: {} for k in KINDS}
         self._extensions: dict[str, dict[str, ExtensionInfo]] = {k: {} for k in EXTENSIONS}
         self._pm: pluggy.PluginManager | None = None
@@ -186,20 +187,33 @@ class Registry:
         return [self._canonical[k][t] for k in kinds for t in sorted(self._canonical[k])]
 
     def suggest(self, kind: str, type_name: str) -> str | None:
-        """The closest known type name, for 'did you mean' messages."""
+        """The closest known type name, for 'did you mean' messages; None unless really close.
+
+        The class name must be close (``Logg`` -> ``core.Log``), never just the shared package
+        prefix (``log.Fetch`` is not ``core.Switch``); answers are cached, since validating a
+        folder of flows asks for the same misspelling again and again.
+        """
+        key = (kind, type_name)
+        if key not in self._suggestions:
+            self._suggestions[key] = self._suggest(kind, type_name)
+        return self._suggestions[key]
+
+    def _suggest(self, kind: str, type_name: str) -> str | None:
         names = list(self._by_kind[kind])
         lowered = {n.lower(): n for n in names}
         if type_name.lower() in lowered:
             return self._by_kind[kind][lowered[type_name.lower()]].type
-        match = difflib.get_close_matches(type_name, names, n=1, cutoff=0.6)
-        if not match:  # compare short names too: `Logg` -> `core.Log`
-            short = {n.rsplit(".", 1)[-1]: n for n in names}
-            hit = difflib.get_close_matches(type_name.rsplit(".", 1)[-1], list(short), n=1, cutoff=0.75)
-            match = [short[hit[0]]] if hit else []
-        if not match:
-            return None
-        info = self._by_kind[kind][match[0]]
-        return info.type  # suggest the canonical name even when an alias was closest
+        package, _, short = type_name.rpartition(".")
+        best, best_score = None, 0.0
+        for name in names:
+            cand_package, _, cand_short = name.rpartition(".")
+            score = difflib.SequenceMatcher(None, short.lower(), cand_short.lower()).ratio()
+            if score < 0.75:
+                continue
+            score += 0.1 * difflib.SequenceMatcher(None, package, cand_package).ratio()
+            if score > best_score:
+                best, best_score = name, score
+        return None if best is None else self._by_kind[kind][best].type  # the canonical name, even for an alias
 
     def with_component(self, cls: type, dist: str = "tiercel-probe", replace: bool = False) -> Registry:
         """A copy of this registry with *cls* registered under *dist* (the registry's probes, tests).
@@ -220,6 +234,7 @@ class Registry:
         other = Registry()
         other.plugins = dict(self.plugins)
         other._by_kind = {k: dict(v) for k, v in self._by_kind.items()}
+        other._suggestions = {}
         other._canonical = {k: dict(v) for k, v in self._canonical.items()}
         other._extensions = {k: dict(v) for k, v in self._extensions.items()}
         other._pm = self._pm
@@ -270,6 +285,7 @@ class Registry:
         for name in (cls.type, *cls.aliases):
             self._by_kind[kind][name] = info
         self._canonical[kind][cls.type] = info
+        self._suggestions.clear()
         plugin.components.append(info)
         return None
 

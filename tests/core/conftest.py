@@ -42,8 +42,10 @@ class FakeRunContext(RunContext):
     def lines(self) -> list[tuple[int, str]]:
         return [(r.levelno, r.getMessage()) for r in self.records]
 
-    def render(self, value: Any, **extra: Any) -> Any:
-        raise NotImplementedError("the engine renders properties before run()")
+    def render(self, value: Any, /, **extra: Any) -> Any:
+        if "{{" in str(value) or "{%" in str(value):
+            raise NotImplementedError("no variables here: test expressions through run_flow")
+        return value  # literal text renders to itself (core.Log renders its message in run())
 
     def secret(self, name: str) -> str:
         raise NotImplementedError

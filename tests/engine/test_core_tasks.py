@@ -200,7 +200,7 @@ def test_retry_constant_then_success_with_warning_on_retry(tmp_path):
 tasks:
   - id: flaky
     type: core.Fail
-    condition: "{{ taskrun.attemptsCount < 3 }}"
+    condition: "{{ taskrun.attemptsCount < 2 }}"
     retry: {type: constant, interval: PT0.05S, maxAttempt: 5, warningOnRetry: true}
 """)
     flaky = task_run(ex, "flaky")
@@ -283,7 +283,7 @@ labels: {team: data}
 tasks:
   - {id: tag, type: core.Labels, labels: {run: "{{ 1 + 1 }}"}}
 """)
-    assert ex["labels"] == {"team": "data", "run": "2"}
+    assert ex["labels"] == {"team": "data", "run": "2", "system.correlationId": ex["id"]}
 
 
 def test_subflow_from_the_same_folder_with_outputs_and_failure(tmp_path):
@@ -534,7 +534,7 @@ tasks:
     values: ["1", "2", "3", "4"]
     concurrencyLimit: {limit}
     tasks:
-      - {{id: work, type: core.Fail, condition: "{{{{ taskrun.value == '2' and taskrun.attemptsCount < 2 }}}}"}}
+      - {{id: work, type: core.Fail, condition: "{{{{ taskrun.value == '2' and taskrun.attemptsCount < 1 }}}}"}}
   - {{id: after, type: core.Log, message: done}}
 """)
     rt = Runtime(tmp_path / "home")

@@ -68,7 +68,7 @@ def test_defined_tests_and_default_still_work_on_undefined(renderer, variables):
 @pytest.mark.parametrize(("source", "message"), [
     ("{{ a + }}", "syntax error at line 1, column 8, near `}}`: unexpected 'end of print statement'"),
     ("{{ 1 2 }}", "syntax error at line 1, column 6, near `2`: expected token 'end of print statement', got 'integer'"),
-    ("{{ x ? 1 : 2 }}", "unexpected char '?' at 5 (a conditional is written `a if test else b`"),
+    ("{{ 1 ? 2 }}", "expected token ':'"),
     ("{% if x %}", "syntax error at line 1, at the end of the expression: Unexpected end of template"),
     ("{% bogus %}", "Encountered unknown tag 'bogus'"),
     ("a\nb\n{{ ) }}", "syntax error at line 3"),

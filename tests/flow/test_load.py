@@ -429,6 +429,7 @@ def test_error_to_json():
     e = FlowError("a.yaml", 3, 5, "t", "tasks[0].x", "unknown property `x`", "did you mean `y`?")
     assert e.to_json() == {"file": "a.yaml", "line": 3, "column": 5, "task_id": "t", "property": "tasks[0].x",
                            "message": "unknown property `x`", "suggestion": "did you mean `y`?", "source": None,
+                           "severity": "error",
                            "text": "a.yaml:3:5: task `t`: unknown property `x` (did you mean `y`?)"}
 
 

@@ -69,7 +69,7 @@ def test_execution_create_wait_search_logs(api, h):
     assert r.status_code == 200, r.text
     ex = r.json()
     assert ex["state"] == "SUCCESS" and ex["outputs"] == {"greeting": "hi bob"}
-    assert ex["labels"] == {"team": "data", "env": "test"} and ex["flowRevision"] == 1
+    assert ex["labels"] == {"team": "data", "env": "test", "system.correlationId": ex["id"]} and ex["flowRevision"] == 1
     assert [t["taskId"] for t in ex["taskRuns"]] == ["out", "log"]
     assert api.get(f"/api/v1/executions/{ex['id']}").json()["outputs"] == {"greeting": "hi bob"}
 

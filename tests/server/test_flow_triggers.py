@@ -144,9 +144,18 @@ def conditions(tmp_path):
     ({"type": "TimeBetween", "after": "09:00:00", "before": "17:00:00", "date": "2026-01-05T10:00:00+00:00"}, True),
     ({"type": "TimeBetween", "after": "11:00:00", "date": "2026-01-05T10:00:00+00:00"}, False),
     ({"type": "DateTimeBetween", "after": "2026-01-01T00:00:00Z", "before": "2026-02-01T00:00:00Z", "date": "2026-01-05T10:00:00Z"}, True),
+    ({"type": "io.kestra.plugin.core.condition.PublicHoliday", "country": "FR", "date": "2026-07-14T10:00:00Z"}, True),
+    ({"type": "PublicHoliday", "country": "FR", "date": "2026-07-15T10:00:00Z"}, False),
+    ({"type": "PublicHolidayCondition", "country": "US", "subDivision": "CA", "date": "2026-12-25T10:00:00Z"}, True),
+    ({"type": "HasRetryAttempt", "in": ["FAILED"]}, True),
+    ({"type": "HasRetryAttempt", "notIn": ["FAILED"]}, False),
 ])
 def test_kestra_conditions(conditions, cond, expected):
+    from tiercel.model import Attempt, TaskRun
+
     ex = _ex()
+    ex.task_runs["tr1"] = TaskRun("tr1", ex.id, "flaky", None, None, None, "SUCCESS", 0, 0.0, attempt=2,
+                                  attempts=[Attempt(1, "FAILED", 0.0, 1.0), Attempt(2, "SUCCESS", 1.0, 2.0)])
     variables = {"executionId": ex.id, "outputs": ex.outputs, "state": ex.state}
     assert conditions.check(cond, variables, ex) is expected
 
@@ -162,3 +171,77 @@ def test_time_windows():
     assert not window_open(now - 90, now, {"type": "SLIDING_WINDOW", "window": "PT1M"})
     assert window_open(now - 1, now, {"type": "DURATION_WINDOW", "window": "PT24H"})
     assert not window_open(now - 86400 * 2, now, {})
+
+
+PAUSER = """\
+id: pauser
+namespace: demo.compat
+tasks:
+  - {id: data, type: io.kestra.plugin.core.debug.Return, format: ready}
+  - {id: wait, type: io.kestra.plugin.core.flow.Pause, delay: PT0.3S}
+"""
+
+ON_PAUSED = """\
+id: on_paused
+namespace: demo.compat
+inputs:
+  - {id: upstream_value, type: STRING}
+tasks:
+  - {id: log, type: core.Log, message: "{{ inputs.upstream_value }}"}
+triggers:
+  - id: paused
+    type: io.kestra.plugin.core.trigger.Flow
+    states: [PAUSED]
+    inputs: {upstream_value: "{{ outputs.data.value }}"}
+    preconditions:
+      id: from_pauser
+      flows:
+        - {namespace: "{{ flow.namespace }}", flowId: pauser, states: [PAUSED]}
+"""
+
+HOOK = """\
+id: hooked
+namespace: demo.compat
+tasks:
+  - {id: log, type: core.Log, message: "{{ trigger.body }}"}
+triggers:
+  - {id: hook, type: io.kestra.plugin.core.trigger.Webhook, key: "{{ secret('HOOK_KEY') }}"}
+"""
+
+ANSWER = """\
+id: answer
+namespace: demo.compat
+tasks:
+  - {id: echo, type: core.Return, format: "challenge-{{ trigger.parameters.c[0] }}"}
+outputs:
+  - {id: challenge, type: STRING, value: "{{ outputs.echo.value }}"}
+triggers:
+  - id: hook
+    type: io.kestra.plugin.core.trigger.Webhook
+    key: answer-key-1234
+    wait: true
+    returnOutputs: true
+    responseContentType: text/plain
+"""
+
+
+def test_flow_trigger_on_a_non_terminal_state_reads_upstream_task_outputs_and_webhook_secret_key(tmp_path, h):
+    server = h.ServerProcess(tmp_path / "home", env={"TIERCEL_SECRET_HOOK_KEY": "s3cr3t-key-1234"}).start()
+    try:
+        with server.client() as api:
+            for source in (PAUSER, ON_PAUSED, HOOK, ANSWER):
+                h.deploy(api, source)
+            up = api.post("/api/v1/executions/demo.compat/pauser", params={"wait": True}).json()
+            assert up["state"] == "SUCCESS"
+            started = h.wait_for(lambda: h.executions(api, "on_paused", state="SUCCESS"))
+            assert len(started) == 1
+            assert started[0]["inputs"] == {"upstream_value": "ready"}
+            assert started[0]["trigger"]["variables"]["state"] == "PAUSED"
+
+            assert api.post("/api/v1/executions/webhook/demo.compat/hooked/wrong-key").status_code == 404
+            r = api.post("/api/v1/executions/webhook/demo.compat/hooked/s3cr3t-key-1234", json={"a": 1})
+            assert r.status_code == 200, r.text
+            r = api.get("/api/v1/executions/webhook/demo.compat/answer/answer-key-1234", params={"c": "42"})
+            assert (r.status_code, r.text, r.headers["content-type"].split(";")[0]) == (200, "challenge-42", "text/plain")
+    finally:
+        server.stop()

@@ -223,3 +223,16 @@ def _full_dates(rt, flow_id: str) -> list[str]:
 
     rows = rt.db.query("SELECT trigger FROM executions WHERE flow_id = ? ORDER BY created_at, rowid", (flow_id,))
     return [json.loads(r[0])["variables"]["date"] for r in rows]
+
+
+def test_kestras_older_backfill_property_fires_its_dates_once(rt):
+    from tiercel.engine.scheduler import Scheduler
+
+    clock = Clock(ts("2026-01-01T00:35:00"))
+    deploy(rt, flow("NONE", cron="0 */10 * * * *", extra="    backfill: {start: '2026-01-01T00:00:00Z'}\n"))
+    scheduler = Scheduler(rt, clock=clock)
+    for _ in range(3):
+        scheduler.tick()
+    assert dates(rt, "every10_none") == ["00:00:00", "00:10:00", "00:20:00", "00:30:00"]
+    scheduler.tick()
+    assert len(dates(rt, "every10_none")) == 4

@@ -23,6 +23,32 @@ class LogStore:
                 conn.executemany("INSERT INTO logs (execution_id, task_run_id, task_id, attempt, level, message, ts) "
                                  "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
+    def purge(self, end: float, start: float | None = None, namespace: str | None = None, flow_id: str | None = None,
+              execution_id: str | None = None, levels: list[str] | None = None) -> int:
+        """Delete log lines written in [start, end] (of a namespace and its children, a flow, an execution,
+        some levels); return how many."""
+        where, params = ["ts <= ?"], [end]
+        if start is not None:
+            where.append("ts >= ?")
+            params.append(start)
+        if execution_id:
+            where.append("execution_id = ?")
+            params.append(execution_id)
+        if namespace or flow_id:
+            sub, sub_params = [], []
+            if namespace:
+                sub.append("(namespace = ? OR namespace LIKE ?)")
+                sub_params += [namespace, namespace + ".%"]
+            if flow_id:
+                sub.append("flow_id = ?")
+                sub_params.append(flow_id)
+            where.append(f"execution_id IN (SELECT id FROM executions WHERE {' AND '.join(sub)})")
+            params += sub_params
+        if levels:
+            where.append(f"level IN ({', '.join('?' * len(levels))})")
+            params += levels
+        return self.db.execute(f"DELETE FROM logs WHERE {' AND '.join(where)}", params)
+
     def query(self, execution_id: str, after: int = 0, task_id: str | None = None,
               min_level: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT id, task_run_id, task_id, attempt, level, message, ts FROM logs WHERE execution_id = ? AND id > ?"

@@ -262,6 +262,24 @@ def kill(execution_id: str, as_json: bool, home: Path | None, server: str | None
     _finish(rt, execution_id, as_json, quiet=True)
 
 
+def _upload_resume_files(rt: Any, ex: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+    """onResume FILE inputs given as local paths, uploaded to internal storage (their value is the URI)."""
+    flow = rt.flow_of(ex)
+    files = {str(spec.get("id") or spec.get("name")) for tr in ex.task_runs.values() if tr.state == "PAUSED"
+             for spec in (getattr(flow.task(tr.task_id), "onResume", None) or [])
+             if isinstance(spec, dict) and str(spec.get("type", "")).upper() == "FILE"}
+    out = dict(inputs)
+    for name in files & set(inputs):
+        source = Path(str(inputs[name]))
+        if not str(inputs[name]).startswith("tiercel://"):
+            if not source.is_file():
+                raise click.ClickException(f"onResume input `{name}`: file {str(source)!r} does not exist")
+            uri = rt.storage.input_uri(ex.namespace, ex.flow_id, ex.id, name, source.name)
+            rt.storage.put(uri, source)
+            out[name] = uri
+    return out
+
+
 @executions.command()
 @click.argument("execution_id")
 @click.option("-i", "--input", "inputs", multiple=True, metavar="KEY=VALUE", help="onResume inputs of the Pause.")
@@ -285,6 +303,7 @@ def resume(execution_id: str, inputs: tuple[str, ...], as_json: bool, home: Path
         return
     rt.recover(execution_id)
     if ex.state == "PAUSED" or any(tr.state == "PAUSED" for tr in ex.task_runs.values()):
+        payload["inputs"] = _upload_resume_files(rt, ex, payload["inputs"])
         rt.command(execution_id, "resume", payload)
     _finish(rt, execution_id, as_json)
 

@@ -90,7 +90,16 @@ def cli() -> None:
     (TIERCEL_CONFIG, else in the home): `tiercel config show` prints them."""
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """A warning as one line for the user, never the library source line it was raised from."""
+    click.echo(f"warning: {message}", err=True)
+
+
 def main() -> None:
+    import warnings
+
+    warnings.showwarning = _show_warning
     from tiercel import config
 
     try:

@@ -17,16 +17,17 @@ def validate(paths: tuple[str, ...], fmt: str, show_defaults: bool) -> None:
     """Check flow files and folders (*.yaml, *.yml, recursively); exit 1 on any error."""
     from tiercel.flow.loader import check_paths
 
-    count, errors = check_paths(list(paths))
+    count, problems = check_paths(list(paths), lint=True, deployed=_deployed())
+    errors = [p for p in problems if p.severity == "error"]
     if show_defaults and not errors:
         _show_defaults(list(paths), fmt)
         if fmt == "json":
             return  # one JSON document: the report
     if fmt == "json":
-        click.echo(json.dumps([e.to_json() for e in errors], indent=2))
+        click.echo(json.dumps([e.to_json() for e in problems], indent=2))
     else:
-        for error in errors:
-            click.echo(str(error))
+        for problem in problems:
+            click.echo(str(problem))
         if errors:
             files = len({e.file for e in errors})
             click.echo(f"{len(errors)} error{'s' if len(errors) != 1 else ''} in {files} "
@@ -35,6 +36,24 @@ def validate(paths: tuple[str, ...], fmt: str, show_defaults: bool) -> None:
             click.echo(f"OK: {count} flow{'s' if count != 1 else ''} valid")
     if errors:
         raise SystemExit(1)
+
+
+def _deployed() -> set[tuple[str, str]]:
+    """(namespace, id) of the flows deployed in the local home, when there is one."""
+    from tiercel.home import default_home
+
+    db = default_home() / "tiercel.db"
+    if not db.is_file():  # reading never creates a home
+        return set()
+    from tiercel.backend import Stores
+
+    stores = Stores.open(db)
+    try:
+        return {(f["namespace"], f["id"]) for f in stores.flows.list()}
+    except Exception:  # an unreadable home only loses the hint
+        return set()
+    finally:
+        stores.close()
 
 
 @click.command()

@@ -22,7 +22,7 @@ def to_text(value: Any) -> Any:
 def to_json_text(value: Any) -> Any:
     """Like :func:`to_text`, and structures become JSON text."""
     if isinstance(value, (dict, list)):
-        return json.dumps(value, default=str)
+        return json.dumps(value, separators=(",", ":"), default=str)
     return to_text(value)
 
 
@@ -54,7 +54,9 @@ def labels_dict(labels: LabelsValue | None) -> dict[str, str]:
         return {}
     if isinstance(labels, dict):
         return dict(labels)
-    return {label.key: label.value for label in labels}
+    # list form; raw mappings when deploy-time validation kept an expression in it
+    return {str(i["key"]) if isinstance(i, dict) else i.key: i["value"] if isinstance(i, dict) else i.value
+            for i in labels}
 
 
 def rendered_labels(render: Any, labels: LabelsValue | str | None) -> dict[str, str]:

@@ -218,11 +218,14 @@ tasks:
         cases = self.cases or {}
         if not run.progress.decided:
             value = run.render(self.value)
-            value = "" if value is None else (json.dumps(value) if isinstance(value, (dict, list)) else
+            value = "" if value is None else (json.dumps(value, separators=(",", ":")) if isinstance(value, (dict, list)) else
                                               str(value).lower() if isinstance(value, bool) else str(value))
             run.progress.decided, run.progress.case = True, value if value in cases else None
             run.outputs = {"value": value, "defaults": run.progress.case is None}
         case = run.progress.case
+        if case is None and not self.defaults:
+            run.error = f"no case matches the value {run.outputs['value'] if run.outputs else ''!r} and there are no `defaults`"
+            return "FAILED"
         return run.sequence((cases.get(case) if case is not None else self.defaults) or [])
 
 
@@ -283,7 +286,11 @@ tasks:
 
     def resolve(self, run: FlowableRun) -> Status:
         if run.progress.values is None:
-            run.progress.values = _as_list(run.render(self.values))
+            values = _as_list(run.render(self.values))
+            if None in values:
+                raise ValueError(f"`values` holds a null at position {values.index(None)}; "
+                                 "every value of a ForEach must be set")
+            run.progress.values = values
             run.outputs = {"count": len(run.progress.values)}
         values = run.progress.values
         return run.fan_out(len(values), lambda i: run.sequence(self.tasks, key=i, value=_value_text(values[i])),
@@ -317,6 +324,71 @@ tasks:
     concurrencyLimit: int = Field(
         0, ge=0, validation_alias=AliasChoices("concurrencyLimit", "concurrent"),
         description="How many iterations run at once; 0 (default) runs all at once.")
+
+
+class Loop(FlowableTask):
+    """Run ``tasks`` once per item of ``values`` (Kestra 2.0's Loop, replacing ForEach and ForEachItem).
+
+    ``values`` is a list, a map (one iteration per entry) or a `tiercel://` file URI (one iteration per
+    line). Every task inside, however deeply nested, reads ``item.value``, ``item.index`` (from 0) and,
+    for a map, ``item.key``. Each iteration's outputs are keyed by its index: ``outputs.<id>['0']``.
+    """
+
+    type: ClassVar[str] = "core.Loop"
+    aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.core.flow.Loop",)
+    examples: ClassVar[list[Example]] = [
+        Example("Loop over a map, two entries at a time", """\
+id: loop_example
+namespace: company.team
+tasks:
+  - id: loop
+    type: core.Loop
+    values:
+      eu: Paris
+      us: Boston
+    concurrencyLimit: 2
+    tasks:
+      - id: city
+        type: core.Log
+        message: "{{ item.index }}: {{ item.key }} is {{ item.value }}"
+"""),
+    ]
+
+    values: list[Any] | dict[str, Any] | Text = Field(
+        description="A list, a map, a `tiercel://` file URI (one item per line) or a JSON string of a list or map.")
+    concurrencyLimit: int = Field(1, ge=0, description="Iterations at once: 1 (default) in order, 0 all at once.")
+    tasks: Tasks = Field(min_length=1, description="Tasks run for each item.")
+    errors: Tasks | None = _errors()
+    finally_: Tasks | None = _finally()
+
+    class Progress(FlowableTask.Progress):
+        items: list[dict[str, Any]] | None = None  # [{value, index, key?}], rendered once
+
+    def resolve(self, run: FlowableRun) -> Status:
+        if run.progress.items is None:
+            values = run.render(self.values)
+            if isinstance(values, str) and values.startswith("tiercel://"):
+                lines = run.files("lines", uri=values)
+                if lines is None:
+                    return RUNNING
+                values = lines
+            elif isinstance(values, str):
+                values = json.loads(values) if values.strip()[:1] in ("[", "{") else [values]
+            if isinstance(values, dict):
+                items = [{"key": k, "value": v, "index": i} for i, (k, v) in enumerate(values.items())]
+            elif isinstance(values, list):
+                items = [{"value": v, "index": i} for i, v in enumerate(values)]
+            else:
+                raise ValueError(f"`values` must be a list, a map or a file URI, got {type(values).__name__}")
+            run.progress.items = items
+            run.outputs = {"count": len(items)}
+        items = run.progress.items
+        return run.fan_out(len(items), lambda i: run.sequence(self.tasks, key=i, value=str(i)),
+                           limit=_int(run.render(self.concurrencyLimit)), index_of=lambda child: child.key)
+
+    def child_variables(self, progress: dict[str, Any], key: Any) -> dict[str, Any] | None:
+        items = progress.get("items") or []
+        return {"item": items[key]} if isinstance(key, int) and 0 <= key < len(items) else None
 
 
 class AllowFailure(FlowableTask):
@@ -531,11 +603,13 @@ tasks:
             if run.woken != "next":
                 return RUNNING
             p.waiting, p.iteration = False, p.iteration + 1
+        if (run.outputs or {}).get("iterationCount") != p.iteration + 1:
+            run.outputs = {"iterationCount": p.iteration + 1}  # children read it during the iteration
         status = run.sequence(self.tasks, key=p.iteration)
         if status == RUNNING:
             return RUNNING
-        run.outputs = {"iterationCount": p.iteration + 1}
         if status in FAILURES:
+            run.error = f"iteration {p.iteration + 1} ended {status}"
             return status
         if run.truthy(run.render(self.condition)):
             return "SUCCESS"
@@ -737,10 +811,11 @@ tasks:
             else:
                 if not p.paused:
                     p.paused = True
-                    if self.delay:
-                        run.wake_at(run.now + self.delay.total_seconds(), "delay")
-                    elif self.timeout:
-                        run.wake_at(run.now + self.timeout.total_seconds(), "timeout")
+                    delay, timeout = _rendered(run, self, "delay"), _rendered(run, self, "timeout")
+                    if delay:
+                        run.wake_at(run.now + delay.total_seconds(), "delay")
+                    elif timeout:
+                        run.wake_at(run.now + timeout.total_seconds(), "timeout")
                 run.pause()
                 return RUNNING
         return run.sequence(self.tasks) if self.tasks else "SUCCESS"
@@ -874,8 +949,8 @@ tasks:
     batch: Batch = Field(default_factory=Batch, description="How to split the file into batches.")
 
     def resolve(self, run: FlowableRun) -> Status:
-        batch = self.batch
-        batches = run.files("split", items=run.render(self.items), rows=run.render(batch.rows), partitions=batch.partitions,
+        batch = _rendered(run, self, "batch")
+        batches = run.files("split", items=run.render(self.items), rows=batch.rows, partitions=batch.partitions,
                             bytes=batch.bytes, separator=batch.separator)
         if batches is None:
             return RUNNING
@@ -895,9 +970,25 @@ tasks:
             return RUNNING
         failed = any(r.state in FAILURES for r in results.values())
         if failed and self.transmitFailed:
-            run.error = f"{counts} of {len(batches)} subflow executions"
+            ended = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+            run.error = f"{len(batches)} subflow executions: {ended}"
             return "FAILED"
         return "WARNING" if failed or counts.get("WARNING") else "SUCCESS"
+
+
+def _rendered(run: FlowableRun, task: FlowableTask, name: str) -> Any:
+    """Field *name* rendered with the run's variables and validated to its declared type."""
+    from pydantic import TypeAdapter
+
+    value = getattr(task, name)
+    if isinstance(value, BaseModel):
+        value = value.model_dump(exclude_unset=True)
+    value = run.render(value)
+    try:
+        return TypeAdapter(type(task).model_fields[name].annotation).validate_python(value)
+    except ValueError as exc:
+        detail = "; ".join(e["msg"] for e in exc.errors()) if hasattr(exc, "errors") else str(exc)
+        raise ValueError(f"property `{name}`: {detail} (rendered to {json.dumps(value, default=str)})") from None
 
 
 def _int(value: Any) -> int:

@@ -7,7 +7,7 @@ deploy-time validation; ``Schedule`` also computes its own fire dates.
 from __future__ import annotations
 
 import warnings
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -39,6 +39,22 @@ def check_cron(cron: str, with_seconds: bool = False) -> str:
         raise ValueError(f"cron `{cron}` is not a valid cron expression (fields: "
                          f"{'sec ' if with_seconds else ''}min hour day-of-month month day-of-week)")
     return expr
+
+
+class Backfill(BaseModel):
+    """Kestra's older Schedule `backfill`: fire the dates from `start` (to `end`, or now) once, when deployed."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    start: datetime | None = Field(None, description="First date to fire (ISO-8601).")
+    end: datetime | None = Field(None, description="Last date to fire; now when omitted.")
+    inputs: dict[str, Any] | None = Field(None, description="Inputs of the backfilled executions.")
+    labels: dict[str, str] | None = Field(None, description="Labels of the backfilled executions.")
+
+    @field_validator("start", "end")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 class Schedule(ScheduleTrigger):
@@ -86,6 +102,7 @@ triggers:
     cron: str = Field(description="Cron expression: `min hour day month weekday` (5 fields), 6 with `withSeconds`, or `@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`.")
     withSeconds: bool = Field(False, description="The cron expression starts with a seconds field.")
     timezone: str | None = Field(None, description="IANA time zone the cron is read in (`Europe/Paris`); the server's zone when omitted.")
+    backfill: Backfill | None = Field(None, description="Kestra's older form: dates from `start` fired once when the flow is deployed (prefer `tiercel triggers backfill`).")
 
     @field_validator("timezone")
     @classmethod
@@ -285,6 +302,10 @@ triggers:
 """),
     ]
 
+
+    returnOutputs: bool = Field(False, description="With `wait`, answer with the execution's outputs alone (Kestra's form).")
+    responseContentType: str | None = Field(None, description="Content type of that answer (`application/json` by default); "
+                                                              "a text type answers a single output as plain text.")
 
     @field_validator("key")
     @classmethod

@@ -83,7 +83,7 @@ class TaskRunContext(RunContext):
         if self._workdir is not None and not self._shared_workdir:
             shutil.rmtree(self._workdir, ignore_errors=True)
 
-    def render(self, value: Any, **extra: Any) -> Any:
+    def render(self, value: Any, /, **extra: Any) -> Any:
         variables = {**self.variables, **extra} if extra else self.variables
         return self.host.renderer.render(value, variables)
 
@@ -100,6 +100,10 @@ class TaskRunContext(RunContext):
 
     def open_file(self, uri: str) -> BinaryIO:
         return self.host.storage.open(uri, self.namespace)
+
+    def delete_file(self, uri: str) -> bool:
+        self.host.storage.path_of(uri, self.namespace)  # refuses other namespaces
+        return self.host.storage.delete(uri)
 
     def metric(self, name: str, value: float, type: str = "counter", **tags: str) -> None:
         self.metrics.append((name, type, float(value), tags, time.time()))

@@ -33,8 +33,11 @@ def dedupe_key(flow: Flow, trigger: Trigger, key: str | None) -> str | None:
 
 def start_execution(rt: Any, flow: Flow, trigger: Trigger, variables: dict[str, Any], key: str | None = None,
                     inputs: dict[str, Any] | None = None, labels: dict[str, str] | None = None,
-                    revision: int | None = None, execution_id: str | None = None) -> Execution | None:
+                    revision: int | None = None, execution_id: str | None = None,
+                    extra: dict[str, Any] | None = None) -> Execution | None:
     """Create and submit the execution a trigger asks for; None when *key* already produced one.
+
+    *extra* variables are visible to the trigger's ``inputs`` only (a Flow trigger's upstream ``outputs``).
 
     Raises only when the execution cannot be stored (the database is down, say).
     """
@@ -45,7 +48,7 @@ def start_execution(rt: Any, flow: Flow, trigger: Trigger, variables: dict[str, 
         raw = dict(trigger.inputs or {})
         if raw:
             raw = rt.renderer.render(raw, {"trigger": variables, "flow": {"id": flow.id, "namespace": flow.namespace},
-                                           "vars": flow.variables or {}})
+                                           "vars": flow.variables or {}, **(extra or {})})
         raw.update(inputs or {})
         values = resolve_inputs(flow, raw)
     except Exception as exc:  # InputError, or an expression in `inputs` that cannot render

@@ -38,6 +38,9 @@ def do(kind: str, storage: InternalStorage, home: Path, ex: Execution, tr: TaskR
         return collect_output_files(storage, home, ex, tr, params["globs"])
     if kind == "namespace":
         return copy_namespace_files(storage, home, ex, tr, params.get("include"), params.get("exclude"))
+    if kind == "lines":  # the items of a stored file, one per line (a loop over a file)
+        with storage.open(params["uri"], ex.namespace) as fh:
+            return [line for line in fh.read().decode("utf-8").splitlines() if line != ""]
     raise ValueError(f"unknown file work `{kind}`")
 
 

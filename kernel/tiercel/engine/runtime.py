@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -45,10 +46,10 @@ from tiercel.engine.logbuffer import LogBuffer
 from tiercel.engine.namespace_files import NamespaceFiles
 from tiercel.engine.ownership import Ownership
 from tiercel.engine.secrets import ExpressionFunction, SecretChain, sealer
-from tiercel.engine.storage import InternalStorage, resolve_backend
+from tiercel.engine.storage import SCHEME, InternalStorage, namespace_path, resolve_backend
 from tiercel.engine.variables import Variables
 from tiercel.engine.worker import Worker
-from tiercel.flow.model import Flow
+from tiercel.flow.model import CORRELATION_LABEL, Flow
 from tiercel.home import default_home
 from tiercel.model import FAILURES, Execution, State, TaskRun, dumps, new_id
 
@@ -77,6 +78,7 @@ class Runtime:
         self.renderer = Renderer(registry=self.registry, cache_file=self.home / "cache" / "expressions")
         self.secrets = SecretChain(self.registry, self.home)
         self.kv = self.stores.kv
+        self.envs, self.globals = expression_envs(), expression_globals(self.home)
         self.variables = Variables(self.renderer, self._lookups)
         self.executor = Executor(self.variables)
         self.catalog = FlowCatalog(self.stores, self.registry, flow_dirs)
@@ -111,9 +113,12 @@ class Runtime:
                       parent: tuple[str, str] | None = None, dedupe_key: str | None = None,
                       original_id: str | None = None, execution_id: str | None = None) -> Execution:
         digest = self.register_flow(flow)
-        ex = Execution(id=execution_id or new_id(), namespace=flow.namespace, flow_id=flow.id, flow_hash=digest,
+        execution_id = execution_id or new_id()
+        labels = {**(flow.labels or {}), **(labels or {})}
+        labels.setdefault(CORRELATION_LABEL, execution_id)  # Kestra's: a subflow request carries its parent's
+        ex = Execution(id=execution_id, namespace=flow.namespace, flow_id=flow.id, flow_hash=digest,
                        state=State.CREATED, created_at=time.time(), flow_revision=revision,
-                       inputs=inputs, labels={**(flow.labels or {}), **(labels or {})},
+                       inputs=inputs, labels=labels,
                        trigger=trigger, parent_id=parent[0] if parent else None,
                        parent_task_run_id=parent[1] if parent else None, dedupe_key=dedupe_key,
                        original_id=original_id)
@@ -394,12 +399,80 @@ class Runtime:
     def _do_files(self, ex: Execution, work: FileWork) -> None:
         """File work for a flowable; answered with a FilesDone event (or its error)."""
         tr = work.task_run
+        if work.kind == "resume":
+            self._resume_other(ex, work)
+            return
+        if work.kind == "toggle":
+            self._toggle_trigger(ex, work)
+            return
+        if work.kind == "logs":
+            self._fetch_logs(ex, work)
+            return
+        if work.kind == "purge_logs":
+            try:
+                self.logs.flush()
+                count = self.stores.logs.purge(**work.params)
+            except Exception as exc:
+                self.post(ex.id, FilesDone(work.task_run.id, work.kind, error=f"task `{work.task_run.task_id}`: {exc}"))
+                return
+            self.post(ex.id, FilesDone(work.task_run.id, work.kind, {"count": count}))
+            return
         try:
             result = files.do(work.kind, self.storage, self.home, ex, tr, work.params)
         except Exception as exc:
             self.post(ex.id, FilesDone(tr.id, work.kind, error=f"task `{tr.task_id}`: {exc}"))
             return
         self.post(ex.id, FilesDone(tr.id, work.kind, result))
+
+    def _resume_other(self, ex: Execution, work: FileWork) -> None:
+        """Resume another execution for a flowable, failing its task run if that one is missing or not paused."""
+        target = work.params["execution_id"]
+        live = self.live.get(target)
+        state = live.state if live is not None else self.stores.executions.state(target)
+        if state is None:
+            error = f"task `{work.task_run.task_id}`: execution `{target}` does not exist"
+        elif state != State.PAUSED:
+            error = f"task `{work.task_run.task_id}`: execution `{target}` is not paused (it is {state})"
+        else:
+            self.command(target, "resume", {"inputs": work.params["inputs"]})
+            self.post(ex.id, FilesDone(work.task_run.id, work.kind, True))
+            return
+        self.post(ex.id, FilesDone(work.task_run.id, work.kind, error=error))
+
+    def _fetch_logs(self, ex: Execution, work: FileWork) -> None:
+        """An execution's log lines (this one by default) into a JSON-lines file, for a flowable (log.Fetch)."""
+        p, tr = work.params, work.task_run
+        try:
+            self.logs.flush()
+            target = p.get("execution_id") or ex.id
+            owner = self.live.get(target) or self.stores.executions.load(target)
+            if owner is None or owner.namespace != ex.namespace:
+                raise ValueError(f"execution `{target}` does not exist in namespace `{ex.namespace}`")
+            lines = [line for line in self.stores.logs.query(target, min_level=p.get("level"))
+                     if not p.get("task_ids") or line["taskId"] in p["task_ids"]]
+            body = "".join(str(dumps({k: v for k, v in line.items() if k != "id"})) + "\n" for line in lines)
+            uri = self.storage.task_uri(ex.namespace, ex.flow_id, ex.id, tr.task_id, tr.id, "logs.jsonl")
+            self.storage.put(uri, body.encode())
+        except Exception as exc:
+            self.post(ex.id, FilesDone(tr.id, work.kind, error=f"task `{tr.task_id}`: {exc}"))
+            return
+        self.post(ex.id, FilesDone(tr.id, work.kind, {"uri": uri, "size": len(lines)}))
+
+    def _toggle_trigger(self, ex: Execution, work: FileWork) -> None:
+        """Enable or disable a trigger of a deployed flow for a flowable (Kestra's trigger.Toggle)."""
+        p = work.params
+        try:
+            flow, _ = self.find_flow(p["namespace"], p["flow_id"])
+            trigger = next((t for t in flow.triggers if t.id == p["trigger"]), None)
+            if trigger is None:
+                known = ", ".join(t.id for t in flow.triggers) or "none"
+                raise ValueError(f"flow `{p['namespace']}.{p['flow_id']}` has no trigger `{p['trigger']}` (triggers: {known})")
+            self.stores.triggers.set_disabled(p["namespace"], p["flow_id"], trigger.id, type(trigger).type,
+                                              not p["enabled"])
+        except Exception as exc:
+            self.post(ex.id, FilesDone(work.task_run.id, work.kind, error=f"task `{work.task_run.task_id}`: {exc}"))
+            return
+        self.post(ex.id, FilesDone(work.task_run.id, work.kind, True))
 
     def _start_subflow(self, parent: Execution, start: StartSubflow) -> None:
         from tiercel.flow.inputs import resolve_inputs
@@ -408,7 +481,8 @@ class Runtime:
         try:
             flow, revision = self.find_flow(req.namespace, req.flow_id, req.revision)
             inputs = resolve_inputs(flow, req.inputs or {}, upload=None)
-            child = self.new_execution(flow, inputs, labels=req.labels, revision=revision,
+            labels = {**req.labels, CORRELATION_LABEL: parent.labels.get(CORRELATION_LABEL, parent.id)}
+            child = self.new_execution(flow, inputs, labels=labels, revision=revision,
                                        parent=(parent.id, tr.id) if req.wait else None, execution_id=start.execution_id,
                                        trigger={"id": tr.task_id, "type": start.task_type,
                                                 "variables": {"executionId": parent.id, "namespace": parent.namespace,
@@ -461,7 +535,7 @@ class Runtime:
         return uri
 
     # --- expressions ----------------------------------------------------------------------
-    def _lookups(self, ex: Execution) -> dict[str, Callable[..., Any]]:
+    def _lookups(self, ex: Execution) -> dict[str, Any]:
         """What expressions of *ex* may read outside it: secrets, the KV store, stored files."""
 
         def secret(name: str) -> str:
@@ -475,7 +549,9 @@ class Runtime:
                                       f"(as secrets inherit), not those of `{namespace}`")
             value = self.stores.kv.get(namespace or ex.namespace, key)
             if value is None and errorOnMissing:
-                raise KeyError(f"kv key `{key}` not found in namespace `{namespace or ex.namespace}`")
+                from tiercel.expr import Missing
+
+                raise Missing(f"kv key `{key}` not found in namespace `{namespace or ex.namespace}`")
             return value
 
         def read(uri: str) -> str:
@@ -488,5 +564,48 @@ class Runtime:
             flow = self.flow_of(ex)
             return self.renderer.render(template, self.variables.build(flow, ex, None, None))
 
-        return {name: ExpressionFunction(name, fn) for name, fn in
-                (("secret", secret), ("kv", kv), ("read", read), ("render", render))}
+        def error_logs() -> list[dict[str, Any]]:
+            """Kestra's ``errorLogs()``: the ERROR lines of this execution so far (for alerts in `errors`)."""
+            stored = self.stores.logs.query(ex.id, min_level="ERROR")
+            pending = [{"taskRunId": r[1], "taskId": r[2], "attemptNumber": r[3], "level": r[4], "message": r[5],
+                        "timestamp": r[6]} for r in list(self.logs.pending) if r[0] == ex.id and r[4] == "ERROR"]
+            return [{k: v for k, v in line.items() if k != "id"} for line in stored] + pending
+
+        def file_size(uri: str) -> int:
+            return self.storage.backend.size(self.storage.path_of(uri, ex.namespace))
+
+        def file_uri(path: str) -> str:
+            """Kestra's ``fileURI(path)``: the internal-storage URI of a namespace file."""
+            return f"{SCHEME}{namespace_path(ex.namespace)}/_files/{str(path).lstrip('/')}"
+
+        def file_exists(uri: str) -> bool:
+            return bool(self.storage.backend.exists(self.storage.path_of(uri, ex.namespace)))
+
+        functions = {"secret": secret, "kv": kv, "read": read, "render": render, "errorLogs": error_logs,
+                     "fileSize": file_size, "isFileEmpty": lambda uri: file_size(uri) == 0, "fileURI": file_uri,
+                     "fileExists": file_exists}
+        return {**{name: ExpressionFunction(name, fn) for name, fn in functions.items()},
+                "envs": self.envs, "globals": self.globals}
+
+
+def expression_envs() -> dict[str, str]:
+    """Kestra's ``envs``: environment variables named ``ENV_X`` or ``KESTRA_X``, read as ``envs.x``."""
+    out: dict[str, str] = {}
+    for name, value in os.environ.items():
+        for prefix in ("KESTRA_", "ENV_"):
+            if name.startswith(prefix) and len(name) > len(prefix):
+                out[name[len(prefix):].lower()] = value
+    return out
+
+
+def expression_globals(home: Path) -> dict[str, Any]:
+    """Kestra's ``globals``: the server's global variables, from ``$TIERCEL_HOME/globals.yaml`` (a map)."""
+    import yaml
+
+    path = home / "globals.yaml"
+    if not path.is_file():
+        return {}
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: global variables must be a map, got {type(data).__name__}")
+    return data

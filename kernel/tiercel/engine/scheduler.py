@@ -130,10 +130,10 @@ class FlowIndex:
 
 def start_execution(rt: Any, d: Deployed, trigger: Any, variables: dict[str, Any], key: str | None = None,
                     inputs: dict[str, Any] | None = None, labels: dict[str, str] | None = None,
-                    execution_id: str | None = None) -> Execution | None:
+                    execution_id: str | None = None, extra: dict[str, Any] | None = None) -> Execution | None:
     """:func:`tiercel.engine.delivery.start_execution` for a deployed flow (its revision recorded)."""
     return _start(rt, d.flow, trigger, variables, key=key, inputs=inputs, labels=labels, revision=d.revision,
-                  execution_id=execution_id)
+                  execution_id=execution_id, extra=extra)
 
 
 def trigger_disabled(d: Deployed, trigger: Any, row: dict[str, Any] | None) -> bool:
@@ -240,6 +240,27 @@ class Conditions:
             return (d + timedelta(days=7)).month != d.month
         return nth == {"FIRST": 0, "SECOND": 1, "THIRD": 2, "FOURTH": 3}.get(which, -1)
 
+    def _PublicHoliday(self, c: dict[str, Any], v: dict[str, Any], up: Execution | None, tz: Any) -> bool:
+        """A public holiday of ``country`` (ISO code; ``subDivision`` for a region), from the `holidays` library."""
+        import holidays
+
+        country = c.get("country")
+        if not country:
+            raise ValueError("a PublicHoliday condition needs `country` (an ISO code such as FR or US)")
+        try:
+            calendar = holidays.country_holidays(str(country).upper(), subdiv=c.get("subDivision"))
+        except NotImplementedError:
+            raise ValueError(f"PublicHoliday: unknown country `{country}`") from None
+        return self._date(c, v, tz).date() in calendar
+
+    def _HasRetryAttempt(self, c: dict[str, Any], v: dict[str, Any], up: Execution | None, tz: Any) -> bool:
+        """The upstream execution retried a task, with an attempt in ``in`` (and none of ``notIn``) states."""
+        if up is None:
+            return False
+        wanted, unwanted = c.get("in") or [], c.get("notIn") or []
+        states = {str(a.state) for tr in up.task_runs.values() if len(tr.attempts) > 1 for a in tr.attempts}
+        return bool(states) and (not wanted or bool(states & set(wanted))) and not states & set(unwanted)
+
     def _TimeBetween(self, c: dict[str, Any], v: dict[str, Any], up: Execution | None, tz: Any) -> bool:
         t = self._date(c, v, tz).timetz().replace(tzinfo=None)
         after = _time(c.get("after"))
@@ -322,6 +343,7 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._errors: dict[tuple[str, str, str], tuple[str, float]] = {}
+        self._seen_states: dict[str, str] = {}  # live execution id -> last state seen by _on_change
 
     def wake(self) -> None:
         """Re-read flows and triggers now (after a deploy, an enable, a backfill); callable from any thread."""
@@ -334,6 +356,7 @@ class Scheduler:
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
         self.rt.on_end.append(self.on_end)
+        self.rt.listeners.append(self._on_change)
         while not stop.is_set():
             try:
                 delay = self.tick()
@@ -390,6 +413,10 @@ class Scheduler:
             nxt = trigger.next_fire(now)
             self.store.upsert(*key, trigger.type, nxt, state)
             self._horizon[key] = now
+            declared = getattr(trigger, "backfill", None)  # Kestra's older `backfill: {start, end}`, once
+            if row is None and declared is not None and declared.start is not None:
+                end = declared.end.timestamp() if declared.end is not None else None
+                self.backfill(d, trigger, declared.start.timestamp(), end, declared.inputs, declared.labels)
             return nxt
         if trigger_disabled(d, trigger, row):
             self._horizon.pop(key, None)  # re-enabling counts what was skipped meanwhile as missed
@@ -529,8 +556,27 @@ class Scheduler:
         except Exception:
             log.exception("evaluating triggers after execution %s failed", ex.id)
 
+    def _on_change(self, kind: str, payload: Any) -> None:
+        """Runtime listener: a Flow trigger listing a non-terminal state (PAUSED, RUNNING…) fires when an
+        execution enters it (once per execution and state; terminal states go through on_end)."""
+        if kind != "execution" or payload.state in TERMINAL:
+            return
+        ex = payload
+        if self._seen_states.get(ex.id) == ex.state:
+            return
+        self._seen_states[ex.id] = ex.state
+        if len(self._seen_states) > 10_000:  # forget the oldest; a repeat is deduped by the execution key anyway
+            del self._seen_states[next(iter(self._seen_states))]
+        try:
+            if any(set(t.states or ()) - set(TERMINAL) for _, t in self.index.triggers(ExecutionTrigger)):
+                self._flow_triggers(ex)
+        except Exception:
+            log.exception("evaluating triggers after execution %s became %s failed", ex.id, ex.state)
+
     def _flow_triggers(self, ex: Execution) -> None:
         flow_triggers = self.index.triggers(ExecutionTrigger)
+        if ex.state in TERMINAL:
+            self._seen_states.pop(ex.id, None)
         if not flow_triggers:
             return
         variables = {"executionId": ex.id, "namespace": ex.namespace, "flowId": ex.flow_id,
@@ -553,15 +599,29 @@ class Scheduler:
                 if trigger.preconditions is not None or stateful:
                     if not self._windows(d, trigger, ex, ctx_vars, stateful):
                         continue
-                start_execution(self.rt, d, trigger, variables, key=ex.id)
+                # inputs may read the upstream execution's task outputs as `outputs.<task>` (Kestra's form)
+                start_execution(self.rt, d, trigger, variables, key=ex.id if ex.state in TERMINAL else f"{ex.id}:{ex.state}",
+                                extra={"outputs": ex.outputs_ctx})
             except Exception as exc:
                 self._error(key, f"flow trigger failed for execution {ex.id}: {exc}")
+
+    def _preconditions(self, d: Deployed, trigger: Any, variables: dict[str, Any]) -> Any:
+        """The trigger's preconditions; rendered and validated when they hold expressions (``where``
+        filter values are rendered per execution, by :meth:`_filter`)."""
+        from tiercel.core.triggers import Preconditions
+
+        pre = trigger.preconditions
+        if pre is None or isinstance(pre, Preconditions):
+            return pre
+        context = {"flow": {"id": d.id, "namespace": d.namespace}, "trigger": variables}
+        raw = {k: (v if k == "where" else self.rt.renderer.render(v, context)) for k, v in dict(pre).items()}
+        return Preconditions.model_validate(raw)
 
     def _windows(self, d: Deployed, trigger: Any, ex: Execution, variables: dict[str, Any],
                  multiple: list[dict[str, Any]]) -> bool:
         """Record which preconditions this end meets; True when all are met within their windows."""
         groups: list[tuple[str, dict[str, Any], dict[str, bool], bool]] = []
-        pre = trigger.preconditions
+        pre = self._preconditions(d, trigger, variables)
         if pre is not None:
             subs: dict[str, bool] = {}
             for f in pre.flows or []:

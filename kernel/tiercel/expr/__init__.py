@@ -7,8 +7,8 @@ Importing this package does not import Jinja2: plain variable paths are looked u
 and the sandboxed Jinja renderer loads on the first expression that needs it.
 """
 
-from .errors import ExpressionError
+from .errors import ExpressionError, Missing
 from .facade import Renderer
 from .paths import truthy
 
-__all__ = ["ExpressionError", "Renderer", "truthy"]
+__all__ = ["ExpressionError", "Missing", "Renderer", "truthy"]

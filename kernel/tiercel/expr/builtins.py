@@ -19,6 +19,7 @@ from urllib.parse import unquote_plus
 
 import yaml as _yaml
 from jinja2 import filters as jinja_filters
+from jinja2 import pass_context
 from jinja2.runtime import Undefined
 
 from . import dates
@@ -135,7 +136,28 @@ def random_int(lower: int, upper: int) -> int:
     return random.randrange(int(lower), int(upper))
 
 
+@pass_context
+def print_context(context: Any) -> str:
+    """Kestra's ``printContext()``: every variable an expression sees here, as JSON (to debug)."""
+    return to_json({k: v for k, v in context.get_all().items()
+                    if not callable(v) and not isinstance(v, Undefined) and v is not None})
+
+
+@pass_context
+def current_each_output(context: Any, outputs: Any) -> Any:
+    """Kestra's ``currentEachOutput(outputs.t)``: the outputs of ``t`` for the loop iteration(s) being run."""
+    taskrun = context.get("taskrun") or {}
+    path = [p["taskrun"]["value"] for p in reversed(context.get("parents") or [])] + [taskrun.get("value")]
+    node = outputs
+    for value in path:
+        if isinstance(node, Mapping) and value is not None and value in node:
+            node = node[value]
+    return node
+
+
 GLOBALS: dict[str, Any] = {
+    "printContext": print_context,
+    "currentEachOutput": current_each_output,
     "now": now,
     "uuid": lambda: str(_uuid.uuid4()),
     "fromJson": from_json,
@@ -369,88 +391,29 @@ def _format(value: str, *args: Any, **kwargs: Any) -> str:
     return check_size(jinja_filters.do_format(value, *args, **kwargs), "format()")
 
 
+@functools.lru_cache(maxsize=512)
+def _jq_program(program: str) -> Any:
+    import jq as _jq  # the real jq (C library bindings), imported on first use
+
+    try:
+        return _jq.compile(program)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("jq: error: ", "", 1).strip()) from None
+
+
 def jq(value: Any, program: str) -> list[Any]:
-    """A dependency-free subset of jq; like Kestra's, returns a list of results (``| first`` for one)."""
+    """Run a jq program; like Kestra's, returns the list of results (``| first`` for one)."""
     if isinstance(value, (str, bytes)):
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
             pass
-    results = [value]
-    for stage in _split_pipes(program):
-        results = [out for item in results for out in _jq_stage(item, stage)]
-    return results
-
-
-def _split_pipes(program: str) -> list[str]:
-    stages, current, quote = [], [], False
-    for c in program:
-        if c == '"':
-            quote = not quote
-        if c == "|" and not quote:
-            stages.append("".join(current).strip())
-            current = []
-        else:
-            current.append(c)
-    stages.append("".join(current).strip())
-    return stages
-
-
-_JQ_STEP = re.compile(r"""\.?(?:([A-Za-z_][A-Za-z0-9_]*)|"((?:[^"\\]|\\.)*)"|\[\s*(?:(-?\d+)?\s*(:)?\s*(-?\d+)?|"((?:[^"\\]|\\.)*)")\s*\])(\?)?""")  # noqa: E501
-JQ_SUBSET = "., .a.b, .\"key\", .[\"key\"], .[0], .[-1], .[1:3], .[], .a[]?, pipes |, length, keys"
-
-
-def _jq_stage(value: Any, stage: str) -> list[Any]:
-    if stage in (".", ""):
-        return [value]
-    if stage == "length":
-        return [0 if value is None else len(value)]
-    if stage in ("keys", "keys_unsorted"):
-        return [sorted(value) if stage == "keys" and isinstance(value, Mapping) else
-                list(value) if isinstance(value, Mapping) else list(range(len(value)))]
-    if not stage.startswith("."):
-        raise ValueError(f"jq: {stage!r} is not supported; the supported subset is {JQ_SUBSET}")
-    results = [value]
-    pos = 1 if stage.startswith(".[") or stage == "." else 0
-    while pos < len(stage):
-        match = _JQ_STEP.match(stage, pos)
-        if not match or match.end() == pos:
-            raise ValueError(f"jq: cannot read {stage[pos:]!r}; the supported subset is {JQ_SUBSET}")
-        name, quoted, start, colon, end, bracket_key, optional = match.groups()
-        key = name if name is not None else quoted if quoted is not None else bracket_key
-        step: list[Any] = []
-        for item in results:
-            try:
-                step.extend(_jq_step(item, key, start, colon, end))
-            except TypeError:
-                if not optional:
-                    raise
-        results = step
-        pos = match.end()
-    return results
-
-
-def _jq_step(item: Any, key: str | None, start: str | None, colon: str | None, end: str | None) -> list[Any]:
-    if key is not None:
-        if item is None:
-            return [None]
-        if not isinstance(item, Mapping):
-            raise TypeError(f"jq: cannot index a {type(item).__name__} with {key!r}")
-        return [item.get(key)]
-    if start is None and colon is None and end is None:  # .[]
-        if isinstance(item, Mapping):
-            return list(item.values())
-        if isinstance(item, (list, tuple)):
-            return list(item)
-        raise TypeError(f"jq: cannot iterate over a {type(item).__name__}")
-    if item is None:
-        return [None]
-    if not isinstance(item, (list, tuple, str)):
-        raise TypeError(f"jq: cannot index a {type(item).__name__} with a number")
-    if colon:
-        return [item[int(start) if start else None:int(end) if end else None]]
-    index = int(start)  # type: ignore[arg-type]
-    return [item[index] if -len(item) <= index < len(item) else None]
+    compiled = _jq_program(str(program))
+    try:
+        results = itertools.islice(iter(compiled.input_text(to_json(value))), MAX_ITEMS + 1)
+        return check_size(list(results), "jq results")  # a generator like `repeat(1)` stops here
+    except ValueError as exc:
+        raise ValueError(str(exc).removeprefix("jq: error")) from None
 
 
 def _str_filter(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -23,7 +23,7 @@ from jinja2.parser import Parser
 from jinja2.runtime import ChainableUndefined, StrictUndefined, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from .errors import ExpressionError
+from .errors import ExpressionError, Missing
 
 __all__ = ["CallError", "LimitError", "TiercelEnvironment", "MAX_RANGE", "MAX_SIZE", "MAX_ITEMS", "MAX_NODES", "RANGE_BUDGET", "MAX_POW_BITS"]
 
@@ -165,11 +165,35 @@ def coalesce(left: nodes.Expr, right: nodes.Expr, undefined_only: bool, lineno: 
 
 
 class _Parser(Parser):
-    """Jinja's parser plus ``??``/``???``, which the pre-pass turned into ``;`` tokens.
+    """Jinja's parser plus Pebble's operators: ``??``/``???`` (the pre-pass turned them into ``;``
+    tokens), the ternary ``test ? a : b`` (its ``?`` turned into ``=``, which never follows an
+    expression in Jinja), ``a equals b`` and ``container contains item``.
 
     ``??`` binds tighter than arithmetic and comparisons (``a ?? 0 + 1`` is ``(a ?? 0) + 1``,
-    as in Kestra), looser than ``**`` and filters.
+    as in Kestra), looser than ``**`` and filters; the ternary binds loosest.
     """
+
+    def parse_condexpr(self) -> nodes.Expr:
+        lineno = self.stream.current.lineno
+        expr = super().parse_condexpr()
+        if self.stream.current.type == "assign":
+            next(self.stream)
+            then = self.parse_condexpr()
+            self.stream.expect("colon")
+            expr = nodes.CondExpr(expr, then, self.parse_condexpr(), lineno=lineno)
+        return expr
+
+    def parse_compare(self) -> nodes.Expr:
+        lineno = self.stream.current.lineno
+        expr = super().parse_compare()
+        while self.stream.current.test_any("name:equals", "name:contains"):
+            word = next(self.stream).value
+            right = super().parse_compare()
+            if word == "equals":
+                expr = nodes.Compare(expr, [nodes.Operand("eq", right)], lineno=lineno)
+            else:  # `a contains b` is `b in a`: a key of a map, an item of a list, a substring
+                expr = nodes.Compare(right, [nodes.Operand("in", expr)], lineno=lineno)
+        return expr
 
     def parse_pow(self) -> nodes.Expr:
         left = super().parse_pow()
@@ -265,6 +289,8 @@ def rewrite_coalesce(source: str) -> str:
                 out[i:i + 2] = " ;"
                 i += 2
                 continue
+            elif c == "?":  # Pebble's ternary `test ? a : b`
+                out[i] = "="
             i += 1
     return "".join(out)
 
@@ -290,7 +316,7 @@ class TiercelEnvironment(ImmutableSandboxedEnvironment):
 
     @staticmethod
     def preprocess_coalesce(source: str) -> str:
-        return rewrite_coalesce(source) if ("??" in source or ";" in source) else source
+        return rewrite_coalesce(source) if ("?" in source or ";" in source) else source
 
     def parse_bare(self, source: str) -> nodes.Expr:
         """Parse a bare expression (no braces), e.g. a ``runIf`` condition."""
@@ -363,6 +389,8 @@ class TiercelEnvironment(ImmutableSandboxedEnvironment):
             args = _pre_check_str_method(__obj, args, kwargs)
         try:
             result = super().call(__context, __obj, *args, **kwargs)
+        except Missing as exc:  # undefined: `??` takes its right side, any other use fails with the message
+            return TiercelUndefined(hint=str(exc))
         except (TemplateError, CallError, ExpressionError):  # a nested render() explained its own
             raise
         except Exception as exc:

@@ -148,8 +148,11 @@ def syntax_message(exc: TemplateSyntaxError, source: str) -> str:
     elif token and token.type == "eof":
         where += ", at the end of the expression"
     message = f"syntax error at {where}: {exc.message}"
-    if "unexpected char '?'" in (exc.message or ""):
-        message += " (a conditional is written `a if test else b`; `??` is null-coalescing)"
     if len(lines) > 1:
         message += f" — line {lineno}: {line[:120]}"
     return message
+
+
+class Missing(LookupError):
+    """Raised by a function when what it looks up does not exist (a KV key, say): the call is then
+    undefined, so ``kv('k') ?? 'fallback'`` and ``is defined`` work, and using it fails with this message."""

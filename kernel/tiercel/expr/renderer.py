@@ -21,10 +21,11 @@ from .environment import (
     CallError,
     LimitError,
     TiercelEnvironment,
+    TiercelUndefined,
     check_size,
     range_budget,
 )
-from .errors import ExpressionError, syntax_message, undefined_message
+from .errors import ExpressionError, Missing, syntax_message, undefined_message
 from .paths import truthy
 
 __all__ = ["JinjaRenderer", "truthy"]
@@ -58,6 +59,8 @@ def _guard(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     def guarded(*args: Any, **kwargs: Any) -> Any:
         try:
             return check_size(func(*args, **kwargs), label)
+        except Missing as exc:  # undefined: `??` takes its right side, any other use fails with the message
+            return TiercelUndefined(hint=str(exc))
         except (TemplateError, CallError, ExpressionError):
             raise
         except Exception as exc:

@@ -32,6 +32,8 @@ class FlowError:
     suggestion: str | None = None
     #: The source line the error points at, shown under the message with a caret (YAML syntax errors).
     source: str | None = None
+    #: "error", or "warning" for what may work at run time (validate reports it without failing)
+    severity: str = "error"
 
     def __str__(self) -> str:
         where = self.file or "<flow>"
@@ -39,7 +41,8 @@ class FlowError:
             where += f":{self.line}:{self.column or 1}"
         task = f"task `{self.task_id}`: " if self.task_id else ""
         hint = f" ({self.suggestion})" if self.suggestion else ""
-        text = f"{where}: {task}{self.message}{hint}"
+        level = "warning: " if self.severity == "warning" else ""
+        text = f"{where}: {level}{task}{self.message}{hint}"
         if self.source is not None and self.line is not None:
             shown = self.source.expandtabs(1)  # a tab shows as one column, so the caret stays under it
             text += f"\n  {self.line:>4} | {shown}\n       | {' ' * ((self.column or 1) - 1)}^"

@@ -12,6 +12,7 @@ import re
 from pathlib import Path as FsPath
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, ValidationError
 
 from tiercel.api import Component, Task, Trigger
@@ -82,15 +83,46 @@ def collect_files(paths: list[str | FsPath]) -> tuple[list[FsPath], list[FlowErr
     return files, errors
 
 
-def check_paths(paths: list[str | FsPath], registry: Any = None) -> tuple[int, list[FlowError]]:
-    """How many flow files *paths* name, and every error in them."""
+def check_paths(paths: list[str | FsPath], registry: Any = None, lint: bool = False,
+                deployed: set[tuple[str, str]] | None = None) -> tuple[int, list[FlowError]]:
+    """How many flow files *paths* name, and every error in them.
+
+    With *lint*, also what a run would fail on (:mod:`tiercel.flow.lint`); a Subflow to a flow that
+    is neither in *deployed* nor among these files (or beside them) is a warning.
+    """
     files, errors = collect_files(paths)
+    loaded: list[tuple[FsPath, _Loader]] = []
+    known = set(deployed or ())
     for f in files:
         try:
-            load_flow_file(f, registry)
-        except FlowValidationError as exc:
-            errors.extend(exc.errors)
+            text = FsPath(f).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            errors.append(FlowError(str(f), None, None, None, None, f"cannot read file: {exc}"))
+            continue
+        loader = _Loader(text, str(f), registry)
+        flow, found = loader.load()
+        errors.extend(found)
+        if flow is not None:
+            known.add((flow.namespace, flow.id))
+            loaded.append((f, loader))
+    if lint:
+        seen = {FsPath(f).resolve() for f in files}
+        for directory in {FsPath(f).parent for f, _ in loaded}:  # flows beside the checked ones
+            for sibling in [*directory.glob("*.yml"), *directory.glob("*.yaml")]:
+                if sibling.resolve() not in seen:
+                    known.add(_flow_key(sibling))
+        for _, loader in loaded:
+            errors.extend(loader.lint(known))
     return len(files), errors
+
+
+def _flow_key(path: FsPath) -> tuple[str, str]:
+    """(namespace, id) of a flow file, read cheaply (no validation); empty when unreadable."""
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except Exception:
+        return ("", "")
+    return (str(data.get("namespace")), str(data.get("id"))) if isinstance(data, dict) else ("", "")
 
 
 def _describe(value: Any) -> str:
@@ -166,6 +198,7 @@ class _Loader:
         self.task_paths: dict[int, Path] = {}
         self.defaults: list[PluginDefault] = []
         self._flow_data: dict[str, Any] = {}
+        self._raw: Any = None
 
     # --- errors -------------------------------------------------------------------
 
@@ -174,6 +207,23 @@ class _Loader:
         pos = self.positions.find(path, key=key)
         line, column = pos if pos else (None, None)
         self.errors.append(FlowError(self.file, line, column, task_id, format_path(path) or None, message, suggestion))
+
+    def lint(self, known_flows: set[tuple[str, str]] | None) -> list[FlowError]:
+        """What a run of this (valid) flow would fail on; see :mod:`tiercel.flow.lint`."""
+        from tiercel.flow.lint import lint
+
+        found: list[FlowError] = []
+
+        def report(path: Path, message: str, task_id: str | None = None, suggestion: str | None = None,
+                   severity: str = "error") -> None:
+            pos = self.positions.find(path)
+            line, column = pos if pos else (None, None)
+            found.append(FlowError(self.file, line, column, task_id, format_path(path) or None, message, suggestion,
+                                   severity=severity))
+
+        if isinstance(self._raw, dict):
+            lint(self._raw, self.registry, report, known_flows)
+        return sorted(found, key=lambda e: (e.line or 0, e.column or 0))
 
     def where(self, path: Path) -> str:
         pos = self.positions.find(path)
@@ -206,6 +256,7 @@ class _Loader:
             source = lines[exc.line - 1] if exc.line and exc.line <= len(lines) else None
             self.errors.append(FlowError(self.file, exc.line, exc.column, None, None, exc.message, exc.hint, source))
             return None
+        self._raw = data
         if data is None:
             self.error((), "empty document: a flow needs at least `id`, `namespace` and `tasks`")
             return None

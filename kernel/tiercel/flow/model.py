@@ -231,6 +231,12 @@ class PluginDefault(_Model):
         return any(n == prefix or n.startswith(prefix + ".") for n in names)
 
 
+#: System labels a flow may carry (Kestra's `system.readOnly`: the UI refuses to edit it).
+FLOW_SYSTEM_LABELS = frozenset({"system.readOnly"})
+#: Set on every execution: the id of the execution that started the chain (subflows inherit it).
+CORRELATION_LABEL = "system.correlationId"
+
+
 class Flow(_Model):
     """A flow: tasks run in order, with inputs, triggers, outputs and error handlers."""
 
@@ -281,7 +287,7 @@ class Flow(_Model):
             value = out
         if isinstance(value, dict):
             value = {str(k): _label_text(v) for k, v in value.items()}
-            reserved = [k for k in value if k.startswith("system.")]
+            reserved = [k for k in value if k.startswith("system.") and k not in FLOW_SYSTEM_LABELS]
             if reserved:
                 raise ValueError(f"label `{reserved[0]}`: the `system.` prefix is reserved")
         return value
@@ -292,6 +298,24 @@ class Flow(_Model):
         if isinstance(data, dict) and "taskDefaults" in data:  # deprecated Kestra name
             data = dict(data)
             data["pluginDefaults"] = [*(data.get("pluginDefaults") or []), *(data.pop("taskDefaults") or [])]
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kestra_forms(cls, data: Any) -> Any:
+        """Kestra's older or catalogue forms: inputs with `name` (not `id`), input type `BOOL`, and the
+        `extend:` block of Kestra's blueprint catalogue (metadata, ignored with a note)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "extend" in data:
+            import warnings
+
+            data.pop("extend")
+            warnings.warn("the top-level `extend:` block (Kestra blueprint metadata) is ignored", UserWarning,
+                          stacklevel=2)
+        if isinstance(data.get("inputs"), list):
+            data["inputs"] = [_kestra_input(i) for i in data["inputs"]]
         return data
 
     def walk(self) -> Iterator[tuple[Task, Task | None, str]]:
@@ -340,6 +364,17 @@ def plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
     return to_jsonable_python(value)
+
+
+def _kestra_input(spec: Any) -> Any:
+    if not isinstance(spec, dict):
+        return spec
+    spec = dict(spec)
+    if "id" not in spec and "name" in spec:
+        spec["id"] = spec.pop("name")
+    if spec.get("type") == "BOOL":
+        spec["type"] = "BOOLEAN"
+    return spec
 
 
 def _label_text(value: Any) -> Any:

@@ -643,8 +643,17 @@ async def resume_execution(request: Request) -> Response:
             form = await request.form(max_part_size=JSON_LIMIT)
         except Exception as exc:
             raise ApiError(400, f"invalid form body: {exc}") from None
-        inputs = {k: v for k, v in form.multi_items() if isinstance(v, str)}
-        await form.close()
+        inputs = {}
+        try:
+            for name, value in form.multi_items():
+                if hasattr(value, "filename") and hasattr(value, "file"):  # an onResume FILE input
+                    uri = s.rt.storage.input_uri(ex.namespace, ex.flow_id, ex.id, name, value.filename or name)
+                    s.rt.storage.put(uri, value.file)
+                    inputs[name] = uri
+                else:
+                    inputs[name] = value
+        finally:
+            await form.close()
     else:
         inputs = await json_object(request)
     s.rt.command(ex.id, "resume", {"inputs": inputs})
@@ -742,8 +751,14 @@ async def webhook(request: Request) -> Response:
         if isinstance(t, WebhookTrigger):
             expected = t.key
             if "{{" in expected:
-                expected = str(rt.renderer.render(expected, {"flow": {"id": d.id, "namespace": d.namespace},
-                                                             "vars": d.flow.variables or {}}))
+                from tiercel.engine.context import read_secret
+
+                try:
+                    expected = str(rt.renderer.render(expected, {"flow": {"id": d.id, "namespace": d.namespace},
+                                                                 "vars": d.flow.variables or {}, "secret": read_secret}))
+                except Exception as exc:  # told to the server's log, never to the caller
+                    log.error("%s.%s: webhook trigger `%s`: its key cannot be rendered: %s", namespace, flow_id, t.id, exc)
+                    continue
             if hmac.compare_digest(expected.encode(), key.encode()):
                 trigger = t
     if trigger is None:
@@ -777,11 +792,23 @@ async def webhook(request: Request) -> Response:
     if trigger.wait:
         await _wait(rt, ex.id, timeout)
         final = rt.stores.executions.load(ex.id)
+        if getattr(trigger, "returnOutputs", False) and final.terminal:
+            return _outputs_response(final.outputs or {}, getattr(trigger, "responseContentType", None))
         return Json({"id": final.id, "namespace": final.namespace, "flowId": final.flow_id, "state": final.state,
                      "outputs": final.outputs or {}, "error": final.error},
                     status_code=200 if final.terminal else 202)
     return Json({"id": ex.id, "namespace": ex.namespace, "flowId": ex.flow_id, "state": ex.state,
                  "trigger": ex.trigger, "labels": ex.labels})
+
+
+def _outputs_response(outputs: dict[str, Any], content_type: str | None) -> Response:
+    """A webhook's answer with the execution's outputs alone: JSON, or one output as text."""
+    kind = content_type or "application/json"
+    if "json" in kind:
+        return Response(json.dumps(outputs, separators=(",", ":"), default=str), media_type=kind)
+    body = next(iter(outputs.values())) if len(outputs) == 1 else outputs
+    return Response(body if isinstance(body, str) else json.dumps(body, separators=(",", ":"), default=str),
+                    media_type=kind)
 
 
 # --- triggers ---------------------------------------------------------------------------------

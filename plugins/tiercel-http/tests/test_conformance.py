@@ -3,8 +3,8 @@
 import socket
 
 import pytest
-
 from tiercel_http.components import Download, Request, Trigger
+
 from tiercel_registry import TaskConformance, TriggerConformance
 
 # A server that accepts connections (the kernel's backlog does) but never answers: a request

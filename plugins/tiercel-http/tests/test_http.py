@@ -340,3 +340,16 @@ def test_readme_flows_run_against_a_local_server(server, tmp_path):
     with TriggerHarness(sources[2], tmp_path / "home") as h:
         event, ex = poll_and_deliver(h)
         assert ex is not None and event.variables["body"] == "<html><body>index</body></html>"
+
+
+def test_query_params_as_kestra_writes_them(server, tmp_path):
+    ex = run(flow(f"""\
+  - id: search
+    type: io.kestra.plugin.core.http.Request
+    uri: "{server.url}/echo?fixed=1"
+    params:
+      q: "{{{{ 'tiercel flows' }}}}"
+      tag: [a, b]
+"""), tmp_path)
+    assert ex["state"] == "SUCCESS", ex
+    assert task_run(ex, "search")["outputs"]["body"]["query"] == "fixed=1&q=tiercel+flows&tag=a&tag=b"

@@ -3,9 +3,9 @@
 import shutil
 
 import pytest
+from tiercel_scripts.tasks import Node, Python, Shell
 
 from tiercel_registry import TaskConformance
-from tiercel_scripts.tasks import Node, Python, Shell
 
 
 class TestShell(TaskConformance):

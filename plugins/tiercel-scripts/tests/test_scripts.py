@@ -467,9 +467,9 @@ def test_python_dependencies_are_installed_once_and_reused(home, tool, monkeypat
         type: scripts.Python
         dependencies: [six]
         script: |
-          import sys, six
+          import pathlib, six
           from tiercel_scripts.helper import outputs
-          outputs(version=six.__version__, prefix=sys.prefix)
+          outputs(version=six.__version__, prefix=str(pathlib.Path(six.__file__).parents[3]))
 """
     source = flow("""\
   - id: both
@@ -480,7 +480,7 @@ def test_python_dependencies_are_installed_once_and_reused(home, tool, monkeypat
     type: scripts.Python
     dependencies: [six]
     commands:
-      - python -c "import six, sys; print(sys.prefix)"
+      - python -c "import pathlib, six; print(pathlib.Path(six.__file__).parents[3])"
 """)
     first = home.run(source, timeout=300)
     assert first["state"] == "SUCCESS", first
@@ -499,7 +499,7 @@ def test_python_dependencies_are_installed_once_and_reused(home, tool, monkeypat
     assert time.monotonic() - start < 15
     assert task_run(second, "a")["outputs"]["vars"]["prefix"] == str(venv)
     assert (venv / ".ready").stat().st_mtime_ns == built_at  # reused, not rebuilt
-    assert ("INFO", str(venv)) in home.lines(second, "commands")  # `python` in commands is the environment's
+    assert ("INFO", str(venv)) in home.lines(second, "commands")  # `python` in commands sees the environment
     assert not any(m.startswith("creating") for _, m in home.lines(second))
 
 
@@ -547,3 +547,91 @@ def test_storage_uris_in_commands_are_downloaded(home):
 """))
     assert ex["state"] == "SUCCESS", ex
     assert [m.strip() for _, m in home.lines(ex, "count")] == ["2", "one"]
+
+
+def test_kestra_python_library_api(home):
+    ex = home.run(flow("""\
+  - id: py
+    type: io.kestra.plugin.scripts.python.Script
+    script: |
+      from kestra import Kestra
+      Kestra.outputs({"rows": 3})
+      Kestra.counter("rows", 3, {"table": "users"})
+      Kestra.timer("load", 0.5)
+      Kestra.timer("work", lambda: sum(range(10)))
+      Kestra.logger().warning("careful")
+"""))
+    assert ex["state"] == "SUCCESS", ex
+    assert task_run(ex, "py")["outputs"]["vars"] == {"rows": 3}
+    assert ("WARN", "careful") in home.lines(ex, "py")
+    metrics = {(m["name"], m["type"]) for m in home.metrics(ex)}
+    assert {("rows", "counter"), ("load", "timer"), ("work", "timer")} <= metrics
+
+
+def _wheel(directory: Path) -> Path:
+    """A minimal wheel of a module `tiercel_pip_probe`, so pip installs without the network."""
+    import zipfile
+
+    path = directory / "tiercel_pip_probe-1.0-py3-none-any.whl"
+    info = "tiercel_pip_probe-1.0.dist-info"
+    files = {"tiercel_pip_probe.py": "VALUE = 'installed'\n",
+             f"{info}/METADATA": "Metadata-Version: 2.1\nName: tiercel-pip-probe\nVersion: 1.0\n",
+             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    files[f"{info}/RECORD"] = "".join(f"{name},,\n" for name in files) + f"{info}/RECORD,,\n"
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, text in files.items():
+            zf.writestr(name, text)
+    return path
+
+
+def test_pip_install_in_a_script_never_touches_the_workers_environment(home, tmp_path):
+    import importlib.util
+    import site
+
+    wheel = _wheel(tmp_path)
+    ex = home.run(flow(f"""\
+  - id: install
+    type: scripts.Python
+    commands:
+      - pip install --no-index --quiet --disable-pip-version-check {wheel}
+      - python -c "import tiercel_pip_probe, requests_free_check; " 2>/dev/null || true
+      - python -c "import tiercel_pip_probe; print(tiercel_pip_probe.VALUE)"
+      - python -c "import tiercel; print('sees the worker packages')"
+"""))
+    assert ex["state"] == "SUCCESS", ex
+    lines = [message for _, message in home.lines(ex, "install")]
+    assert "installed" in lines and "sees the worker packages" in lines
+    assert importlib.util.find_spec("tiercel_pip_probe") is None
+    assert not any(Path(p, "tiercel_pip_probe.py").exists() for p in site.getsitepackages())
+
+
+def test_deprecated_runner_forms_and_target_os(home):
+    from tiercel.flow import load_flow
+
+    flow_source = flow("""\
+  - id: process
+    type: io.kestra.plugin.scripts.shell.Commands
+    runner: PROCESS
+    targetOS: LINUX
+    commands: [echo on the worker]
+  - id: docker
+    type: io.kestra.plugin.scripts.shell.Commands
+    docker: {image: ubuntu:24.04}
+    commands: [echo in a container]
+""")
+    loaded = load_flow(flow_source)
+    assert loaded.task("process").taskRunner == {"type": "core.Process"}
+    assert loaded.task("docker").taskRunner == {"type": "io.kestra.plugin.scripts.runner.docker.Docker",
+                                                "image": "ubuntu:24.04"}
+    ex = home.run(flow("""\
+  - id: process
+    type: scripts.Shell
+    runner: PROCESS
+    commands: [echo on the worker]
+  - id: windows
+    type: scripts.Shell
+    targetOS: WINDOWS
+    commands: [echo never]
+"""))
+    assert task_run(ex, "process")["state"] == "SUCCESS"
+    assert "targetOS is WINDOWS" in task_run(ex, "windows")["error"]

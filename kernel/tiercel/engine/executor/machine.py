@@ -74,6 +74,9 @@ class Memo:
     root_main: State | None = None
     #: Each flowable's Progress, validated once from its task run, by task run id.
     progress: dict[str, Any] = field(default_factory=dict)
+    #: The state an Exit-like flowable ended the execution with (found in task runs' progress once).
+    exit_state: State | None = None
+    exit_checked: bool = False
 
 
 class Executor:
@@ -450,6 +453,9 @@ class Step:
             if tr is None:
                 if self.ex.state == State.KILLING:
                     return State.KILLED
+                exit_state = self.exit_state()
+                if exit_state is not None:  # the execution was ended early: nothing more starts
+                    return exit_state
                 tr = self.create(task, parent, key, value, vpath)
             if tr.state not in TERMINAL:
                 self.memo.cursor[cursor_key] = i
@@ -513,6 +519,19 @@ class Step:
             main = status
         return self.with_handlers(task, tr, main, value=tr.value)
 
+    def exit_state(self) -> State | None:
+        """The state a flowable asked the execution to end in (FlowableRun.exit_execution), if any."""
+        memo = self.memo
+        if not memo.exit_checked:
+            memo.exit_checked = True
+            for tr in self.ex.task_runs.values():
+                if tr.progress and tr.progress.get("exit"):
+                    memo.exit_state = State(tr.progress["exit"])
+        return memo.exit_state
+
+    def request_exit(self, state: State) -> None:
+        self.memo.exit_state, self.memo.exit_checked = state, True
+
     def resolve_root(self) -> None:
         ex = self.ex
         if ex.terminal:
@@ -537,6 +556,9 @@ class Step:
                 return
         if ex.state == State.KILLING or main == State.KILLED:
             status = State.KILLED
+        exit_state = self.exit_state()
+        if exit_state is not None:
+            status = exit_state
         if status in SUCCEEDED:
             try:
                 ex.outputs = self.flow_outputs()
@@ -605,7 +627,7 @@ def coerce_output(kind: str | None, value: Any) -> Any:
         if kind == "JSON" and isinstance(value, str):
             return json.loads(value)
         if kind == "STRING":
-            return value if isinstance(value, str) else json.dumps(value)
+            return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"expected {kind}, got {value!r}") from exc
     return value

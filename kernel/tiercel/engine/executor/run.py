@@ -32,13 +32,16 @@ class EngineRun(FlowableRun):
         self.value = tr.value
         self.now = step.now
 
+    def _keep_progress(self) -> None:
+        if self.progress._assigned:
+            self._tr.progress = self.progress.model_dump(mode="json", exclude_defaults=True)
+            self.progress._assigned = False
+            self._tr.dirty = True
+
     def close(self) -> None:
         """Keep the flowable's progress with the task run if it was assigned; a fired timer has been seen."""
         tr = self._tr
-        if self.progress._assigned:
-            tr.progress = self.progress.model_dump(mode="json", exclude_defaults=True)
-            self.progress._assigned = False
-            tr.dirty = True
+        self._keep_progress()
         if tr.meta.woken is not None:
             tr.meta.woken = None
             tr.dirty = True
@@ -52,6 +55,7 @@ class EngineRun(FlowableRun):
     def outputs(self, value: dict[str, Any] | None) -> None:
         self._tr.outputs = value
         self._tr.dirty = True
+        self._step.ex.record_outputs(self._tr)  # readable by its children while it runs (WaitFor's iterationCount)
 
     @property
     def error(self) -> str | None:
@@ -63,7 +67,7 @@ class EngineRun(FlowableRun):
         self._tr.dirty = True
 
     # --- expressions ------------------------------------------------------------------
-    def render(self, value: Any, **extra: Any) -> Any:
+    def render(self, value: Any, /, **extra: Any) -> Any:
         variables = self._step.executor.variables
         context = variables.build(self._step.flow, self._step.ex, self._tr, self._task)
         if extra:  # merged one level deep: taskrun={"items": uri} adds to taskrun
@@ -76,6 +80,7 @@ class EngineRun(FlowableRun):
 
     # --- children ---------------------------------------------------------------------
     def sequence(self, tasks: list[Task], key: Any = None, value: str | None = None) -> Status:
+        self._keep_progress()  # children created now may read it (a flowable's child_variables)
         tr = self._tr
         if value is None:  # the children share this run's loop value
             return self._step.sequence(tasks, tr, key, tr.value, tr.meta.vpath)
@@ -116,6 +121,7 @@ class EngineRun(FlowableRun):
         return child_run(found) if found is not None else None
 
     def start(self, task: Task, key: Any = None, value: str | None = None) -> ChildRun:
+        self._keep_progress()
         tr = self._tr
         vpath = tr.meta.vpath if value is None else [*(tr.meta.vpath or []), value]
         return child_run(self._step.create(task, tr, key, tr.value if value is None else value, vpath))
@@ -160,8 +166,8 @@ class EngineRun(FlowableRun):
         return out
 
     def files(self, kind: str, **params: Any) -> Any:
-        if kind not in ("split", "write", "collect", "namespace"):
-            raise ValueError(f"unknown file work `{kind}` (split, write, collect or namespace)")
+        if kind not in ("split", "write", "collect", "namespace", "lines", "resume", "toggle", "logs", "purge_logs"):
+            raise ValueError(f"unknown file work `{kind}` (split, write, collect, namespace or lines)")  # resume, toggle, logs, purge_logs: internal
         tr = self._tr
         entry = tr.meta.files.get(kind, False)
         if entry is False:
@@ -181,5 +187,18 @@ class EngineRun(FlowableRun):
         self._step.ex.labels.update(mask(labels, self._step.ex.secrets))
         self._step.ex.dirty = True
 
-    def resume_execution(self, execution_id: str | None, inputs: dict[str, Any]) -> None:
-        self._step.effects.resume.append((execution_id or self._step.ex.id, inputs))
+    def set_variables(self, values: dict[str, Any], unset: list[str]) -> None:
+        self.progress.setVariables, self.progress.unsetVariables = values or None, unset or None
+        self._keep_progress()
+        self._step.executor.variables.refresh_vars(self._step.flow, self._step.ex)
+
+    def exit_execution(self, state: str) -> None:
+        self.progress.exit = state  # persisted with the run: a reload finds it
+        self._step.request_exit(State(state))
+
+    def resume_execution(self, execution_id: str | None, inputs: dict[str, Any]) -> bool | None:
+        if execution_id is None or execution_id == self._step.ex.id:
+            self._step.effects.resume.append((self._step.ex.id, inputs))
+            return True
+        # another execution: checked (and resumed) off the executor, answered like file work
+        return self.files("resume", execution_id=execution_id, inputs=inputs)  # type: ignore[no-any-return]

@@ -87,7 +87,8 @@ async def exchange(ctx: RunContext, call: HttpCall, *, store: str = "auto",
     method, target = call.method, call.uri
     try:
         async with httpx.AsyncClient(timeout=timeout, follow_redirects=follow, auth=client_auth) as client:
-            async with client.stream(method, target, headers=headers, **request) as response:
+            url = httpx.URL(target).copy_merge_params(call.params) if call.params else target
+            async with client.stream(method, url, headers=headers, **request) as response:
                 reply = await _read(ctx, response, store, name)
     except httpx.ConnectTimeout:
         raise TaskError(f"cannot connect to {where(target)}: no answer within the connect timeout of {connect:g} s "

@@ -63,6 +63,8 @@ class HttpCall(BaseModel):
     uri: str = Field(description="The URL to call, `http://` or `https://`.")
     method: Method = Field("GET", description="HTTP method: GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS.")
     headers: dict[str, Text] | None = Field(None, description="Request headers.")
+    params: dict[str, list[Text] | Text] | None = Field(
+        None, description="Query parameters added to `uri` (a list value repeats the parameter).")
     body: Text | None = Field(None, description="Raw request body; a map or list is sent as JSON.")
     formData: dict[str, Any] | None = Field(
         None, description="Form fields, sent URL-encoded; a `tiercel://` value is uploaded as a file (multipart).")

@@ -35,8 +35,30 @@ URI_DIR = "_tiercel_files"
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ash", "mksh"})
 
 
+_SCRATCH: dict[int, Path] = {}
+
+
+def scratch_dir(ctx: RunContext) -> Path:
+    """A temporary directory for this run (outside its working directory), removed when the run ends."""
+    path = _SCRATCH.get(id(ctx))
+    if path is None:
+        path = _SCRATCH[id(ctx)] = Path(tempfile.mkdtemp(prefix="tiercel-run-"))
+    return path
+
+
 async def run_script(task: ScriptTask, ctx: RunContext) -> dict[str, Any]:
     """Run *task* (rendered and validated) through its runner; return its outputs."""
+    try:
+        return await _run_script(task, ctx)
+    finally:
+        path = _SCRATCH.pop(id(ctx), None)
+        if path is not None:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+async def _run_script(task: ScriptTask, ctx: RunContext) -> dict[str, Any]:
+    if task.targetOS == "WINDOWS" and os.name != "nt" and _runner_type(task) in PROCESS_TYPES:
+        raise TaskError("targetOS is WINDOWS but this worker runs " + os.uname().sysname)
     env = {"PYTHONUNBUFFERED": "1"}
     runner = _runner(task, ctx)
     support: dict[str, bytes | Path] = {}  # files the program needs where it runs (the Python helper)
@@ -71,6 +93,14 @@ async def run_script(task: ScriptTask, ctx: RunContext) -> dict[str, Any]:
         outputs["outputFiles"] = {name: await asyncio.to_thread(ctx.put_file, path, name)
                                   for name, path in result.output_files.items()}
     return outputs
+
+
+PROCESS_TYPES = ("core.Process", "io.kestra.plugin.core.runner.Process",
+                 "io.kestra.core.models.tasks.runners.types.ProcessTaskRunner")
+
+
+def _runner_type(task: ScriptTask) -> str:
+    return str((task.taskRunner or {}).get("type", "core.Process"))
 
 
 def _commands(task: ScriptTask, files: dict[str, bytes | Path], program: list[str],
@@ -188,7 +218,8 @@ _HELPER_PATHS: dict[Path, Path] = {}
 
 
 def helper_path(cache: Path) -> Path:
-    """A directory holding only ``tiercel_scripts/helper.py``, for a script's PYTHONPATH.
+    """A directory holding only ``tiercel_scripts/helper.py`` and ``kestra`` (Kestra's ``from kestra import
+    Kestra``), for a script's PYTHONPATH.
 
     A copy rather than this package's own directory, so that a script in a dependencies
     environment sees the helper and nothing else of the worker's installation.
@@ -196,14 +227,17 @@ def helper_path(cache: Path) -> Path:
     if cache in _HELPER_PATHS:
         return _HELPER_PATHS[cache]
     source = Path(__file__).with_name("helper.py").read_bytes()
-    root = cache / "pythonpath" / hashlib.sha256(source).hexdigest()[:12]
+    kestra = Path(__file__).with_name("kestra_compat.py").read_bytes()
+    root = cache / "pythonpath" / hashlib.sha256(source + kestra).hexdigest()[:12]
     package = root / "tiercel_scripts"
-    if not (package / "helper.py").exists():
+    if not (root / "kestra" / "__init__.py").exists():
         package.mkdir(parents=True, exist_ok=True)
-        for name, data in (("__init__.py", b'"""Tiercel script helpers (see helper.py)."""\n'), ("helper.py", source)):
-            part = package / f".{name}.{os.getpid()}"
+        (root / "kestra").mkdir(exist_ok=True)
+        for target, data in ((package / "__init__.py", b'"""Tiercel script helpers (see helper.py)."""\n'),
+                             (package / "helper.py", source), (root / "kestra" / "__init__.py", kestra)):
+            part = target.with_name(f".{target.name}.{os.getpid()}")
             part.write_bytes(data)
-            os.replace(part, package / name)
+            os.replace(part, target)
     _HELPER_PATHS[cache] = root
     return root
 

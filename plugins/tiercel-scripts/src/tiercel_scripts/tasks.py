@@ -12,8 +12,7 @@ plugins and validating flows stay cheap.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -80,6 +79,28 @@ class ScriptTask(Task):
     extension: ClassVar[str] = ""
     #: Pass ``script`` to the interpreter as text, like commands, instead of writing a file.
     inline_script: ClassVar[bool] = False
+
+    targetOS: Literal["AUTO", "LINUX", "WINDOWS"] = Field(
+        "AUTO", description="Operating system the commands are written for (Kestra's); WINDOWS fails on another system.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deprecated_runner(cls, data: Any) -> Any:
+        """Kestra's deprecated `runner: PROCESS | DOCKER` and `docker: {image, …}`, mapped onto `taskRunner`."""
+        if not isinstance(data, dict) or ("runner" not in data and "docker" not in data):
+            return data
+        data = dict(data)
+        runner, docker = data.pop("runner", None), data.pop("docker", None)
+        if "taskRunner" in data:
+            return data  # the current form wins
+        if str(runner or "DOCKER").upper() == "PROCESS":
+            data["taskRunner"] = {"type": "core.Process"}
+        else:
+            spec = dict(docker or {})
+            if data.get("containerImage") and "image" not in spec:
+                spec["image"] = data["containerImage"]
+            data["taskRunner"] = {"type": "io.kestra.plugin.scripts.runner.docker.Docker", **spec}
+        return data
 
     @model_validator(mode="after")
     def _one_of_commands_or_script(self) -> ScriptTask:
@@ -230,17 +251,26 @@ tasks:
                           "cache and reused by every run with the same list.")
 
     async def prepare(self, ctx: RunContext, env: dict[str, str]) -> list[str]:
-        from tiercel_scripts._run import cache_dir, helper_path, prepend
+        import site
+
+        from tiercel_scripts._run import cache_dir, helper_path, prepend, scratch_dir
+        from tiercel_scripts._venv import run_environment, site_packages
 
         cache = cache_dir(ctx)
-        python = sys.executable
+        layers: list[str] = []
         if self.dependencies:
             from tiercel_scripts._venv import environment
 
-            bin_dir = await environment(ctx, cache, list(self.dependencies), sys.executable)
-            env["VIRTUAL_ENV"] = str(bin_dir.parent)
-            python = str(bin_dir / "python")
-        prepend(env, "PATH", str(Path(python).parent))
+            layers += site_packages(await environment(ctx, cache, list(self.dependencies), sys.executable))
+        from tiercel_scripts._run import PROCESS_TYPES, _runner_type
+
+        if _runner_type(self) not in PROCESS_TYPES:
+            return ["python"]  # a container runner: the image's own Python
+        # the task's own environment: `pip install` in its commands never reaches the worker's
+        bin_dir = run_environment(scratch_dir(ctx), [*layers, *site.getsitepackages()])
+        env["VIRTUAL_ENV"] = str(bin_dir.parent)
+        python = str(bin_dir / "python")
+        prepend(env, "PATH", str(bin_dir))
         prepend(env, "PYTHONPATH", str(helper_path(cache)))
         return [python]
 
