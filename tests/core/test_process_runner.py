@@ -248,7 +248,7 @@ tasks:
   - id: hold
     type: scripts.Shell
     commands:
-      - if [ {{ taskrun.attemptsCount }} -eq 1 ]; then sleep 302 & echo $! > "$MARKER"; wait; fi
+      - if [ {{ taskrun.attemptsCount }} -eq 0 ]; then sleep 302 & echo $! > "$MARKER"; wait; fi
       - echo done
 """
 

@@ -581,7 +581,7 @@ class Runtime:
         def file_exists(uri: str) -> bool:
             return bool(self.storage.backend.exists(self.storage.path_of(uri, ex.namespace)))
 
-        functions = {"secret": secret, "kv": kv, "read": read, "render": render, "errorLogs": error_logs,
+        functions: dict[str, Callable[..., Any]] = {"secret": secret, "kv": kv, "read": read, "render": render, "errorLogs": error_logs,
                      "fileSize": file_size, "isFileEmpty": lambda uri: file_size(uri) == 0, "fileURI": file_uri,
                      "fileExists": file_exists}
         return {**{name: ExpressionFunction(name, fn) for name, fn in functions.items()},

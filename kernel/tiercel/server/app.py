@@ -751,11 +751,10 @@ async def webhook(request: Request) -> Response:
         if isinstance(t, WebhookTrigger):
             expected = t.key
             if "{{" in expected:
-                from tiercel.engine.context import read_secret
-
                 try:
                     expected = str(rt.renderer.render(expected, {"flow": {"id": d.id, "namespace": d.namespace},
-                                                                 "vars": d.flow.variables or {}, "secret": read_secret}))
+                                                                 "vars": d.flow.variables or {},
+                                                                 "secret": lambda name: rt.secrets.read(name, namespace)}))
                 except Exception as exc:  # told to the server's log, never to the caller
                     log.error("%s.%s: webhook trigger `%s`: its key cannot be rendered: %s", namespace, flow_id, t.id, exc)
                     continue

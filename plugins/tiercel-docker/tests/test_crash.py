@@ -25,7 +25,7 @@ tasks:
     containerImage: tiercel/busybox:test
     taskRunner: {type: docker.Docker, host: "{{ inputs.host }}", networkMode: none}
     commands:
-      - if [ {{ taskrun.attemptsCount }} -eq 1 ]; then echo started; sleep 300; fi
+      - if [ {{ taskrun.attemptsCount }} -eq 0 ]; then echo started; sleep 300; fi
       - echo done
 """
 

@@ -24,7 +24,7 @@ tasks:
     taskRunner: {type: kubernetes.Kubernetes, config: {masterUrl: "{{ inputs.master }}", oauthToken: t},
                  pullPolicy: NEVER, killGracePeriod: PT1S}
     commands:
-      - if [ {{ taskrun.attemptsCount }} -eq 1 ]; then sleep 300; fi
+      - if [ {{ taskrun.attemptsCount }} -eq 0 ]; then sleep 300; fi
       - echo done
 """
 
@@ -95,5 +95,5 @@ def test_resume_true_reattaches_to_the_pod_instead_of_a_second_run(cluster, tmp_
     hold = task_run(execution, "hold")
     assert execution["state"] == "SUCCESS", resumed.stderr
     assert len(hold["attempts"]) == 2
-    assert hold["outputs"]["vars"] == {"attempt": 1}  # what the first attempt's pod printed
+    assert hold["outputs"]["vars"] == {"attempt": 0}  # what the first attempt's pod printed
     assert len(cluster.started) - before == 1, "a second pod was started"

@@ -24,7 +24,7 @@ tasks:
     taskRunner: {type: ssh.SSH, host: 127.0.0.1, port: "{{ inputs.port }}", username: tiercel-test,
                  privateKey: "{{ secret('CRASH_KEY') }}", knownHosts: "{{ inputs.known }}"}
     commands:
-      - if [ {{ taskrun.attemptsCount }} -eq 1 ]; then sleep 301 & wait; fi
+      - if [ {{ taskrun.attemptsCount }} -eq 0 ]; then sleep 301 & wait; fi
       - echo done
 """
 
