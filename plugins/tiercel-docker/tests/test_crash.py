@@ -43,9 +43,10 @@ def test_resumed_attempt_removes_the_container_a_killed_worker_left(docker_host:
         stderr=subprocess.DEVNULL,
     )
     selector = {"label": "tiercel.flow=crash"}
+    before = {c.id for c in client.containers.list(all=True, filters=selector)}
     try:
         deadline = time.monotonic() + 60
-        while not (running := client.containers.list(filters=selector)):
+        while not (running := [c for c in client.containers.list(filters=selector) if c.id not in before]):
             assert worker.poll() is None and time.monotonic() < deadline, "the task's container never started"
             time.sleep(0.05)
         worker.send_signal(signal.SIGKILL)
@@ -59,4 +60,5 @@ def test_resumed_attempt_removes_the_container_a_killed_worker_left(docker_host:
     execution = json.loads(resumed.stdout)
     assert execution["state"] == "SUCCESS", resumed.stderr
     assert len(task_run(execution, "hold")["attempts"]) == 2
-    assert not client.containers.list(all=True, filters=selector), "a container of the flow is left"
+    this_run = {"label": f"tiercel.execution={orphan.labels['tiercel.execution']}"}  # not an earlier run's
+    assert not client.containers.list(all=True, filters=this_run), "a container of the execution is left"

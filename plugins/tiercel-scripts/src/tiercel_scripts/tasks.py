@@ -12,6 +12,7 @@ plugins and validating flows stay cheap.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
