@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
-
 from tiercel_redis import tasks
 from tiercel_redis.triggers import RealtimeTrigger, Trigger
+
 from tiercel_registry import TaskConformance, TriggerConformance
 from tiercel_registry.checks import Options
 

@@ -8,11 +8,10 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.parse
-from collections.abc import Iterator
 from typing import Any, Literal
 
-
-from tiercel.api import RunContext, TaskError
+from tiercel.api import TaskError
+from tiercel.messaging import items, json_lines  # noqa: F401  (re-exported for the tasks and triggers)
 
 #: Kestra's serde names: STRING keeps text as is, JSON writes and reads JSON text.
 SerdeType = Literal["STRING", "JSON"]
@@ -81,27 +80,3 @@ def deserialize(kind: str, raw: bytes | str | None) -> Any:
         return json.loads(text) if kind == "JSON" else text
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
         raise DecodeError(f"{kind} serde: {exc} (first bytes {raw[:40]!r})") from None
-
-
-def items(ctx: RunContext, source: Any) -> Iterator[Any]:
-    """Values from ``from``: a list, a single value, or a ``tiercel://`` file (JSON lines or one JSON array)."""
-    if isinstance(source, list):
-        yield from source
-    elif isinstance(source, str) and source.startswith("tiercel://"):
-        with ctx.open_file(source) as stream:
-            data = stream.read()
-        if data.lstrip().startswith(b"["):
-            yield from json.loads(data)
-            return
-        for number, line in enumerate(data.splitlines(), 1):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except ValueError as exc:
-                    raise TaskError(f"property `from`: {source} line {number} is not JSON: {exc}") from None
-    else:
-        yield source
-
-
-def json_lines(values: list[Any]) -> bytes:
-    return b"".join(json.dumps(v, default=str).encode() + b"\n" for v in values)

@@ -10,7 +10,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tiercel.api import Example, RunContext, Task, TaskError
 from tiercel_redis._common import (
-    SERDE_DESCRIPTION, URL_DESCRIPTION, DecodeError, SerdeType, check_cancelled, connect, deserialize, items, json_lines, serialize,
+    SERDE_DESCRIPTION,
+    URL_DESCRIPTION,
+    DecodeError,
+    SerdeType,
+    check_cancelled,
+    connect,
+    deserialize,
+    items,
+    json_lines,
+    serialize,
 )
 
 _STRINGS_EXAMPLE = """\

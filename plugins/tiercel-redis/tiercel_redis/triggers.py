@@ -23,7 +23,15 @@ from pydantic import Field
 from tiercel.api import Example, PollingTrigger, RunContext, TriggerEvent
 from tiercel.api import RealtimeTrigger as _Realtime
 from tiercel_redis._common import (
-    SERDE_DESCRIPTION, URL_DESCRIPTION, DecodeError, SerdeType, check_cancelled, connect, deserialize, json_lines, unreachable,
+    SERDE_DESCRIPTION,
+    URL_DESCRIPTION,
+    DecodeError,
+    SerdeType,
+    check_cancelled,
+    connect,
+    deserialize,
+    json_lines,
+    unreachable,
 )
 
 _TRIGGER_EXAMPLE = """\
