@@ -69,7 +69,7 @@ class Runtime:
         self.home = Path(home) if home else default_home()
         self.home.mkdir(parents=True, exist_ok=True)
         self.registry = registry or get_registry()
-        self.stores = Stores.open(self.home / "tiercel.db")
+        self.stores = Stores.of_home(self.home)
         self.db = self.stores.db
         self.storage = InternalStorage(resolve_backend(self.home, self.registry))
         self.stores.executions.offload = self._offload_outputs
@@ -139,6 +139,7 @@ class Runtime:
         executions = self.stores.executions
         if concurrency is not None and concurrency.limit:
             with self.db.transaction():
+                self.db.lock("concurrency", ex.namespace, ex.flow_id)  # count and insert as one, across processes
                 if executions.count_running(ex.namespace, ex.flow_id) >= concurrency.limit:
                     behavior = str(concurrency.behavior or "QUEUE").upper().rsplit(".", 1)[-1]
                     ex.state = {"QUEUE": State.QUEUED, "CANCEL": State.CANCELLED, "FAIL": State.FAILED}[behavior]
@@ -384,6 +385,7 @@ class Runtime:
             return
         executions = self.stores.executions
         with self.db.transaction():
+            self.db.lock("concurrency", ex.namespace, ex.flow_id)
             queued = executions.oldest_queued(ex.namespace, ex.flow_id)
             if queued is None or executions.count_running(ex.namespace, ex.flow_id) >= concurrency.limit:
                 return
