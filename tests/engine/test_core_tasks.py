@@ -470,7 +470,18 @@ tasks:
 """)
     assert task_run(ex, "stamp")["outputs"]["value"].endswith("Z")
     assert task_run(ex, "nap")["error"].startswith("task `nap`: property `duration`:")
-    assert "rendered to 'soon'" in task_run(ex, "nap")["error"]
+    assert task_run(ex, "nap")["error"] == ("task `nap`: property `duration`: expected an ISO-8601 duration such as "
+                                            "PT30S, got 'soon' (rendered from `{{ 'soon' }}`)")
+
+
+def test_run_time_type_errors_are_worded_like_validate(tmp_path):
+    ex = run(tmp_path, """
+tasks:
+  - {id: count, type: core.Return, format: "x"}
+  - {id: nap, type: core.Sleep, duration: "{{ [1, 2] }}"}
+""")
+    assert task_run(ex, "nap")["error"] == ("task `nap`: property `duration`: expected an ISO-8601 duration such as "
+                                            "PT30S, got a list (rendered from `{{ [1, 2] }}`)")
 
 
 def test_a_task_can_end_warning_through_its_context(tmp_path):

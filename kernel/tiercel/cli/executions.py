@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from tiercel.cli.remote import server_option
-from tiercel.cli.run import drive, exit_code, home_option, make_view, parse_inputs
+from tiercel.cli.run import Detached, detached, drive, exit_code, home_option, make_view, parse_inputs
 from tiercel.model import TERMINAL
 
 
@@ -40,11 +40,18 @@ def _load(rt: Any, execution_id: str) -> Any:
 
 def _finish(rt: Any, execution_id: str, as_json: bool, quiet: bool = False) -> None:
     """Run the execution here until it ends, then print it and exit with its state."""
-    view = make_view(as_json, quiet)
+    view = make_view(as_json, quiet, _flow_or_none(rt, execution_id) if not as_json and not quiet else None)
     if view is not None:
         rt.listeners.append(view)
+        if hasattr(view, "snapshot"):  # the live view starts from what already ran
+            view.snapshot(rt.stores.executions.json(execution_id))
     try:
-        final = asyncio.run(drive(rt, execution_id))
+        final = asyncio.run(drive(rt, execution_id, view=view))
+    except Detached as exc:
+        if view is not None:
+            view.close()
+        rt.close()
+        detached(exc)
     finally:
         if view is not None:
             view.close()
@@ -57,6 +64,15 @@ def _finish(rt: Any, execution_id: str, as_json: bool, quiet: bool = False) -> N
 
         summary(result)
     sys.exit(exit_code(result["state"]))
+
+
+def _flow_or_none(rt: Any, execution_id: str) -> Any:
+    """The flow of an execution, for the live view's totals (None when its revision is gone)."""
+    try:
+        ex = rt.stores.executions.load(execution_id)
+        return rt.flow_of(ex) if ex is not None else None
+    except Exception:
+        return None
 
 
 def _owned_elsewhere(rt: Any, execution_id: str) -> bool:

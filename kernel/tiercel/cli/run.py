@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -47,47 +48,148 @@ def home_option(fn: Any) -> Any:
                              "you are in, else the user's data folder).")(fn)
 
 
-async def drive(runtime: Any, execution_id: str, interrupt_kills: bool = True) -> Any:
-    """Run the runtime loop until *execution_id* ends; Ctrl-C kills the execution cleanly."""
+#: Seconds a first Ctrl-C leaves to choose before the execution is killed.
+COUNTDOWN = 5
+
+
+async def drive(runtime: Any, execution_id: str, interrupt_kills: bool = True, view: Any = None) -> Any:
+    """Run the runtime loop until *execution_id* ends.
+
+    A first Ctrl-C asks what to do and kills the execution after a 5 s countdown: at a terminal, `k`
+    kills now, `d` detaches (the execution stays for `tiercel executions resume`), `c` goes on
+    watching, and a second Ctrl-C kills now; in a pipe, a second Ctrl-C within the countdown detaches.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     server = asyncio.create_task(runtime.serve(stop, poll_interval=0.2))
-    interrupted = {"n": 0}
+    person = sys.stdin.isatty() and sys.stdout.isatty()
+    state: dict[str, Any] = {"n": 0, "countdown": None, "tty": None, "detached": False}
+    resume = f"tiercel executions resume {execution_id}"
+
+    def say(text: str | None) -> None:
+        if view is not None and hasattr(view, "notice"):
+            view.notice = text
+        elif text:
+            print(text, file=sys.stderr, flush=True)
+
+    def keys_off() -> None:
+        if state["tty"] is not None:
+            import termios
+
+            loop.remove_reader(sys.stdin.fileno())
+            termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, state["tty"])
+            state["tty"] = None
+        if state["countdown"] is not None:
+            state["countdown"].cancel()
+            state["countdown"] = None
+
+    def kill() -> None:
+        keys_off()
+        say(f"[red]killing execution {execution_id}…[/]" if person else None)
+        if not person:
+            print(f"killing execution {execution_id}", file=sys.stderr, flush=True)
+        runtime.kill(execution_id)
+
+    def detach() -> None:
+        keys_off()
+        state["detached"] = True
+        stop.set()
+        server.cancel()
+
+    def go_on() -> None:
+        keys_off()
+        state["n"] = 0
+        say(None)
+
+    async def countdown() -> None:
+        for left in range(COUNTDOWN, 0, -1):
+            if person:
+                say(f"[bold yellow]Interrupted.[/] [bold]k[/] kill now · [bold]d[/] detach (resume later: {resume}) · "
+                    f"[bold]c[/] keep watching — killing in {left} s (Ctrl-C again kills now)")
+            await asyncio.sleep(1)
+        state["countdown"] = None
+        kill()
+
+    def on_key() -> None:
+        key = os.read(sys.stdin.fileno(), 16).decode(errors="replace").lower()[:1]
+        if key == "k":
+            kill()
+        elif key == "d":
+            detach()
+        elif key in ("c", "\x1b"):
+            go_on()
 
     def on_sigint() -> None:
-        interrupted["n"] += 1
-        if interrupted["n"] == 1 and interrupt_kills:
-            print("\ninterrupted: killing the execution (Ctrl-C again to leave it to `tiercel executions resume`)",
-                  file=sys.stderr)
-            runtime.kill(execution_id)
-        else:
-            stop.set()
-            server.cancel()
+        state["n"] += 1
+        if not interrupt_kills:
+            detach()
+        elif state["n"] == 1:
+            if person:
+                try:
+                    import termios
+                    import tty
+
+                    state["tty"] = termios.tcgetattr(sys.stdin.fileno())
+                    tty.setcbreak(sys.stdin.fileno())
+                    loop.add_reader(sys.stdin.fileno(), on_key)
+                except (ImportError, OSError, termios.error):
+                    state["tty"] = None
+            else:
+                print(f"\ninterrupted: killing execution {execution_id} in {COUNTDOWN} s; Ctrl-C again to leave it "
+                      f"running for `{resume}`", file=sys.stderr, flush=True)
+            state["countdown"] = asyncio.ensure_future(countdown())
+        elif state["n"] == 2 and person and state["countdown"] is not None:
+            kill()
+        elif state["countdown"] is not None or state["n"] > 2 or not person:
+            detach()
 
     try:
         loop.add_signal_handler(signal.SIGINT, on_sigint)
     except (NotImplementedError, RuntimeError):
         pass
     waiter = asyncio.create_task(runtime.wait(execution_id))
-    done, _ = await asyncio.wait({waiter, server}, return_when=asyncio.FIRST_COMPLETED)
+    try:
+        done, _ = await asyncio.wait({waiter, server}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        keys_off()
+        try:
+            loop.remove_signal_handler(signal.SIGINT)
+        except (NotImplementedError, RuntimeError):
+            pass
     stop.set()
     runtime.wake()
     if server in done and not waiter.done():
         waiter.cancel()
-        if server.exception() is not None and not server.cancelled():
+        if not server.cancelled() and server.exception() is not None:
             raise server.exception()  # type: ignore[misc]
+        if state["detached"]:
+            raise Detached(execution_id)
         raise click.Abort()
     await server
     return waiter.result()
 
 
-def make_view(as_json: bool, quiet: bool) -> Any:
+class Detached(Exception):
+    """The user left a running execution to `tiercel executions resume`."""
+
+    def __init__(self, execution_id: str) -> None:
+        super().__init__(execution_id)
+        self.execution_id = execution_id
+
+
+def detached(exc: Detached) -> None:
+    click.echo(f"\nleft execution {exc.execution_id} as it is: `tiercel executions resume {exc.execution_id}` "
+               "finishes it", err=True)
+    sys.exit(130)
+
+
+def make_view(as_json: bool, quiet: bool, flow: Any = None) -> Any:
     from tiercel.cli.display import LiveView, PlainView
 
     if as_json or quiet:
         return None
     if sys.stdout.isatty():
-        return LiveView()
+        return LiveView(flow)
     return PlainView(sys.stdout)
 
 
@@ -135,14 +237,19 @@ def run(flow_file: Path, inputs: tuple[str, ...], as_json: bool, quiet: bool, la
         click.echo(f"{flow_file}: {exc}", err=True)
         sys.exit(2)
     ex = runtime.new_execution(flow, values, labels=parse_inputs(labels), execution_id=execution_id)
-    view = make_view(as_json, quiet)
+    view = make_view(as_json, quiet, flow)
     if view is not None:
         runtime.listeners.append(view)
         if not sys.stdout.isatty():
             click.echo(f"▶ {flow.namespace}.{flow.id}: execution {ex.id}")
     try:
         runtime.submit(ex)
-        final = asyncio.run(drive(runtime, ex.id))
+        final = asyncio.run(drive(runtime, ex.id, view=view))
+    except Detached as exc:
+        if view is not None:
+            view.close()
+        runtime.close()
+        detached(exc)
     finally:
         if view is not None:
             view.close()

@@ -22,7 +22,7 @@ class LogBuffer:
             ts: float) -> None:
         task_id = tr.task_id if tr is not None else None
         self.pending.append((execution_id, tr.id if tr is not None else None, task_id, attempt, level, message, ts))
-        self.emit("log", (execution_id, task_id, level, message, ts))
+        self.emit("log", (execution_id, task_id, level, message, ts, tr.id if tr is not None else None))
 
     def take(self) -> list[LogRow]:
         """The lines written since the last take, to save with a step."""

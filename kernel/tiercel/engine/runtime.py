@@ -86,7 +86,8 @@ class Runtime:
         self.process_id = self.ownership.id
         self.worker = Worker(self, worker_slots)
         self.live: dict[str, Execution] = {}
-        #: ``listener(kind, payload)`` for "execution", "taskrun" and "log" changes (the CLI's live view, SSE).
+        #: ``listener(kind, payload)`` for "execution", "taskrun" and "log" changes (the CLI's live view, SSE);
+        #: a log's payload is (execution id, task id, level, message, timestamp, task run id).
         self.listeners: list[Callable[[str, Any], None]] = []
         #: Called with each execution that ends in this process (flow triggers, the CLI).
         self.on_end: list[Callable[[Execution], None]] = []

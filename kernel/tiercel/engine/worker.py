@@ -42,11 +42,32 @@ def render_task(task: Any, renderer: Any, variables: dict[str, Any]) -> Any:
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
-        problems: dict[str, str] = {}
-        for err in exc.errors():  # first problem per property; pydantic's union branches are noise here
-            prop = _yaml_name(cls, str(err["loc"][0])) if err["loc"] else "?"
-            problems.setdefault(prop, f"property `{prop}`: {err['msg']} (rendered to {err.get('input')!r})")
-        raise RenderError(f"task `{task.id}`: " + "; ".join(problems.values())) from None
+        raise RenderError(f"task `{task.id}`: " + "; ".join(_problems(cls, task, exc))) from None
+
+
+def _problems(cls: Any, task: Any, exc: ValidationError) -> list[str]:
+    """Rendered values a task's model refuses, worded as `tiercel validate` words them: the property, what it
+    expects, what it got, and the expression it was rendered from."""
+    from tiercel.flow.loader import _describe, _expected
+
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for err in exc.errors(include_url=False):
+        prop = _yaml_name(cls, str(err["loc"][0])) if err["loc"] else "?"
+        grouped.setdefault(prop, []).append(dict(err))
+    problems = []
+    for prop, errs in grouped.items():
+        name = next((n for n in cls.model_fields if _yaml_name(cls, n) == prop), prop)
+        source = getattr(task, name, None)
+        origin = f" (rendered from `{source}`)" if isinstance(source, str) and contains_expression(source) else ""
+        sub = ".".join(str(p) for p in errs[0]["loc"][1:] if not isinstance(p, str) or p[:1].islower())
+        where = f"`{prop}{'.' + sub if sub else ''}`"
+        words = [w for w in dict.fromkeys(_expected(e) for e in errs) if w]
+        if words:
+            problems.append(f"property {where}: expected {' or '.join(words)}, got {_describe(errs[0]['input'])}{origin}")
+        else:
+            msg = errs[0]["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
+            problems.append(f"property {where}: {msg}, got {_describe(errs[0]['input'])}{origin}")
+    return problems
 
 
 def _plain(value: Any) -> Any:
