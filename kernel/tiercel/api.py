@@ -111,6 +111,16 @@ class Retry(BaseModel):
 LogLevel = Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
 
 
+class TaskCache(BaseModel):
+    """Kestra's ``taskCache``: reuse the state and outputs of an earlier successful run of the same task
+    (as written, with the same loop value and execution inputs) for ``ttl``, without running it again."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    enabled: bool = Field(False, description="Cache this task's state and outputs.")
+    ttl: timedelta | None = Field(None, description="How long a cached result is reused (ISO-8601, e.g. PT1H); forever when omitted.")
+
+
 class Task(Component):
     """A step of a flow. Runnable tasks implement :meth:`run`; it runs on a worker."""
 
@@ -123,6 +133,7 @@ class Task(Component):
     allowWarning: bool = Field(False, description="A WARNING counts as SUCCESS.")
     runIf: str | bool | None = Field(None, description="Condition rendered at run time; a falsy result (false, 0, empty) skips the task.")
     logLevel: LogLevel | None = Field(None, description="Minimum level of the logs kept for this task.")
+    taskCache: TaskCache | None = Field(None, description="`{enabled, ttl}`: reuse the outputs of an earlier successful run of this task with the same execution inputs.")
 
     static_fields: ClassVar[frozenset[str]] = frozenset({"id", "runIf"})
 

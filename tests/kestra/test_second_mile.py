@@ -230,3 +230,45 @@ def test_the_kestra_page_retries_example_runs(tmp_path):
     ex = run_flow(flow, home=tmp_path / "home", flow_dirs=[tmp_path])
     assert ex["state"] == "SUCCESS", ex
     assert [a["state"] for a in task_run(ex, "subflow")["attempts"]] == ["FAILED", "FAILED", "SUCCESS"]
+
+
+CACHED = """
+id: caching
+namespace: company.team
+inputs:
+  - id: day
+    type: STRING
+    defaults: monday
+tasks:
+  - id: products
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ inputs.day }} at {{ execution.id }}"
+    taskCache:
+      enabled: true
+      ttl: PT1H
+  - id: fresh
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ execution.id }}"
+"""
+
+
+def test_task_cache_reuses_outputs_for_the_same_inputs_within_ttl(tmp_path):
+    home = tmp_path / "home"
+    first = run_flow(CACHED, home=home)
+    second = run_flow(CACHED, home=home)
+    other = run_flow(CACHED, inputs={"day": "tuesday"}, home=home)
+    assert first["state"] == second["state"] == other["state"] == "SUCCESS"
+    assert task_run(second, "products")["outputs"] == task_run(first, "products")["outputs"] \
+        == {"value": f"monday at {first['id']}"}
+    assert task_run(second, "fresh")["outputs"]["value"] == second["id"]
+    assert task_run(other, "products")["outputs"]["value"] == f"tuesday at {other['id']}"
+    expired = run_flow(CACHED.replace("ttl: PT1H", "ttl: PT0S"), home=home)
+    assert task_run(expired, "products")["outputs"]["value"] == f"monday at {expired['id']}"
+
+
+def test_the_kestra_page_task_cache_example_runs(tmp_path):
+    flow = kestra_doc_flow("caching")
+    first = run_flow(flow, home=tmp_path / "home")
+    second = run_flow(flow, home=tmp_path / "home")
+    assert first["state"] == second["state"] == "SUCCESS"
+    assert task_run(second, "products")["outputs"]["value"] == f"products of monday, fetched by {first['id']}"

@@ -139,6 +139,21 @@ class StateSet(_State):
 
     type: ClassVar[str] = "core.state.Set"
     aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.core.state.Set", "io.kestra.core.tasks.states.Set")
+    examples: ClassVar[list[Example]] = [
+        Example("Count the runs of a flow in its state", """\
+id: state_set_example
+namespace: company.team
+tasks:
+  - id: get
+    type: core.state.Get
+    name: runs
+  - id: set
+    type: core.state.Set
+    name: runs
+    data:
+      count: "{{ (outputs.get.data.count ?? 0) | int + 1 }}"
+"""),
+    ]
 
     data: dict[str, Any] = Field(default_factory=dict, description="Keys and values to set (merged into the state).")
 
@@ -155,6 +170,16 @@ class StateDelete(_State):
 
     type: ClassVar[str] = "core.state.Delete"
     aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.core.state.Delete", "io.kestra.core.tasks.states.Delete")
+    examples: ClassVar[list[Example]] = [
+        Example("Forget a flow's state", """\
+id: state_delete_example
+namespace: company.team
+tasks:
+  - id: reset
+    type: core.state.Delete
+    name: runs
+"""),
+    ]
 
     errorOnMissing: bool = Field(False, description="Fail when the state does not exist.")
 
