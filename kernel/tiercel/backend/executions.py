@@ -212,6 +212,36 @@ class ExecutionStore:
                              f"LIMIT ? OFFSET ?", [*params, size, max(page - 1, 0) * size])
         return [self._execution(r).to_json() for r in rows], total
 
+    def count_by_flow(self, flows: list[tuple[str, str]], namespaces: list[str] | None = None,
+                      states: list[str] | None = None, start: float | None = None,
+                      end: float | None = None) -> list[tuple[str, str, int]]:
+        """Executions per flow created in [start, end]: each of *flows* (0 when it has none), then each
+        flow of *namespaces* (and their children) that has some; sorted by namespace and flow."""
+        where, params = ["1 = 1"], []
+        if states:
+            where.append(f"state IN ({', '.join('?' * len(states))})")
+            params += [str(s) for s in states]
+        if start is not None:
+            where.append("created_at >= ?")
+            params.append(start)
+        if end is not None:
+            where.append("created_at <= ?")
+            params.append(end)
+        scope = ["(namespace = ? AND flow_id = ?)" for _ in flows]
+        scope_params: list[Any] = [v for pair in flows for v in pair]
+        for prefix in namespaces or []:
+            scope.append("(namespace = ? OR substr(namespace, 1, ?) = ?)")
+            scope_params += [prefix, len(prefix) + 1, prefix + "."]
+        if not scope:
+            return []
+        where.append("(" + " OR ".join(scope) + ")")
+        rows = self.db.query(f"SELECT namespace, flow_id, COUNT(*) FROM executions WHERE {' AND '.join(where)} "
+                             "GROUP BY namespace, flow_id", [*params, *scope_params])
+        counts = {(r[0], r[1]): int(r[2]) for r in rows}
+        for pair in flows:
+            counts.setdefault(tuple(pair), 0)  # type: ignore[arg-type]
+        return [(ns, fid, n) for (ns, fid), n in sorted(counts.items())]
+
     def triggers_of(self, flow_id: str, namespace: str | None = None) -> list[dict[str, Any]]:
         """The ``trigger`` column and dedupe key of a flow's executions, oldest first (what tests and checks read)."""
         sql = 'SELECT id, "trigger", dedupe_key FROM executions WHERE flow_id = ?'

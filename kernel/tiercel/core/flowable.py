@@ -11,6 +11,7 @@ generically; Python keywords get a trailing underscore and a YAML alias (``final
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -857,6 +858,7 @@ class Subflow(_ChildFlow):
     """Start an execution of another flow, wait for it by default, and expose its outputs."""
 
     type: ClassVar[str] = "core.Subflow"
+    static_fields: ClassVar[frozenset[str]] = FlowableTask.static_fields | {"outputs"}
     aliases: ClassVar[tuple[str, ...]] = (
         "io.kestra.plugin.core.flow.Subflow", "io.kestra.core.tasks.flows.Subflow",
         "io.kestra.plugin.core.flow.Flow", "io.kestra.core.tasks.flows.Flow",
@@ -881,9 +883,16 @@ tasks:
     ]
 
 
+    outputs: dict[str, Any] | None = Field(None, description=(
+        "Deprecated (Kestra's form; use the child flow's `outputs`): values rendered in the child "
+        "execution's context when it ends, read as `outputs.<id>.outputs.<key>`."))
+
     def resolve(self, run: FlowableRun) -> Status:
         if not run.subflows:
-            run.start_subflow(self.request(run))
+            request = self.request(run)
+            if self.outputs:
+                request = dataclasses.replace(request, outputs=dict(self.outputs))
+            run.start_subflow(request)
             return RUNNING
         result = run.subflows[None]
         if result is None:

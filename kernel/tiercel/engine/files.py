@@ -124,3 +124,40 @@ def copy_namespace_files(storage: InternalStorage, home: Path, ex: Execution, tr
         with files.open(ex.namespace, name) as src, open(path, "wb") as out:
             shutil.copyfileobj(src, out)
     return names
+
+
+def flow_state(storage: InternalStorage, ex: Execution, action: str, name: str, namespace_wide: bool,
+               value: str | None, data: dict[str, Any] | None = None, error_on_missing: bool = False) -> Any:
+    """Kestra's deprecated state store (state.Get|Set|Delete): a JSON map per name, kept in internal
+    storage under ``<namespace>/[<flow>/]states/<name>/<value>.json`` (the flow's own unless
+    *namespace_wide*), one per task run value when *value* is given."""
+    import hashlib
+    import json
+
+    from tiercel.engine.storage import SCHEME, namespace_path
+
+    key = hashlib.sha1(value.encode()).hexdigest()[:16] if value else "default"
+    scope = namespace_path(ex.namespace) + ("" if namespace_wide else f"/{ex.flow_id}")
+    uri = f"{SCHEME}{scope}/states/{_state_name(name)}/{key}.json"
+    current: dict[str, Any] | None = None
+    if storage.exists(uri):
+        current = json.loads(storage.read_text(uri, ex.namespace))
+    if action == "get":
+        if current is None and error_on_missing:
+            raise ValueError(f"no state `{name}`")
+        return {"data": current or {}, "count": len(current or {})}
+    if action == "delete":
+        if current is None:
+            if error_on_missing:
+                raise ValueError(f"no state `{name}`")
+            return {"deleted": False}
+        return {"deleted": storage.delete(uri)}
+    merged = {**(current or {}), **(data or {})}
+    storage.put(uri, json.dumps(merged, separators=(",", ":"), default=str).encode())
+    return {"count": len(merged), "key": uri}
+
+
+def _state_name(name: str) -> str:
+    if not name or "/" in name or name in (".", ".."):
+        raise ValueError(f"state name `{name}` must be a plain name")
+    return name

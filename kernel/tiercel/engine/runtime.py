@@ -51,7 +51,7 @@ from tiercel.engine.variables import Variables
 from tiercel.engine.worker import Worker
 from tiercel.flow.model import CORRELATION_LABEL, Flow
 from tiercel.home import default_home
-from tiercel.model import FAILURES, Execution, State, TaskRun, dumps, new_id
+from tiercel.model import FAILURES, SUCCEEDED, Execution, State, TaskRun, dumps, new_id
 
 log = logging.getLogger("tiercel.engine")
 
@@ -367,7 +367,8 @@ class Runtime:
                 fut.set_result(ex)
         if ex.parent_id and ex.parent_task_run_id:
             index = ((ex.trigger or {}).get("variables") or {}).get("iteration")
-            self.send(ex.parent_id, SubflowEnded(ex.parent_task_run_id, index, ex.id, ex.state, ex.outputs, ex.error))
+            self.send(ex.parent_id, SubflowEnded(ex.parent_task_run_id, index, ex.id, ex.state,
+                                                 self._outputs_for_parent(ex), ex.error))
         for name in {tr.meta.workdir for tr in ex.task_runs.values() if tr.meta.workdir}:
             shutil.rmtree(self.home / "workdirs" / name, ignore_errors=True)
         self._promote_queued(ex)
@@ -378,6 +379,20 @@ class Runtime:
                 self.registry.hook.on_execution_end(execution=mask(ex.to_json(), ex.secrets))
             except Exception:
                 log.exception("a plugin's on_execution_end failed for execution %s", ex.id)
+
+    def _outputs_for_parent(self, ex: Execution) -> dict[str, Any]:
+        """The child's outputs as its parent reads them, plus the parent's deprecated Subflow ``outputs``
+        map rendered with the child's variables (Kestra's form, before flow outputs existed)."""
+        wanted = (ex.trigger or {}).get("outputs")
+        if not wanted or ex.state not in SUCCEEDED:
+            return ex.outputs
+        variables = self.executor.variables
+        try:
+            extra = variables.render(wanted, variables.build(self.flow_of(ex), ex, None, None))
+        except Exception as exc:
+            self.logs.add(ex.id, None, None, "WARN", f"subflow outputs: {exc}", time.time())
+            return ex.outputs
+        return {**(ex.outputs or {}), **mask(extra, ex.secrets)}
 
     def _promote_queued(self, ex: Execution) -> None:
         """A slot of the flow's concurrency freed up: start the oldest queued execution."""
@@ -410,6 +425,18 @@ class Runtime:
             return
         if work.kind == "logs":
             self._fetch_logs(ex, work)
+            return
+        if work.kind in ("count", "state"):
+            try:
+                if work.kind == "count":
+                    self.logs.flush()
+                    answer: Any = self.stores.executions.count_by_flow(**work.params)
+                else:
+                    answer = files.flow_state(self.storage, ex, **work.params)
+            except Exception as exc:
+                self.post(ex.id, FilesDone(tr.id, work.kind, error=f"task `{tr.task_id}`: {exc}"))
+                return
+            self.post(ex.id, FilesDone(tr.id, work.kind, answer))
             return
         if work.kind == "purge_logs":
             try:
@@ -489,7 +516,8 @@ class Runtime:
                                        parent=(parent.id, tr.id) if req.wait else None, execution_id=start.execution_id,
                                        trigger={"id": tr.task_id, "type": start.task_type,
                                                 "variables": {"executionId": parent.id, "namespace": parent.namespace,
-                                                              "flowId": parent.flow_id, "iteration": start.index}})
+                                                              "flowId": parent.flow_id, "iteration": start.index},
+                                                **({"outputs": req.outputs} if req.outputs else {})})
             if parent.secrets:  # the parent's secrets stay secret in the child: masked, stored sealed
                 child.secrets |= parent.secrets
                 child.secret_inputs |= {k for k, v in child.inputs.items() if mask(v, parent.secrets) != v}

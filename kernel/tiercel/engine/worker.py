@@ -140,6 +140,11 @@ class Worker:
                 task = render_task(job.task, host.renderer, job.variables)
             else:  # a template may take a while: never on the event loop
                 task = await asyncio.to_thread(render_task, job.task, host.renderer, job.variables)
+            cache = task_cache(host, job, task)
+            cached = cache.load() if cache is not None else None
+            if cached is not None:
+                ctx.logger.info(f"taskCache: outputs of {cached['createdAt']} reused")
+                return Result(tr.id, job.attempt, State(cached["state"]), cached["outputs"], None, started, time.time())
             timeout = task.timeout.total_seconds() if task.timeout else None
             try:
                 result = await asyncio.wait_for(_call(task.run, ctx), timeout)
@@ -149,6 +154,8 @@ class Worker:
             outputs = mask(_as_outputs(result), ex_secrets)
             if ctx.warned:
                 state = State.WARNING
+            if cache is not None:
+                cache.save(state, outputs)
         except asyncio.CancelledError:
             ctx._cancelled = True
             ctx.logger.warning("killed")
@@ -165,6 +172,56 @@ class Worker:
             if ctx.metrics:
                 host.record_metrics(job.execution_id, tr.id, ctx.metrics)
         return Result(tr.id, job.attempt, state, outputs, error, started, time.time())
+
+
+class CachedRun:
+    """One task's cache entry in internal storage (``<namespace>/<flow>/taskcache/<task>/<key>.json``)."""
+
+    def __init__(self, host: WorkerHost, uri: str, ttl: float | None) -> None:
+        self.host, self.uri, self.ttl = host, uri, ttl
+
+    def load(self) -> dict[str, Any] | None:
+        import json
+
+        try:
+            if not self.host.storage.exists(self.uri):
+                return None
+            entry: dict[str, Any] = json.loads(self.host.storage.read_text(self.uri))
+        except (OSError, ValueError):
+            return None
+        if self.ttl is not None and time.time() - float(entry.get("at", 0)) > self.ttl:
+            return None
+        return entry
+
+    def save(self, state: State, outputs: dict[str, Any] | None) -> None:
+        import json
+
+        now = time.time()
+        entry = {"state": str(state), "outputs": outputs, "at": now,
+                 "createdAt": iso_of(datetime.fromtimestamp(now).astimezone())}
+        try:
+            self.host.storage.put(self.uri, json.dumps(entry, default=str).encode())
+        except OSError:
+            pass  # a cache that cannot be written only costs a later run
+
+
+def task_cache(host: WorkerHost, job: Job, task: Any) -> CachedRun | None:
+    """The cache entry of a task with ``taskCache: {enabled: true}``, else None: keyed as Kestra keys it,
+    by the flow, the task as written, the loop value and the execution's inputs."""
+    import hashlib
+    import json
+
+    from tiercel.engine.storage import SCHEME, namespace_path
+
+    settings = getattr(task, "taskCache", None)
+    if settings is None or not settings.enabled:
+        return None
+    flow = job.variables["flow"]
+    body = job.task.model_dump(mode="json", exclude={"taskCache"})  # as written: its expressions, not their values
+    key = [body, job.task_run.value, job.variables.get("inputs")]
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+    uri = f"{SCHEME}{namespace_path(flow['namespace'])}/{flow['id']}/taskcache/{task.id}/{digest[:32]}.json"
+    return CachedRun(host, uri, settings.ttl.total_seconds() if settings.ttl is not None else None)
 
 
 def killed(job: Job) -> Result:

@@ -202,6 +202,10 @@ class Step:
                 self.finish(tr, State.KILLED)
                 self.notify_parent(tr)
                 return
+            if self.is_flowable(tr):  # a retried flowable runs its children again, from the start
+                tr.state = RUNNING
+                self.reresolve(tr)
+                return
             self.dispatch(self.plan.tasks[tr.task_id], tr)
         elif tr.state in (RUNNING, State.PAUSED) and self.is_flowable(tr):
             tr.state, tr.meta.woken = RUNNING, ev.name
@@ -373,11 +377,44 @@ class Step:
         self.effects.jobs.append(Job(self.ex.id, tr, task, tr.attempt, variables, workdir=tr.meta.workdir))
 
     def finish(self, tr: TaskRun, state: State) -> None:
-        state = rules.allowed(self.plan.tasks.get(tr.task_id), state)
+        task = self.plan.tasks.get(tr.task_id)
+        if isinstance(task, FlowableTask) and task.retry is not None and self.retry_flowable(task, tr, state):
+            return
+        state = rules.allowed(task, state)
         tr.state, tr.ended_at, tr.dirty = state, self.now, True
         tr.meta.timer = None
         if state in SUCCEEDED:
             self.ex.record_outputs(tr)
+
+    def retry_flowable(self, task: FlowableTask, tr: TaskRun, state: State) -> bool:
+        """A flowable with its own ``retry`` (Subflow, Sequential, WorkingDirectory…): each end is an
+        attempt; a failure with attempts left drops its children and runs it again after the delay
+        (a Subflow starts a new child execution), as Kestra does. True when a retry is armed."""
+        started = tr.attempts[-1].ended_at if tr.attempts else tr.started_at
+        if state not in TERMINAL:
+            return False
+        tr.attempt += 1
+        tr.attempts.append(Attempt(tr.attempt, state, started_at=started, ended_at=self.now, error=tr.error))
+        tr.dirty = True
+        if state != State.FAILED or self.ex.state == State.KILLING:
+            return False
+        delay = rules.retry_delay(task.retry, tr.attempts, tr.attempts[0].started_at or tr.created_at, self.now)
+        if delay is None:
+            return False
+        doomed, frontier = [], {tr.id}
+        for run in sorted(self.ex.task_runs.values(), key=lambda t: t.seq):
+            if run.parent_id in frontier:
+                frontier.add(run.id)
+                doomed.append(run)
+        for run in doomed:
+            self.memo.progress.pop(run.id, None)
+            self.forget(run)
+        self.memo.progress.pop(tr.id, None)
+        tr.progress, tr.outputs, tr.state = None, None, State.RETRYING
+        tr.meta.main, tr.meta.children, tr.meta.files, tr.meta.resumed, tr.meta.woken = None, {}, {}, None, None
+        self.recount(tr)
+        self.arm(tr, self.now + delay, "retry")
+        return True
 
     def notify_parent(self, tr: TaskRun) -> None:
         """Re-resolve the ancestors of a task run that just ended."""

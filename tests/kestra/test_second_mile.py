@@ -1,0 +1,274 @@
+"""Kestra compatibility, the second mile: retry on flowables and Subflow, Count, state, sla, checks, taskCache…"""
+
+from __future__ import annotations
+
+from tiercel.testing.harness import run_flow, task_run
+
+#: A child flow that fails on its first two executions (a KV counter), then succeeds.
+FLAKY = """\
+id: flaky
+namespace: company.team
+tasks:
+  - id: seen
+    type: io.kestra.plugin.core.kv.Get
+    key: runs
+  - id: count
+    type: io.kestra.plugin.core.kv.Set
+    key: runs
+    value: "{{ (outputs.seen.value ?? 0) | int + 1 }}"
+  - id: fail_twice
+    type: io.kestra.plugin.core.execution.Fail
+    condition: "{{ (outputs.seen.value ?? 0) | int < 2 }}"
+    errorMessage: "run {{ (outputs.seen.value ?? 0) | int + 1 }} fails"
+outputs:
+  - id: run
+    type: INT
+    value: "{{ (outputs.seen.value ?? 0) | int + 1 }}"
+"""
+
+
+def runs(ex, task_id):
+    return [tr for tr in ex["taskRuns"] if tr["taskId"] == task_id]
+
+
+def test_retry_on_a_flowable_runs_its_children_again(tmp_path):
+    ex = run_flow("""
+id: retry_flowable
+namespace: company.team
+tasks:
+  - id: attempt
+    type: io.kestra.plugin.core.flow.Sequential
+    retry:
+      type: constant
+      interval: PT0.1S
+      maxAttempts: 3
+    tasks:
+      - id: seen
+        type: io.kestra.plugin.core.kv.Get
+        key: tries
+      - id: count
+        type: io.kestra.plugin.core.kv.Set
+        key: tries
+        value: "{{ (outputs.seen.value ?? 0) | int + 1 }}"
+      - id: fail_twice
+        type: io.kestra.plugin.core.execution.Fail
+        condition: "{{ (outputs.seen.value ?? 0) | int < 2 }}"
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.seen.value }}"
+""", home=tmp_path / "home")
+    assert ex["state"] == "SUCCESS", ex
+    seq = task_run(ex, "attempt")
+    assert [a["state"] for a in seq["attempts"]] == ["FAILED", "FAILED", "SUCCESS"]
+    assert len(runs(ex, "fail_twice")) == 1 and task_run(ex, "after")["outputs"]["value"] == "2"
+
+
+def test_retry_on_a_flowable_gives_up_after_max_attempts(tmp_path):
+    ex = run_flow("""
+id: retry_flowable_fails
+namespace: company.team
+tasks:
+  - id: attempt
+    type: io.kestra.plugin.core.flow.Sequential
+    retry: {type: constant, interval: PT0.05S, maxAttempt: 2}
+    tasks:
+      - {id: boom, type: io.kestra.plugin.core.execution.Fail, errorMessage: always}
+""", home=tmp_path / "home")
+    assert ex["state"] == "FAILED"
+    assert [a["state"] for a in task_run(ex, "attempt")["attempts"]] == ["FAILED", "FAILED"]
+
+
+def test_retry_on_subflow_starts_a_new_child_execution(tmp_path):
+    (tmp_path / "flaky.yml").write_text(FLAKY)
+    ex = run_flow("""
+id: parent
+namespace: company.team
+tasks:
+  - id: subflow
+    type: io.kestra.plugin.core.flow.Subflow
+    namespace: company.team
+    flowId: flaky
+    wait: true
+    transmitFailed: true
+    retry:
+      type: constant
+      maxAttempts: 3
+      interval: PT0.1S
+  - id: show
+    type: io.kestra.plugin.core.log.Log
+    message: "{{ outputs.subflow.outputs.run }}"
+""", home=tmp_path / "home", flow_dirs=[tmp_path])
+    assert ex["state"] == "SUCCESS", ex
+    sub = task_run(ex, "subflow")
+    assert [a["state"] for a in sub["attempts"]] == ["FAILED", "FAILED", "SUCCESS"]
+    assert sub["outputs"]["outputs"] == {"run": 3} and sub["outputs"]["state"] == "SUCCESS"
+
+
+def test_subflow_deprecated_outputs_map_is_rendered_in_the_child(tmp_path):
+    (tmp_path / "child.yml").write_text("""
+id: child
+namespace: company.team
+tasks:
+  - id: hello
+    type: io.kestra.plugin.core.debug.Return
+    format: "hello from {{ flow.id }}"
+""")
+    ex = run_flow("""
+id: parent_old_outputs
+namespace: company.team
+tasks:
+  - id: subflow
+    type: io.kestra.core.tasks.flows.Flow
+    namespace: company.team
+    flowId: child
+    wait: true
+    outputs:
+      greeting: "{{ outputs.hello.value }}"
+  - id: show
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.subflow.outputs.greeting }}"
+""", home=tmp_path / "home", flow_dirs=[tmp_path])
+    assert ex["state"] == "SUCCESS", ex
+    assert task_run(ex, "show")["outputs"]["value"] == "hello from child"
+
+
+def test_count_keeps_the_flows_whose_count_matches(tmp_path):
+    home = tmp_path / "home"
+    for _ in range(2):
+        assert run_flow("id: logs\nnamespace: company.team\ntasks:\n  - {id: l, type: core.Log, message: hi}\n",
+                        home=home)["state"] == "SUCCESS"
+    ex = run_flow("""
+id: executions_count
+namespace: company.team
+tasks:
+  - id: silent
+    type: io.kestra.plugin.core.execution.Count
+    expression: "{{ count == 0 }}"
+    flows:
+      - namespace: company.team
+        flowId: logs
+      - namespace: company.team
+        flowId: never_ran
+    startDate: "{{ now() | dateAdd(-1, 'DAYS') }}"
+  - id: busy
+    type: io.kestra.core.tasks.executions.Counts
+    expression: "{{ count >= 2 }}"
+    namespaces: [company]
+    states: [SUCCESS]
+    startDate: "{{ now() | dateAdd(-1, 'DAYS') }}"
+    endDate: "{{ now() }}"
+  - id: for_each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: "{{ outputs.silent.results }}"
+    tasks:
+      - id: alert
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{ taskrun.value | jq('.flowId') | first }} has no execution"
+""", home=home)
+    assert ex["state"] == "SUCCESS", ex
+    assert task_run(ex, "silent")["outputs"] == {
+        "results": [{"namespace": "company.team", "flowId": "never_ran", "count": 0}], "total": 0}
+    assert task_run(ex, "busy")["outputs"] == {
+        "results": [{"namespace": "company.team", "flowId": "logs", "count": 2}], "total": 2}
+    assert task_run(ex, "alert")["outputs"]["value"] == "never_ran has no execution"
+
+
+def test_deprecated_state_tasks_keep_a_map_between_executions(tmp_path):
+    flow = """
+id: state_flow
+namespace: company.team
+tasks:
+  - id: get
+    type: io.kestra.plugin.core.state.Get
+    name: cursor
+  - id: set
+    type: io.kestra.core.tasks.states.Set
+    name: cursor
+    data:
+      runs: "{{ (outputs.get.data.runs ?? 0) | int + 1 }}"
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: ["a", "b"]
+    tasks:
+      - id: per_value
+        type: io.kestra.plugin.core.state.Set
+        name: cursor
+        data:
+          value: "{{ taskrun.value }}"
+"""
+    home = tmp_path / "home"
+    first = run_flow(flow, home=home)
+    second = run_flow(flow, home=home)
+    assert first["state"] == second["state"] == "SUCCESS", second
+    assert task_run(first, "get")["outputs"] == {"data": {}, "count": 0}
+    assert task_run(second, "get")["outputs"] == {"data": {"runs": 1}, "count": 1}
+    assert task_run(second, "set")["outputs"]["count"] == 1
+    ex = run_flow("""
+id: state_flow
+namespace: company.team
+tasks:
+  - {id: drop, type: io.kestra.plugin.core.state.Delete, name: cursor}
+  - {id: again, type: io.kestra.plugin.core.state.Delete, name: cursor}
+  - {id: strict, type: io.kestra.plugin.core.state.Get, name: cursor, errorOnMissing: true}
+""", home=home)
+    assert ex["state"] == "FAILED"
+    assert (task_run(ex, "drop")["outputs"]["deleted"], task_run(ex, "again")["outputs"]["deleted"]) == (True, False)
+    assert "no state `cursor`" in task_run(ex, "strict")["error"]
+
+
+def kestra_doc_flow(flow_id: str) -> str:
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "user" / "kestra.md").read_text()
+    return next(f for f in re.findall(r"```yaml\n(.*?)```", doc, re.S) if f.startswith(f"id: {flow_id}\n"))
+
+
+def test_the_kestra_page_retries_example_runs(tmp_path):
+    (tmp_path / "flaky.yml").write_text(FLAKY)
+    flow = kestra_doc_flow("retries").replace("PT1S", "PT0.1S")
+    ex = run_flow(flow, home=tmp_path / "home", flow_dirs=[tmp_path])
+    assert ex["state"] == "SUCCESS", ex
+    assert [a["state"] for a in task_run(ex, "subflow")["attempts"]] == ["FAILED", "FAILED", "SUCCESS"]
+
+
+CACHED = """
+id: caching
+namespace: company.team
+inputs:
+  - id: day
+    type: STRING
+    defaults: monday
+tasks:
+  - id: products
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ inputs.day }} at {{ execution.id }}"
+    taskCache:
+      enabled: true
+      ttl: PT1H
+  - id: fresh
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ execution.id }}"
+"""
+
+
+def test_task_cache_reuses_outputs_for_the_same_inputs_within_ttl(tmp_path):
+    home = tmp_path / "home"
+    first = run_flow(CACHED, home=home)
+    second = run_flow(CACHED, home=home)
+    other = run_flow(CACHED, inputs={"day": "tuesday"}, home=home)
+    assert first["state"] == second["state"] == other["state"] == "SUCCESS"
+    assert task_run(second, "products")["outputs"] == task_run(first, "products")["outputs"] \
+        == {"value": f"monday at {first['id']}"}
+    assert task_run(second, "fresh")["outputs"]["value"] == second["id"]
+    assert task_run(other, "products")["outputs"]["value"] == f"tuesday at {other['id']}"
+    expired = run_flow(CACHED.replace("ttl: PT1H", "ttl: PT0S"), home=home)
+    assert task_run(expired, "products")["outputs"]["value"] == f"monday at {expired['id']}"
+
+
+def test_the_kestra_page_task_cache_example_runs(tmp_path):
+    flow = kestra_doc_flow("caching")
+    first = run_flow(flow, home=tmp_path / "home")
+    second = run_flow(flow, home=tmp_path / "home")
+    assert first["state"] == second["state"] == "SUCCESS"
+    assert task_run(second, "products")["outputs"]["value"] == f"products of monday, fetched by {first['id']}"
