@@ -447,3 +447,47 @@ def test_a_paused_execution_resumes_with_its_on_resume_form(ui, flows, shot):
     expect(ui.get_by_test_id("execution-state")).to_have_text("SUCCESS", timeout=10000)
     ui.get_by_role("tab", name="Logs").click()
     expect(ui.get_by_role("log")).to_contain_text("Approved: looks good")
+
+
+FILES = """\
+id: files
+namespace: company.team
+tasks:
+  - id: report
+    type: core.storage.Write
+    content: |
+      name,score
+      ada,3
+    extension: .csv
+  - id: blob
+    type: core.storage.Write
+    content: "\\u0000\\u0001binary"
+    extension: .bin
+  - id: total
+    type: core.OutputValues
+    values: {answer: 42}
+"""
+
+
+def test_outputs_tab_previews_and_downloads_the_files_of_an_execution(ui, flows, shot):
+    flows.deploy(FILES)
+    with httpx.Client(base_url=flows.url, timeout=30) as client:
+        ex = client.post("/api/v1/executions/company.team/files", params={"wait": "true"}, json={}).json()
+    assert ex["state"] == "SUCCESS", ex
+    ui.goto(f"{flows.url}/ui/executions/{ex['id']}")
+    ui.get_by_role("tab", name="Outputs").click()
+    files = ui.get_by_role("table", name="Output files")
+    expect(files.locator("[data-file]")).to_have_count(2, timeout=15000)
+    expect(ui.get_by_role("table", name="Output values")).to_contain_text("42")
+
+    ui.get_by_role("button", name="Preview result.csv").click()
+    expect(ui.get_by_test_id("preview-text")).to_have_text("name,score\nada,3\n", timeout=15000)
+    shot(ui, "execution-outputs")
+    ui.get_by_role("button", name="Preview result.bin").click()
+    expect(ui.get_by_test_id("preview-binary")).to_be_visible(timeout=15000)
+
+    with ui.expect_download(timeout=15000) as download:
+        ui.get_by_role("link", name="Download result.csv").click()
+    assert download.value.suggested_filename == "result.csv"
+    with open(download.value.path(), "rb") as fh:
+        assert fh.read() == b"name,score\nada,3\n"

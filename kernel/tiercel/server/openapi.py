@@ -244,7 +244,7 @@ SCHEMAS: dict[str, Any] = {
     "Login": {"type": "object", "required": ["username", "password"], "properties": {
         "username": {"type": "string"}, "password": {"type": "string", "format": "password"}}},
     "Me": {"type": "object", "required": ["username", "authentication", "grants"], "properties": {
-        "username": {"type": "string"}, "authentication": {"type": "boolean"}, "csrfToken": {"type": "string"},
+        "username": {"type": "string", "nullable": True}, "authentication": {"type": "boolean"}, "csrfToken": {"type": "string"},
         "grants": {"type": "array", "items": {"type": "object", "properties": {
             "role": {"type": "string", "enum": ["viewer", "runner", "editor", "admin"]}, "namespace": {"type": "string"}}}}}},
     "TokenRequest": {"type": "object", "required": ["role"], "properties": {
