@@ -9,6 +9,7 @@ over one :class:`Database`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from tiercel.backend.db import Database
     from tiercel.backend.executions import ExecutionStore
     from tiercel.backend.flows import FlowStore
+    from tiercel.backend.jobs import JobStore
     from tiercel.backend.kv import KVStore
     from tiercel.backend.logs import LogStore, MetricStore
     from tiercel.backend.processes import CommandStore, ProcessStore
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
     from tiercel.backend.trigger_store import TriggerStore
 
 #: The Alembic head this code expects; a test keeps it equal to the migrations' head.
-SCHEMA_HEAD = "0005"
+SCHEMA_HEAD = "0006"
 
 
 @dataclass
@@ -63,6 +65,13 @@ class Stores:
 
         return cls(db, ExecutionStore(db), FlowStore(db), ProcessStore(db), CommandStore(db), LogStore(db),
                    MetricStore(db), TriggerStore(db), KVStore(db), AuthStore(db), SecretStore(db))
+
+    @cached_property
+    def jobs(self) -> JobStore:
+        """The job queue between executors and workers (distributed mode)."""
+        from tiercel.backend.jobs import JobStore
+
+        return JobStore(self.db)
 
     def close(self) -> None:
         self.db.close()
