@@ -121,6 +121,16 @@ class TaskCache(BaseModel):
     ttl: timedelta | None = Field(None, description="How long a cached result is reused (ISO-8601, e.g. PT1H); forever when omitted.")
 
 
+class WorkerGroup(BaseModel):
+    """Kestra's ``workerGroup``: which workers run the task (in Tiercel, the queue its jobs go to)."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    key: str = Field(description="The queue (worker group) whose workers run the task: `tiercel worker --queue KEY`.")
+    fallback: Literal["WAIT", "FAIL", "CANCEL"] | None = Field(
+        None, description="Accepted for Kestra flows; a job always waits for a worker of its queue.")
+
+
 class Task(Component):
     """A step of a flow. Runnable tasks implement :meth:`run`; it runs on a worker."""
 
@@ -134,6 +144,10 @@ class Task(Component):
     runIf: str | bool | None = Field(None, description="Condition rendered at run time; a falsy result (false, 0, empty) skips the task.")
     logLevel: LogLevel | None = Field(None, description="Minimum level of the logs kept for this task.")
     taskCache: TaskCache | None = Field(None, description="`{enabled, ttl}`: reuse the outputs of an earlier successful run of this task with the same execution inputs.")
+    workerGroup: WorkerGroup | None = Field(
+        None, description="Kestra's worker group: its `key` names the queue whose workers run the task (distributed mode).")
+    queue: str | None = Field(
+        None, description="The worker queue that runs the task (`tiercel worker --queue NAME`); `default` when unset.")
 
     static_fields: ClassVar[frozenset[str]] = frozenset({"id", "runIf"})
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from tiercel.backend.db import Database
     from tiercel.backend.executions import ExecutionStore
     from tiercel.backend.flows import FlowStore
+    from tiercel.backend.jobs import JobStore
     from tiercel.backend.kv import KVStore
     from tiercel.backend.logs import LogStore, MetricStore
     from tiercel.backend.processes import CommandStore, ProcessStore
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
     from tiercel.backend.trigger_store import TriggerStore
 
 #: The Alembic head this code expects; a test keeps it equal to the migrations' head.
-SCHEMA_HEAD = "0005"
+SCHEMA_HEAD = "0006"
 #: The environment variable naming the database (a URL or a path); ``--db`` and tiercel.yaml's ``db:`` set it.
 DB_ENV = "TIERCEL_DB"
 
@@ -128,6 +130,13 @@ class Stores:
 
         return cls(db, ExecutionStore(db), FlowStore(db), ProcessStore(db), CommandStore(db), LogStore(db),
                    MetricStore(db), TriggerStore(db), KVStore(db), AuthStore(db), SecretStore(db))
+
+    @cached_property
+    def jobs(self) -> JobStore:
+        """The job queue between executors and workers (distributed mode)."""
+        from tiercel.backend.jobs import JobStore
+
+        return JobStore(self.db)
 
     def close(self) -> None:
         self.db.close()

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "worker": ("tiercel.cli.server:worker", "Run only a worker."),
     "scheduler": ("tiercel.cli.server:scheduler", "Run only the scheduler."),
     "webserver": ("tiercel.cli.server:webserver", "Run only the HTTP API."),
+    "cluster": ("tiercel.cli.cluster:cluster", "Show the processes sharing the backend and the job queues."),
     "triggers": ("tiercel.cli.triggers:triggers", "List triggers, enable or disable them, backfill schedules."),
     "plugin": ("tiercel.cli.plugin_new:plugin", "Scaffold a new plugin from the template."),
     "users": ("tiercel.cli.auth:users", "Add, list, remove users and set their passwords."),

@@ -48,7 +48,8 @@ def auth_settings(host: str, auth: bool | None) -> Any:
 
 
 def _start(components: tuple[str, ...], home: Path | None, host: str, port: int, worker_slots: int, log_level: str,
-           allowed_hosts: str = "", cors_origins: str = "", auth: bool | None = None) -> None:
+           allowed_hosts: str = "", cors_origins: str = "", auth: bool | None = None,
+           queues: list[str] | None = None) -> None:
     from tiercel.engine.runtime import default_home
     from tiercel.server.guard import OriginPolicy
     from tiercel.server.service import ServerError, run_process
@@ -60,6 +61,8 @@ def _start(components: tuple[str, ...], home: Path | None, host: str, port: int,
 
     def announce() -> None:
         where = f" on http://{host}:{port} (API docs: http://{host}:{port}/api/v1/docs)" if "api" in components else ""
+        if queues:
+            where += f", queues {', '.join(queues)}"
         from tiercel.backend import database_of_home, mask_url
 
         click.echo(f"tiercel {'+'.join(components)} ready{where}, home {home}, database "
@@ -75,7 +78,7 @@ def _start(components: tuple[str, ...], home: Path | None, host: str, port: int,
 
     try:
         run_process(home, host, port, components, worker_slots, announce,
-                    OriginPolicy.of(host, allowed_hosts.split(","), cors_origins.split(",")), settings)
+                    OriginPolicy.of(host, allowed_hosts.split(","), cors_origins.split(",")), settings, queues)
     except ServerError as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
@@ -118,8 +121,28 @@ def _options_no_api(fn: Any) -> Any:
 
 
 scheduler = _no_api("scheduler", ("scheduler",),
-                    "Only schedules, backfills and plugin triggers (their executions run in this process).")
+                    "Only schedules, backfills and plugin triggers (their executions' tasks go to `tiercel worker`).")
 executor = _no_api("executor", ("executor",),
-                   "Only the executor: runs executions and takes over those whose process died.")
-worker = _no_api("worker", ("executor",),
-                 "Same as `tiercel executor`: in Tiercel one process both resolves flows and runs tasks.")
+                   "Only the executor: resolves flows and queues their tasks for `tiercel worker` processes; takes "
+                   "over executions whose process died.")
+
+
+@click.command()
+@home_option
+@click.option("--concurrency", "-c", default=8, show_default=True, envvar="TIERCEL_WORKER_CONCURRENCY",
+              help="Tasks this worker runs at once (its slots).")
+@click.option("--queue", "-q", "queues", multiple=True, metavar="NAME",
+              help="A queue to take jobs from (repeat for several; `default` when none). Tasks choose theirs with "
+                   "`queue: NAME` or Kestra's `workerGroup: {key: NAME}`.")
+@click.option("--log-level", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+def worker(home: Path | None, concurrency: int, queues: tuple[str, ...], log_level: str) -> None:
+    """Only runs tasks: claims jobs that executors queued, heartbeats, and writes their results.
+
+    A worker killed at any moment loses nothing: once its lease expires (leaseSeconds,
+    TIERCEL_LEASE_SECONDS, 10 s by default) its attempts are LOST and run again on another
+    worker. Ctrl-C puts its jobs back in the queue at once.
+    """
+    if concurrency < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--concurrency")
+    _start(("worker",), home, "127.0.0.1", 0, concurrency, log_level, queues=list(queues) or ["default"])

@@ -32,6 +32,7 @@ from tiercel.engine.executor import (
     FilesDone,
     FileWork,
     Kill,
+    Lost,
     Recover,
     Restart,
     Result,
@@ -51,9 +52,16 @@ from tiercel.engine.variables import Variables
 from tiercel.engine.worker import Worker
 from tiercel.flow.model import CORRELATION_LABEL, Flow
 from tiercel.home import default_home
-from tiercel.model import FAILURES, SUCCEEDED, Execution, State, TaskRun, dumps, new_id
+from tiercel.model import FAILURES, SUCCEEDED, TERMINAL, Execution, State, TaskRun, dumps, new_id
 
 log = logging.getLogger("tiercel.engine")
+
+#: How often an executor looks for workers' results while it runs executions (distributed mode).
+QUEUE_POLL = 0.01
+#: How often an executor turns expired job leases into LOST attempts.
+REAP_EVERY = 1.0
+#: How often an executor looks for new executions a webserver or scheduler left to executors.
+TAKE_EVERY = 0.02
 
 __all__ = ["FlowNotFound", "Runtime", "default_home"]
 
@@ -62,7 +70,7 @@ class Runtime:
     """Executes flows in this process against the home's database and storage."""
 
     def __init__(self, home: Path | None = None, registry: Any = None, worker_slots: int = 64,
-                 flow_dirs: list[Path] | None = None, kind: str = "server") -> None:
+                 flow_dirs: list[Path] | None = None, kind: str = "server", dispatch: str = "local") -> None:
         from tiercel.expr import Renderer
         from tiercel.plugins import get_registry
 
@@ -82,7 +90,10 @@ class Runtime:
         self.variables = Variables(self.renderer, self._lookups)
         self.executor = Executor(self.variables)
         self.catalog = FlowCatalog(self.stores, self.registry, flow_dirs)
-        self.ownership = Ownership(self.stores, kind)
+        from tiercel.backend.quotas import Quotas
+
+        self.quotas = Quotas(self.db)
+        self.ownership = Ownership(self.stores, kind, quota_of=self.quotas.keys_for)
         self.process_id = self.ownership.id
         self.worker = Worker(self, worker_slots)
         self.live: dict[str, Execution] = {}
@@ -97,6 +108,14 @@ class Runtime:
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timers: dict[tuple[str, str, str], asyncio.TimerHandle] = {}
+        #: "local": jobs run on this process's worker (embedded mode); "queue": jobs go to the ``jobs``
+        #: table for `tiercel worker` processes, results come back through ``results`` (distributed mode).
+        self.dispatch = dispatch
+        #: A process without the executor duty (`tiercel webserver`, `tiercel scheduler`) in distributed mode
+        #: leaves the executions it creates to executors: stored without an owner, which an executor takes.
+        self.hand_off = dispatch == "queue" and "executor" not in kind.split("+")
+        self._results: dict[str, list[tuple[str, int]]] = {}  # read, not yet applied (deleted when applied)
+        self._reaped_at = self._taken_at = 0.0
 
     # --- flows --------------------------------------------------------------------------
     def flow_of(self, ex: Execution) -> Flow:
@@ -138,24 +157,30 @@ class Runtime:
         flow = self.flow_of(ex)
         concurrency = flow.concurrency
         executions = self.stores.executions
-        if concurrency is not None and concurrency.limit:
+        owner = None if self.hand_off else self.process_id
+        limited = concurrency is not None and concurrency.limit
+        if limited or self.quotas.keys_for(ex.namespace):
             with self.db.transaction():
                 self.db.lock("concurrency", ex.namespace, ex.flow_id)  # count and insert as one, across processes
-                if executions.count_running(ex.namespace, ex.flow_id) >= concurrency.limit:
-                    behavior = str(concurrency.behavior or "QUEUE").upper().rsplit(".", 1)[-1]
+                if limited and executions.count_running(ex.namespace, ex.flow_id) >= concurrency.limit:  # type: ignore[union-attr]
+                    behavior = str(concurrency.behavior or "QUEUE").upper().rsplit(".", 1)[-1]  # type: ignore[union-attr]
                     ex.state = {"QUEUE": State.QUEUED, "CANCEL": State.CANCELLED, "FAIL": State.FAILED}[behavior]
                     if ex.state != State.QUEUED:
                         ex.ended_at = time.time()
-                        ex.error = f"flow concurrency limit ({concurrency.limit}) reached"
-                if not executions.create(ex, owner=self.process_id):
+                        ex.error = f"flow concurrency limit ({concurrency.limit}) reached"  # type: ignore[union-attr]
+                if ex.state == State.CREATED and self.quotas.must_queue(ex.namespace) is not None:
+                    ex.state = State.QUEUED  # the namespace quota is reached: started in order when a slot frees
+                if not executions.create(ex, owner=owner):
                     return False
-        elif not executions.create(ex, owner=self.process_id):
+        elif not executions.create(ex, owner=owner):
             return False
         self._emit("execution", ex)
         started_by = f" by trigger `{ex.trigger['id']}`" if ex.trigger and ex.trigger.get("id") else ""
         log.info("execution %s of %s.%s %s%s", ex.id, ex.namespace, ex.flow_id,
                  "started" if ex.state == State.CREATED else ex.state.lower(), started_by,
                  extra={"execution_id": ex.id, "namespace": ex.namespace, "flow_id": ex.flow_id})
+        if self.hand_off and not ex.terminal:
+            return True  # an executor takes it (queued ones once a slot frees up)
         if ex.state == State.CREATED:
             self.live[ex.id] = ex
             self.post(ex.id, Start())
@@ -171,6 +196,13 @@ class Runtime:
             loaded = self.stores.executions.load(execution_id)
             if loaded is None or loaded.terminal:
                 return loaded
+            if self.dispatch == "queue" and execution_id not in self.live:
+                while loaded is not None and not loaded.terminal:  # another process runs it: poll its row
+                    await asyncio.sleep(0.05)
+                    state = self.stores.executions.state(execution_id)
+                    if state is not None and state in TERMINAL:
+                        return self.stores.executions.load(execution_id)
+                return loaded
         fut: asyncio.Future[Execution] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(execution_id, []).append(fut)
         return await fut
@@ -182,7 +214,8 @@ class Runtime:
             return ex
         self.ownership.claim(ex.id)
         self.live[ex.id] = ex
-        self.post(ex.id, Recover())
+        in_flight = frozenset(self.stores.jobs.in_flight(ex.id)) if self.dispatch == "queue" else frozenset()
+        self.post(ex.id, Recover(in_flight))
         return ex
 
     def recover_orphans(self) -> int:
@@ -267,8 +300,11 @@ class Runtime:
         stop = stop or asyncio.Event()
         while not stop.is_set():
             if not self._wake.is_set():
+                wait = poll_interval
+                if self.dispatch == "queue" and self.live:
+                    wait = min(poll_interval, QUEUE_POLL)  # results of workers arrive through the database
                 try:
-                    await asyncio.wait_for(self._wake.wait(), poll_interval)
+                    await asyncio.wait_for(self._wake.wait(), wait)
                 except TimeoutError:
                     pass
             else:
@@ -278,6 +314,8 @@ class Runtime:
             if now - last_poll >= poll_interval:
                 last_poll = now
                 self._poll_commands()
+            if self.dispatch == "queue":
+                self._poll_results()
             while self._inbox:
                 inbox, self._inbox = self._inbox, {}
                 for execution_id, events in inbox.items():
@@ -285,11 +323,41 @@ class Runtime:
             self.logs.flush()
         self.logs.flush()
 
+    # --- distributed mode: results from workers, leases of dead ones ---------------------------
+    def _poll_results(self) -> None:
+        jobs = self.stores.jobs
+        now = time.monotonic()
+        if now - self._reaped_at >= REAP_EVERY:
+            self._reaped_at = now
+            for execution_id, task_run_id, attempt in jobs.reap():
+                log.warning("attempt %d of task run %s (execution %s) lost: its worker's lease expired",
+                            attempt, task_run_id, execution_id)
+        if not self.hand_off and now - self._taken_at >= TAKE_EVERY:
+            self._taken_at = now
+            for execution_id in jobs.unowned_created():
+                if self.ownership.take_over(execution_id, None):
+                    self.recover(execution_id)
+        if not self.live:
+            return
+        for r in jobs.results_for(self.process_id):
+            key = (r.task_run_id, r.attempt)
+            pending = self._results.setdefault(r.execution_id, [])
+            if key in pending:
+                continue
+            pending.append(key)
+            if r.state == "LOST":
+                self.post(r.execution_id, Lost(r.task_run_id, r.attempt, r.error or "its worker stopped", r.worker))
+            else:
+                self.post(r.execution_id, Result(r.task_run_id, r.attempt, State(r.state), r.outputs, r.error,
+                                                 r.started_at, r.ended_at, r.worker))
+
     def _process(self, execution_id: str, events: list[Event]) -> None:
+        applied = self._results.pop(execution_id, []) if self._results else []
         ex = self.live.get(execution_id)
         if ex is None:
             ex = self.stores.executions.load(execution_id)
             if ex is None or (ex.terminal and not any(isinstance(e, Restart) for e in events)):
+                self.stores.jobs.applied(applied)
                 return
             self.live[execution_id] = ex
         try:
@@ -311,7 +379,14 @@ class Runtime:
                 ex.outputs = mask(ex.outputs, ex.secrets)
         for run, level, message in effects.logs:
             self.logs.add(ex.id, run, run.attempt if run else None, level, message, time.time())
-        self.stores.executions.save(ex, logs=self.logs.take())
+        if self.dispatch == "queue":  # one transaction: the results applied, the step, the jobs it creates
+            with self.db.transaction():
+                self.stores.jobs.applied(applied)
+                self.stores.executions.save(ex, logs=self.logs.take())
+                self.stores.jobs.enqueue([(job.task_run.id, job.attempt, ex.id, queue_of(job.task),
+                                           {"taskId": job.task_run.task_id}) for job in effects.jobs])
+        else:
+            self.stores.executions.save(ex, logs=self.logs.take())
         for tr in changed:
             self._emit("taskrun", (ex, tr))
         self._emit("execution", ex)
@@ -319,15 +394,20 @@ class Runtime:
 
     def _carry_out(self, ex: Execution, effects: Effects) -> None:
         """Do what a persisted step asked for."""
-        for job in effects.jobs:
-            self.worker.submit(job, self.post)
+        if self.dispatch == "local":
+            for job in effects.jobs:
+                self.worker.submit(job, self.post)
         for timer in effects.timers:
             self._arm(timer)
         for tr_id in effects.cancel:
-            if not self.worker.cancel(tr_id):
-                tr = ex.task_runs.get(tr_id)
-                if tr is not None:
-                    self.post(ex.id, Result(tr_id, tr.attempt, State.KILLED, None, "killed", time.time(), time.time()))
+            if self.dispatch == "queue":
+                if self.stores.jobs.cancel(tr_id) == "signalled":
+                    continue  # its worker cancels it and reports KILLED
+            elif self.worker.cancel(tr_id):
+                continue
+            tr = ex.task_runs.get(tr_id)
+            if tr is not None:
+                self.post(ex.id, Result(tr_id, tr.attempt, State.KILLED, None, "killed", time.time(), time.time()))
         for start in effects.subflows:
             self._start_subflow(ex, start)
         for work in effects.files:
@@ -394,8 +474,31 @@ class Runtime:
             return ex.outputs
         return {**(ex.outputs or {}), **mask(extra, ex.secrets)}
 
+    def promote_quotas(self, namespace: str | None = None) -> list[str]:
+        """Start the oldest queued executions that namespace quotas have room for (all quotas, or *namespace*'s)."""
+        started: list[str] = []
+        keys = self.quotas.keys_for(namespace) if namespace is not None else sorted(self.quotas.limits)
+        for key in keys:
+            with self.db.transaction():
+                promoted = self.quotas.next_to_start(key, self._flow_allows)
+            for execution_id in promoted:
+                self._start_promoted(execution_id)
+            started += promoted
+        return started
+
+    def _flow_allows(self, namespace: str, flow_id: str) -> bool:
+        try:
+            concurrency = self.find_flow(namespace, flow_id)[0].concurrency
+        except FlowNotFound:
+            return True
+        if concurrency is None or not concurrency.limit:
+            return True
+        return self.stores.executions.count_running(namespace, flow_id) < concurrency.limit
+
     def _promote_queued(self, ex: Execution) -> None:
-        """A slot of the flow's concurrency freed up: start the oldest queued execution."""
+        """A slot freed up: start the oldest queued execution of the flow, and those the namespace quota allows."""
+        if self.quotas.limits:
+            self.promote_quotas(ex.namespace)
         concurrency = self.flow_of(ex).concurrency
         if concurrency is None or not concurrency.limit:
             return
@@ -405,12 +508,20 @@ class Runtime:
             queued = executions.oldest_queued(ex.namespace, ex.flow_id)
             if queued is None or executions.count_running(ex.namespace, ex.flow_id) >= concurrency.limit:
                 return
+            if any(self.quotas.running(k) >= self.quotas.limits[k] for k in self.quotas.keys_for(ex.namespace)):
+                return
             executions.promote(queued)
+        self._start_promoted(queued)
+
+    def _start_promoted(self, queued: str) -> None:
+        """A QUEUED execution just became CREATED: start it where it lives."""
         if queued in self.live:
             self.live[queued].state = State.CREATED
             self.post(queued, Start())
         elif self.ownership.owned_elsewhere(queued):
             self.stores.commands.send(queued, "start")
+        elif self.dispatch == "queue" and self.stores.executions.owner(queued) is None:
+            return  # an executor takes it (unowned CREATED), atomically
         else:
             self.recover(queued)
 
@@ -640,3 +751,14 @@ def expression_globals(home: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: global variables must be a map, got {type(data).__name__}")
     return data
+
+
+def queue_of(task: Any) -> str:
+    """The worker queue of a task: its ``queue``, else Kestra's ``workerGroup.key``, else ``default``."""
+    queue = getattr(task, "queue", None)
+    if queue:
+        return str(queue)
+    group = getattr(task, "workerGroup", None)
+    if group is not None and getattr(group, "key", None):
+        return str(group.key)
+    return "default"

@@ -923,6 +923,14 @@ async def health(request: Request) -> Response:
                  "components": request.app.state.components})
 
 
+async def cluster_status(request: Request) -> Response:
+    """The processes sharing this backend, the job queues and the namespace quotas (`tiercel cluster status`)."""
+    from tiercel.engine import cluster
+
+    s = svc(request)
+    return Json(cluster.status(s.rt.stores, s.rt.quotas))
+
+
 async def plugins(request: Request) -> Response:
     s = svc(request)
     return Json([{"type": c.type, "kind": c.kind, "plugin": c.dist, "version": c.version, "aliases": list(c.aliases)}
@@ -1033,6 +1041,7 @@ def create_app(services: Services, components: list[str] | None = None, policy: 
         Route(f"{p}/auth/tokens", auth_routes.list_tokens, methods=["GET"]),
         Route(f"{p}/auth/tokens", auth_routes.create_token, methods=["POST"]),
         Route(f"{p}/auth/tokens/{{tokenId}}", auth_routes.revoke_token, methods=["DELETE"]),
+        Route(f"{p}/cluster", cluster_status, methods=["GET"]),
         Route(f"{p}/plugins", plugins, methods=["GET"]),
         Route(f"{p}/plugins/schemas/flow", flow_schema, methods=["GET"]),
         Route(f"{p}/flows", create_flow, methods=["POST"]),

@@ -49,6 +49,7 @@ RULES: dict[tuple[str, str], str] = {
     ("POST", f"{p}/auth/logout"): "public",
     ("GET", f"{p}/auth/me"): "public",
     ("GET", f"{p}/audit"): "admin",
+    ("GET", f"{p}/cluster"): "admin",
     ("GET", f"{p}/auth/tokens"): "admin",
     ("POST", f"{p}/auth/tokens"): "admin",
     ("DELETE", f"{p}/auth/tokens/{{tokenId}}"): "admin",

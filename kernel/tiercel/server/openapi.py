@@ -69,6 +69,8 @@ def spec() -> dict[str, Any]:
     trig_ok = {"200": _json(_ref("Trigger")), "404": NOT_FOUND}
     paths: dict[str, Any] = {
         "/api/v1/health": {"get": _op("Server", "Health", {"200": _json({"type": "object"})})},
+        "/api/v1/cluster": {"get": _op("Server", "Cluster status: processes, job queues, namespace quotas (admin)",
+                                       {"200": _json({"type": "object"})})},
         "/api/v1/auth/login": {"post": _op("Auth", "Log in", {
             "200": _json(_ref("Me"), "Logged in: a session cookie is set; send csrfToken as X-CSRF-Token on changes"),
             "400": BAD, "401": _err("Wrong user name or password"), "409": _err("Authentication is off"),

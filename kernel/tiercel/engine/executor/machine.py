@@ -139,7 +139,7 @@ class Step:
             case Restart():
                 self.restart()
             case Recover():
-                self.recover()
+                self.recover(event.in_flight)
 
     def start(self) -> None:
         ex = self.ex
@@ -160,6 +160,8 @@ class Step:
         task = self.plan.tasks[tr.task_id]
         attempt = tr.attempts[-1]
         attempt.state, attempt.started_at, attempt.ended_at, attempt.error = ev.state, ev.started_at, ev.ended_at, ev.error
+        if ev.worker:
+            attempt.worker = ev.worker
         attempt.new = True
         tr.dirty = True
         state = ev.state
@@ -180,6 +182,8 @@ class Step:
             return
         attempt = tr.attempts[-1]
         attempt.state, attempt.ended_at, attempt.error, attempt.new = State.LOST, self.now, ev.error, True
+        if ev.worker:
+            attempt.worker = ev.worker
         tr.dirty = True
         if self.ex.state == State.KILLING:
             self.finish(tr, State.KILLED)
@@ -305,7 +309,7 @@ class Step:
         self.resolve_open(ancestors)
         self.resolve_root()
 
-    def recover(self) -> None:
+    def recover(self, in_flight: frozenset[tuple[str, int]] = frozenset()) -> None:
         """After a crash: attempts still RUNNING were lost with their process; timers are armed again."""
         ex = self.ex
         if ex.state in (State.CREATED, State.QUEUED):
@@ -316,7 +320,8 @@ class Step:
             if tr.state in TERMINAL:
                 continue
             if tr.state == RUNNING and tr.attempts and tr.attempts[-1].state == RUNNING:
-                self.lost(Lost(tr.id, tr.attempt))
+                if (tr.id, tr.attempt) not in in_flight:
+                    self.lost(Lost(tr.id, tr.attempt))
             elif tr.meta.timer is not None:
                 when, name = tr.meta.timer
                 self.effects.timers.append(ArmTimer(ex.id, tr.id, when, name))
