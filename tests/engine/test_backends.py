@@ -187,20 +187,12 @@ def _set_version(url: str, version: str) -> None:
 def test_db_upgrade_brings_a_database_behind_to_the_head(tiercel_db, tmp_path):
     from tiercel.backend import SCHEMA_HEAD, Stores
 
+    from alembic import command
+
+    from tiercel.backend.db import _alembic
+
     Stores.open(tiercel_db).close()
-    _set_version(tiercel_db, "0004")
-    if tiercel_db.startswith("postgresql"):  # really at 0004: take 0005's table away
-        import psycopg
-
-        with psycopg.connect(tiercel_db, autocommit=True) as conn:
-            conn.execute("DROP TABLE secrets")
-            conn.execute("ALTER TABLE kv DROP COLUMN type")
-    else:
-        import sqlite3
-
-        with sqlite3.connect(tiercel_db[len("sqlite:///"):]) as conn:
-            conn.execute("DROP TABLE secrets")
-            conn.execute("ALTER TABLE kv DROP COLUMN type")
+    command.downgrade(_alembic(tiercel_db), "0004")  # really at 0004: every later migration undone
     current = tiercel("db", "current", home=tmp_path / "home")
     assert "revision 0004" in current.stdout and "tiercel db upgrade" in current.stdout
     done = tiercel("db", "upgrade", home=tmp_path / "home")
