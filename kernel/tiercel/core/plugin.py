@@ -26,6 +26,9 @@ def register_tasks(register: Callable[[type], None]) -> None:
                 kv.Set, kv.Get, kv.GetKeys, kv.Delete, kv.PurgeKV,
                 namespace.UploadFiles, namespace.DownloadFiles, namespace.DeleteFiles):
         register(cls)
+    from tiercel.core import purge
+
+    register(purge.PurgeExecutions)
 
 
 @hookimpl
