@@ -169,3 +169,29 @@ def test_many_scrapes_while_running_do_not_break(server, prom):
         thread.join()
     assert not errors
     assert prom.value(prom.scrape(f"{server.url}/metrics"), "tiercel_task_runs_total", flow="many") == 150
+
+
+def test_trigger_lag_of_a_backfill(server, prom):
+    """Scheduled date -> execution creation, per trigger: a backfill of past hours lags by hours."""
+    from datetime import UTC, datetime, timedelta
+
+    client = server.client()
+    flow = ("id: hourly\nnamespace: test.obs\ntasks:\n  - {id: t, type: core.Log, message: hi}\n"
+            "triggers:\n  - {id: every_hour, type: core.Schedule, cron: '0 * * * *'}\n")
+    assert client.post("/api/v1/flows", content=flow, headers=YAML).status_code == 200
+    now = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)
+    if now > datetime.now(UTC):
+        now -= timedelta(hours=1)
+    body = {"start": (now - timedelta(hours=3)).isoformat(), "end": now.isoformat()}
+    r = client.post("/api/v1/triggers/test.obs/hourly/every_hour/backfill", json=body)
+    assert r.status_code == 200, r.text
+    deadline = time.monotonic() + 30
+    while True:
+        samples = prom.scrape(f"{server.url}/metrics")
+        if prom.value(samples, "tiercel_trigger_lag_seconds_count", flow="hourly", trigger="every_hour") == 3:
+            break
+        assert time.monotonic() < deadline, samples
+        time.sleep(0.2)
+    # the dates were 30 min to 3 h 30 ago: every observation lands past the 1,800 s mark
+    assert prom.value(samples, "tiercel_trigger_lag_seconds_bucket", trigger="every_hour", le="300.0") == 0
+    assert prom.value(samples, "tiercel_trigger_lag_seconds_sum", trigger="every_hour") > 3 * 1800

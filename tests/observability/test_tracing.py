@@ -139,3 +139,35 @@ def test_console_exporter_from_the_environment(tmp_path):
         names.append(obj.get("name"))
         i = text.find("{", end)
     assert "a core.Log" in names and "execution t.f" in names
+
+
+def test_http_tasks_send_traceparent(tmp_path, spans):
+    import http.server
+    import threading
+
+    seen: list[str | None] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the stdlib's name
+            seen.append(self.headers.get("traceparent"))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        from tiercel.testing import run_flow
+
+        result = run_flow(f"id: h\nnamespace: t\ntasks:\n  - id: call\n    type: http.Request\n"
+                          f"    uri: http://127.0.0.1:{httpd.server_port}/\n", home=tmp_path / "home")
+    finally:
+        httpd.shutdown()
+    assert result["state"] == "SUCCESS", result
+    (span,) = [s for s in spans.get_finished_spans() if s.name.startswith("call ")]
+    assert seen == [f"00-{span.context.trace_id:032x}-{span.context.span_id:016x}-01"]

@@ -98,6 +98,7 @@ class Runtime:
         # notifications (metrics and traces are built-in plugins of these hooks): looked up once, not per step
         self._on_created = self.registry.implements("on_execution_created")
         self._on_task_run_end = self.registry.implements("on_task_run_end")
+        self._task_types: dict[tuple[str | None, str], str] = {}  # (flow hash, task id) -> type, for the hook
         from tiercel.observability import metrics_enabled
 
         if metrics_enabled():
@@ -342,10 +343,13 @@ class Runtime:
 
     def _task_run_ended(self, ex: Execution, tr: TaskRun) -> None:
         """on_task_run_end, with plain values (no serialisation of the run on the engine's loop)."""
-        try:
-            task_type = type(self.flow_of(ex).task(tr.task_id)).type
-        except Exception:
-            task_type = "unknown"
+        key = (ex.flow_hash, tr.task_id)
+        task_type = self._task_types.get(key)
+        if task_type is None:
+            try:
+                task_type = self._task_types[key] = type(self.flow_of(ex).task(tr.task_id)).type
+            except Exception:
+                task_type = "unknown"
         parent = ex.task_runs.get(tr.parent_id) if tr.parent_id else None
         try:
             self.registry.hook.on_task_run_end(
@@ -418,9 +422,14 @@ class Runtime:
         if self.registry.implements("on_execution_end"):
             parent = self.live.get(ex.parent_id) if ex.parent_id else None
             parent_run = parent.task_runs.get(ex.parent_task_run_id) if parent and ex.parent_task_run_id else None
+            # the whole execution as JSON (every task run) only when a plugin may read it, not for metrics alone
+            external = any("on_execution_end" in p.hooks for p in self.registry.plugins.values())
+            execution = mask(ex.to_json(), ex.secrets) if external else {
+                "id": ex.id, "namespace": ex.namespace, "flowId": ex.flow_id, "state": ex.state,
+                "error": mask(ex.error, ex.secrets) if ex.error else None}
             try:
                 self.registry.hook.on_execution_end(
-                    execution=mask(ex.to_json(), ex.secrets), execution_id=ex.id, namespace=ex.namespace,
+                    execution=execution, execution_id=ex.id, namespace=ex.namespace,
                     flow_id=ex.flow_id, state=str(ex.state), created_at=ex.created_at, ended_at=ex.ended_at,
                     parent_task_run_id=ex.parent_task_run_id,
                     parent_attempt=parent_run.attempt if parent_run is not None else 0,

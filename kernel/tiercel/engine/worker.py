@@ -74,6 +74,7 @@ class Worker:
     def __init__(self, host: WorkerHost, slots: int = 64) -> None:
         self.host = host
         self.capacity = slots
+        self.tracing = tracing.enabled()  # decided once: TRACEPARENT for each attempt when on
         self.slots = asyncio.Semaphore(slots)
         self.running: dict[str, asyncio.Task[None]] = {}
 
@@ -116,7 +117,7 @@ class Worker:
             variables=job.variables, secrets=ex_secrets,
             emit_log=lambda level, msg, ts: host.log(job.execution_id, tr, job.attempt, level, msg, ts),
             log_level=job.task.logLevel, workdir=job.workdir, attempts=tr.attempts)
-        if tracing.enabled():
+        if self.tracing:
             labels = job.variables.get("labels") or {}
             ctx.traceparent = tracing.traceparent(labels.get(CORRELATION_LABEL) or job.execution_id, tr.id, job.attempt)
         started = time.time()
