@@ -585,6 +585,9 @@ class RunContext(abc.ABC):
     attempt: int
     #: Logger whose records are stored with the execution; secrets are masked.
     logger: logging.Logger
+    #: The W3C trace context of this attempt (``00-<trace>-<span>-01``) when tracing is on, else None:
+    #: scripts get it as ``TRACEPARENT``, HTTP requests as a ``traceparent`` header.
+    traceparent: str | None = None
     #: A fresh directory for this attempt, removed afterwards.
     working_dir: Path
 

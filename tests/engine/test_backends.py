@@ -185,10 +185,9 @@ def _set_version(url: str, version: str) -> None:
 
 @BOTH
 def test_db_upgrade_brings_a_database_behind_to_the_head(tiercel_db, tmp_path):
-    from tiercel.backend import SCHEMA_HEAD, Stores
-
     from alembic import command
 
+    from tiercel.backend import SCHEMA_HEAD, Stores
     from tiercel.backend.db import _alembic
 
     Stores.open(tiercel_db).close()

@@ -174,6 +174,51 @@ class ExecutionStore:
         row = self.db.one("SELECT state FROM executions WHERE id = ?", (execution_id,))
         return State(row[0]) if row else None
 
+    def purge(self, end: float, start: float | None = None, namespace: str | None = None, flow_id: str | None = None,
+              execution_id: str | None = None, states: list[str] | None = None, executions: bool = True,
+              logs: bool = True, metrics: bool = True, limit: int = 1000) -> tuple[list[tuple[str, str, str]], dict[str, int]]:
+        """Delete ended executions (ended at or before *end*, from *start*) with their task runs, attempts,
+        log lines and metrics, at most *limit* executions per call (short write transactions).
+
+        Returns the (namespace, flow_id, id) purged, whose files the caller deletes, and the row counts
+        under Kestra's output names (``executionsCount``, ``logsCount``, ``metricsCount``).
+        """
+        from tiercel.model import TERMINAL
+
+        terminal = [str(s) for s in (states or TERMINAL)]
+        where = ["ended_at IS NOT NULL", "ended_at <= ?", f"state IN ({', '.join('?' * len(terminal))})"]
+        params: list[Any] = [end, *terminal]
+        if start is not None:
+            where.append("ended_at >= ?")
+            params.append(start)
+        if namespace:
+            where.append("(namespace = ? OR namespace LIKE ?)")
+            params += [namespace, namespace + ".%"]
+        if flow_id:
+            where.append("flow_id = ?")
+            params.append(flow_id)
+        if execution_id:
+            where.append("id = ?")
+            params.append(execution_id)
+        rows = [(r[0], r[1], r[2]) for r in self.db.query(
+            f"SELECT namespace, flow_id, id FROM executions WHERE {' AND '.join(where)} ORDER BY ended_at LIMIT ?",
+            (*params, limit))]
+        counts = {"executionsCount": 0, "logsCount": 0, "metricsCount": 0}
+        if not rows:
+            return rows, counts
+        ids = [r[2] for r in rows]
+        marks = ", ".join("?" * len(ids))
+        with self.db.transaction() as conn:
+            if logs:
+                counts["logsCount"] = conn.execute(f"DELETE FROM logs WHERE execution_id IN ({marks})", ids).rowcount
+            if metrics:
+                counts["metricsCount"] = conn.execute(f"DELETE FROM metrics WHERE execution_id IN ({marks})", ids).rowcount
+            if executions:
+                conn.execute(f"DELETE FROM attempts WHERE execution_id IN ({marks})", ids)
+                conn.execute(f"DELETE FROM task_runs WHERE execution_id IN ({marks})", ids)
+                counts["executionsCount"] = conn.execute(f"DELETE FROM executions WHERE id IN ({marks})", ids).rowcount
+        return rows, counts
+
     def id_for_dedupe_key(self, key: str) -> str | None:
         row = self.db.one("SELECT id FROM executions WHERE dedupe_key = ?", (key,))
         return row[0] if row else None

@@ -202,9 +202,16 @@ def make_view(as_json: bool, quiet: bool, flow: Any = None) -> Any:
 @home_option
 @click.option("--server", metavar="URL",
               help="Deploy FLOW_FILE to the server at URL (a new revision only if it changed), run it there and watch it.")
+@click.option("--log-format", type=click.Choice(["text", "json"], case_sensitive=False), default=None,
+              envvar="TIERCEL_LOG_FORMAT",
+              help="json: also write every log line (engine and tasks) to stderr as JSON with its ids.")
 def run(flow_file: Path, inputs: tuple[str, ...], as_json: bool, quiet: bool, labels: tuple[str, ...],
-        home: Path | None, server: str | None) -> None:
+        home: Path | None, server: str | None, log_format: str | None) -> None:
     """Run FLOW_FILE to completion, showing task runs and logs as they happen."""
+    if log_format == "json":
+        from tiercel.observability import logs
+
+        logs.setup("INFO", "json", sys.stderr)
     if server:
         from tiercel.cli.remote import run_file
 

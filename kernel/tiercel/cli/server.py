@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,10 @@ def _options(fn: Any, api: bool = True) -> Any:
     fn = click.option("--worker-slots", default=64, show_default=True, help="Tasks run at once by this process.")(fn)
     fn = click.option("--log-level", default="INFO", show_default=True,
                       type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))(fn)
+    fn = log_format_option(fn)
+    fn = click.option("--metrics-port", type=int, default=None, envvar="TIERCEL_METRICS_PORT",
+                      help="Also serve Prometheus metrics on http://127.0.0.1:PORT/metrics "
+                           "(docs/operations/observability.md).")(fn)
     if api:
         fn = click.option("--port", default=8080, show_default=True, envvar="TIERCEL_PORT", help="HTTP port.")(fn)
         fn = click.option("--host", default="127.0.0.1", show_default=True, envvar="TIERCEL_BIND",
@@ -31,6 +34,24 @@ def _options(fn: Any, api: bool = True) -> Any:
                           help="Require a token, password or login for the API (on by default off loopback, "
                                "where one of the two must be given).")(fn)
     return fn
+
+
+def log_format_option(fn: Any) -> Any:
+    return click.option("--log-format", type=click.Choice(["text", "json"], case_sensitive=False), default=None,
+                        envvar="TIERCEL_LOG_FORMAT",
+                        help="Log lines as text (default) or JSON with execution, flow, task and attempt ids.")(fn)
+
+
+def start_metrics(port: int | None) -> None:
+    """``--metrics-port``: serve /metrics from a thread of this process (any engine command may use it)."""
+    if port is None:
+        return
+    from tiercel.observability.metrics import start_metrics_server
+
+    try:
+        start_metrics_server(port)
+    except OSError as exc:
+        raise click.ClickException(f"--metrics-port {port}: {exc.strerror or exc}") from None
 
 
 def auth_settings(host: str, auth: bool | None) -> Any:
@@ -48,14 +69,23 @@ def auth_settings(host: str, auth: bool | None) -> Any:
 
 
 def _start(components: tuple[str, ...], home: Path | None, host: str, port: int, worker_slots: int, log_level: str,
-           allowed_hosts: str = "", cors_origins: str = "", auth: bool | None = None,
-           queues: list[str] | None = None) -> None:
+           allowed_hosts: str = "", cors_origins: str = "", auth: bool | None = None, log_format: str | None = None,
+           metrics_port: int | None = None, queues: list[str] | None = None) -> None:
     from tiercel.engine.runtime import default_home
+    from tiercel.observability import logs
     from tiercel.server.guard import OriginPolicy
     from tiercel.server.service import ServerError, run_process
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)-5s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    fmt = logs.setup(log_level, log_format, sys.stderr)
+    start_metrics(metrics_port)
+
+    def say(message: str) -> None:  # in JSON mode every line of the process is JSON
+        if fmt == "json":
+            import logging
+
+            logging.getLogger("tiercel.cli").info(message)
+        else:
+            click.echo(message, err=True)
     home = (home or default_home()).resolve()
     settings = auth_settings(host, auth) if "api" in components else None
 
@@ -65,16 +95,16 @@ def _start(components: tuple[str, ...], home: Path | None, host: str, port: int,
             where += f", queues {', '.join(queues)}"
         from tiercel.backend import database_of_home, mask_url
 
-        click.echo(f"tiercel {'+'.join(components)} ready{where}, home {home}, database "
-                   f"{mask_url(str(database_of_home(home)))}; Ctrl-C stops", err=True)
+        say(f"tiercel {'+'.join(components)} ready{where}, home {home}, database "
+            f"{mask_url(str(database_of_home(home)))}; Ctrl-C stops")
         if settings is not None and settings.enabled:
             from tiercel.backend import Stores
 
             stores = Stores.of_home(home)
             empty = stores.auth.empty()
             stores.close()
-            click.echo("authentication is on" + (f"; no user or token exists yet: create one with `tiercel users add "
-                                                 f"NAME --role admin --home {home}`" if empty else ""), err=True)
+            say("authentication is on" + (f"; no user or token exists yet: create one with `tiercel users add "
+                                          f"NAME --role admin --home {home}`" if empty else ""))
 
     try:
         run_process(home, host, port, components, worker_slots, announce,
@@ -83,35 +113,38 @@ def _start(components: tuple[str, ...], home: Path | None, host: str, port: int,
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         pass
-    click.echo("stopped", err=True)
+    say("stopped")
 
 
 @click.command()
 @_options
 def server(home: Path | None, host: str, port: int, worker_slots: int, log_level: str, allowed_hosts: str,
-           cors_origins: str, auth: bool | None) -> None:
+           cors_origins: str, auth: bool | None, log_format: str | None, metrics_port: int | None) -> None:
     """API, scheduler, executor and worker in one process, on the embedded backend.
 
     Restarting it resumes what was running and the schedules (missed dates follow each
     trigger's recoverMissedSchedules).
     """
     _start(("api", "scheduler", "executor"), home, host, port, worker_slots, log_level, allowed_hosts, cors_origins,
-           auth)
+           auth, log_format, metrics_port)
 
 
 @click.command()
 @_options
 def webserver(home: Path | None, host: str, port: int, worker_slots: int, log_level: str, allowed_hosts: str,
-              cors_origins: str, auth: bool | None) -> None:
+              cors_origins: str, auth: bool | None, log_format: str | None, metrics_port: int | None) -> None:
     """Only the HTTP API (executions it starts run in this process)."""
-    _start(("api",), home, host, port, worker_slots, log_level, allowed_hosts, cors_origins, auth)
+    _start(("api",), home, host, port, worker_slots, log_level, allowed_hosts, cors_origins, auth, log_format,
+           metrics_port)
 
 
 def _no_api(name: str, components: tuple[str, ...], doc: str) -> click.Command:
     @click.command(name=name, help=doc)
     @_options_no_api
-    def command(home: Path | None, worker_slots: int, log_level: str) -> None:
-        _start(components, home, "127.0.0.1", 0, worker_slots, log_level)
+    def command(home: Path | None, worker_slots: int, log_level: str, log_format: str | None,
+                metrics_port: int | None) -> None:
+        _start(components, home, "127.0.0.1", 0, worker_slots, log_level, log_format=log_format,
+               metrics_port=metrics_port)
 
     return command
 
@@ -136,7 +169,11 @@ executor = _no_api("executor", ("executor",),
                    "`queue: NAME` or Kestra's `workerGroup: {key: NAME}`.")
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
-def worker(home: Path | None, concurrency: int, queues: tuple[str, ...], log_level: str) -> None:
+@log_format_option
+@click.option("--metrics-port", type=int, default=None, envvar="TIERCEL_METRICS_PORT",
+              help="Also serve Prometheus metrics on http://127.0.0.1:PORT/metrics.")
+def worker(home: Path | None, concurrency: int, queues: tuple[str, ...], log_level: str, log_format: str | None,
+           metrics_port: int | None) -> None:
     """Only runs tasks: claims jobs that executors queued, heartbeats, and writes their results.
 
     A worker killed at any moment loses nothing: once its lease expires (leaseSeconds,
@@ -145,4 +182,5 @@ def worker(home: Path | None, concurrency: int, queues: tuple[str, ...], log_lev
     """
     if concurrency < 1:
         raise click.BadParameter("must be at least 1", param_hint="--concurrency")
-    _start(("worker",), home, "127.0.0.1", 0, concurrency, log_level, queues=list(queues) or ["default"])
+    _start(("worker",), home, "127.0.0.1", 0, concurrency, log_level, log_format=log_format, metrics_port=metrics_port,
+           queues=list(queues) or ["default"])

@@ -27,6 +27,9 @@ def register_tasks(register: Callable[[type], None]) -> None:
                 namespace.UploadFiles, namespace.DownloadFiles, namespace.DeleteFiles,
                 *execution.TASKS):
         register(cls)
+    from tiercel.core import purge
+
+    register(purge.PurgeExecutions)
 
 
 @hookimpl

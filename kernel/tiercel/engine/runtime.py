@@ -102,7 +102,21 @@ class Runtime:
         self.listeners: list[Callable[[str, Any], None]] = []
         #: Called with each execution that ends in this process (flow triggers, the CLI).
         self.on_end: list[Callable[[Execution], None]] = []
-        self.logs = LogBuffer(self.stores.logs, self._emit)
+        from tiercel.observability import logs as process_logs
+
+        self.logs = LogBuffer(self.stores.logs, self._emit, self._echo_log if process_logs.task_lines() else None,
+                              cap=log_cap(), overflow=self._overflow_log)
+        self._spill: dict[tuple[str, int | None], tuple[Any, str]] = {}  # (task run, attempt) -> (open file, uri)
+        # notifications (metrics and traces are built-in plugins of these hooks): looked up once, not per step
+        self._on_created = self.registry.implements("on_execution_created")
+        self._on_task_run_end = self.registry.implements("on_task_run_end")
+        self._task_types: dict[tuple[str | None, str], str] = {}  # (flow hash, task id) -> type, for the hook
+        from tiercel.observability import metrics_enabled
+
+        if metrics_enabled():
+            from tiercel.observability import metrics
+
+            metrics.watch(self)
         self._inbox: dict[str, list[Event]] = {}
         self._waiters: dict[str, list[asyncio.Future[Execution]]] = {}
         self._wake: asyncio.Event | None = None
@@ -179,6 +193,13 @@ class Runtime:
         log.info("execution %s of %s.%s %s%s", ex.id, ex.namespace, ex.flow_id,
                  "started" if ex.state == State.CREATED else ex.state.lower(), started_by,
                  extra={"execution_id": ex.id, "namespace": ex.namespace, "flow_id": ex.flow_id})
+        if self._on_created:
+            try:
+                self.registry.hook.on_execution_created(
+                    execution_id=ex.id, namespace=ex.namespace, flow_id=ex.flow_id, state=str(ex.state),
+                    created_at=ex.created_at, trigger=ex.trigger, labels=ex.labels)
+            except Exception:
+                log.exception("a plugin's on_execution_created failed for execution %s", ex.id)
         if self.hand_off and not ex.terminal:
             return True  # an executor takes it (queued ones once a slot frees up)
         if ex.state == State.CREATED:
@@ -389,8 +410,35 @@ class Runtime:
             self.stores.executions.save(ex, logs=self.logs.take())
         for tr in changed:
             self._emit("taskrun", (ex, tr))
+            if tr.state in TERMINAL:
+                if self.logs.used and self.logs.finish(tr.id, tr.attempt):
+                    self._store_spilled(tr.id)
+                if self._on_task_run_end:
+                    self._task_run_ended(ex, tr)
         self._emit("execution", ex)
         self._carry_out(ex, effects)
+
+    def _task_run_ended(self, ex: Execution, tr: TaskRun) -> None:
+        """on_task_run_end, with plain values (no serialisation of the run on the engine's loop)."""
+        key = (ex.flow_hash, tr.task_id)
+        task_type = self._task_types.get(key)
+        if task_type is None:
+            try:
+                task_type = self._task_types[key] = type(self.flow_of(ex).task(tr.task_id)).type
+            except Exception:
+                task_type = "unknown"
+        parent = ex.task_runs.get(tr.parent_id) if tr.parent_id else None
+        try:
+            self.registry.hook.on_task_run_end(
+                execution_id=ex.id, namespace=ex.namespace, flow_id=ex.flow_id, task_id=tr.task_id,
+                task_type=task_type, task_run_id=tr.id, parent_task_run_id=tr.parent_id,
+                parent_attempt=parent.attempt if parent is not None else 0, state=str(tr.state),
+                attempts=[{"attempt": a.attempt, "state": str(a.state), "startedAt": a.started_at,
+                           "endedAt": a.ended_at, "error": a.error} for a in tr.attempts],
+                started_at=tr.started_at, ended_at=tr.ended_at,
+                correlation_id=ex.labels.get(CORRELATION_LABEL) or ex.id)
+        except Exception:
+            log.exception("a plugin's on_task_run_end failed for execution %s", ex.id)
 
     def _carry_out(self, ex: Execution, effects: Effects) -> None:
         """Do what a persisted step asked for."""
@@ -455,8 +503,20 @@ class Runtime:
         for callback in self.on_end:
             callback(ex)
         if self.registry.implements("on_execution_end"):
+            parent = self.live.get(ex.parent_id) if ex.parent_id else None
+            parent_run = parent.task_runs.get(ex.parent_task_run_id) if parent and ex.parent_task_run_id else None
+            # the whole execution as JSON (every task run) only when a plugin may read it, not for metrics alone
+            external = any("on_execution_end" in p.hooks for p in self.registry.plugins.values())
+            execution = mask(ex.to_json(), ex.secrets) if external else {
+                "id": ex.id, "namespace": ex.namespace, "flowId": ex.flow_id, "state": ex.state,
+                "error": mask(ex.error, ex.secrets) if ex.error else None}
             try:
-                self.registry.hook.on_execution_end(execution=mask(ex.to_json(), ex.secrets))
+                self.registry.hook.on_execution_end(
+                    execution=execution, execution_id=ex.id, namespace=ex.namespace,
+                    flow_id=ex.flow_id, state=str(ex.state), created_at=ex.created_at, ended_at=ex.ended_at,
+                    parent_task_run_id=ex.parent_task_run_id,
+                    parent_attempt=parent_run.attempt if parent_run is not None else 0,
+                    correlation_id=ex.labels.get(CORRELATION_LABEL) or ex.id)
             except Exception:
                 log.exception("a plugin's on_execution_end failed for execution %s", ex.id)
 
@@ -548,6 +608,17 @@ class Runtime:
                 self.post(ex.id, FilesDone(tr.id, work.kind, error=f"task `{tr.task_id}`: {exc}"))
                 return
             self.post(ex.id, FilesDone(tr.id, work.kind, answer))
+            return
+        if work.kind == "purge_executions":
+            from tiercel.engine.purge import purge_executions
+
+            try:
+                self.logs.flush()
+                counts = purge_executions(self.stores, self.storage, **work.params)
+            except Exception as exc:
+                self.post(ex.id, FilesDone(tr.id, work.kind, error=f"task `{tr.task_id}`: {exc}"))
+                return
+            self.post(ex.id, FilesDone(tr.id, work.kind, counts))
             return
         if work.kind == "purge_logs":
             try:
@@ -642,6 +713,8 @@ class Runtime:
 
     def close(self) -> None:
         self.logs.flush()
+        for task_run_id in {k[0] for k in self._spill}:
+            self._store_spilled(task_run_id)
         self.renderer.save_cache()
         try:
             self.ownership.close()
@@ -664,6 +737,41 @@ class Runtime:
 
     def track_resources(self, task_run_id: str, attempt: int, resources: dict[str, Any]) -> None:
         self.stores.executions.track_resources(task_run_id, attempt, resources)
+
+    def _overflow_log(self, execution_id: str, tr: TaskRun, attempt: int | None, level: str, message: str,
+                      ts: float) -> str:
+        """A log line past the task's cap: appended to a local file, stored in internal storage when the task run ends."""
+        key = (tr.id, attempt)
+        spill = self._spill.get(key)
+        if spill is None:
+            ex = self.live.get(execution_id)
+            namespace, flow_id = (ex.namespace, ex.flow_id) if ex else ("_", "_")
+            uri = self.storage.task_uri(namespace, flow_id, execution_id, tr.task_id, tr.id, f"logs-{attempt or 0}.txt")
+            folder = self.home / "spill"
+            folder.mkdir(exist_ok=True)
+            spill = self._spill[key] = (open(folder / f"{tr.id}-{attempt or 0}.txt", "a", encoding="utf-8"), uri)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
+        spill[0].write(f"{stamp} {level} {message}\n")
+        return spill[1]
+
+    def _store_spilled(self, task_run_id: str) -> None:
+        for key in [k for k in self._spill if k[0] == task_run_id]:
+            handle, uri = self._spill.pop(key)
+            handle.close()
+            try:
+                self.storage.put(uri, Path(handle.name))
+            except Exception:
+                log.exception("could not store the overflowing log of task run %s in %s", task_run_id, uri)
+            else:
+                Path(handle.name).unlink(missing_ok=True)
+
+    def _echo_log(self, execution_id: str, tr: TaskRun | None, attempt: int | None, level: str, message: str) -> None:
+        from tiercel.observability.logs import task_line
+
+        ex = self.live.get(execution_id)
+        if ex is None:
+            ex = type("Unknown", (), {"id": execution_id, "namespace": None, "flow_id": None})()
+        task_line(ex, tr, attempt, level, mask(message, ex.secrets) if getattr(ex, "secrets", None) else message)
 
     def _emit(self, kind: str, payload: Any) -> None:
         for listener in self.listeners:
@@ -728,6 +836,19 @@ class Runtime:
                      "fileExists": file_exists}
         return {**{name: ExpressionFunction(name, fn) for name, fn in functions.items()},
                 "envs": self.envs, "globals": self.globals}
+
+
+def log_cap() -> int | None:
+    """Characters of log a task-run attempt keeps in the database (``TIERCEL_TASK_LOG_CAP``: ``10M`` by
+    default, ``500k``, ``0`` or ``off`` for no cap); past it, lines go to a file in internal storage."""
+    raw = os.environ.get("TIERCEL_TASK_LOG_CAP", "10M").strip().lower()
+    if raw in ("", "0", "off", "none"):
+        return None
+    scale = {"k": 1_000, "m": 1_000_000, "g": 1_000_000_000}.get(raw[-1], 1)
+    try:
+        return int(float(raw.rstrip("kmg")) * scale)
+    except ValueError:
+        raise ValueError(f"TIERCEL_TASK_LOG_CAP={raw!r}: expected a number of characters such as 10M or 500k") from None
 
 
 def expression_envs() -> dict[str, str]:

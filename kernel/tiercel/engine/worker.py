@@ -16,7 +16,9 @@ from tiercel.api import TaskError, contains_expression
 from tiercel.engine.context import TaskRunContext, mask
 from tiercel.engine.executor import Job, Result
 from tiercel.engine.host import WorkerHost
+from tiercel.flow.model import CORRELATION_LABEL
 from tiercel.model import State, iso_of
+from tiercel.observability import tracing
 
 
 class RenderError(Exception):
@@ -86,11 +88,14 @@ def _yaml_name(cls: Any, name: str) -> str:
     return (field.alias if field is not None and field.alias else name)
 
 
+
 class Worker:
     """Runs jobs as asyncio tasks, at most ``slots`` at a time; each job ends in exactly one result."""
 
     def __init__(self, host: WorkerHost, slots: int = 64) -> None:
         self.host = host
+        self.capacity = slots
+        self.tracing = tracing.enabled()  # decided once: TRACEPARENT for each attempt when on
         self.slots = asyncio.Semaphore(slots)
         self.running: dict[str, asyncio.Task[None]] = {}
 
@@ -133,6 +138,9 @@ class Worker:
             variables=job.variables, secrets=ex_secrets,
             emit_log=lambda level, msg, ts: host.log(job.execution_id, tr, job.attempt, level, msg, ts),
             log_level=job.task.logLevel, workdir=job.workdir, attempts=tr.attempts)
+        if self.tracing:
+            labels = job.variables.get("labels") or {}
+            ctx.traceparent = tracing.traceparent(labels.get(CORRELATION_LABEL) or job.execution_id, tr.id, job.attempt)
         started = time.time()
         state, outputs, error = State.SUCCESS, None, None
         try:

@@ -564,7 +564,7 @@ async def _wait(rt: Any, execution_id: str, timeout: float) -> None:
 
 async def get_execution(request: Request) -> Response:
     s = svc(request)
-    return Json(execution_or_404(s.rt, request.path_params["executionId"], request).to_json())
+    return Json(s.rt.stores.metrics.attach(execution_or_404(s.rt, request.path_params["executionId"], request).to_json()))
 
 
 async def search_executions(request: Request) -> Response:
@@ -1010,8 +1010,11 @@ def _query_names(paths: dict[str, Any], path: str, methods: list[str]) -> set[st
     return {p["name"] for m in methods for p in operations.get(m.lower(), {}).get("parameters", []) if p["in"] == "query"}
 
 
-def _by_method(handlers: dict[str, Any]) -> Any:
+def _by_method(handlers: dict[str, Any], path: str) -> Any:
+    from tiercel.server.observe import ROUTE_KEY
+
     async def dispatch(request: Request) -> Response:
+        request.scope[ROUTE_KEY] = path  # the route template, for the HTTP metrics
         return await handlers["GET" if request.method == "HEAD" else request.method](request)
 
     return dispatch
@@ -1076,6 +1079,9 @@ def create_app(services: Services, components: list[str] | None = None, policy: 
     from tiercel.server.openapi import spec
 
     routes += namespaces.routes(p)
+    from tiercel.server import observe
+
+    routes += [Route(path, handler, methods=["GET"]) for path, handler in observe.routes()]
 
     paths = spec()["paths"]
     by_path: dict[str, dict[str, Any]] = {}  # one route per path, so a 405 lists every method in `Allow`
@@ -1086,10 +1092,10 @@ def create_app(services: Services, components: list[str] | None = None, policy: 
             endpoint = _known_query(r.endpoint, _query_names(paths, r.path, [method]))
             by_path.setdefault(r.path, {})[method] = secured(endpoint, RULES[(method, r.path)])
     pages = ui_routes()  # the UI's pages and assets: public; what they show comes from the API
-    app = Starlette(routes=[*(Route(path, _by_method(handlers), methods=sorted(handlers))
+    app = Starlette(routes=[*(Route(path, _by_method(handlers, path), methods=sorted(handlers))
                               for path, handlers in by_path.items()), *pages],
                     exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: server_error})
     app.state.services = services
     app.state.components = components or []
     app.state.auth = Auth(auth or AuthSettings(), services.rt.stores.auth)
-    return wrap(AuditLog(app, services.rt.stores.auth), policy or OriginPolicy.of("127.0.0.1"))
+    return observe.HttpMetrics(wrap(AuditLog(app, services.rt.stores.auth), policy or OriginPolicy.of("127.0.0.1")))

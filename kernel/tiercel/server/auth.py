@@ -43,6 +43,9 @@ tr = f"{p}/triggers/{{namespace}}/{{flowId}}/{{triggerId}}"
 #: (method, path) -> rule. A route missing here cannot be served.
 RULES: dict[tuple[str, str], str] = {
     ("GET", f"{p}/health"): "public",
+    ("GET", "/health/live"): "public",
+    ("GET", "/health/ready"): "public",
+    ("GET", "/metrics"): "any",  # with auth on, each caller sees the samples of its own namespaces
     ("GET", f"{p}/openapi.json"): "public",
     ("GET", f"{p}/docs"): "public",
     ("POST", f"{p}/auth/login"): "public",
