@@ -37,6 +37,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "namespace": ("tiercel.cli.namespace:namespace", "Namespace files: upload, list, download and delete."),
     "config": ("tiercel.cli.config:config", "Show the effective settings (environment, tiercel.yaml), secrets masked."),
     "test": ("tiercel.cli.test:test", "Run flow unit tests (*.test.yaml): fixtures, assertions, JUnit XML."),
+    "init": ("tiercel.cli.project:init", "Create a project: a flow and its test, editor schema, .gitignore, README."),
+    "dev": ("tiercel.cli.project:dev", "The server on a project, flows redeployed as you save them."),
+    "completion": ("tiercel.cli.project:completion", "Print the shell completion script (bash, zsh, fish)."),
 }
 
 
@@ -107,7 +110,7 @@ def main() -> None:
     except config.ConfigError as exc:
         click.echo(f"Error: {exc}", err=True)
         raise SystemExit(2) from None
-    cli()
+    cli(prog_name="tiercel")  # also under `python -m`: completion answers to _TIERCEL_COMPLETE
 
 
 if __name__ == "__main__":
