@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 
@@ -16,6 +17,9 @@ def default_home() -> Path:
     for folder in (here, *here.parents):
         if (folder / ".tiercel").is_dir():
             return folder / ".tiercel"
+    if sys.platform.startswith("linux"):  # what platformdirs answers there, without importing it (~15 ms)
+        data = os.environ.get("XDG_DATA_HOME", "").strip()
+        return Path(data if data else Path.home() / ".local" / "share") / "tiercel"
     import platformdirs
 
     return Path(platformdirs.user_data_dir("tiercel", appauthor=False))

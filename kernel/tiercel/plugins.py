@@ -12,7 +12,6 @@ its error and shown by ``tiercel plugins list``.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import os
@@ -210,6 +209,8 @@ class Registry:
         return self._suggestions[key]
 
     def _suggest(self, kind: str, type_name: str) -> str | None:
+        import difflib
+
         names = list(self._by_kind[kind])
         lowered = {n.lower(): n for n in names}
         if type_name.lower() in lowered:
@@ -435,6 +436,8 @@ def load_registry(eps: list[EntryPoint] | None = None) -> Registry:
             known = sorted(n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), "tiercel_spec"))
             unknown = [c.name for c in pm.get_hookcallers(module) or [] if c.name not in known] + \
                 [n for n in dir(module) if hasattr(getattr(module, n), "tiercel_impl") and n not in known]
+            import difflib
+
             close = difflib.get_close_matches(unknown[0], known, n=1) if unknown else []
             hint = f"; did you mean `{close[0]}`?" if close else ""
             pm.unregister(name=dist)

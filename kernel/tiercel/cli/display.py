@@ -391,6 +391,9 @@ class SnapshotPrinter:
         self._seen: set[tuple[str, str, int]] = set()
         self._logged_errors: set[tuple[str, str]] = set()  # a failure logged is not repeated on its task's line
 
+    def close(self) -> None:
+        pass
+
     def header(self, execution: dict[str, Any]) -> None:
         print(f"▶ {execution['namespace']}.{execution['flowId']}: execution {execution['id']}", file=self.out)
 
@@ -416,3 +419,8 @@ class SnapshotPrinter:
             print(f"‖ execution {execution['id']} is paused: `tiercel executions resume {execution['id']}` "
                   "continues it", file=self.out)
         self.out.flush()
+
+
+def watcher(as_json: bool = False, out: TextIO = sys.stdout) -> Any:
+    """What shows an execution running elsewhere: the live view on a terminal, else ordered lines."""
+    return LiveView() if out.isatty() and not as_json else SnapshotPrinter(out)

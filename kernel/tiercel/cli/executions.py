@@ -83,9 +83,9 @@ def _follow_local(rt: Any, execution_id: str, as_json: bool) -> None:
     """Watch an execution that another process of this home runs (a server, a `tiercel run`)."""
     import time
 
-    from tiercel.cli.display import SnapshotPrinter, summary
+    from tiercel.cli.display import summary, watcher
 
-    printer = SnapshotPrinter()
+    printer = watcher(as_json)
     after, first = 0, True
     try:
         while True:
@@ -106,8 +106,11 @@ def _follow_local(rt: Any, execution_id: str, as_json: bool) -> None:
                                            f"`tiercel executions resume {execution_id}` finishes it")
             time.sleep(0.2)
     except KeyboardInterrupt:
+        printer.close()
         click.echo(f"\nstopped watching; execution {execution_id} goes on", err=True)
         sys.exit(130)
+    finally:
+        printer.close()
     if as_json:
         click.echo(json.dumps(data, default=str))
     else:

@@ -39,6 +39,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "db": ("tiercel.cli.db:db", "Upgrade the database schema (Alembic) or show its revision."),
     "config": ("tiercel.cli.config:config", "Show the effective settings (environment, tiercel.yaml), secrets masked."),
     "test": ("tiercel.cli.test:test", "Run flow unit tests (*.test.yaml): fixtures, assertions, JUnit XML."),
+    "init": ("tiercel.cli.project:init", "Create a project: a flow and its test, editor schema, .gitignore, README."),
+    "dev": ("tiercel.cli.project:dev", "The server on a project, flows redeployed as you save them."),
+    "completion": ("tiercel.cli.project:completion", "Print the shell completion script (bash, zsh, fish)."),
 }
 
 
@@ -112,7 +115,7 @@ def main() -> None:
     from tiercel.backend import SchemaMismatch, mask_url
 
     try:
-        cli()
+        cli(prog_name="tiercel")  # also under `python -m`: completion answers to _TIERCEL_COMPLETE
     except (SchemaMismatch, ConnectionError) as exc:  # the message names both revisions and the command to run
         click.echo(f"Error: {mask_url(str(exc))}", err=True)
         raise SystemExit(2) from None

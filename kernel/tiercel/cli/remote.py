@@ -208,10 +208,10 @@ def executions_command(url: str, execution_id: str, kind: str, as_json: bool, **
 def follow(url: str, execution_id: str, as_json: bool) -> None:
     """Watch an execution on a server until it ends: its task runs and logs as they happen, then
     the summary; exit with its state. Ctrl-C stops watching and leaves the execution running."""
-    from tiercel.cli.display import SnapshotPrinter
+    from tiercel.cli.display import watcher
     from tiercel.server.client import ClientError
 
-    printer = SnapshotPrinter()
+    printer = watcher(as_json)
     after, final = 0, None
     try:
         with _client(url) as client:
@@ -229,9 +229,12 @@ def follow(url: str, execution_id: str, as_json: bool) -> None:
     except ClientError as exc:
         _fail(exc)
     except KeyboardInterrupt:
+        printer.close()
         click.echo(f"\nstopped watching; execution {execution_id} goes on "
                    f"(`tiercel executions show {execution_id} --follow --server {url}`)", err=True)
         sys.exit(130)
+    finally:
+        printer.close()
     if final is None:
         _fail(RuntimeError(f"the server sent nothing for execution {execution_id}"))
     _print_execution(final, as_json)

@@ -87,7 +87,8 @@ def _syntax_error(exc: yaml.MarkedYAMLError, text: str) -> YamlError:
     problem = exc.problem or ""
     lines = text.splitlines()
     here = lines[line - 1] if line and line <= len(lines) else ""
-    if "\t" in problem or ("tab" in problem and "\t" in here):
+    indent = here[: len(here) - len(here.lstrip())]
+    if "\t" in problem or ("tab" in problem and "\t" in here) or "\t" in indent:
         column = here.index("\t") + 1 if "\t" in here else column
         return YamlError("a tab character in the indentation: YAML indents with spaces only", line, column,
                          "replace the tab with spaces; most editors have 'indent using spaces'")
