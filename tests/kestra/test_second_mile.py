@@ -272,3 +272,156 @@ def test_the_kestra_page_task_cache_example_runs(tmp_path):
     second = run_flow(flow, home=tmp_path / "home")
     assert first["state"] == second["state"] == "SUCCESS"
     assert task_run(second, "products")["outputs"]["value"] == f"products of monday, fetched by {first['id']}"
+
+
+def test_sla_max_duration_fails_a_long_execution_and_labels_it(tmp_path):
+    import time
+
+    began = time.time()
+    ex = run_flow("""
+id: sla_demo
+namespace: company.team
+sla:
+  - id: maxDuration
+    type: MAX_DURATION
+    behavior: FAIL
+    duration: PT0.5S
+    labels:
+      sla: missed
+tasks:
+  - id: sleep
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT30S
+""", home=tmp_path / "home")
+    assert time.time() - began < 15
+    assert ex["state"] == "FAILED" and ex["labels"]["sla"] == "missed"
+    assert ex["error"].startswith("SLA `maxDuration` violated")
+    assert task_run(ex, "sleep")["state"] == "KILLED"
+
+
+def test_sla_max_duration_cancel_and_none(tmp_path):
+    flow = """
+id: sla_cancel
+namespace: company.team
+sla:
+  - id: slow
+    type: MAX_DURATION
+    behavior: {behavior}
+    duration: PT0.3S
+    labels:
+      - key: late
+        value: "yes"
+tasks:
+  - {{id: sleep, type: io.kestra.plugin.core.flow.Sleep, duration: PT1S}}
+"""
+    cancelled = run_flow(flow.format(behavior="CANCEL"), home=tmp_path / "home")
+    assert cancelled["state"] == "CANCELLED" and cancelled["labels"]["late"] == "yes"
+    noted = run_flow(flow.format(behavior="NONE"), home=tmp_path / "home")
+    assert noted["state"] == "SUCCESS" and noted["labels"]["late"] == "yes"
+
+
+def test_sla_execution_assertion_is_checked_at_the_end(tmp_path):
+    flow = """
+id: sla_assert
+namespace: company.team
+inputs:
+  - {id: rows, type: INT, defaults: 3}
+sla:
+  - id: enough_rows
+    type: EXECUTION_ASSERTION
+    assert: "{{ outputs.count.value | int >= 5 }}"
+    behavior: FAIL
+    labels:
+      sla: rows
+tasks:
+  - id: count
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ inputs.rows }}"
+"""
+    failed = run_flow(flow, home=tmp_path / "home")
+    assert failed["state"] == "FAILED" and failed["labels"]["sla"] == "rows"
+    assert "SLA `enough_rows` violated" in failed["error"]
+    ok = run_flow(flow, inputs={"rows": 7}, home=tmp_path / "home")
+    assert ok["state"] == "SUCCESS" and "sla" not in ok["labels"]
+
+
+CHECKED = """
+id: checked
+namespace: company.team
+inputs:
+  - id: day
+    type: STRING
+    defaults: monday
+checks:
+  - condition: "{{ inputs.day != 'sunday' }}"
+    message: "no runs on sunday"
+    style: ERROR
+    behavior: BLOCK_EXECUTION
+  - condition: "{{ inputs.day != 'saturday' }}"
+    message: "saturday runs fail at once"
+    behavior: FAIL_EXECUTION
+  - when: "{{ inputs.day != 'friday' }}"
+    message: "careful on fridays"
+    style: WARNING
+    behavior: CREATE_EXECUTION
+tasks:
+  - id: work
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ inputs.day }}"
+"""
+
+
+def test_checks_block_fail_or_warn_before_the_execution(tmp_path):
+    import pytest
+
+    from tiercel.flow.inputs import ExecutionBlocked
+    from tiercel.testing import execution_logs
+
+    home = tmp_path / "home"
+    assert run_flow(CHECKED, home=home)["state"] == "SUCCESS"
+    with pytest.raises(ExecutionBlocked, match="no runs on sunday"):
+        run_flow(CHECKED, inputs={"day": "sunday"}, home=home)
+    failed = run_flow(CHECKED, inputs={"day": "saturday"}, home=home)
+    assert failed["state"] == "FAILED" and failed["error"] == "saturday runs fail at once" and failed["taskRuns"] == []
+    friday = run_flow(CHECKED, inputs={"day": "friday"}, home=home)
+    assert friday["state"] == "SUCCESS"
+    assert any(line["message"] == "check: careful on fridays" and line["level"] == "WARN"
+               for line in execution_logs(home, friday["id"]))
+
+
+def test_checks_answer_422_over_http_and_exit_2_on_the_cli(tmp_path):
+    import subprocess
+    import sys
+
+    from tiercel.testing.harness import TiercelServer
+
+    flow = tmp_path / "checked.yml"
+    flow.write_text(CHECKED)
+    proc = subprocess.run([sys.executable, "-m", "tiercel.cli.main", "run", str(flow), "-i", "day=sunday"],
+                          capture_output=True, text=True, timeout=60, env={**__import__("os").environ,
+                                                                            "TIERCEL_HOME": str(tmp_path / "cli")})
+    assert proc.returncode == 2 and "no runs on sunday" in proc.stderr
+    server = TiercelServer(tmp_path / "home").start()
+    try:
+        with server.client() as api:
+            r = api.post("/api/v1/flows", content=CHECKED, headers={"Content-Type": "application/x-yaml"})
+            assert r.status_code == 200, r.text
+            r = api.post("/api/v1/executions/company.team/checked", json={"day": "sunday"})
+            assert r.status_code == 422 and "no runs on sunday" in r.text
+            r = api.post("/api/v1/executions/company.team/checked", json={"day": "monday"}, params={"wait": "true"})
+            assert r.status_code == 200 and r.json()["state"] == "SUCCESS"
+    finally:
+        server.stop()
+
+
+def test_the_kestra_page_checks_and_sla_example_runs(tmp_path):
+    import pytest
+
+    from tiercel.flow.inputs import ExecutionBlocked
+
+    flow = kestra_doc_flow("nightly_load")
+    home = tmp_path / "home"
+    assert run_flow(flow, home=home)["state"] == "SUCCESS"
+    assert run_flow(flow, inputs={"day": "holiday"}, home=home)["state"] == "CANCELLED"
+    with pytest.raises(ExecutionBlocked, match="No loads on Sunday"):
+        run_flow(flow, inputs={"day": "sunday"}, home=home)

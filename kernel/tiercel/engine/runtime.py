@@ -127,7 +127,34 @@ class Runtime:
             if str(spec.type).upper() == "SECRET" and inputs.get(spec.id):
                 ex.secrets.add(str(inputs[spec.id]))
                 ex.secret_inputs.add(spec.id)
+        if getattr(flow, "checks", None) and original_id is None:
+            self._check(flow, ex)
         return ex
+
+    def _check(self, flow: Flow, ex: Execution) -> None:
+        """Kestra's flow ``checks``: a false condition blocks the execution (ExecutionBlocked), creates
+        it FAILED, or only logs its message, as its behavior says."""
+        from tiercel.flow.inputs import ExecutionBlocked
+
+        variables = self.executor.variables
+        context = variables.build(flow, ex, None, None)
+        failed: list[Any] = []
+        for check in flow.checks:
+            try:
+                ok = variables.truthy(variables.render(check.condition, context))
+            except Exception as exc:
+                raise ExecutionBlocked([f"check `{check.condition}`: {exc}"]) from None
+            if not ok:
+                failed.append(check)
+        blocking = [c.message for c in failed if c.behavior == "BLOCK_EXECUTION"]
+        if blocking:
+            raise ExecutionBlocked(blocking)
+        failing = [c.message for c in failed if c.behavior == "FAIL_EXECUTION"]
+        if failing:
+            ex.state, ex.ended_at, ex.error = State.FAILED, time.time(), "; ".join(failing)
+        for check in failed:
+            level = {"ERROR": "ERROR", "WARNING": "WARN"}.get(check.style, "INFO")
+            self.logs.add(ex.id, None, None, level, f"check: {check.message}", time.time())
 
     def submit(self, ex: Execution) -> bool:
         """Persist a new execution (respecting the flow's concurrency) and start it.
