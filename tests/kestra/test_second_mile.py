@@ -425,3 +425,55 @@ def test_the_kestra_page_checks_and_sla_example_runs(tmp_path):
     assert run_flow(flow, inputs={"day": "holiday"}, home=home)["state"] == "CANCELLED"
     with pytest.raises(ExecutionBlocked, match="No loads on Sunday"):
         run_flow(flow, inputs={"day": "sunday"}, home=home)
+
+
+RETRY_NEW = """
+id: retry_new_execution
+namespace: company.team
+tasks:
+  - id: seen
+    type: io.kestra.plugin.core.kv.Get
+    key: "{{ flow.id }}"
+  - id: count
+    type: io.kestra.plugin.core.kv.Set
+    key: "{{ flow.id }}"
+    value: "{{ (outputs.seen.value ?? 0) | int + 1 }}"
+  - id: flaky
+    type: io.kestra.plugin.core.execution.Fail
+    condition: "{{ (outputs.seen.value ?? 0) | int < FAILS }}"
+    retry:
+      type: constant
+      interval: PT0.2S
+      maxAttempts: 3
+      behavior: CREATE_NEW_EXECUTION
+"""
+
+
+def test_retry_create_new_execution_marks_the_old_one_retried(tmp_path):
+    import time
+
+    from tiercel.testing.harness import TiercelServer
+
+    server = TiercelServer(tmp_path / "home").start()
+    try:
+        with server.client() as api:
+            for flow_id, fails in (("recovers", 2), ("gives_up", 9)):
+                source = RETRY_NEW.replace("retry_new_execution", flow_id).replace("FAILS", str(fails))
+                assert api.post("/api/v1/flows", content=source,
+                                headers={"Content-Type": "application/x-yaml"}).status_code == 200
+                first = api.post(f"/api/v1/executions/company.team/{flow_id}", params={"wait": "true"}).json()
+                assert first["state"] == "RETRIED"
+                deadline = time.monotonic() + 20
+                while True:
+                    found = api.get("/api/v1/executions/search", params={"flowId": flow_id, "size": 10}).json()["results"]
+                    states = sorted(e["state"] for e in found)
+                    if len(found) == 3 and all(s in ("RETRIED", "SUCCESS", "FAILED") for s in states):
+                        break
+                    assert time.monotonic() < deadline, states
+                    time.sleep(0.1)
+                expected = ["RETRIED", "RETRIED", "SUCCESS"] if fails == 2 else ["FAILED", "RETRIED", "RETRIED"]
+                assert states == expected
+                time.sleep(0.5)  # no fourth execution: maxAttempts counts across executions
+                assert api.get("/api/v1/executions/search", params={"flowId": flow_id}).json()["total"] == 3
+    finally:
+        server.stop()

@@ -79,6 +79,8 @@ class Memo:
     exit_checked: bool = False
     #: The end state a violated SLA asked for (FAILED or CANCELLED).
     sla_state: State | None = None
+    #: Delay before the new execution that replaces this one (retry CREATE_NEW_EXECUTION).
+    retry_delay: float | None = None
 
 
 class Executor:
@@ -166,9 +168,12 @@ class Step:
         attempt.new = True
         tr.dirty = True
         state = ev.state
-        if state == State.FAILED and self.ex.state != State.KILLING:
-            delay = rules.retry_delay(self.retry_of(task), tr.attempts, tr.attempts[0].started_at or tr.created_at,
-                                      self.now)
+        retry = self.retry_of(task)
+        if state == State.FAILED and self.ex.state != State.KILLING and retry is not None \
+                and retry.behavior == "CREATE_NEW_EXECUTION":
+            self.retry_in_new_execution(retry)
+        elif state == State.FAILED and self.ex.state != State.KILLING:
+            delay = rules.retry_delay(retry, tr.attempts, tr.attempts[0].started_at or tr.created_at, self.now)
             if delay is not None:
                 tr.state, tr.error = State.RETRYING, ev.error
                 self.arm(tr, self.now + delay, "retry")
@@ -328,6 +333,22 @@ class Step:
             elif tr.meta.timer is not None:
                 when, name = tr.meta.timer
                 self.effects.timers.append(ArmTimer(ex.id, tr.id, when, name))
+
+    # --- retry in a new execution -----------------------------------------------------
+    def retry_in_new_execution(self, retry: Any) -> None:
+        """A task failed under ``behavior: CREATE_NEW_EXECUTION``: with attempts left (counted across
+        the executions), this one ends RETRIED and a new one starts after the delay."""
+        if self.memo.retry_delay is not None:
+            return
+        meta = (self.ex.trigger or {}).get("retry") or {}
+        attempt = int(meta.get("attempt") or 1)
+        first_at = float(meta.get("firstAt") or self.ex.created_at)
+        done = [Attempt(i + 1, State.FAILED) for i in range(attempt)]
+        delay = rules.retry_delay(retry, done, first_at, self.now)
+        if delay is not None:
+            self.memo.retry_delay = delay
+            self.effects.logs.append((None, "WARN", f"execution attempt {attempt} failed: a new execution follows "
+                                                    f"in {delay:g} s (retry CREATE_NEW_EXECUTION)"))
 
     # --- SLA ----------------------------------------------------------------------------
     def arm_sla(self) -> None:
@@ -663,6 +684,9 @@ class Step:
         sla_state = self.sla_state()
         if sla_state is not None:
             status = sla_state
+        if self.memo.retry_delay is not None and status == State.FAILED:
+            status = State.RETRIED
+            self.effects.retry_execution = self.memo.retry_delay
         exit_state = self.exit_state()
         if exit_state is not None:
             status = exit_state
