@@ -477,3 +477,28 @@ def test_retry_create_new_execution_marks_the_old_one_retried(tmp_path):
                 assert api.get("/api/v1/executions/search", params={"flowId": flow_id}).json()["total"] == 3
     finally:
         server.stop()
+
+
+
+
+def test_working_directory_cache_restores_files_between_executions(tmp_path):
+    import pytest
+
+    from tiercel.plugins import load_registry
+    from tiercel.testing import read_file
+
+    if load_registry().get("task", "scripts.Shell") is None:
+        pytest.skip("needs the tiercel-scripts plugin")
+    home = tmp_path / "home"
+
+    def installed(ex):
+        assert ex["state"] == "SUCCESS", ex
+        return read_file(task_run(ex, "working_dir")["outputs"]["outputFiles"]["deps/installed.txt"], home).decode().strip()
+
+    flow = kestra_doc_flow("caching_files")
+    first = run_flow(flow, home=home)
+    assert installed(first) == first["id"]
+    second = run_flow(flow, home=home)
+    assert installed(second) == first["id"]  # restored from the cache, not built again
+    expired = run_flow(flow.replace("PT1H", "PT0S"), home=home)
+    assert installed(expired) == expired["id"]

@@ -167,7 +167,7 @@ class EngineRun(FlowableRun):
 
     def files(self, kind: str, **params: Any) -> Any:
         if kind not in ("split", "write", "collect", "namespace", "lines", "resume", "toggle", "logs", "purge_logs",
-                        "count", "state"):
+                        "count", "state", "cache_restore", "cache_save"):
             raise ValueError(f"unknown file work `{kind}` (split, write, collect, namespace or lines)")  # resume, toggle, logs, purge_logs: internal
         tr = self._tr
         entry = tr.meta.files.get(kind, False)
