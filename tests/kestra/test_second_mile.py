@@ -502,3 +502,54 @@ def test_working_directory_cache_restores_files_between_executions(tmp_path):
     assert installed(second) == first["id"]  # restored from the cache, not built again
     expired = run_flow(flow.replace("PT1H", "PT0S"), home=home)
     assert installed(expired) == expired["id"]
+
+
+def test_a_flowable_waiting_to_retry_is_killed_with_its_execution(tmp_path):
+    import asyncio
+
+    async def soon():
+        await asyncio.sleep(0.8)
+
+    ex = run_flow("""
+id: retry_then_kill
+namespace: company.team
+tasks:
+  - id: attempt
+    type: io.kestra.plugin.core.flow.Sequential
+    retry: {type: constant, interval: PT30S, maxAttempts: 5}
+    tasks:
+      - {id: boom, type: io.kestra.plugin.core.execution.Fail}
+  - {id: never, type: io.kestra.plugin.core.log.Log, message: never}
+""", home=tmp_path / "home", kill_when=soon, timeout=20)
+    assert ex["state"] == "KILLED"
+    assert task_run(ex, "attempt")["state"] == "KILLED"
+    assert not runs(ex, "never")
+
+
+def test_retry_on_a_flowable_inside_a_loop_retries_each_iteration(tmp_path):
+    ex = run_flow("""
+id: retry_in_loop
+namespace: company.team
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: ["a", "b"]
+    tasks:
+      - id: attempt
+        type: io.kestra.plugin.core.flow.Sequential
+        retry: {type: constant, interval: PT0.05S, maxAttempts: 3}
+        tasks:
+          - id: seen
+            type: io.kestra.plugin.core.kv.Get
+            key: "n_{{ taskrun.value }}"
+          - id: count
+            type: io.kestra.plugin.core.kv.Set
+            key: "n_{{ taskrun.value }}"
+            value: "{{ (outputs.seen[taskrun.value].value ?? 0) | int + 1 }}"
+          - id: fail_once
+            type: io.kestra.plugin.core.execution.Fail
+            condition: "{{ (outputs.seen[taskrun.value].value ?? 0) | int < 1 }}"
+""", home=tmp_path / "home")
+    assert ex["state"] == "SUCCESS", ex
+    attempts = [[a["state"] for a in tr["attempts"]] for tr in runs(ex, "attempt")]
+    assert attempts == [["FAILED", "SUCCESS"], ["FAILED", "SUCCESS"]]
