@@ -93,7 +93,9 @@ class Retry(BaseModel):
     maxAttempt: int | None = Field(None, ge=1, description="Maximum number of attempts, the first one included.")
     maxDuration: timedelta | None = Field(None, description="Stop retrying once this much time has passed since the first attempt.")
     warningOnRetry: bool = Field(False, description="End the task run WARNING instead of SUCCESS when it needed retries.")
-    behavior: Literal["RETRY_FAILED_TASK"] = Field("RETRY_FAILED_TASK", description="Retry within the same execution (the only behaviour supported).")
+    behavior: Literal["RETRY_FAILED_TASK", "CREATE_NEW_EXECUTION"] = Field("RETRY_FAILED_TASK", description=(
+        "RETRY_FAILED_TASK: a new attempt in the same task run; CREATE_NEW_EXECUTION: the execution ends RETRIED "
+        "and a new one starts from the beginning, attempts counted across them."))
 
     @model_validator(mode="before")
     @classmethod

@@ -141,4 +141,4 @@ export function fileUrl(executionId, uri) {
   return `${BASE}/executions/${encodeURIComponent(executionId)}/file?path=${encodeURIComponent(uri)}`;
 }
 
-export const TERMINAL = ["SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SKIPPED"];
+export const TERMINAL = ["SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SKIPPED", "RETRIED"];

@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Any, TextIO
 
 _ICON = {"SUCCESS": "✔", "WARNING": "!", "FAILED": "✘", "KILLED": "✘", "SKIPPED": "-", "RUNNING": "▶",
-         "PAUSED": "‖", "RETRYING": "↻", "CREATED": "·", "QUEUED": "·", "CANCELLED": "✘"}
+         "PAUSED": "‖", "RETRYING": "↻", "CREATED": "·", "QUEUED": "·", "CANCELLED": "✘", "RETRIED": "↻"}
 _COLOR = {"SUCCESS": "green", "WARNING": "yellow", "FAILED": "red", "KILLED": "red", "CANCELLED": "red",
-          "RUNNING": "cyan", "PAUSED": "magenta", "RETRYING": "yellow", "SKIPPED": "dim"}
+          "RUNNING": "cyan", "PAUSED": "magenta", "RETRYING": "yellow", "SKIPPED": "dim", "RETRIED": "yellow"}
 
 
 def _duration(start: float | None, end: float | None) -> str:

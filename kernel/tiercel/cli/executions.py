@@ -193,7 +193,11 @@ def start(namespace: str, flow_id: str, inputs: tuple[str, ...], labels: tuple[s
     except InputError as exc:
         click.echo(f"{namespace}.{flow_id}: {exc}", err=True)
         sys.exit(2)
-    ex = rt.new_execution(flow, values, labels=parse_inputs(labels), revision=revision, execution_id=execution_id)
+    try:
+        ex = rt.new_execution(flow, values, labels=parse_inputs(labels), revision=revision, execution_id=execution_id)
+    except InputError as exc:  # ExecutionBlocked: the flow's checks refused it
+        click.echo(f"{namespace}.{flow_id}: execution blocked: {exc}", err=True)
+        sys.exit(2)
     if not as_json and not sys.stdout.isatty():
         click.echo(f"▶ {namespace}.{flow_id}: execution {ex.id}")
     rt.submit(ex)

@@ -243,7 +243,12 @@ def run(flow_file: Path, inputs: tuple[str, ...], as_json: bool, quiet: bool, la
     except (InputError, click.BadParameter) as exc:
         click.echo(f"{flow_file}: {exc}", err=True)
         sys.exit(2)
-    ex = runtime.new_execution(flow, values, labels=parse_inputs(labels), execution_id=execution_id)
+    try:
+        ex = runtime.new_execution(flow, values, labels=parse_inputs(labels), execution_id=execution_id)
+    except InputError as exc:  # ExecutionBlocked: the flow's checks refused it
+        click.echo(f"{flow_file}: execution blocked: {exc}", err=True)
+        runtime.close()
+        sys.exit(2)
     view = make_view(as_json, quiet, flow)
     if view is not None:
         runtime.listeners.append(view)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -41,7 +42,66 @@ def do(kind: str, storage: InternalStorage, home: Path, ex: Execution, tr: TaskR
     if kind == "lines":  # the items of a stored file, one per line (a loop over a file)
         with storage.open(params["uri"], ex.namespace) as fh:
             return [line for line in fh.read().decode("utf-8").splitlines() if line != ""]
+    if kind == "cache_restore":
+        return restore_cache(storage, home, ex, tr, params.get("ttl"))
+    if kind == "cache_save":
+        return save_cache(storage, home, ex, tr, params["patterns"])
     raise ValueError(f"unknown file work `{kind}`")
+
+
+def _cache_uri(ex: Execution, tr: TaskRun) -> str:
+    from tiercel.engine.storage import SCHEME, namespace_path
+
+    return f"{SCHEME}{namespace_path(ex.namespace)}/{ex.flow_id}/{tr.task_id}/cache/cache.zip"
+
+
+def restore_cache(storage: InternalStorage, home: Path, ex: Execution, tr: TaskRun, ttl: float | None) -> dict[str, Any]:
+    """Unpack a WorkingDirectory's cache into its directory, unless missing or older than *ttl* seconds."""
+    import io
+    import time
+    import zipfile
+
+    uri = _cache_uri(ex, tr)
+    if not storage.exists(uri):
+        return {"restored": False}
+    with storage.open(uri, ex.namespace) as fh:
+        data = fh.read()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        made = float(archive.comment.decode() or 0)
+        if ttl is not None and time.time() - made > ttl:
+            return {"restored": False, "expired": True}
+        root = workdir_path(home, tr)
+        root.mkdir(parents=True, exist_ok=True)
+        for info in archive.infolist():
+            target = (root / info.filename).resolve()
+            if root.resolve() not in target.parents:
+                raise ValueError(f"cache entry {info.filename!r} escapes the working directory")
+            archive.extract(info, root)
+            mode = info.external_attr >> 16
+            if mode and not info.is_dir():
+                os.chmod(target, mode & 0o777)
+    return {"restored": True}
+
+
+def save_cache(storage: InternalStorage, home: Path, ex: Execution, tr: TaskRun, patterns: list[str]) -> dict[str, Any]:
+    """Zip the files matching *patterns* in the working directory as its cache (modes kept, links followed)."""
+    import io
+    import time
+    import zipfile
+
+    root = workdir_path(home, tr)
+    names: set[str] = set()
+    for pattern in patterns:
+        for path in glob.glob(str(root / pattern), recursive=True):
+            if Path(path).is_file():
+                names.add(Path(path).relative_to(root).as_posix())
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.comment = str(time.time()).encode()
+        for name in sorted(names):
+            archive.write(root / name, name)
+    storage.put(_cache_uri(ex, tr), buffer.getvalue())
+    return {"files": len(names)}
 
 
 def split_items(storage: InternalStorage, ex: Execution, tr: TaskRun, params: dict[str, Any]) -> list[str]:

@@ -161,7 +161,34 @@ class Runtime:
             if str(spec.type).upper() == "SECRET" and inputs.get(spec.id):
                 ex.secrets.add(str(inputs[spec.id]))
                 ex.secret_inputs.add(spec.id)
+        if getattr(flow, "checks", None) and original_id is None:
+            self._check(flow, ex)
         return ex
+
+    def _check(self, flow: Flow, ex: Execution) -> None:
+        """Kestra's flow ``checks``: a false condition blocks the execution (ExecutionBlocked), creates
+        it FAILED, or only logs its message, as its behavior says."""
+        from tiercel.flow.inputs import ExecutionBlocked
+
+        variables = self.executor.variables
+        context = variables.build(flow, ex, None, None)
+        failed: list[Any] = []
+        for check in flow.checks:
+            try:
+                ok = variables.truthy(variables.render(check.condition, context))
+            except Exception as exc:
+                raise ExecutionBlocked([f"check `{check.condition}`: {exc}"]) from None
+            if not ok:
+                failed.append(check)
+        blocking = [c.message for c in failed if c.behavior == "BLOCK_EXECUTION"]
+        if blocking:
+            raise ExecutionBlocked(blocking)
+        failing = [c.message for c in failed if c.behavior == "FAIL_EXECUTION"]
+        if failing:
+            ex.state, ex.ended_at, ex.error = State.FAILED, time.time(), "; ".join(failing)
+        for check in failed:
+            level = {"ERROR": "ERROR", "WARNING": "WARN"}.get(check.style, "INFO")
+            self.logs.add(ex.id, None, None, level, f"check: {check.message}", time.time())
 
     def submit(self, ex: Execution) -> bool:
         """Persist a new execution (respecting the flow's concurrency) and start it.
@@ -466,6 +493,9 @@ class Runtime:
             self.command(target, "resume", {"inputs": inputs})
         if effects.ended:
             self._ended(ex)
+        if effects.retry_execution is not None and ex.state == State.RETRIED:
+            loop = self._loop or asyncio.get_event_loop()
+            loop.call_later(effects.retry_execution, self._retry_execution, ex)
 
     def _arm(self, timer: ArmTimer) -> None:
         key = (timer.execution_id, timer.task_run_id, timer.name)
@@ -493,7 +523,7 @@ class Runtime:
         for fut in self._waiters.pop(ex.id, []):
             if not fut.done():
                 fut.set_result(ex)
-        if ex.parent_id and ex.parent_task_run_id:
+        if ex.parent_id and ex.parent_task_run_id and ex.state != State.RETRIED:  # a retried child: its successor reports
             index = ((ex.trigger or {}).get("variables") or {}).get("iteration")
             self.send(ex.parent_id, SubflowEnded(ex.parent_task_run_id, index, ex.id, ex.state,
                                                  self._outputs_for_parent(ex), ex.error))
@@ -519,6 +549,28 @@ class Runtime:
                     correlation_id=ex.labels.get(CORRELATION_LABEL) or ex.id)
             except Exception:
                 log.exception("a plugin's on_execution_end failed for execution %s", ex.id)
+
+    def _retry_execution(self, old: Execution) -> None:
+        """The new execution that follows a RETRIED one: same flow revision, inputs, labels and trigger,
+        its attempt number one more (kept with the trigger, so counting goes on across executions)."""
+        try:
+            flow = self.flow_of(old)
+            meta = (old.trigger or {}).get("retry") or {}
+            trigger = {**(old.trigger or {}), "retry": {"attempt": int(meta.get("attempt") or 1) + 1,
+                                                          "firstAt": meta.get("firstAt") or old.created_at,
+                                                          "previousId": old.id}}
+            labels = {k: v for k, v in old.labels.items() if k != CORRELATION_LABEL}
+            labels[CORRELATION_LABEL] = old.labels.get(CORRELATION_LABEL, old.id)
+            new = self.new_execution(flow, dict(old.inputs), labels=labels, trigger=trigger,
+                                     revision=old.flow_revision,
+                                     parent=(old.parent_id, old.parent_task_run_id)
+                                     if old.parent_id and old.parent_task_run_id else None)
+            new.secrets |= old.secrets
+            new.secret_inputs |= old.secret_inputs
+            self.submit(new)
+            self.logs.add(old.id, None, None, "INFO", f"retried as execution {new.id}", time.time())
+        except Exception:
+            log.exception("could not create the execution retrying %s", old.id)
 
     def _outputs_for_parent(self, ex: Execution) -> dict[str, Any]:
         """The child's outputs as its parent reads them, plus the parent's deprecated Subflow ``outputs``

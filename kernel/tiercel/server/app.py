@@ -481,7 +481,7 @@ def _documents(text: str) -> list[str]:
 # --- executions ------------------------------------------------------------------------------
 
 async def create_execution(request: Request) -> Response:
-    from tiercel.flow.inputs import InputError, resolve_inputs
+    from tiercel.flow.inputs import ExecutionBlocked, InputError, resolve_inputs
 
     s = svc(request)
     rt = s.rt
@@ -504,9 +504,11 @@ async def create_execution(request: Request) -> Response:
     raw = await _inputs(request, rt, flow, execution_id)
     try:
         inputs = resolve_inputs(flow, raw)
+        ex = rt.new_execution(flow, inputs, labels=labels, revision=revision, execution_id=execution_id)
+    except ExecutionBlocked as exc:
+        raise ApiError(422, f"execution blocked by the flow's checks: {exc}", errors=exc.problems) from None
     except InputError as exc:
         raise ApiError(422, f"invalid inputs: {exc}", errors=exc.problems) from None
-    ex = rt.new_execution(flow, inputs, labels=labels, revision=revision, execution_id=execution_id)
     rt.submit(ex)
     if bool_param(request, "wait"):
         await _wait(rt, ex.id, timeout)

@@ -167,8 +167,8 @@ class EngineRun(FlowableRun):
 
     def files(self, kind: str, **params: Any) -> Any:
         if kind not in ("split", "write", "collect", "namespace", "lines", "resume", "toggle", "logs", "purge_logs",
-                        "count", "state", "purge_executions"):
-            raise ValueError(f"unknown file work `{kind}` (split, write, collect, namespace or lines)")  # resume, toggle, logs, purge_*: internal
+                        "count", "state", "purge_executions", "cache_restore", "cache_save"):
+            raise ValueError(f"unknown file work `{kind}` (split, write, collect, namespace or lines)")  # resume, toggle, logs, purge_*, cache_*: internal
         tr = self._tr
         entry = tr.meta.files.get(kind, False)
         if entry is False:
