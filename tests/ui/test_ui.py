@@ -100,7 +100,8 @@ def test_flows_list_namespace_tree_and_search(ui, flows, shot):
 def test_editor_schema_and_server_diagnostics_block_save_and_ctrl_s_saves(ui, flows, shot):
     ui.goto(f"{flows.url}/ui/flows/company.team/demo")
     count = ui.get_by_test_id("problem-count")
-    expect(count).to_have_text("0 problems")
+    # the editor has loaded (the first flow schema takes seconds on a busy machine)
+    expect(count).to_have_text("0 problems", timeout=30_000)
     save = ui.get_by_role("button", name="Save", exact=True)
 
     ui.locator(".cm-content").click()
@@ -144,7 +145,7 @@ def test_editor_schema_and_server_diagnostics_block_save_and_ctrl_s_saves(ui, fl
 
 def test_completion_offers_the_task_types_properties_and_hover_describes(ui, flows, shot):
     ui.goto(f"{flows.url}/ui/flows/company.team/demo")
-    expect(ui.get_by_test_id("problem-count")).to_have_text("0 problems")
+    expect(ui.get_by_test_id("problem-count")).to_have_text("0 problems", timeout=30_000)
     ui.locator(".cm-line", has_text='message: "Hello').get_by_text("message").hover()
     expect(ui.locator(".cm-tooltip-hover")).to_contain_text("The message to log")  # core.Log's description
     ui.locator(".cm-line", has_text='message: "Hello').click()
@@ -190,7 +191,7 @@ def test_topology_follows_the_yaml_and_keeps_the_last_good_graph(ui, flows, shot
 
 def test_no_code_form_and_yaml_edit_each_other_keeping_comments(ui, flows, shot):
     ui.goto(f"{flows.url}/ui/flows/company.team/demo")
-    expect(ui.get_by_test_id("problem-count")).to_have_text("0 problems")
+    expect(ui.get_by_test_id("problem-count")).to_have_text("0 problems", timeout=30_000)
     ui.get_by_role("tab", name="No-code").click()
     tree = ui.get_by_role("tree", name="Tasks")
     expect(tree.locator("[data-task]")).to_have_count(5)  # nested tasks of the Parallel included
@@ -346,7 +347,7 @@ def test_the_guides_flow_deploys_and_opens_clean_in_the_editor(ui, flows, shot):
     flows.deploy(source)
     ui.goto(f"{flows.url}/ui/flows/company.team/hello_ui")
     expect(ui.get_by_role("img", name="Flow topology").locator("[data-cluster='both']")).to_have_count(1)
-    expect(ui.get_by_test_id("problem-count")).to_have_text("0 problems")
+    expect(ui.get_by_test_id("problem-count")).to_have_text("0 problems", timeout=30_000)
     ui.wait_for_timeout(700)  # the server's validation has answered by now: still clean
     expect(ui.get_by_test_id("problem-count")).to_have_text("0 problems")
 

@@ -934,8 +934,9 @@ async def flow_schema(request: Request) -> Response:
     from tiercel.flow import flow_json_schema
 
     s = svc(request)
-    if s.flow_schema is None:  # plugins are loaded once per process: compute it once
-        s.flow_schema = flow_json_schema(s.rt.registry)
+    if s.flow_schema is None:  # plugins are loaded once per process: compute it once (seconds on a busy
+        # machine: off the event loop, so the UI's other requests and assets are served meanwhile)
+        s.flow_schema = await asyncio.to_thread(flow_json_schema, s.rt.registry)
     return Json(s.flow_schema)
 
 
