@@ -492,3 +492,27 @@ def test_outputs_tab_previews_and_downloads_the_files_of_an_execution(ui, flows,
     assert download.value.suggested_filename == "result.csv"
     with open(download.value.path(), "rb") as fh:
         assert fh.read() == b"name,score\nada,3\n"
+
+
+def test_a_namespace_page_shows_its_namespaces_flows_and_recent_executions(ui, flows, shot):
+    ui.goto(f"{flows.url}/ui/flows")
+    ui.get_by_role("link", name="Open namespace company", exact=True).click()
+    expect(ui).to_have_url(f"{flows.url}/ui/namespaces/company")
+    inside = ui.get_by_role("list", name="Namespaces inside")
+    expect(inside.locator("[data-child='company.team']")).to_be_visible()
+    expect(inside.locator("[data-child='company.ops']")).to_be_visible()
+    table = ui.get_by_role("table", name="Flows")
+    expect(table.locator("[data-flow='company.team.demo']")).to_contain_text("SUCCESS")
+    expect(table.locator("[data-flow='company.ops.live']")).to_be_visible()
+    expect(ui.get_by_role("table", name="Recent executions").locator("[data-execution]").first).to_contain_text(
+        "company.")
+    shot(ui, "namespace")
+
+    inside.locator("[data-child='company.ops']").click()
+    expect(ui).to_have_url(f"{flows.url}/ui/namespaces/company.ops")
+    expect(ui.get_by_role("table", name="Flows").locator("[data-flow='company.team.demo']")).to_have_count(0)
+    expect(ui.get_by_role("table", name="Flows").locator("[data-flow='company.ops.broken']")).to_be_visible()
+    ui.reload()  # a deep link
+    expect(ui.get_by_role("heading", name="Namespace company.ops")).to_be_visible()
+    ui.get_by_role("navigation", name="Parent namespaces").get_by_role("link", name="company").click()
+    expect(ui).to_have_url(f"{flows.url}/ui/namespaces/company")
