@@ -407,6 +407,23 @@ def test_plugins_page_documents_each_component(ui, flows, shot):
     expect(doc.locator("code", has_text="duration")).to_have_count(1)
 
 
+def test_a_plugin_example_becomes_a_new_flow(ui, flows, shot):
+    ui.goto(f"{flows.url}/ui/plugins")
+    ui.get_by_label("Filter components").fill("core.storage.Write")
+    ui.locator("[data-component='core.storage.Write']").get_by_role("button").click()
+    example = ui.get_by_role("region", name="Example: Write a small CSV, then read it back")
+    expect(example.locator("pre")).to_contain_text("id: write_example")
+    shot(ui, "plugins")
+    example.get_by_role("button", name="Use as a new flow").click()
+    expect(ui).to_have_url(f"{flows.url}/ui/flows/new")
+    expect(ui.locator(".cm-content")).to_contain_text("id: write_example")
+    expect(ui.get_by_test_id("problem-count")).to_have_text("0 problems", timeout=30_000)
+    ui.keyboard.press("Control+s")
+    expect(ui).to_have_url(f"{flows.url}/ui/flows/company.team/write_example")
+    ui.reload()  # saved: the example is now a deployed flow (and the draft was taken once)
+    expect(ui.locator(".cm-content")).to_contain_text("id: write_example")
+
+
 @pytest.mark.network_drop
 def test_a_dropped_connection_reconnects_without_duplicate_rows(ui, flows, shot):
     r = httpx.post(f"{flows.url}/api/v1/executions/company.ops/live", json={"who": "Bob"})
