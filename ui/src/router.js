@@ -10,6 +10,7 @@ export const router = createRouter({
     { path: "/flows/:namespace/:id", name: "flow", component: () => import("./views/FlowEdit.vue") },
     { path: "/flows/:namespace/:id/run", name: "flow-run", component: () => import("./views/RunForm.vue") },
     { path: "/flows/:namespace/:id/revisions", name: "flow-revisions", component: () => import("./views/Revisions.vue") },
+    { path: "/namespaces/:namespace", name: "namespace", component: () => import("./views/Namespace.vue") },
     { path: "/executions", name: "executions", component: () => import("./views/ExecutionsList.vue") },
     { path: "/executions/:id", name: "execution", component: () => import("./views/ExecutionPage.vue") },
     { path: "/triggers", name: "triggers", component: () => import("./views/Triggers.vue") },

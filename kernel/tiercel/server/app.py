@@ -75,6 +75,7 @@ class Services:
         self._checked = 0.0
         self._disabled: set[tuple[str, str, str]] = set()
         self.flow_schema: dict[str, Any] | None = None
+        self.plugin_list: list[dict[str, Any]] | None = None
 
     def flows_changed(self, parsed: Any = None) -> None:
         """After a deploy: the index re-reads the flows (*parsed*, the flow just parsed off the loop, is not parsed again)."""
@@ -934,9 +935,17 @@ async def cluster_status(request: Request) -> Response:
 
 
 async def plugins(request: Request) -> Response:
+    """Every installed component with its plugin, version, aliases and documented examples (full flows)."""
     s = svc(request)
-    return Json([{"type": c.type, "kind": c.kind, "plugin": c.dist, "version": c.version, "aliases": list(c.aliases)}
-                 for c in s.rt.registry.components()])
+
+    def listing() -> list[dict[str, Any]]:
+        return [{"type": c.type, "kind": c.kind, "plugin": c.dist, "version": c.version, "aliases": list(c.aliases),
+                 "examples": [{"title": e.title, "flow": e.flow} for e in getattr(c.cls, "examples", None) or []]}
+                for c in s.rt.registry.components()]
+
+    if s.plugin_list is None:  # the examples import every plugin's classes: once, off the event loop
+        s.plugin_list = await asyncio.to_thread(listing)
+    return Json(s.plugin_list)
 
 
 async def flow_schema(request: Request) -> Response:
@@ -944,8 +953,9 @@ async def flow_schema(request: Request) -> Response:
     from tiercel.flow import flow_json_schema
 
     s = svc(request)
-    if s.flow_schema is None:  # plugins are loaded once per process: compute it once
-        s.flow_schema = flow_json_schema(s.rt.registry)
+    if s.flow_schema is None:  # plugins are loaded once per process: compute it once (seconds on a busy
+        # machine: off the event loop, so the UI's other requests and assets are served meanwhile)
+        s.flow_schema = await asyncio.to_thread(flow_json_schema, s.rt.registry)
     return Json(s.flow_schema)
 
 
