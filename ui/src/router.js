@@ -22,6 +22,10 @@ export const router = createRouter({
 
 // With authentication on, nobody logged in sees the login page first (and comes back after it).
 router.beforeEach(async (to) => {
+  for (const record of to.matched) { // fetch the page's code while the server says who this is
+    const load = record.components && record.components.default;
+    if (typeof load === "function") load().catch(() => {});
+  }
   try {
     await loadSession();
   } catch {
