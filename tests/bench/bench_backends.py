@@ -6,6 +6,15 @@ Two loads, each all submitted at once and run to the end: a 1-task flow, and a 2
 (20 sequential steps per execution). PostgreSQL is TIERCEL_TEST_POSTGRES_URL or the machine's
 127.0.0.1:5432; the bench creates a database of its own and drops it. Unset
 PYTHONDONTWRITEBYTECODE first, or import time leaks into the figures.
+
+Measured on the 2-core machine under a load average of 8-10 (other jobs running), --n 100 --chain-n 20,
+before and after the runtime committed all steps of one loop turn in one transaction:
+
+    sqlite      1-task 129 -> 212 exec/s   20-task chain 24.2 -> 30.6 exec/s
+    postgresql  1-task 9.7 -> 35 exec/s    20-task chain  3.3 -> 4.2 exec/s
+
+On PostgreSQL the time goes to round trips (about 6 per step: BEGIN, the step's statements, COMMIT),
+each a few ms on a loaded machine; pipelining a whole step is the next lever.
 """
 
 from __future__ import annotations
