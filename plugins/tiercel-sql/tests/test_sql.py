@@ -346,3 +346,55 @@ def test_a_cancelled_query_stops_whenever_the_cancel_comes(delay, tmp_path):
 
     assert asyncio.run(go()) < 3
 
+
+
+def test_mysql_input_file_loads_with_load_data_local(tmp_path):
+    """Kestra's jdbc.mysql.Query `inputFile`: LOAD DATA LOCAL INFILE from an internal-storage file (MariaDB)."""
+    import socket
+    import uuid
+
+    from tiercel.testing.harness import run_flow, task_run
+
+    try:
+        socket.create_connection(("127.0.0.1", 3306), timeout=1).close()
+    except OSError:
+        pytest.skip("no MySQL/MariaDB on 127.0.0.1:3306")
+    table = f"discounts_{uuid.uuid4().hex[:8]}"
+    ex = run_flow(f"""
+id: mysql_load
+namespace: company.team
+tasks:
+  - id: extract
+    type: io.kestra.plugin.core.storage.Write
+    content: "1,ada,0.10\\n2,grace,0.25\\n"
+    extension: .csv
+  - id: create
+    type: io.kestra.plugin.jdbc.mysql.Query
+    url: jdbc:mysql://127.0.0.1:3306/test
+    username: root
+    sql: CREATE TABLE {table} (id INT, name VARCHAR(20), discount DECIMAL(4,2))
+  - id: load
+    type: io.kestra.plugin.jdbc.mysql.Query
+    url: jdbc:mysql://127.0.0.1:3306/test
+    username: root
+    inputFile: "{{{{ outputs.extract.uri }}}}"
+    sql: |
+      LOAD DATA LOCAL INFILE '{{{{ inputFile }}}}'
+      INTO TABLE {table}
+      FIELDS TERMINATED BY ','
+      LINES TERMINATED BY '\\n'
+  - id: read
+    type: io.kestra.plugin.jdbc.mysql.Query
+    url: jdbc:mysql://127.0.0.1:3306/test
+    username: root
+    sql: SELECT count(*) AS n, max(name) AS last FROM {table}
+    fetchType: FETCH_ONE
+  - id: drop
+    type: io.kestra.plugin.jdbc.mysql.Query
+    url: jdbc:mysql://127.0.0.1:3306/test
+    username: root
+    sql: DROP TABLE {table}
+""", home=tmp_path / "home")
+    assert ex["state"] == "SUCCESS", ex
+    assert task_run(ex, "load")["outputs"]["updatedRows"] == 2
+    assert task_run(ex, "read")["outputs"]["row"] == {"n": 2, "last": "grace"}

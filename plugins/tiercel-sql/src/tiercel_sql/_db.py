@@ -13,6 +13,7 @@ import contextlib
 import importlib.util
 import json
 import re
+import shutil
 import tempfile
 import uuid
 from datetime import date, datetime, time, timedelta
@@ -30,6 +31,10 @@ STATEMENT_EXCERPT = 1000
 DOLLAR_QUOTE = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
 
 
+#: What ``{{ inputFile }}`` in a query's SQL becomes before rendering: the local path once the file is there.
+INPUT_FILE_TOKEN = "\x00tiercel-input-file\x00"
+
+
 def database_url(url: str, username: str | None = None, password: str | None = None) -> Any:
     """A SQLAlchemy URL from an SQLAlchemy or a Kestra JDBC URL, with the credentials set."""
     from sqlalchemy.engine import make_url
@@ -42,6 +47,8 @@ def database_url(url: str, username: str | None = None, password: str | None = N
     scheme, sep, rest = url.partition("://")
     if scheme in ("postgresql", "postgres") and importlib.util.find_spec("psycopg") is not None:
         url = f"postgresql+psycopg{sep}{rest}"
+    elif scheme in ("mysql", "mariadb") and importlib.util.find_spec("pymysql") is not None:
+        url = f"{scheme}+pymysql{sep}{rest}"
     try:
         parsed = make_url(url)
     except Exception as exc:
@@ -168,8 +175,18 @@ def execute(ctx: RunContext, spec: Any, statements: list[str], *, transaction: b
     from sqlalchemy.pool import NullPool
 
     url = database_url(spec.url, spec.username, spec.password)
+    local_file = getattr(spec, "inputFile", None)
+    connect_args: dict[str, Any] = {}
+    if local_file:
+        if url.get_backend_name() not in ("mysql", "mariadb"):
+            raise TaskError(f"`inputFile` needs MySQL or MariaDB (LOAD DATA LOCAL INFILE); `url` is {url.get_backend_name()}")
+        path = Path(ctx.working_dir) / "input-file"
+        with ctx.open_file(local_file) as src, open(path, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        statements = [s.replace(INPUT_FILE_TOKEN, str(path).replace("'", "''")) for s in statements]
+        connect_args["local_infile"] = True
     try:
-        engine = create_engine(url, poolclass=NullPool)
+        engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
     except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as error:
         raise TaskError(f"cannot use {shown(url)}: {error} (is the database driver installed?)") from None
     try:

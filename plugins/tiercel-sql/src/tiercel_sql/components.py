@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, Field, model_validator
 
 from tiercel import Example, PollingTrigger, RunContext, Task, TaskError, TriggerEvent
 
@@ -95,9 +96,22 @@ tasks:
     ]
 
     fetchType: FetchType = Field("NONE", description="What to keep of the rows: FETCH_ONE, FETCH, STORE or NONE.")
+    inputFile: str | None = Field(
+        None, description="MySQL/MariaDB (Kestra's): a `tiercel://` file copied next to the task, whose local path "
+                          "`{{ inputFile }}` gives in the SQL, for `LOAD DATA LOCAL INFILE '{{ inputFile }}' INTO TABLE …`.")
     autoCommit: bool = Field(
         True, description="Commit as the statement runs (the driver's autocommit mode, needed for e.g. VACUUM); "
                           "false runs it in a transaction committed at the end.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _input_file_placeholder(cls, data: Any) -> Any:
+        """``{{ inputFile }}`` is no variable: it stays in the SQL until the file has a local path."""
+        if isinstance(data, dict) and isinstance(data.get("sql"), str) and data.get("inputFile"):
+            from tiercel_sql._db import INPUT_FILE_TOKEN
+
+            data = {**data, "sql": re.sub(r"\{\{-?\s*inputFile\s*-?\}\}", INPUT_FILE_TOKEN, data["sql"])}
+        return data
 
     async def run(self, ctx: RunContext) -> dict[str, Any]:
         from tiercel_sql._db import run
