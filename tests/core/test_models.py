@@ -33,6 +33,8 @@ EXPECTED = {
         "core.SetVariables": ["io.kestra.plugin.core.execution.SetVariables"],
         "core.log.Fetch": ["io.kestra.plugin.core.log.Fetch", "io.kestra.core.tasks.log.Fetch"],
         "core.log.PurgeLogs": ["io.kestra.plugin.core.log.PurgeLogs"],
+        "core.execution.PurgeExecutions": ["io.kestra.plugin.core.execution.PurgeExecutions",
+                                           "io.kestra.core.tasks.storages.PurgeExecutions"],
         "core.execution.Count": ["io.kestra.plugin.core.execution.Count", "io.kestra.plugin.core.execution.Counts",
                                  "io.kestra.core.tasks.executions.Counts"],
         "core.state.Get": ["io.kestra.plugin.core.state.Get", "io.kestra.core.tasks.states.Get"],
