@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 __all__ = [
     "Component", "Example", "Retry", "Task", "FlowableTask", "FlowableRun", "ChildRun", "Status", "TaskError",
@@ -93,10 +93,44 @@ class Retry(BaseModel):
     maxAttempt: int | None = Field(None, ge=1, description="Maximum number of attempts, the first one included.")
     maxDuration: timedelta | None = Field(None, description="Stop retrying once this much time has passed since the first attempt.")
     warningOnRetry: bool = Field(False, description="End the task run WARNING instead of SUCCESS when it needed retries.")
-    behavior: Literal["RETRY_FAILED_TASK"] = Field("RETRY_FAILED_TASK", description="Retry within the same execution (the only behaviour supported).")
+    behavior: Literal["RETRY_FAILED_TASK", "CREATE_NEW_EXECUTION"] = Field("RETRY_FAILED_TASK", description=(
+        "RETRY_FAILED_TASK: a new attempt in the same task run; CREATE_NEW_EXECUTION: the execution ends RETRIED "
+        "and a new one starts from the beginning, attempts counted across them."))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _max_attempts(cls, data: Any) -> Any:
+        """Kestra's docs write ``maxAttempts``, its older flows ``maxAttempt``: both are read."""
+        if isinstance(data, dict) and "maxAttempts" in data:
+            data = dict(data)
+            value = data.pop("maxAttempts")
+            if data.get("maxAttempt", value) != value:
+                raise ValueError("set only one of maxAttempt and maxAttempts")
+            data["maxAttempt"] = value
+        return data
 
 
 LogLevel = Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
+
+
+class TaskCache(BaseModel):
+    """Kestra's ``taskCache``: reuse the state and outputs of an earlier successful run of the same task
+    (as written, with the same loop value and execution inputs) for ``ttl``, without running it again."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    enabled: bool = Field(False, description="Cache this task's state and outputs.")
+    ttl: timedelta | None = Field(None, description="How long a cached result is reused (ISO-8601, e.g. PT1H); forever when omitted.")
+
+
+class WorkerGroup(BaseModel):
+    """Kestra's ``workerGroup``: which workers run the task (in Tiercel, the queue its jobs go to)."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    key: str = Field(description="The queue (worker group) whose workers run the task: `tiercel worker --queue KEY`.")
+    fallback: Literal["WAIT", "FAIL", "CANCEL"] | None = Field(
+        None, description="Accepted for Kestra flows; a job always waits for a worker of its queue.")
 
 
 class Task(Component):
@@ -111,6 +145,11 @@ class Task(Component):
     allowWarning: bool = Field(False, description="A WARNING counts as SUCCESS.")
     runIf: str | bool | None = Field(None, description="Condition rendered at run time; a falsy result (false, 0, empty) skips the task.")
     logLevel: LogLevel | None = Field(None, description="Minimum level of the logs kept for this task.")
+    taskCache: TaskCache | None = Field(None, description="`{enabled, ttl}`: reuse the outputs of an earlier successful run of this task with the same execution inputs.")
+    workerGroup: WorkerGroup | None = Field(
+        None, description="Kestra's worker group: its `key` names the queue whose workers run the task (distributed mode).")
+    queue: str | None = Field(
+        None, description="The worker queue that runs the task (`tiercel worker --queue NAME`); `default` when unset.")
 
     static_fields: ClassVar[frozenset[str]] = frozenset({"id", "runIf"})
 
@@ -151,6 +190,9 @@ class SubflowRequest:
     inputs: dict[str, Any] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     wait: bool = True
+    #: Values rendered in the child execution's context when it ends, added to its outputs as the
+    #: parent sees them (Kestra's deprecated Subflow ``outputs`` map).
+    outputs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -545,6 +587,9 @@ class RunContext(abc.ABC):
     attempt: int
     #: Logger whose records are stored with the execution; secrets are masked.
     logger: logging.Logger
+    #: The W3C trace context of this attempt (``00-<trace>-<span>-01``) when tracing is on, else None:
+    #: scripts get it as ``TRACEPARENT``, HTTP requests as a ``traceparent`` header.
+    traceparent: str | None = None
     #: A fresh directory for this attempt, removed afterwards.
     working_dir: Path
 

@@ -30,6 +30,8 @@ class Setting:
 
 SETTINGS = (
     Setting("home", "TIERCEL_HOME", None, "Home of the embedded backend: database, storage, work directories."),
+    Setting("db", "TIERCEL_DB", None, "Database URL (`postgresql://user:password@host/db`, `sqlite:///path`); "
+            "default: tiercel.db in the home."),
     Setting(
         "storage", "TIERCEL_STORAGE", "local", "Internal storage URI (`local`, `file:///path`, `s3://bucket/prefix`)."
     ),
@@ -45,6 +47,10 @@ SETTINGS = (
     Setting("corsOrigins", "TIERCEL_CORS_ORIGINS", "", "Origins allowed to call the API from a browser."),
     Setting("plugins", "TIERCEL_PLUGINS", None, "Only load these plugins (comma-separated)."),
     Setting("cacheDir", "TIERCEL_CACHE_DIR", None, "Where plugin manifests and worker caches go."),
+    Setting("namespaceQuotas", "TIERCEL_NAMESPACE_QUOTAS", None,
+            "Max running executions per namespace and its children, across every process (map: `{team.etl: 4}`)."),
+    Setting("leaseSeconds", "TIERCEL_LEASE_SECONDS", "10",
+            "Seconds a worker's job stays leased without a heartbeat; then its attempt is LOST and runs again."),
 )
 #: Keys of the file that are not settings of SETTINGS.
 OTHER_KEYS = ("pluginDefaults", "namespaces")
@@ -96,7 +102,7 @@ def export(data: dict[str, Any] | None = None) -> None:
         if setting.key in data and not os.environ.get(setting.env):  # an empty variable counts as unset
             value = data[setting.key]
             _from_file.add(setting.env)
-            if setting.key == "secretProviders":
+            if setting.key == "secretProviders" or isinstance(value, dict):
                 os.environ[setting.env] = json.dumps(value)
             elif isinstance(value, list):
                 os.environ[setting.env] = ",".join(map(str, value))
@@ -141,6 +147,10 @@ def effective() -> list[dict[str, Any]]:
                 raw = masked(yaml.safe_load(raw))
             except yaml.YAMLError:
                 pass
+        elif s.key == "db" and raw:
+            from tiercel.backend import mask_url
+
+            raw = mask_url(str(raw))
         elif raw is not None:
             raw = masked(raw)
         rows.append({"key": s.key, "env": s.env, "value": raw, "source": source})

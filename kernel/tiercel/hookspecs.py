@@ -132,11 +132,67 @@ def resolve_storage(uri: str, options: dict[str, str], home: Path) -> Storage | 
 # --- notifications: every implementation is called, results ignored ------------------------
 
 @hookspec
-def on_execution_end(execution: dict[str, Any]) -> None:
+def on_execution_end(execution: dict[str, Any], execution_id: str, namespace: str, flow_id: str, state: str,
+                     created_at: float, ended_at: float | None, parent_task_run_id: str | None, parent_attempt: int,
+                     correlation_id: str) -> None:
     """Called in the process that ran an execution, once, when it ends (any terminal state).
 
     *execution* is the execution as the API shows it (Kestra's field names: ``id``,
     ``namespace``, ``flowId``, ``state``, ``startDate``, ``endDate``, ``duration``,
-    ``labels``, ``taskRuns``…), secrets masked. Keep it quick: it runs on the engine's loop;
-    hand slow work to a thread or a queue. An exception is logged and otherwise ignored.
+    ``labels``, ``taskRuns``…), secrets masked. The other arguments repeat what a metric or a
+    span needs, as plain values: Unix times, the task run (and its attempt) that started this
+    execution as a subflow (None otherwise), and *correlation_id*, the id of the execution at
+    the root of the subflow tree. Keep it quick: it runs on the engine's loop; hand slow work
+    to a thread or a queue. An exception is logged and otherwise ignored.
+    """
+
+
+@hookspec
+def on_execution_created(execution_id: str, namespace: str, flow_id: str, state: str, created_at: float,
+                         trigger: dict[str, Any] | None, labels: dict[str, str]) -> None:
+    """Called in the process that created an execution, once it is stored.
+
+    *state* is ``CREATED``, or ``QUEUED`` (or a terminal state) when the flow's concurrency
+    limit decided; *created_at* is a Unix time; *trigger* is what started it (``id``, ``type``,
+    ``variables`` such as a schedule's ``date``), None when started by hand or the API. Called
+    with keywords only, on the engine's loop: keep it quick. An exception is logged and otherwise ignored.
+    """
+
+
+@hookspec
+def on_task_run_end(execution_id: str, namespace: str, flow_id: str, task_id: str, task_type: str,
+                    task_run_id: str, parent_task_run_id: str | None, parent_attempt: int, state: str,
+                    attempts: list[dict[str, Any]], started_at: float | None, ended_at: float | None,
+                    correlation_id: str) -> None:
+    """Called in the process that runs an execution when one of its task runs ends (any terminal state).
+
+    Runnable and flowable task runs alike; *task_type* is the type as written in the flow
+    (``core.Log``, ``scripts.Shell``). *attempts* lists every attempt, oldest first, as
+    ``{"attempt", "state", "startedAt", "endedAt", "error"}`` (Unix times; a retried task has several);
+    *parent_task_run_id* is the flowable holding it (None at the top level) and *parent_attempt*
+    that flowable's current attempt; *correlation_id*
+    is the id of the execution at the root of a subflow tree (the execution itself otherwise).
+    Called with keywords only, on the engine's loop, for every task run: keep it very quick
+    (count, append, hand over to a thread). An exception is logged and otherwise ignored.
+    """
+
+
+@hookspec
+def on_trigger_event(namespace: str, flow_id: str, trigger_id: str, trigger_type: str, execution_id: str | None,
+                     count: int) -> None:
+    """Called when a polling or realtime trigger delivered an event (one execution, or none when deduplicated).
+
+    *count* is how many messages the event carries (a batch of records counts each),
+    *execution_id* the execution it started (None when its dedupe key had already started one).
+    An exception is logged and otherwise ignored.
+    """
+
+
+@hookspec
+def on_trigger_error(namespace: str, flow_id: str, trigger_id: str, trigger_type: str, error: str, failures: int,
+                     retry_in: float) -> None:
+    """Called when a polling or realtime trigger failed and is backing off.
+
+    *failures* counts the failures in a row, *retry_in* the seconds before the next try.
+    An exception is logged and otherwise ignored.
     """

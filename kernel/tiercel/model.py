@@ -30,14 +30,17 @@ class State(StrEnum):
     KILLED = "KILLED"
     CANCELLED = "CANCELLED"
     SKIPPED = "SKIPPED"
+    #: An execution that failed and was followed by a new one (retry ``behavior: CREATE_NEW_EXECUTION``).
+    RETRIED = "RETRIED"
     #: An attempt outcome only: the process running it died. Its task run runs a new attempt.
     LOST = "LOST"
 
 
 #: States nothing leaves (a restart makes a new attempt, it does not reopen the old one).
-TERMINAL = frozenset({State.SUCCESS, State.WARNING, State.FAILED, State.KILLED, State.CANCELLED, State.SKIPPED})
+TERMINAL = frozenset({State.SUCCESS, State.WARNING, State.FAILED, State.KILLED, State.CANCELLED, State.SKIPPED,
+                      State.RETRIED})
 #: Terminal states that count as a failure of the block holding them.
-FAILURES = frozenset({State.FAILED, State.KILLED, State.CANCELLED})
+FAILURES = frozenset({State.FAILED, State.KILLED, State.CANCELLED, State.RETRIED})
 #: Terminal states whose outputs later tasks may read.
 SUCCEEDED = frozenset({State.SUCCESS, State.WARNING})
 #: Every state an execution is in before it ends.
@@ -45,7 +48,7 @@ ACTIVE = frozenset({State.CREATED, State.QUEUED, State.RUNNING, State.PAUSED, St
                     State.KILLING})
 
 _SEVERITY = {State.SUCCESS: 0, State.SKIPPED: 0, State.WARNING: 1, State.CANCELLED: 2, State.KILLED: 3,
-             State.FAILED: 4}
+             State.FAILED: 4, State.RETRIED: 4}
 
 
 def worst(a: State, b: State) -> State:

@@ -140,6 +140,7 @@ class Registry:
         self._canonical: dict[str, dict[str, ComponentInfo]] = {k: {} for k in KINDS}
         self._extensions: dict[str, dict[str, ExtensionInfo]] = {k: {} for k in EXTENSIONS}
         self._pm: pluggy.PluginManager | None = None
+        self._builtin_hooks: set[str] | None = None
 
     @property
     def hook(self) -> Any:
@@ -156,11 +157,21 @@ class Registry:
                         self._pm.register(import_module(plugin.module), name=plugin.name)
                     except Exception as exc:  # it imported when the manifest was written: report, go on
                         plugin.errors.append(f"cannot import {plugin.module}: {type(exc).__name__}: {exc}")
+            from tiercel.observability import builtin_plugins
+
+            for name, module in builtin_plugins():  # metrics and tracing: fed by the same hooks
+                self._pm.register(module, name=name)
         return self._pm.hook
 
     def implements(self, hook_name: str) -> bool:
-        """Whether any loaded plugin implements *hook_name* (cheap: no import when none does)."""
-        return any(hook_name in p.hooks for p in self.plugins.values() if not p.errors and not p.skipped)
+        """Whether any loaded plugin, or a built-in one (metrics, tracing), implements *hook_name*
+        (cheap: no import when none does)."""
+        if self._builtin_hooks is None:
+            from tiercel.observability import builtin_hooks
+
+            self._builtin_hooks = builtin_hooks()
+        return hook_name in self._builtin_hooks or any(
+            hook_name in p.hooks for p in self.plugins.values() if not p.errors and not p.skipped)
 
     def extensions(self, kind: str) -> dict[str, ExtensionInfo]:
         """Commands, expression functions or filters contributed by plugins, by name."""
@@ -445,6 +456,10 @@ def load_registry(eps: list[EntryPoint] | None = None) -> Registry:
         module = pm.get_plugin(name)
         if module is not None:
             plugin.hooks = sorted(c.name for c in pm.get_hookcallers(module) or [] if c.name not in _HOOK_KIND)
+    from tiercel.observability import builtin_plugins
+
+    for name, module in builtin_plugins():  # metrics and tracing: fed by the same hooks
+        pm.register(module, name=name)
     return registry
 
 

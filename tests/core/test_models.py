@@ -33,6 +33,11 @@ EXPECTED = {
         "core.SetVariables": ["io.kestra.plugin.core.execution.SetVariables"],
         "core.log.Fetch": ["io.kestra.plugin.core.log.Fetch", "io.kestra.core.tasks.log.Fetch"],
         "core.log.PurgeLogs": ["io.kestra.plugin.core.log.PurgeLogs"],
+        "core.execution.Count": ["io.kestra.plugin.core.execution.Count", "io.kestra.plugin.core.execution.Counts",
+                                 "io.kestra.core.tasks.executions.Counts"],
+        "core.state.Get": ["io.kestra.plugin.core.state.Get", "io.kestra.core.tasks.states.Get"],
+        "core.state.Set": ["io.kestra.plugin.core.state.Set", "io.kestra.core.tasks.states.Set"],
+        "core.state.Delete": ["io.kestra.plugin.core.state.Delete", "io.kestra.core.tasks.states.Delete"],
         "core.UnsetVariables": ["io.kestra.plugin.core.execution.UnsetVariables"],
         "core.templating.TemplatedTask": ["io.kestra.plugin.core.templating.TemplatedTask"],
         **{f"core.storage.{name}": [f"io.kestra.plugin.core.storage.{name}"]

@@ -114,17 +114,18 @@ def test_replay_from_a_task_reuses_what_ran_before(flows, tmp_path):
 
 
 def _db_rows(home: Path, sql: str, params: tuple = ()) -> list[tuple]:
-    import sqlite3
+    from tiercel.backend import Stores
 
-    if not (home / "tiercel.db").exists():
+    if not Stores.exists(home):
         return []
-    conn = sqlite3.connect(home / "tiercel.db", timeout=10)
     try:
-        return conn.execute(sql, params).fetchall()
-    except sqlite3.OperationalError:  # the schema is being created
+        stores = Stores.of_home(home)
+    except Exception:  # the schema is being created
         return []
+    try:
+        return stores.db.query(sql, params)
     finally:
-        conn.close()
+        stores.close()
 
 
 def _wait_for_state(home: Path, flow_id: str, state: str, timeout: float = 30) -> str:
@@ -240,7 +241,8 @@ def test_the_first_command_of_the_readme_and_of_running_md_succeed_as_written(tm
         assert out.returncode == 0, f"{doc}: `tiercel {line}` failed:\n{out.stdout[-800:]}\n{out.stderr[-800:]}"
 
 
-def test_the_home_is_the_projects_wherever_you_stand_and_reading_never_creates_one(tmp_path):
+def test_the_home_is_the_projects_wherever_you_stand_and_reading_never_creates_one(tmp_path, monkeypatch):
+    monkeypatch.delenv("TIERCEL_DB", raising=False)  # about the embedded database of a home (any --tiercel-db)
     project = tmp_path / "project"
     (project / ".tiercel").mkdir(parents=True)
     (project / "flows" / "deep").mkdir(parents=True)

@@ -135,7 +135,7 @@ outputs:
 
 
 @pytest.mark.parametrize("typed, hint", [
-    ("io.kestra.plugin.core.execution.Count", None),  # only close class names are suggested (not Concat)
+    ("io.kestra.plugin.core.execution.Amount", None),  # only close class names are suggested (not Concat)
     ("io.kestra.plugin.core.log.Fetchh", "core.log.Fetch"),
     ("core.Logg", "core.Log"),
     ("io.kestra.plugin.core.flow.Swtich", "core.Switch"),
@@ -191,7 +191,7 @@ def test_the_kestra_page_example_runs(tmp_path):
     from pathlib import Path
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "user" / "kestra.md").read_text()
-    (flow,) = re.findall(r"```yaml\n(.*?)```", doc, re.S)
+    flow = next(f for f in re.findall(r"```yaml\n(.*?)```", doc, re.S) if f.startswith("id: kestra_style"))
     ex = run_flow(flow, home=tmp_path / "home")
     assert ex["state"] == "SUCCESS", ex
     assert task_run(ex, "big")["outputs"]["value"] == "[2]"

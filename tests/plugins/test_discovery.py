@@ -127,7 +127,7 @@ def test_misspelled_hookimpl_fails_loudly(make_plugin):
     registry = load_registry(eps)
     error = registry.plugins["tiercel-typo"].errors[0]
     assert "register_task" in error and "did you mean `register_tasks`?" in error
-    assert "known hooks: on_execution_end, register_commands" in error
+    assert "known hooks: on_execution_created, on_execution_end, on_task_run_end" in error
 
 
 def test_hook_that_raises(make_plugin):

@@ -131,6 +131,7 @@ tasks:
         h.wait_for(lambda: len(h.executions(api, "long", state="RUNNING")) == 3)
     server.stop(signal.SIGKILL)
     executor = h.ServerProcess(home, command="executor").start()
+    worker = h.ServerProcess(home, command="worker").start()  # the executor only queues tasks: a worker runs them
     web = h.ServerProcess(home, command="webserver").start()
     try:
         with web.client() as api:
@@ -139,4 +140,5 @@ tasks:
         assert "recovering execution" in executor.log.read_text()
     finally:
         web.stop()
+        worker.stop()
         executor.stop()

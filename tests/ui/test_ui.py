@@ -100,7 +100,8 @@ def test_flows_list_namespace_tree_and_search(ui, flows, shot):
 def test_editor_schema_and_server_diagnostics_block_save_and_ctrl_s_saves(ui, flows, shot):
     ui.goto(f"{flows.url}/ui/flows/company.team/demo")
     count = ui.get_by_test_id("problem-count")
-    expect(count).to_have_text("0 problems")
+    # the editor has loaded (the first flow schema takes seconds on a busy machine)
+    expect(count).to_have_text("0 problems", timeout=30_000)
     save = ui.get_by_role("button", name="Save", exact=True)
 
     ui.locator(".cm-content").click()
@@ -144,7 +145,7 @@ def test_editor_schema_and_server_diagnostics_block_save_and_ctrl_s_saves(ui, fl
 
 def test_completion_offers_the_task_types_properties_and_hover_describes(ui, flows, shot):
     ui.goto(f"{flows.url}/ui/flows/company.team/demo")
-    expect(ui.get_by_test_id("problem-count")).to_have_text("0 problems")
+    expect(ui.get_by_test_id("problem-count")).to_have_text("0 problems", timeout=30_000)
     ui.locator(".cm-line", has_text='message: "Hello').get_by_text("message").hover()
     expect(ui.locator(".cm-tooltip-hover")).to_contain_text("The message to log")  # core.Log's description
     ui.locator(".cm-line", has_text='message: "Hello').click()
@@ -190,7 +191,7 @@ def test_topology_follows_the_yaml_and_keeps_the_last_good_graph(ui, flows, shot
 
 def test_no_code_form_and_yaml_edit_each_other_keeping_comments(ui, flows, shot):
     ui.goto(f"{flows.url}/ui/flows/company.team/demo")
-    expect(ui.get_by_test_id("problem-count")).to_have_text("0 problems")
+    expect(ui.get_by_test_id("problem-count")).to_have_text("0 problems", timeout=30_000)
     ui.get_by_role("tab", name="No-code").click()
     tree = ui.get_by_role("tree", name="Tasks")
     expect(tree.locator("[data-task]")).to_have_count(5)  # nested tasks of the Parallel included
@@ -346,7 +347,7 @@ def test_the_guides_flow_deploys_and_opens_clean_in_the_editor(ui, flows, shot):
     flows.deploy(source)
     ui.goto(f"{flows.url}/ui/flows/company.team/hello_ui")
     expect(ui.get_by_role("img", name="Flow topology").locator("[data-cluster='both']")).to_have_count(1)
-    expect(ui.get_by_test_id("problem-count")).to_have_text("0 problems")
+    expect(ui.get_by_test_id("problem-count")).to_have_text("0 problems", timeout=30_000)
     ui.wait_for_timeout(700)  # the server's validation has answered by now: still clean
     expect(ui.get_by_test_id("problem-count")).to_have_text("0 problems")
 
@@ -406,6 +407,23 @@ def test_plugins_page_documents_each_component(ui, flows, shot):
     expect(doc.locator("code", has_text="duration")).to_have_count(1)
 
 
+def test_a_plugin_example_becomes_a_new_flow(ui, flows, shot):
+    ui.goto(f"{flows.url}/ui/plugins")
+    ui.get_by_label("Filter components").fill("core.storage.Write")
+    ui.locator("[data-component='core.storage.Write']").get_by_role("button").click()
+    example = ui.get_by_role("region", name="Example: Write a small CSV, then read it back")
+    expect(example.locator("pre")).to_contain_text("id: write_example")
+    shot(ui, "plugins")
+    example.get_by_role("button", name="Use as a new flow").click()
+    expect(ui).to_have_url(f"{flows.url}/ui/flows/new")
+    expect(ui.locator(".cm-content")).to_contain_text("id: write_example")
+    expect(ui.get_by_test_id("problem-count")).to_have_text("0 problems", timeout=30_000)
+    ui.keyboard.press("Control+s")
+    expect(ui).to_have_url(f"{flows.url}/ui/flows/company.team/write_example")
+    ui.reload()  # saved: the example is now a deployed flow (and the draft was taken once)
+    expect(ui.locator(".cm-content")).to_contain_text("id: write_example")
+
+
 @pytest.mark.network_drop
 def test_a_dropped_connection_reconnects_without_duplicate_rows(ui, flows, shot):
     r = httpx.post(f"{flows.url}/api/v1/executions/company.ops/live", json={"who": "Bob"})
@@ -447,3 +465,71 @@ def test_a_paused_execution_resumes_with_its_on_resume_form(ui, flows, shot):
     expect(ui.get_by_test_id("execution-state")).to_have_text("SUCCESS", timeout=10000)
     ui.get_by_role("tab", name="Logs").click()
     expect(ui.get_by_role("log")).to_contain_text("Approved: looks good")
+
+
+FILES = """\
+id: files
+namespace: company.team
+tasks:
+  - id: report
+    type: core.storage.Write
+    content: |
+      name,score
+      ada,3
+    extension: .csv
+  - id: blob
+    type: core.storage.Write
+    content: "\\u0000\\u0001binary"
+    extension: .bin
+  - id: total
+    type: core.OutputValues
+    values: {answer: 42}
+"""
+
+
+def test_outputs_tab_previews_and_downloads_the_files_of_an_execution(ui, flows, shot):
+    flows.deploy(FILES)
+    with httpx.Client(base_url=flows.url, timeout=30) as client:
+        ex = client.post("/api/v1/executions/company.team/files", params={"wait": "true"}, json={}).json()
+    assert ex["state"] == "SUCCESS", ex
+    ui.goto(f"{flows.url}/ui/executions/{ex['id']}")
+    ui.get_by_role("tab", name="Outputs").click()
+    files = ui.get_by_role("table", name="Output files")
+    expect(files.locator("[data-file]")).to_have_count(2, timeout=15000)
+    expect(ui.get_by_role("table", name="Output values")).to_contain_text("42")
+
+    ui.get_by_role("button", name="Preview result.csv").click()
+    expect(ui.get_by_test_id("preview-text")).to_have_text("name,score\nada,3\n", timeout=15000)
+    shot(ui, "execution-outputs")
+    ui.get_by_role("button", name="Preview result.bin").click()
+    expect(ui.get_by_test_id("preview-binary")).to_be_visible(timeout=15000)
+
+    with ui.expect_download(timeout=15000) as download:
+        ui.get_by_role("link", name="Download result.csv").click()
+    assert download.value.suggested_filename == "result.csv"
+    with open(download.value.path(), "rb") as fh:
+        assert fh.read() == b"name,score\nada,3\n"
+
+
+def test_a_namespace_page_shows_its_namespaces_flows_and_recent_executions(ui, flows, shot):
+    ui.goto(f"{flows.url}/ui/flows")
+    ui.get_by_role("link", name="Open namespace company", exact=True).click()
+    expect(ui).to_have_url(f"{flows.url}/ui/namespaces/company")
+    inside = ui.get_by_role("list", name="Namespaces inside")
+    expect(inside.locator("[data-child='company.team']")).to_be_visible()
+    expect(inside.locator("[data-child='company.ops']")).to_be_visible()
+    table = ui.get_by_role("table", name="Flows")
+    expect(table.locator("[data-flow='company.team.demo']")).to_contain_text("SUCCESS")
+    expect(table.locator("[data-flow='company.ops.live']")).to_be_visible()
+    expect(ui.get_by_role("table", name="Recent executions").locator("[data-execution]").first).to_contain_text(
+        "company.")
+    shot(ui, "namespace")
+
+    inside.locator("[data-child='company.ops']").click()
+    expect(ui).to_have_url(f"{flows.url}/ui/namespaces/company.ops")
+    expect(ui.get_by_role("table", name="Flows").locator("[data-flow='company.team.demo']")).to_have_count(0)
+    expect(ui.get_by_role("table", name="Flows").locator("[data-flow='company.ops.broken']")).to_be_visible()
+    ui.reload()  # a deep link
+    expect(ui.get_by_role("heading", name="Namespace company.ops")).to_be_visible()
+    ui.get_by_role("navigation", name="Parent namespaces").get_by_role("link", name="company").click()
+    expect(ui).to_have_url(f"{flows.url}/ui/namespaces/company")

@@ -15,8 +15,12 @@ export class ApiError extends Error {
   }
 }
 
-/** Who is logged in (only known once this tab logged in: without authentication there is nobody). */
-export const session = reactive({ user: sessionStorage.getItem(USER_KEY) });
+/**
+ * Who is logged in and what they may do: `authentication` (is it on), `user` (null when nobody
+ * is logged in, or authentication is off) and `grants` (role per namespace prefix), from
+ * `GET /auth/me`. Pages hide what the user's role does not allow; the server refuses it anyway.
+ */
+export const session = reactive({ user: sessionStorage.getItem(USER_KEY), authentication: false, grants: [], known: false });
 
 export function setSession(user, csrf) {
   session.user = user;
@@ -24,6 +28,45 @@ export function setSession(user, csrf) {
     if (value) sessionStorage.setItem(key, value);
     else sessionStorage.removeItem(key);
   }
+}
+
+let asking = null;
+
+/** Ask the server who this is (once; `fresh` asks again, after a login or a logout). */
+export function loadSession(fresh = false) {
+  if (asking && !fresh) return asking;
+  asking = api("/auth/me").then(
+    (me) => {
+      session.authentication = Boolean(me.authentication);
+      session.grants = me.grants || [];
+      session.known = true;
+      setSession(me.authentication ? me.username : null, me.csrfToken || null);
+      return session;
+    },
+    (e) => {
+      asking = null;
+      throw e;
+    },
+  );
+  return asking;
+}
+
+const ROLES = ["viewer", "runner", "editor", "admin"];
+
+/** Whether the user has *role* on *namespace* (on some namespace when none is given). */
+export function can(role, namespace) {
+  if (!session.authentication) return true;
+  const need = ROLES.indexOf(role);
+  return session.grants.some((g) => ROLES.indexOf(g.role) >= need && (namespace === undefined || !g.namespace
+    || namespace === g.namespace || namespace.startsWith(g.namespace + ".")));
+}
+
+/** The strongest role the user has on *namespace* (for "your role is …" notes). */
+export function roleOn(namespace) {
+  if (!session.authentication) return "admin";
+  const ranks = session.grants.filter((g) => !g.namespace || namespace === g.namespace || namespace.startsWith(g.namespace + "."))
+    .map((g) => ROLES.indexOf(g.role));
+  return ranks.length ? ROLES[Math.max(...ranks)] : "none";
 }
 
 export async function api(path, { method = "GET", json, yaml, form, params, raw } = {}) {
@@ -53,6 +96,7 @@ export async function api(path, { method = "GET", json, yaml, form, params, raw 
   const res = await fetch(url, { method, headers, body, credentials: "same-origin" });
   if (res.status === 401 && !path.startsWith("/auth/")) {
     const next = router.currentRoute.value.fullPath;
+    setSession(null, null);
     if (router.currentRoute.value.name !== "login") router.push({ name: "login", query: { next } });
     throw new ApiError(401, { message: "login required" });
   }
@@ -92,4 +136,9 @@ export function follow(path, handlers) {
   return close;
 }
 
-export const TERMINAL = ["SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SKIPPED"];
+/** The address of a file of an execution (a `tiercel://` URI), as a download. */
+export function fileUrl(executionId, uri) {
+  return `${BASE}/executions/${encodeURIComponent(executionId)}/file?path=${encodeURIComponent(uri)}`;
+}
+
+export const TERMINAL = ["SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "SKIPPED", "RETRIED"];

@@ -64,8 +64,15 @@ class ExecutionStore:
             if ex.dedupe_key is not None:
                 if conn.execute("SELECT 1 FROM executions WHERE dedupe_key = ?", (ex.dedupe_key,)).fetchone():
                     return False
-            conn.execute(f"INSERT INTO executions ({_COLS}, owner, updated_at) VALUES ({', '.join('?' * 20)})",
-                         (*self._row(ex), owner, time.time()))
+                # two processes may insert the same key at once: the unique index keeps one
+                inserted = conn.execute(f"INSERT INTO executions ({_COLS}, owner, updated_at) VALUES "
+                                        f"({', '.join('?' * 20)}) ON CONFLICT DO NOTHING",
+                                        (*self._row(ex), owner, time.time())).rowcount
+                if inserted != 1:
+                    return False
+            else:
+                conn.execute(f"INSERT INTO executions ({_COLS}, owner, updated_at) VALUES ({', '.join('?' * 20)})",
+                             (*self._row(ex), owner, time.time()))
         ex.new = ex.dirty = False
         return True
 
@@ -167,6 +174,51 @@ class ExecutionStore:
         row = self.db.one("SELECT state FROM executions WHERE id = ?", (execution_id,))
         return State(row[0]) if row else None
 
+    def purge(self, end: float, start: float | None = None, namespace: str | None = None, flow_id: str | None = None,
+              execution_id: str | None = None, states: list[str] | None = None, executions: bool = True,
+              logs: bool = True, metrics: bool = True, limit: int = 1000) -> tuple[list[tuple[str, str, str]], dict[str, int]]:
+        """Delete ended executions (ended at or before *end*, from *start*) with their task runs, attempts,
+        log lines and metrics, at most *limit* executions per call (short write transactions).
+
+        Returns the (namespace, flow_id, id) purged, whose files the caller deletes, and the row counts
+        under Kestra's output names (``executionsCount``, ``logsCount``, ``metricsCount``).
+        """
+        from tiercel.model import TERMINAL
+
+        terminal = [str(s) for s in (states or TERMINAL)]
+        where = ["ended_at IS NOT NULL", "ended_at <= ?", f"state IN ({', '.join('?' * len(terminal))})"]
+        params: list[Any] = [end, *terminal]
+        if start is not None:
+            where.append("ended_at >= ?")
+            params.append(start)
+        if namespace:
+            where.append("(namespace = ? OR namespace LIKE ?)")
+            params += [namespace, namespace + ".%"]
+        if flow_id:
+            where.append("flow_id = ?")
+            params.append(flow_id)
+        if execution_id:
+            where.append("id = ?")
+            params.append(execution_id)
+        rows = [(r[0], r[1], r[2]) for r in self.db.query(
+            f"SELECT namespace, flow_id, id FROM executions WHERE {' AND '.join(where)} ORDER BY ended_at LIMIT ?",
+            (*params, limit))]
+        counts = {"executionsCount": 0, "logsCount": 0, "metricsCount": 0}
+        if not rows:
+            return rows, counts
+        ids = [r[2] for r in rows]
+        marks = ", ".join("?" * len(ids))
+        with self.db.transaction() as conn:
+            if logs:
+                counts["logsCount"] = conn.execute(f"DELETE FROM logs WHERE execution_id IN ({marks})", ids).rowcount
+            if metrics:
+                counts["metricsCount"] = conn.execute(f"DELETE FROM metrics WHERE execution_id IN ({marks})", ids).rowcount
+            if executions:
+                conn.execute(f"DELETE FROM attempts WHERE execution_id IN ({marks})", ids)
+                conn.execute(f"DELETE FROM task_runs WHERE execution_id IN ({marks})", ids)
+                counts["executionsCount"] = conn.execute(f"DELETE FROM executions WHERE id IN ({marks})", ids).rowcount
+        return rows, counts
+
     def id_for_dedupe_key(self, key: str) -> str | None:
         row = self.db.one("SELECT id FROM executions WHERE dedupe_key = ?", (key,))
         return row[0] if row else None
@@ -177,7 +229,7 @@ class ExecutionStore:
         """A page of executions and the total; *scopes* (namespace prefixes, None for all) bounds what is seen."""
         where, params = ["1 = 1"], []
         if scopes is not None:
-            where.append("(" + " OR ".join(["(namespace = ? OR substr(namespace, 1, ?) = ?)"] * len(scopes) or ["0"]) + ")")
+            where.append("(" + " OR ".join(["(namespace = ? OR substr(namespace, 1, ?) = ?)"] * len(scopes) or ["1 = 0"]) + ")")
             for prefix in scopes:
                 params += [prefix, len(prefix) + 1, prefix + "."]
         if namespace:
@@ -196,13 +248,44 @@ class ExecutionStore:
             where.append("created_at <= ?")
             params.append(end)
         for key, value in (labels or {}).items():
-            where.append("json_extract(labels, ?) = ?")
-            params += [f'$."{key}"', value]
+            field, field_params = self.db.json_field("labels", key)
+            where.append(f"{field} = ?")
+            params += [*field_params, value]
         clause = " AND ".join(where)
         total = self.db.one(f"SELECT COUNT(*) FROM executions WHERE {clause}", params)[0]
         rows = self.db.query(f"SELECT {_COLS} FROM executions WHERE {clause} ORDER BY created_at DESC "
                              f"LIMIT ? OFFSET ?", [*params, size, max(page - 1, 0) * size])
         return [self._execution(r).to_json() for r in rows], total
+
+    def count_by_flow(self, flows: list[tuple[str, str]], namespaces: list[str] | None = None,
+                      states: list[str] | None = None, start: float | None = None,
+                      end: float | None = None) -> list[tuple[str, str, int]]:
+        """Executions per flow created in [start, end]: each of *flows* (0 when it has none), then each
+        flow of *namespaces* (and their children) that has some; sorted by namespace and flow."""
+        where, params = ["1 = 1"], []
+        if states:
+            where.append(f"state IN ({', '.join('?' * len(states))})")
+            params += [str(s) for s in states]
+        if start is not None:
+            where.append("created_at >= ?")
+            params.append(start)
+        if end is not None:
+            where.append("created_at <= ?")
+            params.append(end)
+        scope = ["(namespace = ? AND flow_id = ?)" for _ in flows]
+        scope_params: list[Any] = [v for pair in flows for v in pair]
+        for prefix in namespaces or []:
+            scope.append("(namespace = ? OR substr(namespace, 1, ?) = ?)")
+            scope_params += [prefix, len(prefix) + 1, prefix + "."]
+        if not scope:
+            return []
+        where.append("(" + " OR ".join(scope) + ")")
+        rows = self.db.query(f"SELECT namespace, flow_id, COUNT(*) FROM executions WHERE {' AND '.join(where)} "
+                             "GROUP BY namespace, flow_id", [*params, *scope_params])
+        counts = {(r[0], r[1]): int(r[2]) for r in rows}
+        for pair in flows:
+            counts.setdefault(tuple(pair), 0)  # type: ignore[arg-type]
+        return [(ns, fid, n) for (ns, fid), n in sorted(counts.items())]
 
     def triggers_of(self, flow_id: str, namespace: str | None = None) -> list[dict[str, Any]]:
         """The ``trigger`` column and dedupe key of a flow's executions, oldest first (what tests and checks read)."""
@@ -212,7 +295,7 @@ class ExecutionStore:
             sql += " AND namespace = ?"
             params.append(namespace)
         return [{"id": r[0], "trigger": loads(r[1]), "dedupeKey": r[2]}
-                for r in self.db.query(sql + " ORDER BY created_at, rowid", params)]
+                for r in self.db.query(sql + f" ORDER BY created_at, {self.db.insert_order}", params)]
 
     def count_running(self, namespace: str, flow_id: str) -> int:
         """Executions of the flow that hold a concurrency slot (started and not ended)."""
@@ -226,7 +309,7 @@ class ExecutionStore:
 
     def oldest_queued(self, namespace: str, flow_id: str) -> str | None:
         row = self.db.one("SELECT id FROM executions WHERE namespace = ? AND flow_id = ? AND state = 'QUEUED' "
-                          "ORDER BY created_at, rowid LIMIT 1", (namespace, flow_id))
+                          f"ORDER BY created_at, {self.db.insert_order} LIMIT 1", (namespace, flow_id))
         return row[0] if row else None
 
     def latest_per_flow(self, namespace: str | None = None) -> list[dict[str, Any]]:
@@ -247,7 +330,7 @@ class ExecutionStore:
     def unfinished(self, owners: Iterable[str | None] | None = None) -> list[tuple[str, str | None, str, str, str]]:
         """(id, owner, state, namespace, flow_id) of executions not ended, oldest first (only of *owners* if given)."""
         rows = self.db.query(f"SELECT id, owner, state, namespace, flow_id FROM executions WHERE state IN {_ACTIVE} "
-                             f"ORDER BY created_at, rowid")
+                             f"ORDER BY created_at, {self.db.insert_order}")
         wanted = set(owners) if owners is not None else None
         return [tuple(r) for r in rows if wanted is None or r[1] in wanted]  # type: ignore[misc]
 
@@ -266,7 +349,10 @@ class ExecutionStore:
 
     def take_over(self, execution_id: str, old_owner: str | None, new_owner: str) -> bool:
         """Become the owner of an orphaned execution, unless another process just did."""
-        return self.db.execute("UPDATE executions SET owner = ? WHERE id = ? AND owner IS ?",
+        if old_owner is None:
+            return self.db.execute("UPDATE executions SET owner = ? WHERE id = ? AND owner IS NULL",
+                                   (new_owner, execution_id)) == 1
+        return self.db.execute("UPDATE executions SET owner = ? WHERE id = ? AND owner = ?",
                                (new_owner, execution_id, old_owner)) == 1
 
     def release(self, owner: str) -> None:

@@ -78,3 +78,14 @@ class MetricStore:
         return [{"taskRunId": r[0], "name": r[1], "type": r[2], "value": r[3], "tags": loads(r[4]), "timestamp": r[5]}
                 for r in self.db.query("SELECT task_run_id, name, type, value, tags, ts FROM metrics "
                                        "WHERE execution_id = ? ORDER BY id", (execution_id,))]
+
+    def attach(self, execution: dict[str, Any]) -> dict[str, Any]:
+        """Put each task run's metrics (``ctx.metric``, a script's ``::{"metrics":[...]}::``) into the
+        execution's JSON, as ``taskRuns[].metrics``: ``[{name, type, value, tags, timestamp}]``."""
+        by_run: dict[str, list[dict[str, Any]]] = {}
+        for m in self.query(execution["id"]):
+            by_run.setdefault(m.pop("taskRunId"), []).append(m)
+        for tr in execution.get("taskRuns") or []:
+            if tr.get("id") in by_run:
+                tr["metrics"] = by_run[tr["id"]]
+        return execution

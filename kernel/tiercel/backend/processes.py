@@ -24,6 +24,11 @@ class ProcessStore:
     def heartbeat(self, process_id: str) -> None:
         self.db.execute("UPDATE processes SET last_seen = ? WHERE id = ?", (time.time(), process_id))
 
+    def capacity(self, process_id: str, slots: int, busy: int, queues: list[str] | None = None) -> None:
+        """A worker's slots, how many are busy, and the queues it takes jobs from (with its heartbeat)."""
+        self.db.execute("UPDATE processes SET last_seen = ?, slots = ?, busy = ?, queues = ? WHERE id = ?",
+                        (time.time(), slots, busy, dumps(queues) if queues is not None else None, process_id))
+
     def remove(self, process_id: str) -> None:
         self.db.execute("DELETE FROM processes WHERE id = ?", (process_id,))
 
@@ -34,8 +39,9 @@ class ProcessStore:
 
     def all(self) -> list[dict[str, Any]]:
         return [{"id": r[0], "kind": r[1], "host": r[2], "pid": r[3], "version": r[4], "startedAt": r[5],
-                 "lastSeen": r[6]} for r in self.db.query(
-                    "SELECT id, kind, host, pid, version, started_at, last_seen FROM processes ORDER BY started_at")]
+                 "lastSeen": r[6], "slots": r[7], "busy": r[8], "queues": loads(r[9])} for r in self.db.query(
+                    "SELECT id, kind, host, pid, version, started_at, last_seen, slots, busy, queues FROM processes "
+                    "ORDER BY started_at")]
 
 
 class CommandStore:

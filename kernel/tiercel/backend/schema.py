@@ -128,16 +128,37 @@ metrics = Table(
     Index("ix_metrics_execution", "execution_id"),
 )
 
-jobs = Table(
+jobs = Table(  # the queue between executors and workers: live rows only, deleted when the result is written
     "jobs", metadata,
     Column("task_run_id", Text, nullable=False),
     Column("attempt", Integer, nullable=False),
     Column("execution_id", Text, nullable=False),
-    Column("worker", Text),
+    Column("worker", Text),  # the lease owner (a process id) once claimed
     Column("created_at", Float, nullable=False),
     Column("claimed_at", Float),
+    Column("queue", Text, nullable=False, server_default="default"),
+    Column("payload", Text),
+    Column("state", Text, nullable=False, server_default="queued"),  # queued | running | cancel
+    Column("lease_until", Float),
     PrimaryKeyConstraint("task_run_id", "attempt"),
     Index("ix_jobs_execution", "execution_id"),
+    Index("ix_jobs_claim", "queue", "state", "created_at"),
+)
+
+results = Table(  # what workers report (and LOST from the lease reaper); deleted when the executor applies it
+    "results", metadata,
+    Column("task_run_id", Text, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("execution_id", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("outputs", Text),
+    Column("error", Text),
+    Column("started_at", Float),
+    Column("ended_at", Float),
+    Column("worker", Text),
+    Column("created_at", Float, nullable=False),
+    PrimaryKeyConstraint("task_run_id", "attempt"),
+    Index("ix_results_execution", "execution_id"),
 )
 
 commands = Table(  # kill/resume/restart/start sent to an execution owned by another process; deleted once applied
@@ -205,6 +226,9 @@ processes = Table(  # every live Tiercel process, with its heartbeat (one row pe
     Column("version", Text),
     Column("started_at", Float, nullable=False),
     Column("last_seen", Float, nullable=False),
+    Column("slots", Integer),
+    Column("busy", Integer),
+    Column("queues", Text),  # JSON list, for workers
 )
 
 users = Table(  # people who log in; the password as an argon2 hash, never in clear

@@ -82,8 +82,13 @@ CREATE TABLE jobs (
 	worker TEXT, 
 	created_at FLOAT NOT NULL, 
 	claimed_at FLOAT, 
+	queue TEXT DEFAULT 'default' NOT NULL, 
+	payload TEXT, 
+	state TEXT DEFAULT 'queued' NOT NULL, 
+	lease_until FLOAT, 
 	PRIMARY KEY (task_run_id, attempt)
 );
+CREATE INDEX ix_jobs_claim ON jobs (queue, state, created_at);
 CREATE INDEX ix_jobs_execution ON jobs (execution_id);
 CREATE TABLE kv (
 	namespace TEXT NOT NULL, 
@@ -126,8 +131,25 @@ CREATE TABLE processes (
 	version TEXT, 
 	started_at FLOAT NOT NULL, 
 	last_seen FLOAT NOT NULL, 
+	slots INTEGER, 
+	busy INTEGER, 
+	queues TEXT, 
 	PRIMARY KEY (id)
 );
+CREATE TABLE results (
+	task_run_id TEXT NOT NULL, 
+	attempt INTEGER NOT NULL, 
+	execution_id TEXT NOT NULL, 
+	state TEXT NOT NULL, 
+	outputs TEXT, 
+	error TEXT, 
+	started_at FLOAT, 
+	ended_at FLOAT, 
+	worker TEXT, 
+	created_at FLOAT NOT NULL, 
+	PRIMARY KEY (task_run_id, attempt)
+);
+CREATE INDEX ix_results_execution ON results (execution_id);
 CREATE TABLE secrets (
 	namespace TEXT NOT NULL, 
 	name TEXT NOT NULL, 

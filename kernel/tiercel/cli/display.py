@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Any, TextIO
 
 _ICON = {"SUCCESS": "✔", "WARNING": "!", "FAILED": "✘", "KILLED": "✘", "SKIPPED": "-", "RUNNING": "▶",
-         "PAUSED": "‖", "RETRYING": "↻", "CREATED": "·", "QUEUED": "·", "CANCELLED": "✘"}
+         "PAUSED": "‖", "RETRYING": "↻", "CREATED": "·", "QUEUED": "·", "CANCELLED": "✘", "RETRIED": "↻"}
 _COLOR = {"SUCCESS": "green", "WARNING": "yellow", "FAILED": "red", "KILLED": "red", "CANCELLED": "red",
-          "RUNNING": "cyan", "PAUSED": "magenta", "RETRYING": "yellow", "SKIPPED": "dim"}
+          "RUNNING": "cyan", "PAUSED": "magenta", "RETRYING": "yellow", "SKIPPED": "dim", "RETRIED": "yellow"}
 
 
 def _duration(start: float | None, end: float | None) -> str:
@@ -358,6 +358,12 @@ def summary(execution: dict[str, Any], out: TextIO = sys.stdout) -> None:
         attempts = len(tr["attempts"])
         extra = f"  attempts={attempts}" if attempts > 1 else ""
         print(f"  {_ICON.get(tr['state'], '?')} {label:<30} {tr['state']:<9} {dur:>9}{extra}", file=out)
+    metrics = [(tr["taskId"], m) for tr in execution["taskRuns"] for m in tr.get("metrics") or []]
+    if metrics:
+        print("\n  metrics:", file=out)
+        for task_id, m in metrics:
+            tags = " ".join(f"{k}={v}" for k, v in sorted((m.get("tags") or {}).items()))
+            print(f"    {task_id:<20} {m['name']:<24} {m['type']:<8} {m['value']:g}{'  ' + tags if tags else ''}", file=out)
     took = execution.get("duration")
     took_s = f" in {took:.2f} s" if took is not None else ""
     print(f"\n{_ICON.get(state, '?')} execution {execution['id']} {state}{took_s}", file=out)

@@ -21,10 +21,11 @@ from tiercel.model import TERMINAL
 
 def _runtime(home: Path | None) -> Any:
     """The runtime of an existing home: reading or acting on executions never creates one."""
+    from tiercel.backend import Stores
     from tiercel.engine.runtime import Runtime, default_home
 
     home = home or default_home()
-    if not (home / "tiercel.db").is_file():
+    if not Stores.exists(home):
         raise click.ClickException(f"no executions: {home} holds no Tiercel database yet "
                                    "(run a flow there, or point --home / $TIERCEL_HOME at another home)")
     return Runtime(home)
@@ -192,7 +193,11 @@ def start(namespace: str, flow_id: str, inputs: tuple[str, ...], labels: tuple[s
     except InputError as exc:
         click.echo(f"{namespace}.{flow_id}: {exc}", err=True)
         sys.exit(2)
-    ex = rt.new_execution(flow, values, labels=parse_inputs(labels), revision=revision, execution_id=execution_id)
+    try:
+        ex = rt.new_execution(flow, values, labels=parse_inputs(labels), revision=revision, execution_id=execution_id)
+    except InputError as exc:  # ExecutionBlocked: the flow's checks refused it
+        click.echo(f"{namespace}.{flow_id}: execution blocked: {exc}", err=True)
+        sys.exit(2)
     if not as_json and not sys.stdout.isatty():
         click.echo(f"▶ {namespace}.{flow_id}: execution {ex.id}")
     rt.submit(ex)
@@ -216,7 +221,7 @@ def show(execution_id: str, follow: bool, as_json: bool, home: Path | None, serv
     ex = _load(rt, execution_id)
     if follow:
         return _follow_local(rt, execution_id, as_json)
-    data = ex.to_json()
+    data = rt.stores.metrics.attach(ex.to_json())
     if as_json:
         click.echo(json.dumps(data, default=str))
         return
@@ -372,3 +377,46 @@ def replay(execution_id: str, from_task: str | None, as_json: bool, home: Path |
         click.echo(f"replay of {execution_id}: execution {new.id}")
     _finish(rt, new.id, as_json)
 
+
+
+@executions.command()
+@click.option("--older-than", "older_than", required=True, metavar="DURATION",
+              help="Purge executions that ended longer ago than this ISO-8601 duration (P30D, PT12H).")
+@click.option("-n", "--namespace", help="Only this namespace (and the namespaces below it).")
+@click.option("-f", "--flow", "flow_id", help="Only this flow.")
+@click.option("--state", "states", multiple=True, help="Only these final states (repeatable; default: every one).")
+@click.option("--keep-logs", is_flag=True, help="Keep the log lines.")
+@click.option("--keep-files", is_flag=True, help="Keep the files in internal storage.")
+@click.option("--dry-run", is_flag=True, help="Only count what would be purged.")
+@home_option
+def purge(older_than: str, namespace: str | None, flow_id: str | None, states: tuple[str, ...], keep_logs: bool,
+          keep_files: bool, dry_run: bool, home: Path | None) -> None:
+    """Delete ended executions, with their logs, metrics and files (retention).
+
+    Executions still running are never touched. Kestra's core.execution.PurgeExecutions task
+    does the same from a flow (on a schedule, say).
+    """
+    import time
+
+    from tiercel.engine.purge import purge_executions
+    from tiercel.flow.inputs import parse_duration
+
+    try:
+        age = parse_duration(older_than).total_seconds()
+    except Exception as exc:
+        raise click.BadParameter(f"{older_than!r} is not an ISO-8601 duration such as P30D ({exc})",
+                                 param_hint="--older-than") from None
+    end = time.time() - age
+    rt = _runtime(home)
+    try:
+        if dry_run:
+            rows, _ = rt.stores.executions.purge(end, None, namespace, flow_id, None, list(states) or None,
+                                                 executions=False, logs=False, metrics=False, limit=10**9)
+            click.echo(f"would purge {len(rows)} executions")
+            return
+        counts = purge_executions(rt.stores, rt.storage, end, None, namespace, flow_id, None, list(states) or None,
+                                  purge_log=not keep_logs, purge_storage=not keep_files)
+    finally:
+        rt.close()
+    click.echo(f"purged {counts['executionsCount']} executions, {counts['logsCount']} log lines, "
+               f"{counts['metricsCount']} metrics, {counts['storagesCount']} files")

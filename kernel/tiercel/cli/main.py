@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "worker": ("tiercel.cli.server:worker", "Run only a worker."),
     "scheduler": ("tiercel.cli.server:scheduler", "Run only the scheduler."),
     "webserver": ("tiercel.cli.server:webserver", "Run only the HTTP API."),
+    "cluster": ("tiercel.cli.cluster:cluster", "Show the processes sharing the backend and the job queues."),
     "triggers": ("tiercel.cli.triggers:triggers", "List triggers, enable or disable them, backfill schedules."),
     "plugin": ("tiercel.cli.plugin_new:plugin", "Scaffold a new plugin from the template."),
     "users": ("tiercel.cli.auth:users", "Add, list, remove users and set their passwords."),
@@ -35,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "secrets": ("tiercel.cli.secrets:secrets", "Set, list and delete secrets, encrypted in the backend."),
     "kv": ("tiercel.cli.kv:kv", "Get, set, list and delete values of a namespace's key/value store."),
     "namespace": ("tiercel.cli.namespace:namespace", "Namespace files: upload, list, download and delete."),
+    "db": ("tiercel.cli.db:db", "Upgrade the database schema (Alembic) or show its revision."),
     "config": ("tiercel.cli.config:config", "Show the effective settings (environment, tiercel.yaml), secrets masked."),
     "test": ("tiercel.cli.test:test", "Run flow unit tests (*.test.yaml): fixtures, assertions, JUnit XML."),
     "init": ("tiercel.cli.project:init", "Create a project: a flow and its test, editor schema, .gitignore, README."),
@@ -110,7 +112,13 @@ def main() -> None:
     except config.ConfigError as exc:
         click.echo(f"Error: {exc}", err=True)
         raise SystemExit(2) from None
-    cli(prog_name="tiercel")  # also under `python -m`: completion answers to _TIERCEL_COMPLETE
+    from tiercel.backend import SchemaMismatch, mask_url
+
+    try:
+        cli(prog_name="tiercel")  # also under `python -m`: completion answers to _TIERCEL_COMPLETE
+    except (SchemaMismatch, ConnectionError) as exc:  # the message names both revisions and the command to run
+        click.echo(f"Error: {mask_url(str(exc))}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -32,7 +32,17 @@ def exit_code(state: str) -> int:
     return 0 if state in SUCCEEDED else 1
 
 
+def _set_db(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value:  # every part of the process opens the stores through $TIERCEL_DB (Stores.of_home)
+        import os
+
+        os.environ["TIERCEL_DB"] = value
+
+
 def home_option(fn: Any) -> Any:
+    fn = click.option("--db", metavar="URL", callback=_set_db, expose_value=False, is_eager=True,
+                      help="Database: postgresql://user:password@host:port/db, sqlite:///path or a path (default: "
+                           "$TIERCEL_DB, else db: of tiercel.yaml, else tiercel.db in the home).")(fn)
     return click.option("--home", type=click.Path(file_okay=False, path_type=Path), envvar="TIERCEL_HOME",
                         help="Home of the embedded backend (default: $TIERCEL_HOME, else the .tiercel folder of the project "
                              "you are in, else the user's data folder).")(fn)
@@ -192,9 +202,16 @@ def make_view(as_json: bool, quiet: bool, flow: Any = None) -> Any:
 @home_option
 @click.option("--server", metavar="URL",
               help="Deploy FLOW_FILE to the server at URL (a new revision only if it changed), run it there and watch it.")
+@click.option("--log-format", type=click.Choice(["text", "json"], case_sensitive=False), default=None,
+              envvar="TIERCEL_LOG_FORMAT",
+              help="json: also write every log line (engine and tasks) to stderr as JSON with its ids.")
 def run(flow_file: Path, inputs: tuple[str, ...], as_json: bool, quiet: bool, labels: tuple[str, ...],
-        home: Path | None, server: str | None) -> None:
+        home: Path | None, server: str | None, log_format: str | None) -> None:
     """Run FLOW_FILE to completion, showing task runs and logs as they happen."""
+    if log_format == "json":
+        from tiercel.observability import logs
+
+        logs.setup("INFO", "json", sys.stderr)
     if server:
         from tiercel.cli.remote import run_file
 
@@ -226,7 +243,12 @@ def run(flow_file: Path, inputs: tuple[str, ...], as_json: bool, quiet: bool, la
     except (InputError, click.BadParameter) as exc:
         click.echo(f"{flow_file}: {exc}", err=True)
         sys.exit(2)
-    ex = runtime.new_execution(flow, values, labels=parse_inputs(labels), execution_id=execution_id)
+    try:
+        ex = runtime.new_execution(flow, values, labels=parse_inputs(labels), execution_id=execution_id)
+    except InputError as exc:  # ExecutionBlocked: the flow's checks refused it
+        click.echo(f"{flow_file}: execution blocked: {exc}", err=True)
+        runtime.close()
+        sys.exit(2)
     view = make_view(as_json, quiet, flow)
     if view is not None:
         runtime.listeners.append(view)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,10 @@ def _options(fn: Any, api: bool = True) -> Any:
     fn = click.option("--worker-slots", default=64, show_default=True, help="Tasks run at once by this process.")(fn)
     fn = click.option("--log-level", default="INFO", show_default=True,
                       type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))(fn)
+    fn = log_format_option(fn)
+    fn = click.option("--metrics-port", type=int, default=None, envvar="TIERCEL_METRICS_PORT",
+                      help="Also serve Prometheus metrics on http://127.0.0.1:PORT/metrics "
+                           "(docs/operations/observability.md).")(fn)
     if api:
         fn = click.option("--port", default=8080, show_default=True, envvar="TIERCEL_PORT", help="HTTP port.")(fn)
         fn = click.option("--host", default="127.0.0.1", show_default=True, envvar="TIERCEL_BIND",
@@ -35,6 +38,24 @@ def _options(fn: Any, api: bool = True) -> Any:
     return fn
 
 
+def log_format_option(fn: Any) -> Any:
+    return click.option("--log-format", type=click.Choice(["text", "json"], case_sensitive=False), default=None,
+                        envvar="TIERCEL_LOG_FORMAT",
+                        help="Log lines as text (default) or JSON with execution, flow, task and attempt ids.")(fn)
+
+
+def start_metrics(port: int | None) -> None:
+    """``--metrics-port``: serve /metrics from a thread of this process (any engine command may use it)."""
+    if port is None:
+        return
+    from tiercel.observability.metrics import start_metrics_server
+
+    try:
+        start_metrics_server(port)
+    except OSError as exc:
+        raise click.ClickException(f"--metrics-port {port}: {exc.strerror or exc}") from None
+
+
 def auth_settings(host: str, auth: bool | None) -> Any:
     """Authentication is required to listen beyond loopback: refuse to start without a choice."""
     from tiercel.server.auth import AuthSettings
@@ -50,36 +71,51 @@ def auth_settings(host: str, auth: bool | None) -> Any:
 
 
 def _start(components: tuple[str, ...], home: Path | None, host: str, port: int, worker_slots: int, log_level: str,
-           allowed_hosts: str = "", cors_origins: str = "", auth: bool | None = None) -> None:
+           allowed_hosts: str = "", cors_origins: str = "", auth: bool | None = None, log_format: str | None = None,
+           metrics_port: int | None = None, queues: list[str] | None = None) -> None:
     from tiercel.engine.runtime import default_home
+    from tiercel.observability import logs
     from tiercel.server.guard import OriginPolicy
     from tiercel.server.service import ServerError, run_process
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)-5s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    fmt = logs.setup(log_level, log_format, sys.stderr)
+    start_metrics(metrics_port)
+
+    def say(message: str) -> None:  # in JSON mode every line of the process is JSON
+        if fmt == "json":
+            import logging
+
+            logging.getLogger("tiercel.cli").info(message)
+        else:
+            click.echo(message, err=True)
     home = (home or default_home()).resolve()
     settings = auth_settings(host, auth) if "api" in components else None
 
     def announce() -> None:
         where = f" on http://{host}:{port} (API docs: http://{host}:{port}/api/v1/docs)" if "api" in components else ""
-        click.echo(f"tiercel {'+'.join(components)} ready{where}, home {home}; Ctrl-C stops", err=True)
+        if queues:
+            where += f", queues {', '.join(queues)}"
+        from tiercel.backend import database_of_home, mask_url
+
+        say(f"tiercel {'+'.join(components)} ready{where}, home {home}, database "
+            f"{mask_url(str(database_of_home(home)))}; Ctrl-C stops")
         if settings is not None and settings.enabled:
             from tiercel.backend import Stores
 
-            stores = Stores.open(home / "tiercel.db")
+            stores = Stores.of_home(home)
             empty = stores.auth.empty()
             stores.close()
-            click.echo("authentication is on" + (f"; no user or token exists yet: create one with `tiercel users add "
-                                                 f"NAME --role admin --home {home}`" if empty else ""), err=True)
+            say("authentication is on" + (f"; no user or token exists yet: create one with `tiercel users add "
+                                          f"NAME --role admin --home {home}`" if empty else ""))
 
     try:
         run_process(home, host, port, components, worker_slots, announce,
-                    OriginPolicy.of(host, allowed_hosts.split(","), cors_origins.split(",")), settings)
+                    OriginPolicy.of(host, allowed_hosts.split(","), cors_origins.split(",")), settings, queues)
     except ServerError as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         pass
-    click.echo("stopped", err=True)
+    say("stopped")
 
 
 def _access_log(on: bool) -> None:
@@ -92,7 +128,8 @@ def _access_log(on: bool) -> None:
 @click.command()
 @_options
 def server(home: Path | None, host: str, port: int, worker_slots: int, log_level: str, allowed_hosts: str,
-           cors_origins: str, auth: bool | None, access_log: bool) -> None:
+           cors_origins: str, auth: bool | None, log_format: str | None, metrics_port: int | None,
+           access_log: bool) -> None:
     """API, scheduler, executor and worker in one process, on the embedded backend.
 
     Restarting it resumes what was running and the schedules (missed dates follow each
@@ -100,23 +137,27 @@ def server(home: Path | None, host: str, port: int, worker_slots: int, log_level
     """
     _access_log(access_log)
     _start(("api", "scheduler", "executor"), home, host, port, worker_slots, log_level, allowed_hosts, cors_origins,
-           auth)
+           auth, log_format, metrics_port)
 
 
 @click.command()
 @_options
 def webserver(home: Path | None, host: str, port: int, worker_slots: int, log_level: str, allowed_hosts: str,
-              cors_origins: str, auth: bool | None, access_log: bool) -> None:
+              cors_origins: str, auth: bool | None, log_format: str | None, metrics_port: int | None,
+              access_log: bool) -> None:
     """Only the HTTP API (executions it starts run in this process)."""
     _access_log(access_log)
-    _start(("api",), home, host, port, worker_slots, log_level, allowed_hosts, cors_origins, auth)
+    _start(("api",), home, host, port, worker_slots, log_level, allowed_hosts, cors_origins, auth, log_format,
+           metrics_port)
 
 
 def _no_api(name: str, components: tuple[str, ...], doc: str) -> click.Command:
     @click.command(name=name, help=doc)
     @_options_no_api
-    def command(home: Path | None, worker_slots: int, log_level: str) -> None:
-        _start(components, home, "127.0.0.1", 0, worker_slots, log_level)
+    def command(home: Path | None, worker_slots: int, log_level: str, log_format: str | None,
+                metrics_port: int | None) -> None:
+        _start(components, home, "127.0.0.1", 0, worker_slots, log_level, log_format=log_format,
+               metrics_port=metrics_port)
 
     return command
 
@@ -126,8 +167,33 @@ def _options_no_api(fn: Any) -> Any:
 
 
 scheduler = _no_api("scheduler", ("scheduler",),
-                    "Only schedules, backfills and plugin triggers (their executions run in this process).")
+                    "Only schedules, backfills and plugin triggers (their executions' tasks go to `tiercel worker`).")
 executor = _no_api("executor", ("executor",),
-                   "Only the executor: runs executions and takes over those whose process died.")
-worker = _no_api("worker", ("executor",),
-                 "Same as `tiercel executor`: in Tiercel one process both resolves flows and runs tasks.")
+                   "Only the executor: resolves flows and queues their tasks for `tiercel worker` processes; takes "
+                   "over executions whose process died.")
+
+
+@click.command()
+@home_option
+@click.option("--concurrency", "-c", default=8, show_default=True, envvar="TIERCEL_WORKER_CONCURRENCY",
+              help="Tasks this worker runs at once (its slots).")
+@click.option("--queue", "-q", "queues", multiple=True, metavar="NAME",
+              help="A queue to take jobs from (repeat for several; `default` when none). Tasks choose theirs with "
+                   "`queue: NAME` or Kestra's `workerGroup: {key: NAME}`.")
+@click.option("--log-level", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@log_format_option
+@click.option("--metrics-port", type=int, default=None, envvar="TIERCEL_METRICS_PORT",
+              help="Also serve Prometheus metrics on http://127.0.0.1:PORT/metrics.")
+def worker(home: Path | None, concurrency: int, queues: tuple[str, ...], log_level: str, log_format: str | None,
+           metrics_port: int | None) -> None:
+    """Only runs tasks: claims jobs that executors queued, heartbeats, and writes their results.
+
+    A worker killed at any moment loses nothing: once its lease expires (leaseSeconds,
+    TIERCEL_LEASE_SECONDS, 10 s by default) its attempts are LOST and run again on another
+    worker. Ctrl-C puts its jobs back in the queue at once.
+    """
+    if concurrency < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--concurrency")
+    _start(("worker",), home, "127.0.0.1", 0, concurrency, log_level, log_format=log_format, metrics_port=metrics_port,
+           queues=list(queues) or ["default"])

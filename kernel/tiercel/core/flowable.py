@@ -11,6 +11,7 @@ generically; Python keywords get a trailing underscore and a YAML alias (``final
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -634,6 +635,16 @@ class NamespaceFiles(BaseModel):
     exclude: list[str] | None = Field(None, description="Globs of files not to copy.")
 
 
+class WorkingDirectoryCache(BaseModel):
+    """Files of a WorkingDirectory kept between executions (Kestra's ``cache``): a virtualenv,
+    ``node_modules``… restored before the tasks run, saved after a successful run."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    patterns: list[str] = Field(min_length=1, description="Globs, relative to the directory, of the files to cache (`venv/**`).")
+    ttl: timedelta | None = Field(None, description="How long the cache is used before it is built again (ISO-8601); forever when omitted.")
+
+
 class WorkingDirectory(FlowableTask):
     """Run child tasks in order in one shared directory, on one worker.
 
@@ -690,15 +701,23 @@ tasks:
         None, description="Files to create first: name to content or `tiercel://` URI (or a JSON string of that map).")
     outputFiles: list[str] | None = Field(None, description="Globs, relative to the directory, of files to keep as outputs.")
     namespaceFiles: NamespaceFiles | None = Field(None, description="Copy the flow's namespace files into the directory.")
+    cache: WorkingDirectoryCache | None = Field(None, description="`{patterns, ttl}`: files kept between executions, restored before the tasks run.")
     errors: Tasks | None = _errors()
     finally_: Tasks | None = _finally()
 
     class Progress(FlowableTask.Progress):
         written: bool = False  # the input files are in the directory
         copied: bool = False  # the namespace files are in the directory
+        restored: bool | None = None  # the cache was looked for: found (True) or not (False)
 
     def resolve(self, run: FlowableRun) -> Status:
         run.share_working_directory()
+        cache = self.cache
+        if cache is not None and run.progress.restored is None:
+            found = run.files("cache_restore", ttl=cache.ttl.total_seconds() if cache.ttl is not None else None)
+            if found is None:
+                return RUNNING
+            run.progress.restored = bool(found.get("restored"))
         spec = self.namespaceFiles
         if spec is not None and spec.enabled and not run.progress.copied:
             if run.files("namespace", include=spec.include, exclude=spec.exclude) is None:
@@ -709,7 +728,12 @@ tasks:
                 return RUNNING
             run.progress.written = True
         status = run.sequence(self.tasks)
-        if status == RUNNING or status in FAILURES or not self.outputFiles:
+        if status == RUNNING or status in FAILURES:
+            return status
+        if cache is not None and not run.progress.restored:
+            if run.files("cache_save", patterns=list(cache.patterns)) is None:
+                return RUNNING
+        if not self.outputFiles:
             return status
         found = run.files("collect", globs=list(self.outputFiles))
         if found is None:
@@ -857,6 +881,7 @@ class Subflow(_ChildFlow):
     """Start an execution of another flow, wait for it by default, and expose its outputs."""
 
     type: ClassVar[str] = "core.Subflow"
+    static_fields: ClassVar[frozenset[str]] = FlowableTask.static_fields | {"outputs"}
     aliases: ClassVar[tuple[str, ...]] = (
         "io.kestra.plugin.core.flow.Subflow", "io.kestra.core.tasks.flows.Subflow",
         "io.kestra.plugin.core.flow.Flow", "io.kestra.core.tasks.flows.Flow",
@@ -881,9 +906,16 @@ tasks:
     ]
 
 
+    outputs: dict[str, Any] | None = Field(None, description=(
+        "Deprecated (Kestra's form; use the child flow's `outputs`): values rendered in the child "
+        "execution's context when it ends, read as `outputs.<id>.outputs.<key>`."))
+
     def resolve(self, run: FlowableRun) -> Status:
         if not run.subflows:
-            run.start_subflow(self.request(run))
+            request = self.request(run)
+            if self.outputs:
+                request = dataclasses.replace(request, outputs=dict(self.outputs))
+            run.start_subflow(request)
             return RUNNING
         result = run.subflows[None]
         if result is None:

@@ -16,7 +16,7 @@ TIERCEL_API = ">=1.0,<2"
 
 @hookimpl
 def register_tasks(register: Callable[[type], None]) -> None:
-    from tiercel.core import files, flowable, kv, namespace, tasks
+    from tiercel.core import execution, files, flowable, kv, namespace, tasks
 
     for cls in (*files.TASKS, tasks.Assert, tasks.TemplatedTask, tasks.Toggle, tasks.Exit, tasks.SetVariables, tasks.UnsetVariables, tasks.FetchLogs, tasks.PurgeLogs,
                 tasks.Log, tasks.Return, tasks.OutputValues, tasks.Sleep, tasks.Fail, tasks.Labels, tasks.Resume,
@@ -24,8 +24,12 @@ def register_tasks(register: Callable[[type], None]) -> None:
                 flowable.EachParallel, flowable.AllowFailure, flowable.Dag, flowable.WaitFor,
                 flowable.WorkingDirectory, flowable.Pause, flowable.Subflow, flowable.ForEachItem,
                 kv.Set, kv.Get, kv.GetKeys, kv.Delete, kv.PurgeKV,
-                namespace.UploadFiles, namespace.DownloadFiles, namespace.DeleteFiles):
+                namespace.UploadFiles, namespace.DownloadFiles, namespace.DeleteFiles,
+                *execution.TASKS):
         register(cls)
+    from tiercel.core import purge
+
+    register(purge.PurgeExecutions)
 
 
 @hookimpl

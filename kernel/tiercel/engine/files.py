@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -41,7 +42,66 @@ def do(kind: str, storage: InternalStorage, home: Path, ex: Execution, tr: TaskR
     if kind == "lines":  # the items of a stored file, one per line (a loop over a file)
         with storage.open(params["uri"], ex.namespace) as fh:
             return [line for line in fh.read().decode("utf-8").splitlines() if line != ""]
+    if kind == "cache_restore":
+        return restore_cache(storage, home, ex, tr, params.get("ttl"))
+    if kind == "cache_save":
+        return save_cache(storage, home, ex, tr, params["patterns"])
     raise ValueError(f"unknown file work `{kind}`")
+
+
+def _cache_uri(ex: Execution, tr: TaskRun) -> str:
+    from tiercel.engine.storage import SCHEME, namespace_path
+
+    return f"{SCHEME}{namespace_path(ex.namespace)}/{ex.flow_id}/{tr.task_id}/cache/cache.zip"
+
+
+def restore_cache(storage: InternalStorage, home: Path, ex: Execution, tr: TaskRun, ttl: float | None) -> dict[str, Any]:
+    """Unpack a WorkingDirectory's cache into its directory, unless missing or older than *ttl* seconds."""
+    import io
+    import time
+    import zipfile
+
+    uri = _cache_uri(ex, tr)
+    if not storage.exists(uri):
+        return {"restored": False}
+    with storage.open(uri, ex.namespace) as fh:
+        data = fh.read()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        made = float(archive.comment.decode() or 0)
+        if ttl is not None and time.time() - made > ttl:
+            return {"restored": False, "expired": True}
+        root = workdir_path(home, tr)
+        root.mkdir(parents=True, exist_ok=True)
+        for info in archive.infolist():
+            target = (root / info.filename).resolve()
+            if root.resolve() not in target.parents:
+                raise ValueError(f"cache entry {info.filename!r} escapes the working directory")
+            archive.extract(info, root)
+            mode = info.external_attr >> 16
+            if mode and not info.is_dir():
+                os.chmod(target, mode & 0o777)
+    return {"restored": True}
+
+
+def save_cache(storage: InternalStorage, home: Path, ex: Execution, tr: TaskRun, patterns: list[str]) -> dict[str, Any]:
+    """Zip the files matching *patterns* in the working directory as its cache (modes kept, links followed)."""
+    import io
+    import time
+    import zipfile
+
+    root = workdir_path(home, tr)
+    names: set[str] = set()
+    for pattern in patterns:
+        for path in glob.glob(str(root / pattern), recursive=True):
+            if Path(path).is_file():
+                names.add(Path(path).relative_to(root).as_posix())
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.comment = str(time.time()).encode()
+        for name in sorted(names):
+            archive.write(root / name, name)
+    storage.put(_cache_uri(ex, tr), buffer.getvalue())
+    return {"files": len(names)}
 
 
 def split_items(storage: InternalStorage, ex: Execution, tr: TaskRun, params: dict[str, Any]) -> list[str]:
@@ -124,3 +184,40 @@ def copy_namespace_files(storage: InternalStorage, home: Path, ex: Execution, tr
         with files.open(ex.namespace, name) as src, open(path, "wb") as out:
             shutil.copyfileobj(src, out)
     return names
+
+
+def flow_state(storage: InternalStorage, ex: Execution, action: str, name: str, namespace_wide: bool,
+               value: str | None, data: dict[str, Any] | None = None, error_on_missing: bool = False) -> Any:
+    """Kestra's deprecated state store (state.Get|Set|Delete): a JSON map per name, kept in internal
+    storage under ``<namespace>/[<flow>/]states/<name>/<value>.json`` (the flow's own unless
+    *namespace_wide*), one per task run value when *value* is given."""
+    import hashlib
+    import json
+
+    from tiercel.engine.storage import SCHEME, namespace_path
+
+    key = hashlib.sha1(value.encode()).hexdigest()[:16] if value else "default"
+    scope = namespace_path(ex.namespace) + ("" if namespace_wide else f"/{ex.flow_id}")
+    uri = f"{SCHEME}{scope}/states/{_state_name(name)}/{key}.json"
+    current: dict[str, Any] | None = None
+    if storage.exists(uri):
+        current = json.loads(storage.read_text(uri, ex.namespace))
+    if action == "get":
+        if current is None and error_on_missing:
+            raise ValueError(f"no state `{name}`")
+        return {"data": current or {}, "count": len(current or {})}
+    if action == "delete":
+        if current is None:
+            if error_on_missing:
+                raise ValueError(f"no state `{name}`")
+            return {"deleted": False}
+        return {"deleted": storage.delete(uri)}
+    merged = {**(current or {}), **(data or {})}
+    storage.put(uri, json.dumps(merged, separators=(",", ":"), default=str).encode())
+    return {"count": len(merged), "key": uri}
+
+
+def _state_name(name: str) -> str:
+    if not name or "/" in name or name in (".", ".."):
+        raise ValueError(f"state name `{name}` must be a plain name")
+    return name

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Callable
+from typing import Any
 
 from tiercel.backend import Stores
 from tiercel.model import State, new_id
@@ -20,8 +22,10 @@ DEAD_AFTER = 10.0
 
 
 class Ownership:
-    def __init__(self, stores: Stores, kind: str = "server") -> None:
+    def __init__(self, stores: Stores, kind: str = "server", quota_of: Any = None) -> None:
         self.stores = stores
+        #: ``quota_of(namespace)``: the namespace quotas over it; their queued executions start in order elsewhere.
+        self.quota_of: Callable[[str], list[str]] = quota_of or (lambda namespace: [])
         self.kind = kind
         self.host = socket.gethostname()
         self.id = f"{self.host}:{os.getpid()}:{new_id()[:6]}"
@@ -77,7 +81,8 @@ class Ownership:
         for execution_id, owner, state, namespace, flow_id in self.stores.executions.unfinished():
             flow = (namespace, flow_id)
             if state == State.QUEUED:
-                queued.setdefault(flow, (execution_id, owner))
+                if not self.quota_of(namespace):
+                    queued.setdefault(flow, (execution_id, owner))
                 continue
             active.add(flow)
             if execution_id in running_here or owner == self.id:

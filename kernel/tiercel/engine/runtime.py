@@ -32,6 +32,7 @@ from tiercel.engine.executor import (
     FilesDone,
     FileWork,
     Kill,
+    Lost,
     Recover,
     Restart,
     Result,
@@ -51,9 +52,16 @@ from tiercel.engine.variables import Variables
 from tiercel.engine.worker import Worker
 from tiercel.flow.model import CORRELATION_LABEL, Flow
 from tiercel.home import default_home
-from tiercel.model import FAILURES, Execution, State, TaskRun, dumps, new_id
+from tiercel.model import FAILURES, SUCCEEDED, TERMINAL, Execution, State, TaskRun, dumps, new_id
 
 log = logging.getLogger("tiercel.engine")
+
+#: How often an executor looks for workers' results while it runs executions (distributed mode).
+QUEUE_POLL = 0.01
+#: How often an executor turns expired job leases into LOST attempts.
+REAP_EVERY = 1.0
+#: How often an executor looks for new executions a webserver or scheduler left to executors.
+TAKE_EVERY = 0.02
 
 __all__ = ["FlowNotFound", "Runtime", "default_home"]
 
@@ -62,14 +70,14 @@ class Runtime:
     """Executes flows in this process against the home's database and storage."""
 
     def __init__(self, home: Path | None = None, registry: Any = None, worker_slots: int = 64,
-                 flow_dirs: list[Path] | None = None, kind: str = "server") -> None:
+                 flow_dirs: list[Path] | None = None, kind: str = "server", dispatch: str = "local") -> None:
         from tiercel.expr import Renderer
         from tiercel.plugins import get_registry
 
         self.home = Path(home) if home else default_home()
         self.home.mkdir(parents=True, exist_ok=True)
         self.registry = registry or get_registry()
-        self.stores = Stores.open(self.home / "tiercel.db")
+        self.stores = Stores.of_home(self.home)
         self.db = self.stores.db
         self.storage = InternalStorage(resolve_backend(self.home, self.registry))
         self.stores.executions.offload = self._offload_outputs
@@ -82,7 +90,10 @@ class Runtime:
         self.variables = Variables(self.renderer, self._lookups)
         self.executor = Executor(self.variables)
         self.catalog = FlowCatalog(self.stores, self.registry, flow_dirs)
-        self.ownership = Ownership(self.stores, kind)
+        from tiercel.backend.quotas import Quotas
+
+        self.quotas = Quotas(self.db)
+        self.ownership = Ownership(self.stores, kind, quota_of=self.quotas.keys_for)
         self.process_id = self.ownership.id
         self.worker = Worker(self, worker_slots)
         self.live: dict[str, Execution] = {}
@@ -91,12 +102,34 @@ class Runtime:
         self.listeners: list[Callable[[str, Any], None]] = []
         #: Called with each execution that ends in this process (flow triggers, the CLI).
         self.on_end: list[Callable[[Execution], None]] = []
-        self.logs = LogBuffer(self.stores.logs, self._emit)
+        from tiercel.observability import logs as process_logs
+
+        self.logs = LogBuffer(self.stores.logs, self._emit, self._echo_log if process_logs.task_lines() else None,
+                              cap=log_cap(), overflow=self._overflow_log)
+        self._spill: dict[tuple[str, int | None], tuple[Any, str]] = {}  # (task run, attempt) -> (open file, uri)
+        # notifications (metrics and traces are built-in plugins of these hooks): looked up once, not per step
+        self._on_created = self.registry.implements("on_execution_created")
+        self._on_task_run_end = self.registry.implements("on_task_run_end")
+        self._task_types: dict[tuple[str | None, str], str] = {}  # (flow hash, task id) -> type, for the hook
+        from tiercel.observability import metrics_enabled
+
+        if metrics_enabled():
+            from tiercel.observability import metrics
+
+            metrics.watch(self)
         self._inbox: dict[str, list[Event]] = {}
         self._waiters: dict[str, list[asyncio.Future[Execution]]] = {}
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timers: dict[tuple[str, str, str], asyncio.TimerHandle] = {}
+        #: "local": jobs run on this process's worker (embedded mode); "queue": jobs go to the ``jobs``
+        #: table for `tiercel worker` processes, results come back through ``results`` (distributed mode).
+        self.dispatch = dispatch
+        #: A process without the executor duty (`tiercel webserver`, `tiercel scheduler`) in distributed mode
+        #: leaves the executions it creates to executors: stored without an owner, which an executor takes.
+        self.hand_off = dispatch == "queue" and "executor" not in kind.split("+")
+        self._results: dict[str, list[tuple[str, int]]] = {}  # read, not yet applied (deleted when applied)
+        self._reaped_at = self._taken_at = 0.0
 
     # --- flows --------------------------------------------------------------------------
     def flow_of(self, ex: Execution) -> Flow:
@@ -128,7 +161,34 @@ class Runtime:
             if str(spec.type).upper() == "SECRET" and inputs.get(spec.id):
                 ex.secrets.add(str(inputs[spec.id]))
                 ex.secret_inputs.add(spec.id)
+        if getattr(flow, "checks", None) and original_id is None:
+            self._check(flow, ex)
         return ex
+
+    def _check(self, flow: Flow, ex: Execution) -> None:
+        """Kestra's flow ``checks``: a false condition blocks the execution (ExecutionBlocked), creates
+        it FAILED, or only logs its message, as its behavior says."""
+        from tiercel.flow.inputs import ExecutionBlocked
+
+        variables = self.executor.variables
+        context = variables.build(flow, ex, None, None)
+        failed: list[Any] = []
+        for check in flow.checks:
+            try:
+                ok = variables.truthy(variables.render(check.condition, context))
+            except Exception as exc:
+                raise ExecutionBlocked([f"check `{check.condition}`: {exc}"]) from None
+            if not ok:
+                failed.append(check)
+        blocking = [c.message for c in failed if c.behavior == "BLOCK_EXECUTION"]
+        if blocking:
+            raise ExecutionBlocked(blocking)
+        failing = [c.message for c in failed if c.behavior == "FAIL_EXECUTION"]
+        if failing:
+            ex.state, ex.ended_at, ex.error = State.FAILED, time.time(), "; ".join(failing)
+        for check in failed:
+            level = {"ERROR": "ERROR", "WARNING": "WARN"}.get(check.style, "INFO")
+            self.logs.add(ex.id, None, None, level, f"check: {check.message}", time.time())
 
     def submit(self, ex: Execution) -> bool:
         """Persist a new execution (respecting the flow's concurrency) and start it.
@@ -138,23 +198,37 @@ class Runtime:
         flow = self.flow_of(ex)
         concurrency = flow.concurrency
         executions = self.stores.executions
-        if concurrency is not None and concurrency.limit:
+        owner = None if self.hand_off else self.process_id
+        limited = concurrency is not None and concurrency.limit
+        if limited or self.quotas.keys_for(ex.namespace):
             with self.db.transaction():
-                if executions.count_running(ex.namespace, ex.flow_id) >= concurrency.limit:
-                    behavior = str(concurrency.behavior or "QUEUE").upper().rsplit(".", 1)[-1]
+                self.db.lock("concurrency", ex.namespace, ex.flow_id)  # count and insert as one, across processes
+                if limited and executions.count_running(ex.namespace, ex.flow_id) >= concurrency.limit:  # type: ignore[union-attr]
+                    behavior = str(concurrency.behavior or "QUEUE").upper().rsplit(".", 1)[-1]  # type: ignore[union-attr]
                     ex.state = {"QUEUE": State.QUEUED, "CANCEL": State.CANCELLED, "FAIL": State.FAILED}[behavior]
                     if ex.state != State.QUEUED:
                         ex.ended_at = time.time()
-                        ex.error = f"flow concurrency limit ({concurrency.limit}) reached"
-                if not executions.create(ex, owner=self.process_id):
+                        ex.error = f"flow concurrency limit ({concurrency.limit}) reached"  # type: ignore[union-attr]
+                if ex.state == State.CREATED and self.quotas.must_queue(ex.namespace) is not None:
+                    ex.state = State.QUEUED  # the namespace quota is reached: started in order when a slot frees
+                if not executions.create(ex, owner=owner):
                     return False
-        elif not executions.create(ex, owner=self.process_id):
+        elif not executions.create(ex, owner=owner):
             return False
         self._emit("execution", ex)
         started_by = f" by trigger `{ex.trigger['id']}`" if ex.trigger and ex.trigger.get("id") else ""
         log.info("execution %s of %s.%s %s%s", ex.id, ex.namespace, ex.flow_id,
                  "started" if ex.state == State.CREATED else ex.state.lower(), started_by,
                  extra={"execution_id": ex.id, "namespace": ex.namespace, "flow_id": ex.flow_id})
+        if self._on_created:
+            try:
+                self.registry.hook.on_execution_created(
+                    execution_id=ex.id, namespace=ex.namespace, flow_id=ex.flow_id, state=str(ex.state),
+                    created_at=ex.created_at, trigger=ex.trigger, labels=ex.labels)
+            except Exception:
+                log.exception("a plugin's on_execution_created failed for execution %s", ex.id)
+        if self.hand_off and not ex.terminal:
+            return True  # an executor takes it (queued ones once a slot frees up)
         if ex.state == State.CREATED:
             self.live[ex.id] = ex
             self.post(ex.id, Start())
@@ -170,6 +244,13 @@ class Runtime:
             loaded = self.stores.executions.load(execution_id)
             if loaded is None or loaded.terminal:
                 return loaded
+            if self.dispatch == "queue" and execution_id not in self.live:
+                while loaded is not None and not loaded.terminal:  # another process runs it: poll its row
+                    await asyncio.sleep(0.05)
+                    state = self.stores.executions.state(execution_id)
+                    if state is not None and state in TERMINAL:
+                        return self.stores.executions.load(execution_id)
+                return loaded
         fut: asyncio.Future[Execution] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(execution_id, []).append(fut)
         return await fut
@@ -181,7 +262,8 @@ class Runtime:
             return ex
         self.ownership.claim(ex.id)
         self.live[ex.id] = ex
-        self.post(ex.id, Recover())
+        in_flight = frozenset(self.stores.jobs.in_flight(ex.id)) if self.dispatch == "queue" else frozenset()
+        self.post(ex.id, Recover(in_flight))
         return ex
 
     def recover_orphans(self) -> int:
@@ -266,8 +348,11 @@ class Runtime:
         stop = stop or asyncio.Event()
         while not stop.is_set():
             if not self._wake.is_set():
+                wait = poll_interval
+                if self.dispatch == "queue" and self.live:
+                    wait = min(poll_interval, QUEUE_POLL)  # results of workers arrive through the database
                 try:
-                    await asyncio.wait_for(self._wake.wait(), poll_interval)
+                    await asyncio.wait_for(self._wake.wait(), wait)
                 except TimeoutError:
                     pass
             else:
@@ -277,6 +362,8 @@ class Runtime:
             if now - last_poll >= poll_interval:
                 last_poll = now
                 self._poll_commands()
+            if self.dispatch == "queue":
+                self._poll_results()
             while self._inbox:
                 inbox, self._inbox = self._inbox, {}
                 for execution_id, events in inbox.items():
@@ -284,11 +371,41 @@ class Runtime:
             self.logs.flush()
         self.logs.flush()
 
+    # --- distributed mode: results from workers, leases of dead ones ---------------------------
+    def _poll_results(self) -> None:
+        jobs = self.stores.jobs
+        now = time.monotonic()
+        if now - self._reaped_at >= REAP_EVERY:
+            self._reaped_at = now
+            for execution_id, task_run_id, attempt in jobs.reap():
+                log.warning("attempt %d of task run %s (execution %s) lost: its worker's lease expired",
+                            attempt, task_run_id, execution_id)
+        if not self.hand_off and now - self._taken_at >= TAKE_EVERY:
+            self._taken_at = now
+            for execution_id in jobs.unowned_created():
+                if self.ownership.take_over(execution_id, None):
+                    self.recover(execution_id)
+        if not self.live:
+            return
+        for r in jobs.results_for(self.process_id):
+            key = (r.task_run_id, r.attempt)
+            pending = self._results.setdefault(r.execution_id, [])
+            if key in pending:
+                continue
+            pending.append(key)
+            if r.state == "LOST":
+                self.post(r.execution_id, Lost(r.task_run_id, r.attempt, r.error or "its worker stopped", r.worker))
+            else:
+                self.post(r.execution_id, Result(r.task_run_id, r.attempt, State(r.state), r.outputs, r.error,
+                                                 r.started_at, r.ended_at, r.worker))
+
     def _process(self, execution_id: str, events: list[Event]) -> None:
+        applied = self._results.pop(execution_id, []) if self._results else []
         ex = self.live.get(execution_id)
         if ex is None:
             ex = self.stores.executions.load(execution_id)
             if ex is None or (ex.terminal and not any(isinstance(e, Restart) for e in events)):
+                self.stores.jobs.applied(applied)
                 return
             self.live[execution_id] = ex
         try:
@@ -310,23 +427,62 @@ class Runtime:
                 ex.outputs = mask(ex.outputs, ex.secrets)
         for run, level, message in effects.logs:
             self.logs.add(ex.id, run, run.attempt if run else None, level, message, time.time())
-        self.stores.executions.save(ex, logs=self.logs.take())
+        if self.dispatch == "queue":  # one transaction: the results applied, the step, the jobs it creates
+            with self.db.transaction():
+                self.stores.jobs.applied(applied)
+                self.stores.executions.save(ex, logs=self.logs.take())
+                self.stores.jobs.enqueue([(job.task_run.id, job.attempt, ex.id, queue_of(job.task),
+                                           {"taskId": job.task_run.task_id}) for job in effects.jobs])
+        else:
+            self.stores.executions.save(ex, logs=self.logs.take())
         for tr in changed:
             self._emit("taskrun", (ex, tr))
+            if tr.state in TERMINAL:
+                if self.logs.used and self.logs.finish(tr.id, tr.attempt):
+                    self._store_spilled(tr.id)
+                if self._on_task_run_end:
+                    self._task_run_ended(ex, tr)
         self._emit("execution", ex)
         self._carry_out(ex, effects)
 
+    def _task_run_ended(self, ex: Execution, tr: TaskRun) -> None:
+        """on_task_run_end, with plain values (no serialisation of the run on the engine's loop)."""
+        key = (ex.flow_hash, tr.task_id)
+        task_type = self._task_types.get(key)
+        if task_type is None:
+            try:
+                task_type = self._task_types[key] = type(self.flow_of(ex).task(tr.task_id)).type
+            except Exception:
+                task_type = "unknown"
+        parent = ex.task_runs.get(tr.parent_id) if tr.parent_id else None
+        try:
+            self.registry.hook.on_task_run_end(
+                execution_id=ex.id, namespace=ex.namespace, flow_id=ex.flow_id, task_id=tr.task_id,
+                task_type=task_type, task_run_id=tr.id, parent_task_run_id=tr.parent_id,
+                parent_attempt=parent.attempt if parent is not None else 0, state=str(tr.state),
+                attempts=[{"attempt": a.attempt, "state": str(a.state), "startedAt": a.started_at,
+                           "endedAt": a.ended_at, "error": a.error} for a in tr.attempts],
+                started_at=tr.started_at, ended_at=tr.ended_at,
+                correlation_id=ex.labels.get(CORRELATION_LABEL) or ex.id)
+        except Exception:
+            log.exception("a plugin's on_task_run_end failed for execution %s", ex.id)
+
     def _carry_out(self, ex: Execution, effects: Effects) -> None:
         """Do what a persisted step asked for."""
-        for job in effects.jobs:
-            self.worker.submit(job, self.post)
+        if self.dispatch == "local":
+            for job in effects.jobs:
+                self.worker.submit(job, self.post)
         for timer in effects.timers:
             self._arm(timer)
         for tr_id in effects.cancel:
-            if not self.worker.cancel(tr_id):
-                tr = ex.task_runs.get(tr_id)
-                if tr is not None:
-                    self.post(ex.id, Result(tr_id, tr.attempt, State.KILLED, None, "killed", time.time(), time.time()))
+            if self.dispatch == "queue":
+                if self.stores.jobs.cancel(tr_id) == "signalled":
+                    continue  # its worker cancels it and reports KILLED
+            elif self.worker.cancel(tr_id):
+                continue
+            tr = ex.task_runs.get(tr_id)
+            if tr is not None:
+                self.post(ex.id, Result(tr_id, tr.attempt, State.KILLED, None, "killed", time.time(), time.time()))
         for start in effects.subflows:
             self._start_subflow(ex, start)
         for work in effects.files:
@@ -337,6 +493,9 @@ class Runtime:
             self.command(target, "resume", {"inputs": inputs})
         if effects.ended:
             self._ended(ex)
+        if effects.retry_execution is not None and ex.state == State.RETRIED:
+            loop = self._loop or asyncio.get_event_loop()
+            loop.call_later(effects.retry_execution, self._retry_execution, ex)
 
     def _arm(self, timer: ArmTimer) -> None:
         key = (timer.execution_id, timer.task_run_id, timer.name)
@@ -364,36 +523,117 @@ class Runtime:
         for fut in self._waiters.pop(ex.id, []):
             if not fut.done():
                 fut.set_result(ex)
-        if ex.parent_id and ex.parent_task_run_id:
+        if ex.parent_id and ex.parent_task_run_id and ex.state != State.RETRIED:  # a retried child: its successor reports
             index = ((ex.trigger or {}).get("variables") or {}).get("iteration")
-            self.send(ex.parent_id, SubflowEnded(ex.parent_task_run_id, index, ex.id, ex.state, ex.outputs, ex.error))
+            self.send(ex.parent_id, SubflowEnded(ex.parent_task_run_id, index, ex.id, ex.state,
+                                                 self._outputs_for_parent(ex), ex.error))
         for name in {tr.meta.workdir for tr in ex.task_runs.values() if tr.meta.workdir}:
             shutil.rmtree(self.home / "workdirs" / name, ignore_errors=True)
         self._promote_queued(ex)
         for callback in self.on_end:
             callback(ex)
         if self.registry.implements("on_execution_end"):
+            parent = self.live.get(ex.parent_id) if ex.parent_id else None
+            parent_run = parent.task_runs.get(ex.parent_task_run_id) if parent and ex.parent_task_run_id else None
+            # the whole execution as JSON (every task run) only when a plugin may read it, not for metrics alone
+            external = any("on_execution_end" in p.hooks for p in self.registry.plugins.values())
+            execution = mask(ex.to_json(), ex.secrets) if external else {
+                "id": ex.id, "namespace": ex.namespace, "flowId": ex.flow_id, "state": ex.state,
+                "error": mask(ex.error, ex.secrets) if ex.error else None}
             try:
-                self.registry.hook.on_execution_end(execution=mask(ex.to_json(), ex.secrets))
+                self.registry.hook.on_execution_end(
+                    execution=execution, execution_id=ex.id, namespace=ex.namespace,
+                    flow_id=ex.flow_id, state=str(ex.state), created_at=ex.created_at, ended_at=ex.ended_at,
+                    parent_task_run_id=ex.parent_task_run_id,
+                    parent_attempt=parent_run.attempt if parent_run is not None else 0,
+                    correlation_id=ex.labels.get(CORRELATION_LABEL) or ex.id)
             except Exception:
                 log.exception("a plugin's on_execution_end failed for execution %s", ex.id)
 
+    def _retry_execution(self, old: Execution) -> None:
+        """The new execution that follows a RETRIED one: same flow revision, inputs, labels and trigger,
+        its attempt number one more (kept with the trigger, so counting goes on across executions)."""
+        try:
+            flow = self.flow_of(old)
+            meta = (old.trigger or {}).get("retry") or {}
+            trigger = {**(old.trigger or {}), "retry": {"attempt": int(meta.get("attempt") or 1) + 1,
+                                                          "firstAt": meta.get("firstAt") or old.created_at,
+                                                          "previousId": old.id}}
+            labels = {k: v for k, v in old.labels.items() if k != CORRELATION_LABEL}
+            labels[CORRELATION_LABEL] = old.labels.get(CORRELATION_LABEL, old.id)
+            new = self.new_execution(flow, dict(old.inputs), labels=labels, trigger=trigger,
+                                     revision=old.flow_revision,
+                                     parent=(old.parent_id, old.parent_task_run_id)
+                                     if old.parent_id and old.parent_task_run_id else None)
+            new.secrets |= old.secrets
+            new.secret_inputs |= old.secret_inputs
+            self.submit(new)
+            self.logs.add(old.id, None, None, "INFO", f"retried as execution {new.id}", time.time())
+        except Exception:
+            log.exception("could not create the execution retrying %s", old.id)
+
+    def _outputs_for_parent(self, ex: Execution) -> dict[str, Any]:
+        """The child's outputs as its parent reads them, plus the parent's deprecated Subflow ``outputs``
+        map rendered with the child's variables (Kestra's form, before flow outputs existed)."""
+        wanted = (ex.trigger or {}).get("outputs")
+        if not wanted or ex.state not in SUCCEEDED:
+            return ex.outputs
+        variables = self.executor.variables
+        try:
+            extra = variables.render(wanted, variables.build(self.flow_of(ex), ex, None, None))
+        except Exception as exc:
+            self.logs.add(ex.id, None, None, "WARN", f"subflow outputs: {exc}", time.time())
+            return ex.outputs
+        return {**(ex.outputs or {}), **mask(extra, ex.secrets)}
+
+    def promote_quotas(self, namespace: str | None = None) -> list[str]:
+        """Start the oldest queued executions that namespace quotas have room for (all quotas, or *namespace*'s)."""
+        started: list[str] = []
+        keys = self.quotas.keys_for(namespace) if namespace is not None else sorted(self.quotas.limits)
+        for key in keys:
+            with self.db.transaction():
+                promoted = self.quotas.next_to_start(key, self._flow_allows)
+            for execution_id in promoted:
+                self._start_promoted(execution_id)
+            started += promoted
+        return started
+
+    def _flow_allows(self, namespace: str, flow_id: str) -> bool:
+        try:
+            concurrency = self.find_flow(namespace, flow_id)[0].concurrency
+        except FlowNotFound:
+            return True
+        if concurrency is None or not concurrency.limit:
+            return True
+        return self.stores.executions.count_running(namespace, flow_id) < concurrency.limit
+
     def _promote_queued(self, ex: Execution) -> None:
-        """A slot of the flow's concurrency freed up: start the oldest queued execution."""
+        """A slot freed up: start the oldest queued execution of the flow, and those the namespace quota allows."""
+        if self.quotas.limits:
+            self.promote_quotas(ex.namespace)
         concurrency = self.flow_of(ex).concurrency
         if concurrency is None or not concurrency.limit:
             return
         executions = self.stores.executions
         with self.db.transaction():
+            self.db.lock("concurrency", ex.namespace, ex.flow_id)
             queued = executions.oldest_queued(ex.namespace, ex.flow_id)
             if queued is None or executions.count_running(ex.namespace, ex.flow_id) >= concurrency.limit:
                 return
+            if any(self.quotas.running(k) >= self.quotas.limits[k] for k in self.quotas.keys_for(ex.namespace)):
+                return
             executions.promote(queued)
+        self._start_promoted(queued)
+
+    def _start_promoted(self, queued: str) -> None:
+        """A QUEUED execution just became CREATED: start it where it lives."""
         if queued in self.live:
             self.live[queued].state = State.CREATED
             self.post(queued, Start())
         elif self.ownership.owned_elsewhere(queued):
             self.stores.commands.send(queued, "start")
+        elif self.dispatch == "queue" and self.stores.executions.owner(queued) is None:
+            return  # an executor takes it (unowned CREATED), atomically
         else:
             self.recover(queued)
 
@@ -408,6 +648,29 @@ class Runtime:
             return
         if work.kind == "logs":
             self._fetch_logs(ex, work)
+            return
+        if work.kind in ("count", "state"):
+            try:
+                if work.kind == "count":
+                    self.logs.flush()
+                    answer: Any = self.stores.executions.count_by_flow(**work.params)
+                else:
+                    answer = files.flow_state(self.storage, ex, **work.params)
+            except Exception as exc:
+                self.post(ex.id, FilesDone(tr.id, work.kind, error=f"task `{tr.task_id}`: {exc}"))
+                return
+            self.post(ex.id, FilesDone(tr.id, work.kind, answer))
+            return
+        if work.kind == "purge_executions":
+            from tiercel.engine.purge import purge_executions
+
+            try:
+                self.logs.flush()
+                counts = purge_executions(self.stores, self.storage, **work.params)
+            except Exception as exc:
+                self.post(ex.id, FilesDone(tr.id, work.kind, error=f"task `{tr.task_id}`: {exc}"))
+                return
+            self.post(ex.id, FilesDone(tr.id, work.kind, counts))
             return
         if work.kind == "purge_logs":
             try:
@@ -487,7 +750,8 @@ class Runtime:
                                        parent=(parent.id, tr.id) if req.wait else None, execution_id=start.execution_id,
                                        trigger={"id": tr.task_id, "type": start.task_type,
                                                 "variables": {"executionId": parent.id, "namespace": parent.namespace,
-                                                              "flowId": parent.flow_id, "iteration": start.index}})
+                                                              "flowId": parent.flow_id, "iteration": start.index},
+                                                **({"outputs": req.outputs} if req.outputs else {})})
             if parent.secrets:  # the parent's secrets stay secret in the child: masked, stored sealed
                 child.secrets |= parent.secrets
                 child.secret_inputs |= {k for k, v in child.inputs.items() if mask(v, parent.secrets) != v}
@@ -501,6 +765,8 @@ class Runtime:
 
     def close(self) -> None:
         self.logs.flush()
+        for task_run_id in {k[0] for k in self._spill}:
+            self._store_spilled(task_run_id)
         self.renderer.save_cache()
         try:
             self.ownership.close()
@@ -523,6 +789,41 @@ class Runtime:
 
     def track_resources(self, task_run_id: str, attempt: int, resources: dict[str, Any]) -> None:
         self.stores.executions.track_resources(task_run_id, attempt, resources)
+
+    def _overflow_log(self, execution_id: str, tr: TaskRun, attempt: int | None, level: str, message: str,
+                      ts: float) -> str:
+        """A log line past the task's cap: appended to a local file, stored in internal storage when the task run ends."""
+        key = (tr.id, attempt)
+        spill = self._spill.get(key)
+        if spill is None:
+            ex = self.live.get(execution_id)
+            namespace, flow_id = (ex.namespace, ex.flow_id) if ex else ("_", "_")
+            uri = self.storage.task_uri(namespace, flow_id, execution_id, tr.task_id, tr.id, f"logs-{attempt or 0}.txt")
+            folder = self.home / "spill"
+            folder.mkdir(exist_ok=True)
+            spill = self._spill[key] = (open(folder / f"{tr.id}-{attempt or 0}.txt", "a", encoding="utf-8"), uri)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
+        spill[0].write(f"{stamp} {level} {message}\n")
+        return spill[1]
+
+    def _store_spilled(self, task_run_id: str) -> None:
+        for key in [k for k in self._spill if k[0] == task_run_id]:
+            handle, uri = self._spill.pop(key)
+            handle.close()
+            try:
+                self.storage.put(uri, Path(handle.name))
+            except Exception:
+                log.exception("could not store the overflowing log of task run %s in %s", task_run_id, uri)
+            else:
+                Path(handle.name).unlink(missing_ok=True)
+
+    def _echo_log(self, execution_id: str, tr: TaskRun | None, attempt: int | None, level: str, message: str) -> None:
+        from tiercel.observability.logs import task_line
+
+        ex = self.live.get(execution_id)
+        if ex is None:
+            ex = type("Unknown", (), {"id": execution_id, "namespace": None, "flow_id": None})()
+        task_line(ex, tr, attempt, level, mask(message, ex.secrets) if getattr(ex, "secrets", None) else message)
 
     def _emit(self, kind: str, payload: Any) -> None:
         for listener in self.listeners:
@@ -589,6 +890,19 @@ class Runtime:
                 "envs": self.envs, "globals": self.globals}
 
 
+def log_cap() -> int | None:
+    """Characters of log a task-run attempt keeps in the database (``TIERCEL_TASK_LOG_CAP``: ``10M`` by
+    default, ``500k``, ``0`` or ``off`` for no cap); past it, lines go to a file in internal storage."""
+    raw = os.environ.get("TIERCEL_TASK_LOG_CAP", "10M").strip().lower()
+    if raw in ("", "0", "off", "none"):
+        return None
+    scale = {"k": 1_000, "m": 1_000_000, "g": 1_000_000_000}.get(raw[-1], 1)
+    try:
+        return int(float(raw.rstrip("kmg")) * scale)
+    except ValueError:
+        raise ValueError(f"TIERCEL_TASK_LOG_CAP={raw!r}: expected a number of characters such as 10M or 500k") from None
+
+
 def expression_envs() -> dict[str, str]:
     """Kestra's ``envs``: environment variables named ``ENV_X`` or ``KESTRA_X``, read as ``envs.x``."""
     out: dict[str, str] = {}
@@ -610,3 +924,14 @@ def expression_globals(home: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: global variables must be a map, got {type(data).__name__}")
     return data
+
+
+def queue_of(task: Any) -> str:
+    """The worker queue of a task: its ``queue``, else Kestra's ``workerGroup.key``, else ``default``."""
+    queue = getattr(task, "queue", None)
+    if queue:
+        return str(queue)
+    group = getattr(task, "workerGroup", None)
+    if group is not None and getattr(group, "key", None):
+        return str(group.key)
+    return "default"

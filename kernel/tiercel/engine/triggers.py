@@ -127,6 +127,7 @@ class TriggerRunner:
                 health.failures += 1
                 delay = backoff(health.failures)
                 self._report(key, health, exc, delay)
+                self._notify_error(d, trigger, health, delay)
                 await asyncio.sleep(delay)
 
     def _report(self, key: tuple[str, str, str], health: Health, exc: BaseException, delay: float) -> None:
@@ -138,6 +139,16 @@ class TriggerRunner:
                       message)
             health._logged = (message, time.time())
 
+    def _notify_error(self, d: Deployed, trigger: Any, health: Health, delay: float) -> None:
+        registry = self.rt.registry
+        if registry.implements("on_trigger_error"):
+            try:
+                registry.hook.on_trigger_error(namespace=d.namespace, flow_id=d.id, trigger_id=trigger.id,
+                                               trigger_type=type(trigger).type, error=health.last_error or "",
+                                               failures=health.failures, retry_in=delay)
+            except Exception:
+                log.exception("a plugin's on_trigger_error failed")
+
     def _context(self, d: Deployed, trigger: Any) -> tuple[Any, Any]:
         """The run context, and the trigger with its properties rendered (the component rule)."""
         return prepare_trigger(self.rt, d.flow, trigger)
@@ -147,6 +158,15 @@ class TriggerRunner:
         health.last_event_at = time.time()
         if ex is not None:
             health.executions += 1
+        registry = self.rt.registry
+        if registry.implements("on_trigger_event"):
+            count = (event.variables or {}).get("count") if isinstance(event.variables, dict) else None
+            try:
+                registry.hook.on_trigger_event(namespace=d.namespace, flow_id=d.id, trigger_id=trigger.id,
+                                               trigger_type=type(trigger).type, execution_id=ex.id if ex else None,
+                                               count=count if isinstance(count, int) and count > 0 else 1)
+            except Exception:
+                log.exception("a plugin's on_trigger_event failed")
 
     async def _poll(self, d: Deployed, trigger: PollingTrigger, health: Health) -> None:
         while True:

@@ -16,7 +16,9 @@ from tiercel.api import TaskError, contains_expression
 from tiercel.engine.context import TaskRunContext, mask
 from tiercel.engine.executor import Job, Result
 from tiercel.engine.host import WorkerHost
+from tiercel.flow.model import CORRELATION_LABEL
 from tiercel.model import State, iso_of
+from tiercel.observability import tracing
 
 
 class RenderError(Exception):
@@ -86,11 +88,14 @@ def _yaml_name(cls: Any, name: str) -> str:
     return (field.alias if field is not None and field.alias else name)
 
 
+
 class Worker:
     """Runs jobs as asyncio tasks, at most ``slots`` at a time; each job ends in exactly one result."""
 
     def __init__(self, host: WorkerHost, slots: int = 64) -> None:
         self.host = host
+        self.capacity = slots
+        self.tracing = tracing.enabled()  # decided once: TRACEPARENT for each attempt when on
         self.slots = asyncio.Semaphore(slots)
         self.running: dict[str, asyncio.Task[None]] = {}
 
@@ -133,6 +138,9 @@ class Worker:
             variables=job.variables, secrets=ex_secrets,
             emit_log=lambda level, msg, ts: host.log(job.execution_id, tr, job.attempt, level, msg, ts),
             log_level=job.task.logLevel, workdir=job.workdir, attempts=tr.attempts)
+        if self.tracing:
+            labels = job.variables.get("labels") or {}
+            ctx.traceparent = tracing.traceparent(labels.get(CORRELATION_LABEL) or job.execution_id, tr.id, job.attempt)
         started = time.time()
         state, outputs, error = State.SUCCESS, None, None
         try:
@@ -140,6 +148,11 @@ class Worker:
                 task = render_task(job.task, host.renderer, job.variables)
             else:  # a template may take a while: never on the event loop
                 task = await asyncio.to_thread(render_task, job.task, host.renderer, job.variables)
+            cache = task_cache(host, job, task)
+            cached = cache.load() if cache is not None else None
+            if cached is not None:
+                ctx.logger.info(f"taskCache: outputs of {cached['createdAt']} reused")
+                return Result(tr.id, job.attempt, State(cached["state"]), cached["outputs"], None, started, time.time())
             timeout = task.timeout.total_seconds() if task.timeout else None
             try:
                 result = await asyncio.wait_for(_call(task.run, ctx), timeout)
@@ -149,6 +162,8 @@ class Worker:
             outputs = mask(_as_outputs(result), ex_secrets)
             if ctx.warned:
                 state = State.WARNING
+            if cache is not None:
+                cache.save(state, outputs)
         except asyncio.CancelledError:
             ctx._cancelled = True
             ctx.logger.warning("killed")
@@ -165,6 +180,56 @@ class Worker:
             if ctx.metrics:
                 host.record_metrics(job.execution_id, tr.id, ctx.metrics)
         return Result(tr.id, job.attempt, state, outputs, error, started, time.time())
+
+
+class CachedRun:
+    """One task's cache entry in internal storage (``<namespace>/<flow>/taskcache/<task>/<key>.json``)."""
+
+    def __init__(self, host: WorkerHost, uri: str, ttl: float | None) -> None:
+        self.host, self.uri, self.ttl = host, uri, ttl
+
+    def load(self) -> dict[str, Any] | None:
+        import json
+
+        try:
+            if not self.host.storage.exists(self.uri):
+                return None
+            entry: dict[str, Any] = json.loads(self.host.storage.read_text(self.uri))
+        except (OSError, ValueError):
+            return None
+        if self.ttl is not None and time.time() - float(entry.get("at", 0)) > self.ttl:
+            return None
+        return entry
+
+    def save(self, state: State, outputs: dict[str, Any] | None) -> None:
+        import json
+
+        now = time.time()
+        entry = {"state": str(state), "outputs": outputs, "at": now,
+                 "createdAt": iso_of(datetime.fromtimestamp(now).astimezone())}
+        try:
+            self.host.storage.put(self.uri, json.dumps(entry, default=str).encode())
+        except OSError:
+            pass  # a cache that cannot be written only costs a later run
+
+
+def task_cache(host: WorkerHost, job: Job, task: Any) -> CachedRun | None:
+    """The cache entry of a task with ``taskCache: {enabled: true}``, else None: keyed as Kestra keys it,
+    by the flow, the task as written, the loop value and the execution's inputs."""
+    import hashlib
+    import json
+
+    from tiercel.engine.storage import SCHEME, namespace_path
+
+    settings = getattr(task, "taskCache", None)
+    if settings is None or not settings.enabled:
+        return None
+    flow = job.variables["flow"]
+    body = job.task.model_dump(mode="json", exclude={"taskCache"})  # as written: its expressions, not their values
+    key = [body, job.task_run.value, job.variables.get("inputs")]
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+    uri = f"{SCHEME}{namespace_path(flow['namespace'])}/{flow['id']}/taskcache/{task.id}/{digest[:32]}.json"
+    return CachedRun(host, uri, settings.ttl.total_seconds() if settings.ttl is not None else None)
 
 
 def killed(job: Job) -> Result:

@@ -28,6 +28,10 @@ class InputError(ValueError):
         super().__init__("\n".join(problems))
 
 
+class ExecutionBlocked(InputError):
+    """A flow's ``checks`` refused to create the execution (behavior BLOCK_EXECUTION)."""
+
+
 class _Bad(Exception):
     pass
 

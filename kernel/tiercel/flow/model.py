@@ -13,7 +13,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SerializeAsAny, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SerializeAsAny,
+    field_validator,
+    model_validator,
+)
 
 from tiercel.api import Retry, Task, Trigger
 
@@ -231,6 +240,47 @@ class PluginDefault(_Model):
         return any(n == prefix or n.startswith(prefix + ".") for n in names)
 
 
+class SLA(_Model):
+    """A service-level agreement of the flow's executions (Kestra's ``sla``): a time limit
+    (MAX_DURATION) or a condition checked at the end (EXECUTION_ASSERTION). On violation the
+    ``labels`` are added to the execution and it ends FAILED, CANCELLED, or as it was (NONE)."""
+
+    id: str = Field(description="Identifier of the SLA, named in the violation message.")
+    type: Literal["MAX_DURATION", "EXECUTION_ASSERTION"] = Field(description="MAX_DURATION or EXECUTION_ASSERTION.")
+    behavior: Literal["FAIL", "CANCEL", "NONE"] = Field("FAIL", description="On violation: FAIL or CANCEL the execution, or NONE (labels and a log line only).")
+    duration: timedelta | None = Field(None, description="MAX_DURATION: how long an execution may run (ISO-8601, e.g. PT2H).")
+    assert_: str | None = Field(None, alias="assert", description="EXECUTION_ASSERTION: an expression that must be true when the execution ends.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Labels added to the execution on violation (a map or a list of {key, value}).")
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            value = {str(item.get("key")): item.get("value") for item in value if isinstance(item, dict)}
+        if isinstance(value, dict):
+            value = {str(k): _label_text(v) for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _fields_of_type(self) -> SLA:
+        if self.type == "MAX_DURATION" and self.duration is None:
+            raise ValueError(f"sla `{self.id}`: MAX_DURATION needs `duration`")
+        if self.type == "EXECUTION_ASSERTION" and not self.assert_:
+            raise ValueError(f"sla `{self.id}`: EXECUTION_ASSERTION needs `assert`")
+        return self
+
+
+class Check(_Model):
+    """A check made before an execution is created (Kestra's ``checks``): when ``condition`` is false,
+    ``message`` is shown and ``behavior`` decides: BLOCK_EXECUTION (none is created), FAIL_EXECUTION
+    (created FAILED, no task runs) or CREATE_EXECUTION (created anyway, the message logged)."""
+
+    condition: str = Field(validation_alias=AliasChoices("condition", "when"), description="An expression that must be true (Kestra 2.0 calls it `when`).")
+    message: str = Field(description="What is shown when the condition is false.")
+    style: Literal["INFO", "SUCCESS", "WARNING", "ERROR"] = Field("INFO", description="How the message is styled: INFO, SUCCESS, WARNING or ERROR.")
+    behavior: Literal["BLOCK_EXECUTION", "FAIL_EXECUTION", "CREATE_EXECUTION"] = Field("BLOCK_EXECUTION", description="BLOCK_EXECUTION, FAIL_EXECUTION or CREATE_EXECUTION.")
+
+
 #: System labels a flow may carry (Kestra's `system.readOnly`: the UI refuses to edit it).
 FLOW_SYSTEM_LABELS = frozenset({"system.readOnly"})
 #: Set on every execution: the id of the execution that started the chain (subflows inherit it).
@@ -257,6 +307,8 @@ class Flow(_Model):
     retry: Retry | None = Field(None, description="Default retry of every task.")
     pluginDefaults: list[PluginDefault] = Field(default_factory=list, description="Default properties per task or trigger type, applied at load.")
     disabled: bool = Field(False, description="Start no new executions.")
+    checks: list[Check] = Field(default_factory=list, description="Conditions checked before an execution is created; each blocks, fails or only warns.")
+    sla: list[SLA] = Field(default_factory=list, description="Service-level agreements: MAX_DURATION or EXECUTION_ASSERTION, each with a behavior on violation.")
 
     _source: str | None = PrivateAttr(None)
     _path: str | None = PrivateAttr(None)

@@ -75,6 +75,7 @@ class Services:
         self._checked = 0.0
         self._disabled: set[tuple[str, str, str]] = set()
         self.flow_schema: dict[str, Any] | None = None
+        self.plugin_list: list[dict[str, Any]] | None = None
 
     def flows_changed(self, parsed: Any = None) -> None:
         """After a deploy: the index re-reads the flows (*parsed*, the flow just parsed off the loop, is not parsed again)."""
@@ -481,7 +482,7 @@ def _documents(text: str) -> list[str]:
 # --- executions ------------------------------------------------------------------------------
 
 async def create_execution(request: Request) -> Response:
-    from tiercel.flow.inputs import InputError, resolve_inputs
+    from tiercel.flow.inputs import ExecutionBlocked, InputError, resolve_inputs
 
     s = svc(request)
     rt = s.rt
@@ -504,9 +505,11 @@ async def create_execution(request: Request) -> Response:
     raw = await _inputs(request, rt, flow, execution_id)
     try:
         inputs = resolve_inputs(flow, raw)
+        ex = rt.new_execution(flow, inputs, labels=labels, revision=revision, execution_id=execution_id)
+    except ExecutionBlocked as exc:
+        raise ApiError(422, f"execution blocked by the flow's checks: {exc}", errors=exc.problems) from None
     except InputError as exc:
         raise ApiError(422, f"invalid inputs: {exc}", errors=exc.problems) from None
-    ex = rt.new_execution(flow, inputs, labels=labels, revision=revision, execution_id=execution_id)
     rt.submit(ex)
     if bool_param(request, "wait"):
         await _wait(rt, ex.id, timeout)
@@ -564,7 +567,7 @@ async def _wait(rt: Any, execution_id: str, timeout: float) -> None:
 
 async def get_execution(request: Request) -> Response:
     s = svc(request)
-    return Json(execution_or_404(s.rt, request.path_params["executionId"], request).to_json())
+    return Json(s.rt.stores.metrics.attach(execution_or_404(s.rt, request.path_params["executionId"], request).to_json()))
 
 
 async def search_executions(request: Request) -> Response:
@@ -923,10 +926,26 @@ async def health(request: Request) -> Response:
                  "components": request.app.state.components})
 
 
-async def plugins(request: Request) -> Response:
+async def cluster_status(request: Request) -> Response:
+    """The processes sharing this backend, the job queues and the namespace quotas (`tiercel cluster status`)."""
+    from tiercel.engine import cluster
+
     s = svc(request)
-    return Json([{"type": c.type, "kind": c.kind, "plugin": c.dist, "version": c.version, "aliases": list(c.aliases)}
-                 for c in s.rt.registry.components()])
+    return Json(cluster.status(s.rt.stores, s.rt.quotas))
+
+
+async def plugins(request: Request) -> Response:
+    """Every installed component with its plugin, version, aliases and documented examples (full flows)."""
+    s = svc(request)
+
+    def listing() -> list[dict[str, Any]]:
+        return [{"type": c.type, "kind": c.kind, "plugin": c.dist, "version": c.version, "aliases": list(c.aliases),
+                 "examples": [{"title": e.title, "flow": e.flow} for e in getattr(c.cls, "examples", None) or []]}
+                for c in s.rt.registry.components()]
+
+    if s.plugin_list is None:  # the examples import every plugin's classes: once, off the event loop
+        s.plugin_list = await asyncio.to_thread(listing)
+    return Json(s.plugin_list)
 
 
 async def flow_schema(request: Request) -> Response:
@@ -934,8 +953,9 @@ async def flow_schema(request: Request) -> Response:
     from tiercel.flow import flow_json_schema
 
     s = svc(request)
-    if s.flow_schema is None:  # plugins are loaded once per process: compute it once
-        s.flow_schema = flow_json_schema(s.rt.registry)
+    if s.flow_schema is None:  # plugins are loaded once per process: compute it once (seconds on a busy
+        # machine: off the event loop, so the UI's other requests and assets are served meanwhile)
+        s.flow_schema = await asyncio.to_thread(flow_json_schema, s.rt.registry)
     return Json(s.flow_schema)
 
 
@@ -1002,8 +1022,11 @@ def _query_names(paths: dict[str, Any], path: str, methods: list[str]) -> set[st
     return {p["name"] for m in methods for p in operations.get(m.lower(), {}).get("parameters", []) if p["in"] == "query"}
 
 
-def _by_method(handlers: dict[str, Any]) -> Any:
+def _by_method(handlers: dict[str, Any], path: str) -> Any:
+    from tiercel.server.observe import ROUTE_KEY
+
     async def dispatch(request: Request) -> Response:
+        request.scope[ROUTE_KEY] = path  # the route template, for the HTTP metrics
         return await handlers["GET" if request.method == "HEAD" else request.method](request)
 
     return dispatch
@@ -1033,6 +1056,7 @@ def create_app(services: Services, components: list[str] | None = None, policy: 
         Route(f"{p}/auth/tokens", auth_routes.list_tokens, methods=["GET"]),
         Route(f"{p}/auth/tokens", auth_routes.create_token, methods=["POST"]),
         Route(f"{p}/auth/tokens/{{tokenId}}", auth_routes.revoke_token, methods=["DELETE"]),
+        Route(f"{p}/cluster", cluster_status, methods=["GET"]),
         Route(f"{p}/plugins", plugins, methods=["GET"]),
         Route(f"{p}/plugins/schemas/flow", flow_schema, methods=["GET"]),
         Route(f"{p}/flows", create_flow, methods=["POST"]),
@@ -1067,6 +1091,9 @@ def create_app(services: Services, components: list[str] | None = None, policy: 
     from tiercel.server.openapi import spec
 
     routes += namespaces.routes(p)
+    from tiercel.server import observe
+
+    routes += [Route(path, handler, methods=["GET"]) for path, handler in observe.routes()]
 
     paths = spec()["paths"]
     by_path: dict[str, dict[str, Any]] = {}  # one route per path, so a 405 lists every method in `Allow`
@@ -1077,10 +1104,10 @@ def create_app(services: Services, components: list[str] | None = None, policy: 
             endpoint = _known_query(r.endpoint, _query_names(paths, r.path, [method]))
             by_path.setdefault(r.path, {})[method] = secured(endpoint, RULES[(method, r.path)])
     pages = ui_routes()  # the UI's pages and assets: public; what they show comes from the API
-    app = Starlette(routes=[*(Route(path, _by_method(handlers), methods=sorted(handlers))
+    app = Starlette(routes=[*(Route(path, _by_method(handlers, path), methods=sorted(handlers))
                               for path, handlers in by_path.items()), *pages],
                     exception_handlers={ApiError: api_error, HTTPException: http_error, Exception: server_error})
     app.state.services = services
     app.state.components = components or []
     app.state.auth = Auth(auth or AuthSettings(), services.rt.stores.auth)
-    return wrap(AuditLog(app, services.rt.stores.auth), policy or OriginPolicy.of("127.0.0.1"))
+    return observe.HttpMetrics(wrap(AuditLog(app, services.rt.stores.auth), policy or OriginPolicy.of("127.0.0.1")))

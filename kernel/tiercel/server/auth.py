@@ -43,12 +43,16 @@ tr = f"{p}/triggers/{{namespace}}/{{flowId}}/{{triggerId}}"
 #: (method, path) -> rule. A route missing here cannot be served.
 RULES: dict[tuple[str, str], str] = {
     ("GET", f"{p}/health"): "public",
+    ("GET", "/health/live"): "public",
+    ("GET", "/health/ready"): "public",
+    ("GET", "/metrics"): "any",  # with auth on, each caller sees the samples of its own namespaces
     ("GET", f"{p}/openapi.json"): "public",
     ("GET", f"{p}/docs"): "public",
     ("POST", f"{p}/auth/login"): "public",
     ("POST", f"{p}/auth/logout"): "public",
-    ("GET", f"{p}/auth/me"): "any",
+    ("GET", f"{p}/auth/me"): "public",
     ("GET", f"{p}/audit"): "admin",
+    ("GET", f"{p}/cluster"): "admin",
     ("GET", f"{p}/auth/tokens"): "admin",
     ("POST", f"{p}/auth/tokens"): "admin",
     ("DELETE", f"{p}/auth/tokens/{{tokenId}}"): "admin",
@@ -64,6 +68,8 @@ RULES: dict[tuple[str, str], str] = {
     ("GET", f"{p}/flows/{{namespace}}/{{id}}/graph"): "viewer",
     ("GET", f"{ex}/latest"): "any",
     ("GET", f"{ex}/{{executionId}}/graph"): "viewer",
+    ("GET", f"{ex}/{{executionId}}/file"): "viewer",
+    ("GET", f"{ex}/{{executionId}}/file/preview"): "viewer",
     ("GET", f"{p}/namespaces"): "any",
     ("GET", f"{p}/plugins"): "any",
     ("GET", f"{p}/plugins/schemas/flow"): "any",
@@ -392,11 +398,20 @@ async def logout(request: Request) -> Response:
 
 
 async def me(request: Request) -> Response:
-    """``GET /api/v1/auth/me``: who the caller is, their roles, and whether authentication is on."""
+    """``GET /api/v1/auth/me``: who the caller is, their roles, and whether authentication is on.
+
+    Public, so the UI can ask before anyone logged in: without credentials the answer has no
+    ``username`` (wrong credentials still answer 401)."""
     from tiercel.server.app import Json
 
     auth: Auth = request.app.state.auth
-    return Json(_me(principal_of(request), auth.settings.enabled), headers=_NO_STORE)
+    if not auth.settings.enabled:
+        return Json(_me(ANONYMOUS, False), headers=_NO_STORE)
+    principal = auth.authenticate(request)  # public: no credentials is an answer (the UI then logs in)
+    if principal is None:
+        return Json({"username": None, "authentication": True, "grants": []}, headers=_NO_STORE)
+    request.state.principal = principal
+    return Json(_me(principal, True), headers=_NO_STORE)
 
 
 async def audit(request: Request) -> Response:

@@ -69,6 +69,12 @@ def spec() -> dict[str, Any]:
     trig_ok = {"200": _json(_ref("Trigger")), "404": NOT_FOUND}
     paths: dict[str, Any] = {
         "/api/v1/health": {"get": _op("Server", "Health", {"200": _json({"type": "object"})})},
+        "/api/v1/cluster": {"get": _op("Server", "Cluster status: processes, job queues, namespace quotas (admin)",
+                                       {"200": _json({"type": "object"})})},
+        "/metrics": {"get": _op("Server", "Metrics", {
+            "200": {"description": "Prometheus text format (docs/operations/observability.md)",
+                    "content": {"text/plain": {"schema": {"type": "string"}}}},
+            "401": _err("Authentication required")})},
         "/api/v1/auth/login": {"post": _op("Auth", "Log in", {
             "200": _json(_ref("Me"), "Logged in: a session cookie is set; send csrfToken as X-CSRF-Token on changes"),
             "400": BAD, "401": _err("Wrong user name or password"), "409": _err("Authentication is off"),
@@ -224,7 +230,11 @@ SCHEMAS: dict[str, Any] = {
         "id": {"type": "string"}, "taskId": {"type": "string"}, "parentTaskRunId": _NSTR, "value": _NSTR,
         "iteration": {"type": "integer", "nullable": True}, "state": {"type": "string"},
         "attempts": {"type": "array", "items": {"type": "object"}}, "outputs": {"type": "object"}, "error": _NSTR,
-        "startDate": _NSTR, "endDate": _NSTR, "duration": _NUM}},
+        "startDate": _NSTR, "endDate": _NSTR, "duration": _NUM,
+        "metrics": {"type": "array", "description": "What the task recorded (ctx.metric, a script's metrics lines)",
+                    "items": {"type": "object", "properties": {
+                        "name": {"type": "string"}, "type": {"type": "string"}, "value": {"type": "number"},
+                        "tags": {"type": "object"}, "timestamp": {"type": "number"}}}}}},
     "Execution": {"type": "object", "required": ["id", "namespace", "flowId", "state"], "properties": {
         "id": {"type": "string"}, "namespace": {"type": "string"}, "flowId": {"type": "string"},
         "flowRevision": {"type": "integer", "nullable": True}, "state": STATE, "inputs": {"type": "object"},
@@ -244,7 +254,7 @@ SCHEMAS: dict[str, Any] = {
     "Login": {"type": "object", "required": ["username", "password"], "properties": {
         "username": {"type": "string"}, "password": {"type": "string", "format": "password"}}},
     "Me": {"type": "object", "required": ["username", "authentication", "grants"], "properties": {
-        "username": {"type": "string"}, "authentication": {"type": "boolean"}, "csrfToken": {"type": "string"},
+        "username": {"type": "string", "nullable": True}, "authentication": {"type": "boolean"}, "csrfToken": {"type": "string"},
         "grants": {"type": "array", "items": {"type": "object", "properties": {
             "role": {"type": "string", "enum": ["viewer", "runner", "editor", "admin"]}, "namespace": {"type": "string"}}}}}},
     "TokenRequest": {"type": "object", "required": ["role"], "properties": {

@@ -66,7 +66,7 @@ class TiercelProcess:
 
     def __init__(self, home: Path | None = None, host: str = "127.0.0.1", port: int = 8080,
                  components: tuple[str, ...] = ALL, worker_slots: int = 64, policy: Any = None,
-                 auth: Any = None) -> None:
+                 auth: Any = None, queues: list[str] | None = None) -> None:
         from tiercel.server.guard import OriginPolicy
 
         self.home, self.host, self.port = home, host, port
@@ -74,6 +74,7 @@ class TiercelProcess:
         self.auth = auth
         self.components = components
         self.worker_slots = worker_slots
+        self.queues = queues
         self.ready = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -81,8 +82,13 @@ class TiercelProcess:
         from tiercel.engine.scheduler import FlowIndex, Scheduler
         from tiercel.engine.triggers import TriggerRunner
 
+        if self.components == ("worker",):
+            await self._work(stop)
+            return
         sock = _listen(self.host, self.port) if "api" in self.components else None  # fail before doing anything
-        rt = Runtime(self.home, worker_slots=self.worker_slots, kind="+".join(self.components))
+        # `tiercel server` runs tasks itself (embedded mode); the parts hand them to `tiercel worker` processes
+        dispatch = "local" if set(self.components) == set(ALL) else "queue"
+        rt = Runtime(self.home, worker_slots=self.worker_slots, kind="+".join(self.components), dispatch=dispatch)
         index = FlowIndex(rt)
         scheduler = Scheduler(rt, index)
         runner = TriggerRunner(rt, index) if "scheduler" in self.components else None
@@ -127,6 +133,18 @@ class TiercelProcess:
                 job.cancel()
             rt.close()
 
+    async def _work(self, stop: asyncio.Event) -> None:
+        from tiercel.engine.distributed import WorkerLoop
+        from tiercel.engine.runtime import Runtime
+
+        rt = Runtime(self.home, worker_slots=self.worker_slots, kind="worker", dispatch="queue")
+        loop = WorkerLoop(rt, self.worker_slots, self.queues)
+        try:
+            self.ready.set()
+            await loop.run(stop)
+        finally:
+            rt.close()
+
     async def _sweep(self, rt: Any, stop: asyncio.Event, every: float = 2.0) -> None:
         while not stop.is_set():
             try:
@@ -137,12 +155,15 @@ class TiercelProcess:
                 return
             try:
                 rt.recover_orphans()
+                if rt.quotas.limits:  # a safety net: a process killed before starting the next queued one
+                    rt.promote_quotas()
             except Exception:
                 log.exception("recovery sweep failed; retrying")
 
 
 def run_process(home: Path | None, host: str, port: int, components: tuple[str, ...], worker_slots: int = 64,
-                announce: Any = None, policy: Any = None, auth: Any = None) -> None:
+                announce: Any = None, policy: Any = None, auth: Any = None,
+                queues: list[str] | None = None) -> None:
     """Run until Ctrl-C or SIGTERM, then stop cleanly (a second Ctrl-C exits at once)."""
 
     async def main() -> None:
@@ -159,7 +180,7 @@ def run_process(home: Path | None, host: str, port: int, components: tuple[str, 
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, on_signal)
-        proc = TiercelProcess(home, host, port, components, worker_slots, policy, auth)
+        proc = TiercelProcess(home, host, port, components, worker_slots, policy, auth, queues)
         runner = asyncio.create_task(proc.run(stop))
         ready = asyncio.create_task(proc.ready.wait())
         await asyncio.wait([runner, ready], return_when=asyncio.FIRST_COMPLETED)

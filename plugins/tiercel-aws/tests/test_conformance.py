@@ -7,7 +7,7 @@ import uuid
 import pytest
 from tiercel_aws import tasks
 from tiercel_aws.storage import S3Storage
-from tiercel_aws.triggers import SqsRealtimeTrigger
+from tiercel_aws.triggers import S3Trigger, SqsRealtimeTrigger, SqsTrigger
 
 from tiercel_registry import StorageConformance, TaskConformance, TriggerConformance
 
@@ -66,6 +66,51 @@ class TestS3Copy(_S3Task):
 
 class TestS3CreateBucket(_S3Task):
     component = tasks.S3CreateBucket
+
+
+class TestS3Downloads(_S3Task):
+    component = tasks.S3Downloads
+
+
+class TestS3DeleteList(_S3Task):
+    component = tasks.S3DeleteList
+
+
+class TestSqsConsume(TaskConformance):
+    component = tasks.SqsConsume
+
+    @pytest.fixture
+    def example_inputs(self, s3_endpoint, queue_url):
+        return {"endpoint": s3_endpoint, "queueUrl": queue_url}
+
+
+class TestSqsTrigger(TriggerConformance):
+    component = SqsTrigger
+
+    @pytest.fixture
+    def properties(self, s3_endpoint, queue_url):
+        return {"endpointOverride": s3_endpoint, "queueUrl": queue_url, "waitTime": "PT1S", "interval": "PT1S"}
+
+    @pytest.fixture
+    def emit(self, s3_endpoint, queue_url):
+        def send_one():
+            _client(s3_endpoint, "sqs").send_message(QueueUrl=queue_url, MessageBody=f"{{\"id\": \"{uuid.uuid4().hex}\"}}")
+        return send_one
+
+
+class TestS3Trigger(TriggerConformance):
+    component = S3Trigger
+
+    @pytest.fixture
+    def properties(self, s3_endpoint, bucket):
+        return {"endpointOverride": s3_endpoint, "bucket": bucket, "prefix": "in/", "interval": "PT1S",
+                "action": "MOVE", "moveTo": {"key": "done"}}
+
+    @pytest.fixture
+    def emit(self, s3_endpoint, bucket):
+        def put_one():
+            _client(s3_endpoint, "s3").put_object(Bucket=bucket, Key=f"in/{uuid.uuid4().hex[:8]}.csv", Body=b"x")
+        return put_one
 
 
 class TestSqsPublish(TaskConformance):

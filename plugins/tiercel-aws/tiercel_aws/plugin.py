@@ -16,15 +16,16 @@ def register_tasks(register: Callable[[type], None]) -> None:
     from tiercel_aws import tasks
 
     for cls in (tasks.S3CreateBucket, tasks.S3Upload, tasks.S3Download, tasks.S3List, tasks.S3Copy, tasks.S3Delete,
-                tasks.SqsPublish):
+                tasks.S3Downloads, tasks.S3DeleteList, tasks.SqsPublish, tasks.SqsConsume):
         register(cls)
 
 
 @hookimpl
 def register_triggers(register: Callable[[type], None]) -> None:
-    from tiercel_aws.triggers import SqsRealtimeTrigger
+    from tiercel_aws.triggers import S3Trigger, SqsRealtimeTrigger, SqsTrigger
 
-    register(SqsRealtimeTrigger)
+    for cls in (SqsRealtimeTrigger, SqsTrigger, S3Trigger):
+        register(cls)
 
 
 @hookimpl

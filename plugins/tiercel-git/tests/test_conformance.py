@@ -3,6 +3,7 @@
 import socket
 
 import pytest
+from tiercel_git.gitops import PushFlows, PushNamespaceFiles, SyncNamespaceFiles
 from tiercel_git.tasks import Clone, Push, SyncFlows
 
 from tiercel_registry import TaskConformance
@@ -35,3 +36,21 @@ class TestPush(TaskConformance):
 class TestSyncFlows(TaskConformance):
     component = SyncFlows
     long_run = {**HANGS, "serverUrl": "http://127.0.0.1:9"}
+
+
+SILENT_SERVER = {**HANGS, "serverUrl": f"http://127.0.0.1:{SILENT.getsockname()[1]}"}
+
+
+class TestSyncNamespaceFiles(TaskConformance):
+    component = SyncNamespaceFiles
+    long_run = SILENT_SERVER
+
+
+class TestPushNamespaceFiles(TaskConformance):
+    component = PushNamespaceFiles
+    long_run = SILENT_SERVER
+
+
+class TestPushFlows(TaskConformance):
+    component = PushFlows
+    long_run = SILENT_SERVER

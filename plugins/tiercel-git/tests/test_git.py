@@ -298,3 +298,90 @@ def test_clone_and_push_over_https_with_a_token_from_secrets(git_http, repos, tm
     assert repos.git("show", "main:b.txt", cwd=served / "private.git") == "more\n"
     assert "Authentication failed" in task_run(ex, "refused")["error"]
     assert "t0ken-s3cret" not in str(ex)
+
+
+def _files_of(api, namespace: str) -> dict[str, str]:
+    names = [f["path"] for f in api.get(f"/api/v1/namespaces/{namespace}/files/directory").json()]
+    return {n: api.get(f"/api/v1/namespaces/{namespace}/files", params={"path": n}).text for n in sorted(names)}
+
+
+def _put_file(api, namespace: str, path: str, text: str) -> None:
+    r = api.post(f"/api/v1/namespaces/{namespace}/files", params={"path": path},
+                 files={"fileContent": (path, text.encode())})
+    assert r.status_code == 204, r.text
+
+
+@pytest.mark.slow
+def test_namespace_files_both_ways_and_push_flows(git_daemon, repos, tmp_path):
+    """Repository → namespace files (dry run, sync, delete), then namespace files and flows → repository."""
+    url, served = git_daemon
+    repos.make(served, "etl", {"scripts/etl.py": "print('v1')\n", "scripts/sql/q.sql": "select 1\n", "README": "r\n"})
+    repos.make(served, "out", {"_flows/README.md": "flows pushed by tiercel\n", "_flows/gone.yml": "id: gone\n"})
+    server = TiercelServer(tmp_path / "home").start()
+    ops = f"""\
+id: ops
+namespace: company.team
+inputs:
+  - {{id: dry, type: BOOLEAN, defaults: false}}
+tasks:
+  - id: sync
+    type: io.kestra.plugin.git.SyncNamespaceFiles
+    url: {url}/etl.git
+    gitDirectory: scripts
+    delete: true
+    dryRun: "{{{{ inputs.dry }}}}"
+    serverUrl: {server.url}
+  - id: files
+    type: git.PushNamespaceFiles
+    url: {url}/out.git
+    branch: tiercel
+    files: ["*.py", "sql/*"]
+    commitMessage: "files of {{{{ execution.id }}}}"
+    author: {{name: Ops, email: ops@example.com}}
+    dryRun: "{{{{ inputs.dry }}}}"
+    serverUrl: {server.url}
+  - id: flows
+    type: io.kestra.plugin.git.PushFlows
+    url: {url}/out.git
+    sourceNamespace: company.team
+    targetNamespace: prod.team
+    includeChildNamespaces: true
+    commitMessage: flows
+    dryRun: "{{{{ inputs.dry }}}}"
+    serverUrl: {server.url}
+"""
+    try:
+        server.deploy(ops)
+        server.deploy(FLOW.format(id="child", ns="company.team.sub", msg="hi"))
+        server.deploy(FLOW.format(id="other", ns="elsewhere", msg="no"))
+        with server.client() as api:
+            _put_file(api, "company.team", "stale.txt", "old\n")
+
+            def run(dry: bool) -> dict:
+                ex = api.post("/api/v1/executions/company.team/ops", params={"wait": True}, json={"dry": dry}).json()
+                assert ex["state"] == "SUCCESS", ex
+                return {t: task_run(ex, t)["outputs"] for t in ("sync", "files", "flows")}
+
+            dry = run(True)
+            assert dry["sync"]["created"] == ["etl.py", "sql/q.sql"] and dry["sync"]["deleted"] == ["stale.txt"]
+            assert _files_of(api, "company.team") == {"stale.txt": "old\n"}
+            assert dry["files"]["pushed"] is False and dry["flows"]["pushed"] is False
+            assert repos.git("log", "--format=%s", "main", cwd=served / "out.git").split() == ["files", "first"]
+
+            first = run(False)
+            assert _files_of(api, "company.team") == {"etl.py": "print('v1')\n", "sql/q.sql": "select 1\n"}
+            assert first["files"]["created"] == ["etl.py", "sql/q.sql"] and first["files"]["branch"] == "tiercel"
+            bare = served / "out.git"
+            assert repos.git("show", "tiercel:_files/sql/q.sql", cwd=bare) == "select 1\n"
+            assert repos.git("log", "-1", "--format=%an", "tiercel", cwd=bare).strip() == "Ops"
+            assert first["flows"]["created"] == ["ops.yml", "sub/child.yml"] and first["flows"]["deleted"] == ["gone.yml"]
+            child = repos.git("show", "main:_flows/sub/child.yml", cwd=bare)
+            assert "namespace: prod.team.sub\n" in child and "message: hi" in child
+            assert "namespace: prod.team\n" in repos.git("show", "main:_flows/ops.yml", cwd=bare)
+            assert repos.git("show", "main:_flows/README.md", cwd=bare) == "flows pushed by tiercel\n"
+
+            again = run(False)  # nothing changed anywhere: no commit
+            assert again["sync"]["created"] == again["sync"]["updated"] == again["sync"]["deleted"] == []
+            assert again["files"]["commitId"] is None and again["flows"]["commitId"] is None
+    finally:
+        server.stop()

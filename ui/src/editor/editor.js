@@ -4,7 +4,7 @@
 // codemirror-json-schema is used nowhere else.
 import { EditorView, basicSetup } from "codemirror";
 import { keymap, hoverTooltip, ViewPlugin } from "@codemirror/view";
-import { StateEffect, StateField } from "@codemirror/state";
+import { EditorState, StateEffect, StateField } from "@codemirror/state";
 import { yaml, yamlLanguage } from "@codemirror/lang-yaml";
 import { linter, lintGutter, forEachDiagnostic } from "@codemirror/lint";
 import { yamlSchemaHover, parseYAMLDocumentState } from "codemirror-json-schema/yaml";
@@ -241,9 +241,10 @@ const serverChanged = (update) => update.transactions.some((tr) => tr.effects.so
 
 /**
  * Mount an editor in *parent*. *onChange(text)* on each edit, *onDiagnostics(list)* when the
- * diagnostics change, *onSave()* on Ctrl-S / Cmd-S, *onReady()* once the schema has checked the flow.
+ * diagnostics change, *onSave()* on Ctrl-S / Cmd-S, *onReady()* once the schema has checked the flow;
+ * *readOnly* for a user whose role may not change the flow.
  */
-export function createEditor(parent, { doc, schema, onChange, onDiagnostics, onSave, onReady }) {
+export function createEditor(parent, { doc, schema, readOnly = false, onChange, onDiagnostics, onSave, onReady }) {
   const worker = new Worker(new URL("./lint.worker.js", import.meta.url), { type: "module" });
   worker.postMessage({ schema: discriminated(schema, false) });
   const lines = doc.split("\n").length; // the longer the flow, the longer lint waits for a pause in typing
@@ -267,6 +268,7 @@ export function createEditor(parent, { doc, schema, onChange, onDiagnostics, onS
       }
     }),
     EditorView.theme({ "&": { height: "100%" }, ".cm-scroller": { overflow: "auto" } }),
+    EditorState.readOnly.of(readOnly),
   ];
   const view = new EditorView({ doc, extensions, parent });
   return {

@@ -70,3 +70,5 @@ class Effects:
     logs: list[tuple[TaskRun | None, str, str]] = field(default_factory=list)
     #: The execution reached a terminal state in this transition.
     ended: bool = False
+    #: Seconds after which a new execution replaces this RETRIED one (retry CREATE_NEW_EXECUTION).
+    retry_execution: float | None = None

@@ -28,6 +28,8 @@ class Result:
     error: str | None = None
     started_at: float | None = None
     ended_at: float | None = None
+    #: The process that ran the attempt (distributed mode), recorded on the attempt.
+    worker: str | None = None
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class Lost:
     task_run_id: str
     attempt: int
     error: str = "the process running this attempt stopped"
+    worker: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,13 @@ class Restart:
 
 @dataclass(frozen=True)
 class Recover:
-    """A process takes over an unfinished execution: re-issue what was in flight (lost attempts, timers)."""
+    """A process takes over an unfinished execution: re-issue what was in flight (lost attempts, timers).
+
+    ``in_flight`` holds the (task run, attempt) pairs still queued or running on a worker, or whose
+    result waits to be applied: those are not lost (distributed mode).
+    """
+
+    in_flight: frozenset[tuple[str, int]] = frozenset()
 
 
 Event = Start | Result | Lost | Kill | Resume | Timer | SubflowEnded | FilesDone | Restart | Recover

@@ -77,6 +77,10 @@ class Memo:
     #: The state an Exit-like flowable ended the execution with (found in task runs' progress once).
     exit_state: State | None = None
     exit_checked: bool = False
+    #: The end state a violated SLA asked for (FAILED or CANCELLED).
+    sla_state: State | None = None
+    #: Delay before the new execution that replaces this one (retry CREATE_NEW_EXECUTION).
+    retry_delay: float | None = None
 
 
 class Executor:
@@ -139,13 +143,14 @@ class Step:
             case Restart():
                 self.restart()
             case Recover():
-                self.recover()
+                self.recover(event.in_flight)
 
     def start(self) -> None:
         ex = self.ex
         if ex.state not in (State.CREATED, State.QUEUED, State.RESTARTED):
             return
         ex.state, ex.started_at, ex.dirty = RUNNING, self.now, True
+        self.arm_sla()
         # a replayed execution starts with copied task runs: resolve its open flowables first
         open_ = {tr.id for tr in ex.task_runs.values() if tr.state == RUNNING and self.is_flowable(tr)}
         for tr_id in open_:
@@ -160,12 +165,17 @@ class Step:
         task = self.plan.tasks[tr.task_id]
         attempt = tr.attempts[-1]
         attempt.state, attempt.started_at, attempt.ended_at, attempt.error = ev.state, ev.started_at, ev.ended_at, ev.error
+        if ev.worker:
+            attempt.worker = ev.worker
         attempt.new = True
         tr.dirty = True
         state = ev.state
-        if state == State.FAILED and self.ex.state != State.KILLING:
-            delay = rules.retry_delay(self.retry_of(task), tr.attempts, tr.attempts[0].started_at or tr.created_at,
-                                      self.now)
+        retry = self.retry_of(task)
+        if state == State.FAILED and self.ex.state != State.KILLING and retry is not None \
+                and retry.behavior == "CREATE_NEW_EXECUTION":
+            self.retry_in_new_execution(retry)
+        elif state == State.FAILED and self.ex.state != State.KILLING:
+            delay = rules.retry_delay(retry, tr.attempts, tr.attempts[0].started_at or tr.created_at, self.now)
             if delay is not None:
                 tr.state, tr.error = State.RETRYING, ev.error
                 self.arm(tr, self.now + delay, "retry")
@@ -180,6 +190,8 @@ class Step:
             return
         attempt = tr.attempts[-1]
         attempt.state, attempt.ended_at, attempt.error, attempt.new = State.LOST, self.now, ev.error, True
+        if ev.worker:
+            attempt.worker = ev.worker
         tr.dirty = True
         if self.ex.state == State.KILLING:
             self.finish(tr, State.KILLED)
@@ -192,6 +204,9 @@ class Step:
         self.notify_parent(tr)
 
     def timer(self, ev: Timer) -> None:
+        if ev.task_run_id == "" and ev.name.startswith("sla:"):
+            self.max_duration_passed(ev.name[4:])
+            return
         tr = self.ex.task_runs.get(ev.task_run_id)
         if tr is None or tr.state in TERMINAL or tr.meta.timer is None or tr.meta.timer[1] != ev.name:
             return  # fired for a timer since replaced, or for a run that ended meanwhile
@@ -201,6 +216,10 @@ class Step:
             if self.ex.state == State.KILLING:
                 self.finish(tr, State.KILLED)
                 self.notify_parent(tr)
+                return
+            if self.is_flowable(tr):  # a retried flowable runs its children again, from the start
+                tr.state = RUNNING
+                self.reresolve(tr)
                 return
             self.dispatch(self.plan.tasks[tr.task_id], tr)
         elif tr.state in (RUNNING, State.PAUSED) and self.is_flowable(tr):
@@ -301,21 +320,97 @@ class Step:
         self.resolve_open(ancestors)
         self.resolve_root()
 
-    def recover(self) -> None:
+    def recover(self, in_flight: frozenset[tuple[str, int]] = frozenset()) -> None:
         """After a crash: attempts still RUNNING were lost with their process; timers are armed again."""
         ex = self.ex
         if ex.state in (State.CREATED, State.QUEUED):
             ex.state = State.CREATED
             self.start()
             return
+        if ex.state == RUNNING:
+            self.arm_sla()
         for tr in list(ex.task_runs.values()):
             if tr.state in TERMINAL:
                 continue
             if tr.state == RUNNING and tr.attempts and tr.attempts[-1].state == RUNNING:
-                self.lost(Lost(tr.id, tr.attempt))
+                if (tr.id, tr.attempt) not in in_flight:
+                    self.lost(Lost(tr.id, tr.attempt))
             elif tr.meta.timer is not None:
                 when, name = tr.meta.timer
                 self.effects.timers.append(ArmTimer(ex.id, tr.id, when, name))
+
+    # --- retry in a new execution -----------------------------------------------------
+    def retry_in_new_execution(self, retry: Any) -> None:
+        """A task failed under ``behavior: CREATE_NEW_EXECUTION``: with attempts left (counted across
+        the executions), this one ends RETRIED and a new one starts after the delay."""
+        if self.memo.retry_delay is not None:
+            return
+        meta = (self.ex.trigger or {}).get("retry") or {}
+        attempt = int(meta.get("attempt") or 1)
+        first_at = float(meta.get("firstAt") or self.ex.created_at)
+        done = [Attempt(i + 1, State.FAILED) for i in range(attempt)]
+        delay = rules.retry_delay(retry, done, first_at, self.now)
+        if delay is not None:
+            self.memo.retry_delay = delay
+            self.effects.logs.append((None, "WARN", f"execution attempt {attempt} failed: a new execution follows "
+                                                    f"in {delay:g} s (retry CREATE_NEW_EXECUTION)"))
+
+    # --- SLA ----------------------------------------------------------------------------
+    def arm_sla(self) -> None:
+        """A timer per MAX_DURATION SLA, from the execution's start (armed again after a crash)."""
+        for sla in getattr(self.flow, "sla", None) or []:
+            if sla.type == "MAX_DURATION" and sla.duration is not None:
+                when = (self.ex.started_at or self.now) + sla.duration.total_seconds()
+                self.effects.timers.append(ArmTimer(self.ex.id, "", when, f"sla:{sla.id}"))
+
+    def max_duration_passed(self, sla_id: str) -> None:
+        sla = next((s for s in getattr(self.flow, "sla", None) or [] if s.id == sla_id), None)
+        if sla is None or self.ex.terminal or self.ex.state == State.KILLING:
+            return
+        if self.violate(sla, f"the execution ran longer than {sla.duration}"):
+            self.kill()
+
+    def violate(self, sla: Any, reason: str) -> bool:
+        """Record a violated SLA: its labels, a log line, and the end state it asks for (True unless NONE)."""
+        ex = self.ex
+        message = f"SLA `{sla.id}` violated: {reason}"
+        if sla.labels:
+            try:
+                ex.labels.update({k: str(v) for k, v in (self.render(None, dict(sla.labels)) or {}).items()})
+            except Exception as exc:
+                self.effects.logs.append((None, "WARN", f"SLA `{sla.id}`: labels: {exc}"))
+            ex.dirty = True
+        self.effects.logs.append((None, "WARN", message))
+        if sla.behavior == "NONE":
+            return False
+        ex.error, ex.dirty = message, True
+        self.memo.sla_state = State.FAILED if sla.behavior == "FAIL" else State.CANCELLED
+        return True
+
+    def sla_state(self) -> State | None:
+        """The end state a violated SLA asked for (read back from the error after a reload)."""
+        if self.memo.sla_state is None and self.ex.error and self.ex.error.startswith("SLA `"):
+            for sla in getattr(self.flow, "sla", None) or []:
+                if self.ex.error.startswith(f"SLA `{sla.id}` violated") and sla.behavior != "NONE":
+                    self.memo.sla_state = State.FAILED if sla.behavior == "FAIL" else State.CANCELLED
+        return self.memo.sla_state
+
+    def check_assertions(self, status: State) -> None:
+        """EXECUTION_ASSERTION SLAs, once the execution's end state is known."""
+        ex = self.ex
+        for sla in getattr(self.flow, "sla", None) or []:
+            if sla.type != "EXECUTION_ASSERTION" or self.memo.sla_state is not None:
+                continue
+            before, ex.state = ex.state, status  # visible as execution.state
+            try:
+                ok = self.executor.variables.truthy(self.render(None, sla.assert_))
+                reason = f"`{sla.assert_}` is false"
+            except Exception as exc:
+                ok, reason = False, f"`{sla.assert_}`: {exc}"
+            finally:
+                ex.state = before
+            if not ok:
+                self.violate(sla, reason)
 
     # --- mechanics --------------------------------------------------------------------
     def is_flowable(self, tr: TaskRun) -> bool:
@@ -373,11 +468,44 @@ class Step:
         self.effects.jobs.append(Job(self.ex.id, tr, task, tr.attempt, variables, workdir=tr.meta.workdir))
 
     def finish(self, tr: TaskRun, state: State) -> None:
-        state = rules.allowed(self.plan.tasks.get(tr.task_id), state)
+        task = self.plan.tasks.get(tr.task_id)
+        if isinstance(task, FlowableTask) and task.retry is not None and self.retry_flowable(task, tr, state):
+            return
+        state = rules.allowed(task, state)
         tr.state, tr.ended_at, tr.dirty = state, self.now, True
         tr.meta.timer = None
         if state in SUCCEEDED:
             self.ex.record_outputs(tr)
+
+    def retry_flowable(self, task: FlowableTask, tr: TaskRun, state: State) -> bool:
+        """A flowable with its own ``retry`` (Subflow, Sequential, WorkingDirectory…): each end is an
+        attempt; a failure with attempts left drops its children and runs it again after the delay
+        (a Subflow starts a new child execution), as Kestra does. True when a retry is armed."""
+        started = tr.attempts[-1].ended_at if tr.attempts else tr.started_at
+        if state not in TERMINAL:
+            return False
+        tr.attempt += 1
+        tr.attempts.append(Attempt(tr.attempt, state, started_at=started, ended_at=self.now, error=tr.error))
+        tr.dirty = True
+        if state != State.FAILED or self.ex.state == State.KILLING:
+            return False
+        delay = rules.retry_delay(task.retry, tr.attempts, tr.attempts[0].started_at or tr.created_at, self.now)
+        if delay is None:
+            return False
+        doomed, frontier = [], {tr.id}
+        for run in sorted(self.ex.task_runs.values(), key=lambda t: t.seq):
+            if run.parent_id in frontier:
+                frontier.add(run.id)
+                doomed.append(run)
+        for run in doomed:
+            self.memo.progress.pop(run.id, None)
+            self.forget(run)
+        self.memo.progress.pop(tr.id, None)
+        tr.progress, tr.outputs, tr.state = None, None, State.RETRYING
+        tr.meta.main, tr.meta.children, tr.meta.files, tr.meta.resumed, tr.meta.woken = None, {}, {}, None, None
+        self.recount(tr)
+        self.arm(tr, self.now + delay, "retry")
+        return True
 
     def notify_parent(self, tr: TaskRun) -> None:
         """Re-resolve the ancestors of a task run that just ended."""
@@ -556,6 +684,14 @@ class Step:
                 return
         if ex.state == State.KILLING or main == State.KILLED:
             status = State.KILLED
+        if self.sla_state() is None and getattr(self.flow, "sla", None):
+            self.check_assertions(status)
+        sla_state = self.sla_state()
+        if sla_state is not None:
+            status = sla_state
+        if self.memo.retry_delay is not None and status == State.FAILED:
+            status = State.RETRIED
+            self.effects.retry_execution = self.memo.retry_delay
         exit_state = self.exit_state()
         if exit_state is not None:
             status = exit_state

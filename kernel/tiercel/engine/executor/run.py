@@ -166,8 +166,9 @@ class EngineRun(FlowableRun):
         return out
 
     def files(self, kind: str, **params: Any) -> Any:
-        if kind not in ("split", "write", "collect", "namespace", "lines", "resume", "toggle", "logs", "purge_logs"):
-            raise ValueError(f"unknown file work `{kind}` (split, write, collect, namespace or lines)")  # resume, toggle, logs, purge_logs: internal
+        if kind not in ("split", "write", "collect", "namespace", "lines", "resume", "toggle", "logs", "purge_logs",
+                        "count", "state", "purge_executions", "cache_restore", "cache_save"):
+            raise ValueError(f"unknown file work `{kind}` (split, write, collect, namespace or lines)")  # resume, toggle, logs, purge_*, cache_*: internal
         tr = self._tr
         entry = tr.meta.files.get(kind, False)
         if entry is False:

@@ -75,6 +75,9 @@ async def exchange(ctx: RunContext, call: HttpCall, *, store: str = "auto",
     follow = options.followRedirects if options else True
     timeout = httpx.Timeout(connect=connect, read=read, write=read, pool=connect)
     headers = {k: v for k, v in (call.headers or {}).items()}
+    traceparent = getattr(ctx, "traceparent", None)
+    if traceparent and not any(k.lower() == "traceparent" for k in headers):  # W3C trace context
+        headers["traceparent"] = traceparent
     auth = call.auth or (options.auth if options else None)
     client_auth = None
     if auth is not None:

@@ -60,6 +60,9 @@ async def _run_script(task: ScriptTask, ctx: RunContext) -> dict[str, Any]:
     if task.targetOS == "WINDOWS" and os.name != "nt" and _runner_type(task) in PROCESS_TYPES:
         raise TaskError("targetOS is WINDOWS but this worker runs " + os.uname().sysname)
     env = {"PYTHONUNBUFFERED": "1"}
+    traceparent = getattr(ctx, "traceparent", None)
+    if traceparent:  # the attempt's span: the script's own spans join the execution's trace
+        env["TRACEPARENT"] = traceparent
     runner = _runner(task, ctx)
     support: dict[str, bytes | Path] = {}  # files the program needs where it runs (the Python helper)
     if type(runner).on_worker_host:
