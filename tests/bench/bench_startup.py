@@ -21,6 +21,15 @@ from pathlib import Path
 ONE_TASK = "id: one\nnamespace: bench\ntasks:\n  - {id: hello, type: core.Log, message: \"hello {{ flow.id }}\"}\n"
 
 
+def chain(filtered: bool, n: int = 1000) -> str:
+    """A chain of Return tasks, each reading the previous one's value: plain paths, or a filter in each."""
+    tasks = ["  - {id: t0, type: core.Return, format: '1'}"]
+    for i in range(1, n):
+        expr = f"outputs.t{i - 1}.value | int + 1" if filtered else f"outputs.t{i - 1}.value"
+        tasks.append(f"  - {{id: t{i}, type: core.Return, format: '{{{{ {expr} }}}}'}}")
+    return "id: chain\nnamespace: bench\ntasks:\n" + "\n".join(tasks) + "\n"
+
+
 def measure(args: list[str], env: dict[str, str]) -> tuple[float, float]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
@@ -47,8 +56,13 @@ def main() -> None:
         flow.write_text(ONE_TASK)
         env = {**os.environ, "TIERCEL_HOME": str(Path(tmp) / "home")}
         env.pop("PYTHONDONTWRITEBYTECODE", None)
+        plain, filtered = Path(tmp) / "plain.yaml", Path(tmp) / "filtered.yaml"
+        plain.write_text(chain(False))
+        filtered.write_text(chain(True))
         for name, args in (("tiercel --help", ["--help"]), ("tiercel run (1 task)", ["run", str(flow), "-q"]),
-                           ("tiercel validate (1 flow)", ["validate", str(flow)])):
+                           ("tiercel validate (1 flow)", ["validate", str(flow)]),
+                           ("run 1,000-task chain, paths", ["run", str(plain), "-q"]),
+                           ("run 1,000-task chain, filter", ["run", str(filtered), "-q"])):
             measure(args, env)  # warm: .pyc files, the home, the expression cache
             runs = [measure(args, env) for _ in range(options.repeat)]
             print(f"{name:<28} cpu median {statistics.median(r[1] for r in runs):6.3f} s  "

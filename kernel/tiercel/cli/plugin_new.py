@@ -63,5 +63,9 @@ def new(name: str | None, description: str | None, no_input: bool, output_dir: P
         except CookiecutterException as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(f"created {created}")
-    click.echo(f"next: pip install -e '{created}[test]' && (cd {created} && pytest) && "
+    dist = Path(__file__).resolve().parents[3] / "dist"  # a checkout's scripts/dist output, when there is one
+    links = f"--find-links {dist} " if dist.is_dir() else "--find-links DIST "
+    click.echo(f"next: pip install {links}-e '{created}[test]' && (cd {created} && pytest) && "
                f"tiercel registry grade {created.name}")
+    if not dist.is_dir():
+        click.echo("  (DIST: the folder of tiercel's wheels, made by `scripts/dist` in a Tiercel checkout)")

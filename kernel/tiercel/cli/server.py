@@ -30,6 +30,8 @@ def _options(fn: Any, api: bool = True) -> Any:
         fn = click.option("--cors-origins", default="", envvar="TIERCEL_CORS_ORIGINS", metavar="ORIGINS",
                           help="Comma-separated origins (https://ui.example.com) whose pages may call the API "
                                "from a browser; none by default.")(fn)
+        fn = click.option("--access-log", is_flag=True, envvar="TIERCEL_ACCESS_LOG",
+                          help="Log one line per HTTP request (client, method, path, status).")(fn)
         fn = click.option("--auth/--no-auth", default=None, envvar="TIERCEL_AUTH",
                           help="Require a token, password or login for the API (on by default off loopback, "
                                "where one of the two must be given).")(fn)
@@ -116,15 +118,24 @@ def _start(components: tuple[str, ...], home: Path | None, host: str, port: int,
     say("stopped")
 
 
+def _access_log(on: bool) -> None:
+    if on:
+        import os
+
+        os.environ["TIERCEL_ACCESS_LOG"] = "1"
+
+
 @click.command()
 @_options
 def server(home: Path | None, host: str, port: int, worker_slots: int, log_level: str, allowed_hosts: str,
-           cors_origins: str, auth: bool | None, log_format: str | None, metrics_port: int | None) -> None:
+           cors_origins: str, auth: bool | None, log_format: str | None, metrics_port: int | None,
+           access_log: bool) -> None:
     """API, scheduler, executor and worker in one process, on the embedded backend.
 
     Restarting it resumes what was running and the schedules (missed dates follow each
     trigger's recoverMissedSchedules).
     """
+    _access_log(access_log)
     _start(("api", "scheduler", "executor"), home, host, port, worker_slots, log_level, allowed_hosts, cors_origins,
            auth, log_format, metrics_port)
 
@@ -132,8 +143,10 @@ def server(home: Path | None, host: str, port: int, worker_slots: int, log_level
 @click.command()
 @_options
 def webserver(home: Path | None, host: str, port: int, worker_slots: int, log_level: str, allowed_hosts: str,
-              cors_origins: str, auth: bool | None, log_format: str | None, metrics_port: int | None) -> None:
+              cors_origins: str, auth: bool | None, log_format: str | None, metrics_port: int | None,
+              access_log: bool) -> None:
     """Only the HTTP API (executions it starts run in this process)."""
+    _access_log(access_log)
     _start(("api",), home, host, port, worker_slots, log_level, allowed_hosts, cors_origins, auth, log_format,
            metrics_port)
 

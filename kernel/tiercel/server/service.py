@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,11 @@ class _Uvicorn:
             def capture_signals(self):  # type: ignore[override]
                 yield
 
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
+        access = os.environ.get("TIERCEL_ACCESS_LOG", "").lower() in ("1", "true", "yes", "on")
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=access, lifespan="off",
                                 timeout_graceful_shutdown=2, ws="none")
+        if access:  # one line per request: client, method, path, status
+            logging.getLogger("uvicorn.access").setLevel(logging.INFO)
         return Server(config)
 
 
