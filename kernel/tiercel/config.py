@@ -30,6 +30,8 @@ class Setting:
 
 SETTINGS = (
     Setting("home", "TIERCEL_HOME", None, "Home of the embedded backend: database, storage, work directories."),
+    Setting("db", "TIERCEL_DB", None, "Database URL (`postgresql://user:password@host/db`, `sqlite:///path`); "
+            "default: tiercel.db in the home."),
     Setting(
         "storage", "TIERCEL_STORAGE", "local", "Internal storage URI (`local`, `file:///path`, `s3://bucket/prefix`)."
     ),
@@ -145,6 +147,10 @@ def effective() -> list[dict[str, Any]]:
                 raw = masked(yaml.safe_load(raw))
             except yaml.YAMLError:
                 pass
+        elif s.key == "db" and raw:
+            from tiercel.backend import mask_url
+
+            raw = mask_url(str(raw))
         elif raw is not None:
             raw = masked(raw)
         rows.append({"key": s.key, "env": s.env, "value": raw, "source": source})

@@ -114,17 +114,18 @@ def test_replay_from_a_task_reuses_what_ran_before(flows, tmp_path):
 
 
 def _db_rows(home: Path, sql: str, params: tuple = ()) -> list[tuple]:
-    import sqlite3
+    from tiercel.backend import Stores
 
-    if not (home / "tiercel.db").exists():
+    if not Stores.exists(home):
         return []
-    conn = sqlite3.connect(home / "tiercel.db", timeout=10)
     try:
-        return conn.execute(sql, params).fetchall()
-    except sqlite3.OperationalError:  # the schema is being created
+        stores = Stores.of_home(home)
+    except Exception:  # the schema is being created
         return []
+    try:
+        return stores.db.query(sql, params)
     finally:
-        conn.close()
+        stores.close()
 
 
 def _wait_for_state(home: Path, flow_id: str, state: str, timeout: float = 30) -> str:

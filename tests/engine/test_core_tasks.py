@@ -355,7 +355,7 @@ tasks:
     assert task_run(ex, "leak")["outputs"]["value"] == "******"
     from tiercel.backend import Stores
 
-    logs = Stores.open(tmp_path / "home" / "tiercel.db").logs.query(ex["id"])
+    logs = Stores.of_home(tmp_path / "home").logs.query(ex["id"])
     assert any("token=******" in entry["message"] for entry in logs)
     assert not any("s3cr3t-value" in entry["message"] for entry in logs)
 
@@ -454,10 +454,11 @@ tasks:
 """)
     assert task_run(ex, "size")["outputs"]["value"] == "300000"
     assert len(task_run(ex, "big")["outputs"]["value"]) == 300000  # resolved when loaded
-    import sqlite3
+    from tiercel.backend import Stores
 
-    raw = sqlite3.connect(tmp_path / "home" / "tiercel.db").execute(
-        "SELECT outputs FROM task_runs WHERE task_id = 'big'").fetchone()[0]
+    stores = Stores.of_home(tmp_path / "home")
+    raw = stores.db.one("SELECT outputs FROM task_runs WHERE task_id = 'big'")[0]
+    stores.close()
     assert raw.startswith('{"$ref":"tiercel://')
 
 

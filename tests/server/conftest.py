@@ -30,7 +30,7 @@ def make_token(home, role: str, namespace: str = "") -> str:
     """A token straight from the home's store (the CLI's own test runs `tiercel tokens create`)."""
     from tiercel.backend import Stores
 
-    stores = Stores.open(home / "tiercel.db")
+    stores = Stores.of_home(home)
     try:
         return stores.auth.create_token(role, namespace)[1]
     finally:

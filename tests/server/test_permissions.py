@@ -111,7 +111,7 @@ def test_every_route_every_role_in_and_out_of_scope(secure_server, h):
     tokens = {role: h.make_token(server.home, role, IN) for role in ROLES}
     from tiercel.backend import Stores
 
-    stores = Stores.open(server.home / "tiercel.db")
+    stores = Stores.of_home(server.home)
     stores.auth.add_user("ada", "correct horse", "viewer", IN)
     ids = {"token": stores.auth.create_token("viewer", IN)[0]}
     stores.close()

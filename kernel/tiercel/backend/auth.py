@@ -248,7 +248,7 @@ class AuthStore:
             params.append(since)
         if scopes is not None:
             where.append(
-                "(" + " OR ".join(["namespace = ? OR substr(namespace, 1, ?) = ?"] * len(scopes) or ["0"]) + ")"
+                "(" + " OR ".join(["namespace = ? OR substr(namespace, 1, ?) = ?"] * len(scopes) or ["1 = 0"]) + ")"
             )
             for prefix in scopes:
                 params += [prefix, len(prefix) + 1, prefix + "."]

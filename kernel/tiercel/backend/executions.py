@@ -64,8 +64,15 @@ class ExecutionStore:
             if ex.dedupe_key is not None:
                 if conn.execute("SELECT 1 FROM executions WHERE dedupe_key = ?", (ex.dedupe_key,)).fetchone():
                     return False
-            conn.execute(f"INSERT INTO executions ({_COLS}, owner, updated_at) VALUES ({', '.join('?' * 20)})",
-                         (*self._row(ex), owner, time.time()))
+                # two processes may insert the same key at once: the unique index keeps one
+                inserted = conn.execute(f"INSERT INTO executions ({_COLS}, owner, updated_at) VALUES "
+                                        f"({', '.join('?' * 20)}) ON CONFLICT DO NOTHING",
+                                        (*self._row(ex), owner, time.time())).rowcount
+                if inserted != 1:
+                    return False
+            else:
+                conn.execute(f"INSERT INTO executions ({_COLS}, owner, updated_at) VALUES ({', '.join('?' * 20)})",
+                             (*self._row(ex), owner, time.time()))
         ex.new = ex.dirty = False
         return True
 
@@ -177,7 +184,7 @@ class ExecutionStore:
         """A page of executions and the total; *scopes* (namespace prefixes, None for all) bounds what is seen."""
         where, params = ["1 = 1"], []
         if scopes is not None:
-            where.append("(" + " OR ".join(["(namespace = ? OR substr(namespace, 1, ?) = ?)"] * len(scopes) or ["0"]) + ")")
+            where.append("(" + " OR ".join(["(namespace = ? OR substr(namespace, 1, ?) = ?)"] * len(scopes) or ["1 = 0"]) + ")")
             for prefix in scopes:
                 params += [prefix, len(prefix) + 1, prefix + "."]
         if namespace:
@@ -196,8 +203,9 @@ class ExecutionStore:
             where.append("created_at <= ?")
             params.append(end)
         for key, value in (labels or {}).items():
-            where.append("json_extract(labels, ?) = ?")
-            params += [f'$."{key}"', value]
+            field, field_params = self.db.json_field("labels", key)
+            where.append(f"{field} = ?")
+            params += [*field_params, value]
         clause = " AND ".join(where)
         total = self.db.one(f"SELECT COUNT(*) FROM executions WHERE {clause}", params)[0]
         rows = self.db.query(f"SELECT {_COLS} FROM executions WHERE {clause} ORDER BY created_at DESC "
@@ -212,7 +220,7 @@ class ExecutionStore:
             sql += " AND namespace = ?"
             params.append(namespace)
         return [{"id": r[0], "trigger": loads(r[1]), "dedupeKey": r[2]}
-                for r in self.db.query(sql + " ORDER BY created_at, rowid", params)]
+                for r in self.db.query(sql + f" ORDER BY created_at, {self.db.insert_order}", params)]
 
     def count_running(self, namespace: str, flow_id: str) -> int:
         """Executions of the flow that hold a concurrency slot (started and not ended)."""
@@ -226,7 +234,7 @@ class ExecutionStore:
 
     def oldest_queued(self, namespace: str, flow_id: str) -> str | None:
         row = self.db.one("SELECT id FROM executions WHERE namespace = ? AND flow_id = ? AND state = 'QUEUED' "
-                          "ORDER BY created_at, rowid LIMIT 1", (namespace, flow_id))
+                          f"ORDER BY created_at, {self.db.insert_order} LIMIT 1", (namespace, flow_id))
         return row[0] if row else None
 
     def latest_per_flow(self, namespace: str | None = None) -> list[dict[str, Any]]:
@@ -247,7 +255,7 @@ class ExecutionStore:
     def unfinished(self, owners: Iterable[str | None] | None = None) -> list[tuple[str, str | None, str, str, str]]:
         """(id, owner, state, namespace, flow_id) of executions not ended, oldest first (only of *owners* if given)."""
         rows = self.db.query(f"SELECT id, owner, state, namespace, flow_id FROM executions WHERE state IN {_ACTIVE} "
-                             f"ORDER BY created_at, rowid")
+                             f"ORDER BY created_at, {self.db.insert_order}")
         wanted = set(owners) if owners is not None else None
         return [tuple(r) for r in rows if wanted is None or r[1] in wanted]  # type: ignore[misc]
 
@@ -266,7 +274,10 @@ class ExecutionStore:
 
     def take_over(self, execution_id: str, old_owner: str | None, new_owner: str) -> bool:
         """Become the owner of an orphaned execution, unless another process just did."""
-        return self.db.execute("UPDATE executions SET owner = ? WHERE id = ? AND owner IS ?",
+        if old_owner is None:
+            return self.db.execute("UPDATE executions SET owner = ? WHERE id = ? AND owner IS NULL",
+                                   (new_owner, execution_id)) == 1
+        return self.db.execute("UPDATE executions SET owner = ? WHERE id = ? AND owner = ?",
                                (new_owner, execution_id, old_owner)) == 1
 
     def release(self, owner: str) -> None:

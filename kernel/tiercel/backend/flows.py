@@ -89,4 +89,4 @@ class FlowStore:
 
     def signature(self) -> tuple[Any, ...]:
         """Changes whenever a flow is deployed, updated or deleted (the flows table only grows)."""
-        return tuple(self.db.one("SELECT COUNT(*), MAX(rowid) FROM flows") or ())
+        return tuple(self.db.one("SELECT COUNT(*), MAX(created_at) FROM flows") or ())

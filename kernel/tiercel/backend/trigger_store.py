@@ -79,9 +79,9 @@ class TriggerStore:
         """Move the next date forward (never back) and record the last fire."""
         with self.db.transaction() as conn:
             if next_at is not None:
-                conn.execute("UPDATE triggers SET next_at = MAX(COALESCE(next_at, 0), ?), updated_at = ? "
-                             "WHERE namespace = ? AND flow_id = ? AND trigger_id = ?",
-                             (next_at, time.time(), namespace, flow_id, trigger_id))
+                conn.execute("UPDATE triggers SET next_at = CASE WHEN COALESCE(next_at, 0) > ? THEN next_at ELSE ? END, "
+                             "updated_at = ? WHERE namespace = ? AND flow_id = ? AND trigger_id = ?",
+                             (next_at, next_at, time.time(), namespace, flow_id, trigger_id))
             if execution_id is not None:
                 conn.execute("UPDATE triggers SET last_at = ?, last_execution_id = ? WHERE namespace = ? "
                              "AND flow_id = ? AND trigger_id = ?", (fired_at, execution_id, namespace, flow_id, trigger_id))

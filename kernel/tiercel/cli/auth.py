@@ -30,11 +30,11 @@ def _auth_store(home: Path | None, create: bool = False) -> Iterator[Any]:
     from tiercel.backend import Stores
     from tiercel.home import default_home
 
-    path = (home or default_home()).resolve() / "tiercel.db"
-    if not create and not path.is_file():
-        raise click.ClickException(f"{path.parent} holds no Tiercel database yet (point --home / $TIERCEL_HOME at "
-                                   f"the server's home)")
-    stores = Stores.open(path)
+    home = (home or default_home()).resolve()
+    if not create and not Stores.exists(home):
+        raise click.ClickException(f"{home} holds no Tiercel database yet (point --home / $TIERCEL_HOME at "
+                                   f"the server's home, or --db / $TIERCEL_DB at its database)")
+    stores = Stores.of_home(home)
     try:
         yield stores.auth
     except ValueError as exc:  # AuthError: the message says what is wrong

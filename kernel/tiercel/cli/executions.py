@@ -21,10 +21,11 @@ from tiercel.model import TERMINAL
 
 def _runtime(home: Path | None) -> Any:
     """The runtime of an existing home: reading or acting on executions never creates one."""
+    from tiercel.backend import Stores
     from tiercel.engine.runtime import Runtime, default_home
 
     home = home or default_home()
-    if not (home / "tiercel.db").is_file():
+    if not Stores.exists(home):
         raise click.ClickException(f"no executions: {home} holds no Tiercel database yet "
                                    "(run a flow there, or point --home / $TIERCEL_HOME at another home)")
     return Runtime(home)

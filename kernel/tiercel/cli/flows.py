@@ -176,7 +176,7 @@ def _flows(home: Path | None, create: bool = False) -> Any:
     home = home or default_home()
     if create:
         home.mkdir(parents=True, exist_ok=True)
-    elif not (home / "tiercel.db").is_file():
+    elif not Stores.exists(home):
         raise click.ClickException(f"no flows deployed: {home} holds no Tiercel database yet "
                                    "(deploy with `tiercel flows deploy DIR`, or point --home / $TIERCEL_HOME elsewhere)")
-    return Stores.open(home / "tiercel.db").flows
+    return Stores.of_home(home).flows

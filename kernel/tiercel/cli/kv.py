@@ -17,10 +17,10 @@ def _kv(home: Path | None, create: bool = False) -> Any:
     from tiercel.home import default_home
 
     home = home or default_home()
-    if not create and not (home / "tiercel.db").is_file():
+    if not create and not Stores.exists(home):
         raise click.ClickException(f"no key/value store: {home} holds no Tiercel database yet "
                                    "(point --home / $TIERCEL_HOME at another home)")
-    return Stores.open(home / "tiercel.db").kv
+    return Stores.of_home(home).kv
 
 
 def _iso(ts: float | None) -> str | None:

@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "secrets": ("tiercel.cli.secrets:secrets", "Set, list and delete secrets, encrypted in the backend."),
     "kv": ("tiercel.cli.kv:kv", "Get, set, list and delete values of a namespace's key/value store."),
     "namespace": ("tiercel.cli.namespace:namespace", "Namespace files: upload, list, download and delete."),
+    "db": ("tiercel.cli.db:db", "Upgrade the database schema (Alembic) or show its revision."),
     "config": ("tiercel.cli.config:config", "Show the effective settings (environment, tiercel.yaml), secrets masked."),
     "test": ("tiercel.cli.test:test", "Run flow unit tests (*.test.yaml): fixtures, assertions, JUnit XML."),
 }
@@ -108,7 +109,13 @@ def main() -> None:
     except config.ConfigError as exc:
         click.echo(f"Error: {exc}", err=True)
         raise SystemExit(2) from None
-    cli()
+    from tiercel.backend import SchemaMismatch, mask_url
+
+    try:
+        cli()
+    except (SchemaMismatch, ConnectionError) as exc:  # the message names both revisions and the command to run
+        click.echo(f"Error: {mask_url(str(exc))}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -31,7 +31,17 @@ def exit_code(state: str) -> int:
     return 0 if state in SUCCEEDED else 1
 
 
+def _set_db(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value:  # every part of the process opens the stores through $TIERCEL_DB (Stores.of_home)
+        import os
+
+        os.environ["TIERCEL_DB"] = value
+
+
 def home_option(fn: Any) -> Any:
+    fn = click.option("--db", metavar="URL", callback=_set_db, expose_value=False, is_eager=True,
+                      help="Database: postgresql://user:password@host:port/db, sqlite:///path or a path (default: "
+                           "$TIERCEL_DB, else db: of tiercel.yaml, else tiercel.db in the home).")(fn)
     return click.option("--home", type=click.Path(file_okay=False, path_type=Path), envvar="TIERCEL_HOME",
                         help="Home of the embedded backend (default: $TIERCEL_HOME, else the .tiercel folder of the project "
                              "you are in, else the user's data folder).")(fn)

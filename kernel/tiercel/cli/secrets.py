@@ -19,10 +19,10 @@ def _store(home: Path | None, create: bool = False) -> Any:
     from tiercel.home import default_home
 
     home = home or default_home()
-    if not create and not (home / "tiercel.db").is_file():
+    if not create and not Stores.exists(home):
         raise click.ClickException(f"no secrets: {home} holds no Tiercel database yet "
                                    "(point --home / $TIERCEL_HOME at another home)")
-    return Stores.open(home / "tiercel.db").secrets
+    return Stores.of_home(home).secrets
 
 
 def _key() -> bytes:

@@ -63,11 +63,14 @@ def _start(components: tuple[str, ...], home: Path | None, host: str, port: int,
         where = f" on http://{host}:{port} (API docs: http://{host}:{port}/api/v1/docs)" if "api" in components else ""
         if queues:
             where += f", queues {', '.join(queues)}"
-        click.echo(f"tiercel {'+'.join(components)} ready{where}, home {home}; Ctrl-C stops", err=True)
+        from tiercel.backend import database_of_home, mask_url
+
+        click.echo(f"tiercel {'+'.join(components)} ready{where}, home {home}, database "
+                   f"{mask_url(str(database_of_home(home)))}; Ctrl-C stops", err=True)
         if settings is not None and settings.enabled:
             from tiercel.backend import Stores
 
-            stores = Stores.open(home / "tiercel.db")
+            stores = Stores.of_home(home)
             empty = stores.auth.empty()
             stores.close()
             click.echo("authentication is on" + (f"; no user or token exists yet: create one with `tiercel users add "

@@ -40,14 +40,14 @@ def validate(paths: tuple[str, ...], fmt: str, show_defaults: bool) -> None:
 
 def _deployed() -> set[tuple[str, str]]:
     """(namespace, id) of the flows deployed in the local home, when there is one."""
-    from tiercel.home import default_home
-
-    db = default_home() / "tiercel.db"
-    if not db.is_file():  # reading never creates a home
-        return set()
     from tiercel.backend import Stores
 
-    stores = Stores.open(db)
+    if not Stores.exists():  # reading never creates a home
+        return set()
+    try:
+        stores = Stores.of_home()
+    except Exception:  # an unreachable database only loses the hint
+        return set()
     try:
         return {(f["namespace"], f["id"]) for f in stores.flows.list()}
     except Exception:  # an unreadable home only loses the hint

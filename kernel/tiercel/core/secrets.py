@@ -155,10 +155,10 @@ class StoredSecrets(SecretProvider):
         if self._home is None:
             return None
         if self._store is None:  # connected on first use: most runs read no stored secret
-            from tiercel.backend.db import Database
+            from tiercel.backend import database_of_home, open_database
             from tiercel.backend.secrets import SecretStore
 
-            self._store = SecretStore(Database(self._home / "tiercel.db"))
+            self._store = SecretStore(open_database(database_of_home(self._home)))
         for ns in [*self.lineage(namespace), ""]:
             sealed = self._store.get(ns, name)
             if sealed is not None:

@@ -77,7 +77,7 @@ class Runtime:
         self.home = Path(home) if home else default_home()
         self.home.mkdir(parents=True, exist_ok=True)
         self.registry = registry or get_registry()
-        self.stores = Stores.open(self.home / "tiercel.db")
+        self.stores = Stores.of_home(self.home)
         self.db = self.stores.db
         self.storage = InternalStorage(resolve_backend(self.home, self.registry))
         self.stores.executions.offload = self._offload_outputs
@@ -160,6 +160,8 @@ class Runtime:
         limited = concurrency is not None and concurrency.limit
         if limited or self.quotas.keys_for(ex.namespace):
             with self.db.transaction():
+                if limited:
+                    self.db.lock("concurrency", ex.namespace, ex.flow_id)  # count and insert as one, across processes
                 if limited and executions.count_running(ex.namespace, ex.flow_id) >= concurrency.limit:  # type: ignore[union-attr]
                     behavior = str(concurrency.behavior or "QUEUE").upper().rsplit(".", 1)[-1]  # type: ignore[union-attr]
                     ex.state = {"QUEUE": State.QUEUED, "CANCEL": State.CANCELLED, "FAIL": State.FAILED}[behavior]
@@ -439,6 +441,9 @@ class Runtime:
         for key in [k for k in self._timers if k[0] == ex.id]:
             self._timers.pop(key).cancel()
         self.logs.flush()
+        if self.dispatch == "queue":
+            self.stores.jobs.forget(ex.id)
+            self._results.pop(ex.id, None)
         self.ownership.release(ex.id)
         for fut in self._waiters.pop(ex.id, []):
             if not fut.done():
@@ -487,6 +492,7 @@ class Runtime:
             return
         executions = self.stores.executions
         with self.db.transaction():
+            self.db.lock("concurrency", ex.namespace, ex.flow_id)
             queued = executions.oldest_queued(ex.namespace, ex.flow_id)
             if queued is None or executions.count_running(ex.namespace, ex.flow_id) >= concurrency.limit:
                 return

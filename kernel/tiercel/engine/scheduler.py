@@ -643,6 +643,7 @@ class Scheduler:
         key = (d.namespace, d.id, trigger.id)
         now = self.clock()
         with self.rt.db.transaction():
+            self.rt.db.lock("trigger", *key)  # read-modify-write of the trigger's state
             row = self.store.get(*key)
             if row is None:
                 self.store.upsert(*key, trigger.type, None, {})

@@ -14,6 +14,14 @@ from typing import Any
 import pytest
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--tiercel-db", default="sqlite", choices=("sqlite", "postgresql"),
+        help="Backend of the Tiercel stores for every test: sqlite (a file in each home, the default) or "
+             "postgresql (a fresh database per test, on TIERCEL_TEST_POSTGRES_URL or 127.0.0.1:5432).",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # Registered here too, so a plugin's own pytest run with --strict-markers knows it.
     config.addinivalue_line(
@@ -170,3 +178,84 @@ def tiercel_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("TIERCEL_HOME", str(home))
     monkeypatch.chdir(home)
     return home
+
+
+# --- the backend of the stores: SQLite or PostgreSQL --------------------------------------------------
+_PG_BASE = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _pg_admin(base: str) -> Any:
+    import psycopg
+
+    return psycopg.connect(base, autocommit=True, connect_timeout=5)
+
+
+def _pg_url(base: str, name: str) -> str:
+    import urllib.parse
+
+    return urllib.parse.urlunsplit(urllib.parse.urlsplit(base)._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def _tiercel_pg_template() -> Iterator[tuple[str, str]]:
+    """(server URL, name of a template database migrated to the head once per session)."""
+    import os
+    import secrets
+
+    base = os.environ.get("TIERCEL_TEST_POSTGRES_URL") or _PG_BASE
+    try:
+        admin = _pg_admin(base)
+    except Exception as exc:  # noqa: BLE001 - any connection failure means: no server here
+        from tiercel.testing import services
+
+        services.require("PostgreSQL", "start a local server (Debian: apt-get install postgresql) or set "
+                         "TIERCEL_TEST_POSTGRES_URL=postgresql://user:password@host:port/db", str(exc).strip())
+    name = f"tiercel_tpl_{os.getpid()}_{secrets.token_hex(3)}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    from tiercel.backend.postgres import PostgresDatabase
+
+    PostgresDatabase(_pg_url(base, name), pool_size=1).close()  # migrates it
+    try:
+        yield base, name
+    finally:
+        with _pg_admin(base) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def tiercel_pg_url(_tiercel_pg_template: tuple[str, str]) -> Iterator[str]:
+    """URL of a fresh PostgreSQL database at the schema's head for this test (copied from a template: fast)."""
+    import secrets
+
+    base, template = _tiercel_pg_template
+    name = f"{template}_{secrets.token_hex(4)}"
+    with _pg_admin(base) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    try:
+        yield _pg_url(base, name)
+    finally:
+        with _pg_admin(base) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def tiercel_db(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The database URL the stores of this test use, exported as TIERCEL_DB (so Runtime, the CLI and a
+    server subprocess all open it): ``sqlite:///…`` or a fresh ``postgresql://…``. Parametrize it with
+    ``@pytest.mark.parametrize("tiercel_db", ["sqlite", "postgresql"], indirect=True)``; unparametrized
+    it follows ``--tiercel-db``."""
+    kind = getattr(request, "param", None) or request.config.getoption("--tiercel-db")
+    if kind == "postgresql":
+        url = request.getfixturevalue("tiercel_pg_url")
+    else:
+        url = f"sqlite:///{tmp_path / 'tiercel-db' / 'tiercel.db'}"
+    monkeypatch.setenv("TIERCEL_DB", url)
+    return url
+
+
+@pytest.fixture(autouse=True)
+def _tiercel_db_option(request: pytest.FixtureRequest) -> None:
+    """With ``--tiercel-db postgresql``, every test runs its stores on a fresh PostgreSQL database."""
+    if request.config.getoption("--tiercel-db") == "postgresql" and "tiercel_db" not in request.fixturenames:
+        request.getfixturevalue("tiercel_db")

@@ -17,10 +17,13 @@ def run() -> None:
             context.run_migrations()
         return
     engine = create_engine(url)
-    with engine.begin() as conn:
-        context.configure(connection=conn, target_metadata=metadata, render_as_batch=True)
-        with context.begin_transaction():
-            context.run_migrations()
+    try:
+        with engine.begin() as conn:
+            context.configure(connection=conn, target_metadata=metadata, render_as_batch=True)
+            with context.begin_transaction():
+                context.run_migrations()
+    finally:
+        engine.dispose()  # no connection left open (a template database must have none)
 
 
 run()
