@@ -41,7 +41,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5, help="kills (each followed by a restart)")
     ap.add_argument("--seed", type=int, default=None)
-    ap.add_argument("--db", default=None, help="database URL (default: a SQLite file in a temporary home)")
+    ap.add_argument("--db", default=None, help="database URL, a dedicated one: its Tiercel tables are created there "
+                    "(default: a SQLite file in a temporary home)")
     ap.add_argument("--executions", type=int, default=4, help="executions started per round")
     args = ap.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
