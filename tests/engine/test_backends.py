@@ -297,3 +297,23 @@ def test_the_server_announces_its_database_masked(tiercel_pg_url, tmp_path):
         assert [f["id"] for f in stores.flows.list()] == ["t"]
     finally:
         stores.close()
+
+
+def test_the_postgresql_doc_example_runs(_tiercel_pg_template, tmp_path, monkeypatch):
+    """docs/operations/postgresql.md stays true: its example runs as written, in a shell."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    doc = Path(__file__).parents[2] / "docs/operations/postgresql.md"
+    script = re.search(r"<!-- test: run -->\n```sh\n(.*?)```", doc.read_text(), re.S).group(1)
+    monkeypatch.delenv("TIERCEL_DB", raising=False)
+    env = {**os.environ, "PGURL": _tiercel_pg_template[0],
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    out = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=180)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "upgraded from an empty database to" in out.stdout and "up to date" in out.stdout
+    assert "hello|SUCCESS" in out.stdout
+    assert not (tmp_path / "home" / "tiercel.db").exists()  # everything went to PostgreSQL

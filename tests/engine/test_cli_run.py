@@ -241,7 +241,8 @@ def test_the_first_command_of_the_readme_and_of_running_md_succeed_as_written(tm
         assert out.returncode == 0, f"{doc}: `tiercel {line}` failed:\n{out.stdout[-800:]}\n{out.stderr[-800:]}"
 
 
-def test_the_home_is_the_projects_wherever_you_stand_and_reading_never_creates_one(tmp_path):
+def test_the_home_is_the_projects_wherever_you_stand_and_reading_never_creates_one(tmp_path, monkeypatch):
+    monkeypatch.delenv("TIERCEL_DB", raising=False)  # about the embedded database of a home (any --tiercel-db)
     project = tmp_path / "project"
     (project / ".tiercel").mkdir(parents=True)
     (project / "flows" / "deep").mkdir(parents=True)

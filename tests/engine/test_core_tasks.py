@@ -355,7 +355,9 @@ tasks:
     assert task_run(ex, "leak")["outputs"]["value"] == "******"
     from tiercel.backend import Stores
 
-    logs = Stores.of_home(tmp_path / "home").logs.query(ex["id"])
+    stores = Stores.of_home(tmp_path / "home")
+    logs = stores.logs.query(ex["id"])
+    stores.close()
     assert any("token=******" in entry["message"] for entry in logs)
     assert not any("s3cr3t-value" in entry["message"] for entry in logs)
 

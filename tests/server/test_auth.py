@@ -26,22 +26,28 @@ triggers:
 YAML = {"Content-Type": "application/x-yaml"}
 
 
+#: The module's database (``tiercel_module_db``): the CLI of every test uses the server's.
+_DB: dict[str, str] = {}
+
+
 def cli(home, *args, stdin: str | None = None):
     import subprocess
     import sys
 
     return subprocess.run([sys.executable, "-m", "tiercel.cli.main", *args, "--home", str(home)], input=stdin,
-                          capture_output=True, text=True, timeout=60, env={**__import__("os").environ, **FAST})
+                          capture_output=True, text=True, timeout=60, env={**__import__("os").environ, **FAST, **_DB})
 
 
 @pytest.fixture(scope="module")
-def srv(tmp_path_factory):
+def srv(tmp_path_factory, tiercel_module_db):
+    _DB.clear()
+    _DB.update(tiercel_module_db)
     home = tmp_path_factory.mktemp("auth") / "home"
     out = cli(home, "users", "add", "ada", "--role", "editor", "--namespace", "company", "--password-stdin",
               stdin=PASSWORD + "\n")
     assert out.returncode == 0 and "user ada added: editor on company" in out.stdout, out.stderr
     token = cli(home, "tokens", "create", "--role", "admin", "--name", "ops").stdout.split()[-1]
-    proc = TiercelServer(home, env=FAST, args=["--auth"]).start()
+    proc = TiercelServer(home, env={**FAST, **_DB}, args=["--auth"]).start()
     proc.admin = {"Authorization": f"Bearer {token}"}
     proc.secrets = [PASSWORD, token]
     yield proc

@@ -94,10 +94,7 @@ def deploy(rt, source: str) -> None:
 
 
 def dates(rt, flow_id: str) -> list[str]:
-    rows = rt.db.query("SELECT trigger FROM executions WHERE flow_id = ? ORDER BY created_at, rowid", (flow_id,))
-    import json
-
-    return [json.loads(r[0])["variables"]["date"][11:19] for r in rows]
+    return [t["trigger"]["variables"]["date"][11:19] for t in rt.stores.executions.triggers_of(flow_id)]
 
 
 @pytest.mark.parametrize("policy, expected", [
@@ -219,10 +216,7 @@ triggers:
 
 
 def _full_dates(rt, flow_id: str) -> list[str]:
-    import json
-
-    rows = rt.db.query("SELECT trigger FROM executions WHERE flow_id = ? ORDER BY created_at, rowid", (flow_id,))
-    return [json.loads(r[0])["variables"]["date"] for r in rows]
+    return [t["trigger"]["variables"]["date"] for t in rt.stores.executions.triggers_of(flow_id)]
 
 
 def test_kestras_older_backfill_property_fires_its_dates_once(rt):

@@ -65,8 +65,11 @@ class Connection:
         return self.raw.execute(translate(sql), tuple(params))
 
     def executemany(self, sql: str, rows: Any) -> Any:
+        rows = [tuple(r) for r in rows]
+        if len(rows) == 1:  # a pipeline costs more than it saves for one row
+            return self.raw.execute(translate(sql), rows[0])
         cur = self.raw.cursor()
-        cur.executemany(translate(sql), [tuple(r) for r in rows])  # pipeline mode: one round trip
+        cur.executemany(translate(sql), rows)  # pipeline mode: one round trip
         return cur
 
 

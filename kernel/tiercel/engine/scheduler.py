@@ -37,6 +37,8 @@ GRACE = 1.0
 BATCH = 200
 #: Seconds one scheduler pass may take before it lets the event loop serve the rest.
 PASS_BUDGET = 0.02
+#: The same on a server database, where every statement is a network round trip.
+PASS_BUDGET_REMOTE = 0.1
 _UTC = UTC
 
 
@@ -376,7 +378,7 @@ class Scheduler:
         served everything else): a long backlog never stalls the API or the executions.
         """
         self.index.refresh()
-        self._deadline = time.monotonic() + PASS_BUDGET
+        self._deadline = time.monotonic() + (PASS_BUDGET if self.rt.db.dialect == "sqlite" else PASS_BUDGET_REMOTE)
         now = self.clock()
         rows = self.store.all()
         soonest = now + 1.0

@@ -239,6 +239,26 @@ def tiercel_pg_url(_tiercel_pg_template: tuple[str, str]) -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="module")
+def tiercel_module_db(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """For a module-scoped server: ``{"TIERCEL_DB": url}`` of a fresh PostgreSQL database kept for the module
+    under ``--tiercel-db postgresql``, else ``{}`` (the home's SQLite). Pass it as the server's and the CLI's env."""
+    if request.config.getoption("--tiercel-db") != "postgresql":
+        yield {}
+        return
+    import secrets
+
+    base, template = request.getfixturevalue("_tiercel_pg_template")
+    name = f"{template}_m{secrets.token_hex(4)}"
+    with _pg_admin(base) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    try:
+        yield {"TIERCEL_DB": _pg_url(base, name)}
+    finally:
+        with _pg_admin(base) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 def tiercel_db(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """The database URL the stores of this test use, exported as TIERCEL_DB (so Runtime, the CLI and a
