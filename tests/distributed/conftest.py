@@ -20,9 +20,10 @@ LEASE = "2"  # seconds: a killed worker's attempts are LOST after at most ~3 s
 
 
 class Cluster:
-    def __init__(self, home: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, home: Path, env: dict[str, str] | None = None, db: str | None = None) -> None:
         self.home = home
-        self.env = {"TIERCEL_LEASE_SECONDS": LEASE, **(env or {})}
+        self.url = db or f"sqlite:///{home / 'tiercel.db'}"
+        self.env = {"TIERCEL_LEASE_SECONDS": LEASE, "TIERCEL_DB": self.url, **(env or {})}
         self.procs: list[TiercelServer] = []
         self.web: TiercelServer | None = None
         self._stores: Any = None
@@ -68,7 +69,7 @@ class Cluster:
         if self._stores is None:
             from tiercel.backend import Stores
 
-            self._stores = Stores.open(self.home / "tiercel.db")
+            self._stores = Stores.open(self.url)
         return self._stores.db
 
     def api(self) -> httpx.Client:
@@ -121,13 +122,22 @@ def wait_for(predicate: Any, timeout: float = 20, what: str = "condition", every
         time.sleep(every)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request, tmp_path):
+    """The database every process of the cluster shares: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("tiercel_pg_url")
+    return f"sqlite:///{tmp_path / 'home' / 'tiercel.db'}"
+
+
 @pytest.fixture
-def make_cluster(tmp_path):
+def make_cluster(tmp_path, backend):
     """``make_cluster(env)``: a cluster whose processes get *env*; all stopped after the test."""
     made: list[Cluster] = []
 
     def make(env: dict[str, str] | None = None) -> Cluster:
-        c = Cluster(tmp_path / f"home{len(made) or ''}", env=env)
+        assert not made, "one cluster per test (one database)"
+        c = Cluster(tmp_path / "home", env=env, db=backend)
         made.append(c)
         return c
 

@@ -58,7 +58,8 @@ def test_cluster_status_lists_processes_and_queue_depth(cluster, d):
     cluster.deploy(FAR)
     cluster.start("dist.status", "far")
     d.wait_for(lambda: cluster.db.one("SELECT COUNT(*) FROM jobs WHERE queue = 'nobody'")[0] == 1, 20, "a job queued")
-    cli = [sys.executable, "-m", "tiercel.cli.main", "cluster", "status", "--home", str(cluster.home)]
+    cli = [sys.executable, "-m", "tiercel.cli.main", "cluster", "status", "--home", str(cluster.home),
+           "--db", cluster.url]
     data = json.loads(subprocess.run([*cli, "--json"], capture_output=True, text=True, check=True).stdout)
     kinds = sorted(p["kind"] for p in data["processes"])
     assert kinds == ["api", "executor", "worker"]

@@ -127,3 +127,23 @@ def test_tasks_go_to_the_workers_of_their_queue(cluster):
     where = {(task, worker) for _ex, task, _n, _s, worker in cluster.attempts(ids)}
     assert where == {("light", cluster.process_id(default)), ("heavy", cluster.process_id(heavy)),
                      ("kestra", cluster.process_id(heavy))}
+
+
+def test_killing_an_execution_cancels_its_task_on_the_worker(cluster, d):
+    cluster.webserver()
+    cluster.executor()
+    worker = cluster.worker(concurrency=2)
+    cluster.deploy("""\
+id: long
+namespace: dist.demo
+tasks:
+  - {id: nap, type: core.Sleep, duration: PT60S}
+""")
+    [execution_id] = cluster.start("dist.demo", "long")
+    d.wait_for(lambda: cluster.db.one("SELECT COUNT(*) FROM jobs WHERE worker = ?",
+                                      (cluster.process_id(worker),))[0] == 1, 20, "the worker running the task")
+    with cluster.api() as api:
+        assert api.delete(f"/api/v1/executions/{execution_id}/kill").status_code in (200, 202, 204)
+    assert cluster.wait_ended([execution_id], 20) == {execution_id: "KILLED"}
+    assert [a[3] for a in cluster.attempts([execution_id])] == ["KILLED"]
+    assert cluster.db.one("SELECT COUNT(*) FROM jobs")[0] == 0

@@ -106,20 +106,31 @@ class JobStore:
             with self.db.transaction() as conn:
                 conn.executemany("DELETE FROM results WHERE task_run_id = ? AND attempt = ?", keys)
 
+    def forget(self, execution_id: str) -> None:
+        """An execution ended: nothing of it is waited for any more (a late LOST, a job a kill left behind)."""
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM jobs WHERE execution_id = ? AND state = 'queued'", (execution_id,))
+            conn.execute("DELETE FROM results WHERE execution_id = ?", (execution_id,))
+
     def reap(self) -> list[tuple[str, str, int]]:
         """Jobs whose lease expired (their worker died or hung) become LOST results: (execution, task run, attempt)."""
         now = time.time()
+        skip = " FOR UPDATE SKIP LOCKED" if _dialect(self.db) == "postgresql" else ""
+        reaped = []
         with self.db.transaction() as conn:
             rows = conn.execute(
                 "SELECT task_run_id, attempt, execution_id, worker FROM jobs "
-                "WHERE state <> 'queued' AND lease_until < ?", (now,)).fetchall()
+                "WHERE state <> 'queued' AND lease_until < ?" + skip, (now,)).fetchall()
             for tr, attempt, ex, worker in rows:
-                conn.execute("DELETE FROM jobs WHERE task_run_id = ? AND attempt = ?", (tr, attempt))
+                if not conn.execute("DELETE FROM jobs WHERE task_run_id = ? AND attempt = ? AND worker = ?",
+                                    (tr, attempt, worker)).rowcount:
+                    continue  # completed (or reaped) meanwhile
+                reaped.append((ex, tr, attempt))
                 conn.execute(
                     "INSERT INTO results (task_run_id, attempt, execution_id, state, error, started_at, ended_at, "
                     "worker, created_at) VALUES (?, ?, ?, 'LOST', ?, NULL, ?, ?, ?) ON CONFLICT DO NOTHING",
                     (tr, attempt, ex, f"worker {worker} stopped heartbeating (its lease expired)", now, worker, now))
-        return [(r[2], r[0], r[1]) for r in rows]
+        return reaped
 
     # --- worker side ---------------------------------------------------------------------
     def claim(self, worker: str, queue: str, limit: int, lease: float) -> list[ClaimedJob]:

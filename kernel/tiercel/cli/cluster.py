@@ -24,12 +24,11 @@ def status(home: Path | None, as_json: bool) -> None:
     from tiercel.backend import Stores
     from tiercel.backend.quotas import Quotas
     from tiercel.engine import cluster as view
-    from tiercel.home import default_home
 
-    home = home or default_home()
-    if not (home / "tiercel.db").exists():
-        raise click.ClickException(f"no Tiercel backend in {home} (start `tiercel server` or pass --home)")
-    stores = Stores.open(home / "tiercel.db")
+    if not Stores.exists(home):
+        raise click.ClickException(f"no Tiercel backend in {home or 'the home'} (start `tiercel server`, or pass "
+                                   "--home or --db)")
+    stores = Stores.of_home(home)
     try:
         data = view.status(stores, Quotas(stores.db))
     finally:

@@ -65,8 +65,9 @@ class WorkerLoop:
                 for queue in self.queues:
                     if free <= 0:
                         break
+                    loaded: dict[str, Any] = {}  # one load per execution and claim (a fan-out claims many of one)
                     for job in rt.stores.jobs.claim(self.id, queue, free, self.lease):
-                        self._start(job)
+                        self._start(job, loaded)
                         claimed += 1
                         free -= 1
                 now = time.monotonic()
@@ -95,11 +96,13 @@ class WorkerLoop:
                 rt.worker.cancel(task_run_id)
         rt.stores.processes.capacity(self.id, self.concurrency, len(self.running), self.queues)
 
-    def _start(self, claimed: ClaimedJob) -> None:
+    def _start(self, claimed: ClaimedJob, loaded: dict[str, Any]) -> None:
         rt = self.rt
         key = (claimed.task_run_id, claimed.attempt)
         try:
-            ex = rt.stores.executions.load(claimed.execution_id)
+            if claimed.execution_id not in loaded:
+                loaded[claimed.execution_id] = rt.stores.executions.load(claimed.execution_id)
+            ex = loaded[claimed.execution_id]
             tr = ex.task_runs.get(claimed.task_run_id) if ex is not None else None
             if ex is None or tr is None or ex.terminal or tr.attempt != claimed.attempt:
                 self._report(claimed.execution_id, Result(claimed.task_run_id, claimed.attempt, State.KILLED, None,

@@ -202,7 +202,8 @@ class Runtime:
         limited = concurrency is not None and concurrency.limit
         if limited or self.quotas.keys_for(ex.namespace):
             with self.db.transaction():
-                self.db.lock("concurrency", ex.namespace, ex.flow_id)  # count and insert as one, across processes
+                if limited:
+                    self.db.lock("concurrency", ex.namespace, ex.flow_id)  # count and insert as one, across processes
                 if limited and executions.count_running(ex.namespace, ex.flow_id) >= concurrency.limit:  # type: ignore[union-attr]
                     behavior = str(concurrency.behavior or "QUEUE").upper().rsplit(".", 1)[-1]  # type: ignore[union-attr]
                     ex.state = {"QUEUE": State.QUEUED, "CANCEL": State.CANCELLED, "FAIL": State.FAILED}[behavior]
@@ -430,7 +431,7 @@ class Runtime:
 
     def _step(self, execution_id: str, events: list[Event]) -> tuple[Execution, list[TaskRun], Effects] | None:
         """Apply *events* to the execution and save the step (joining the caller's transaction, if any)."""
-        applied = self._results.pop(execution_id, []) if self._results else []
+        applied = self._results.pop(execution_id, []) if self._results else []  # workers' results it applies
         ex = self.live.get(execution_id)
         if ex is None:
             ex = self.stores.executions.load(execution_id)
@@ -552,6 +553,9 @@ class Runtime:
         for key in [k for k in self._timers if k[0] == ex.id]:
             self._timers.pop(key).cancel()
         self.logs.flush()
+        if self.dispatch == "queue":
+            self.stores.jobs.forget(ex.id)
+            self._results.pop(ex.id, None)
         self.ownership.release(ex.id)
         for fut in self._waiters.pop(ex.id, []):
             if not fut.done():
