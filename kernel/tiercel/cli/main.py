@@ -18,7 +18,7 @@ from tiercel import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("tiercel.cli.validate:validate", "Check flow files: every error with file, line, task and property."),
     "schema": ("tiercel.cli.validate:schema", "Print the JSON Schema of a flow, for editors."),
-    "plugins": ("tiercel.cli.plugins:plugins", "List installed plugins and show component docs."),
+    "plugins": ("tiercel.cli.plugins:plugins", "List, install, upgrade and uninstall plugins; show component docs."),
     "run": ("tiercel.cli.run:run", "Run a flow to completion on the embedded backend."),
     "executions": ("tiercel.cli.executions:executions", "List, show, restart, replay, kill or resume executions."),
     "flows": ("tiercel.cli.flows:flows", "Deploy, list and delete flows."),

@@ -1,4 +1,5 @@
-"""`tiercel plugins list|info`: what is installed, what failed to load, and each component's docs."""
+"""`tiercel plugins list|info|install|upgrade|uninstall`: what is installed, what failed to load, each
+component's docs; installing by short name through the registry index (plugins_install.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ import click
 
 @click.group()
 def plugins() -> None:
-    """List installed plugins and show component docs."""
+    """List, install, upgrade and uninstall plugins; show component docs."""
+
+
+def _add_install_commands() -> None:
+    from tiercel.cli.plugins_install import install, uninstall, upgrade
+
+    for command in (install, upgrade, uninstall):
+        plugins.add_command(command)
 
 
 @plugins.command("list")
@@ -95,3 +103,6 @@ def info(type_name: str, as_json: bool) -> None:
         click.echo()
         click.echo(click.style(f"Example: {example.title}", bold=True))
         click.echo(example.flow.rstrip())
+
+
+_add_install_commands()
