@@ -57,16 +57,35 @@ def build(plugins_dir: Path, out: Path, include_core: bool = True, echo: Callabl
         for comp in report["components"]:
             (folder / f"{comp['type']}.md").write_text(component_page(classes[comp["type"]], comp, report))
         (folder / "README.md").write_text(plugin_page(report))
-        entries.append({
+        entry: dict[str, Any] = {
             "name": report["distribution"], "version": report["version"], "api": report["api"],
             "grade": report["grade"], "score": report["score"],
             "components": [{"type": c["type"], "kind": c["kind"], "summary": c["summary"],
                             "page": f"{dist}/{c['type']}.md"} for c in report["components"]],
-        })
+        }
+        requires = kernel_requirements(dist)
+        if requires:  # `tiercel plugins install` checks these against the kernel before pip runs
+            entry["requires"] = requires
+        entries.append(entry)
     index = {"index": INDEX_VERSION, "kernelApi": API_VERSION, "plugins": entries}
     (out / "index.json").write_text(json.dumps(index, indent=2) + "\n")
     (out / "README.md").write_text(index_page(index))
     return index
+
+
+def kernel_requirements(dist: str) -> list[str]:
+    """The plugin's versioned requirements on the kernel distribution (`tiercel>=0.2`), as declared."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    found = []
+    for text in packaging.find(dist).requires or []:
+        try:
+            req = Requirement(text)
+        except InvalidRequirement:
+            continue
+        if req.name.lower() == "tiercel" and req.specifier and not req.marker:
+            found.append(f"tiercel{req.specifier}")
+    return found
 
 
 def index_page(index: dict[str, Any]) -> str:

@@ -123,6 +123,13 @@ def test_an_incompatible_kernel_api_is_refused_before_pip(tmp_path):
                               capture_output=True, text=True, timeout=60,
                               env={**os.environ, "TIERCEL_PLUGIN_INDEX": str(doctored)})
     assert with_env.returncode == 1 and "nothing was installed" in with_env.stderr
+    kafka["api"] = ">=1.0,<2"
+    kafka["requires"] = ["tiercel>=9.0"]  # what `tiercel registry build` records for a pinned kernel version
+    doctored.write_text(json.dumps(index))
+    pinned = subprocess.run([sys.executable, "-m", "tiercel.cli.main", "plugins", "install", "kafka", "--index",
+                             str(doctored)], capture_output=True, text=True, timeout=60)
+    assert pinned.returncode == 1
+    assert "tiercel-kafka 0.1.0 requires tiercel>=9.0, but this is tiercel 0.1.0; nothing was installed" in pinned.stderr
 
 
 def test_an_unknown_name_suggests_the_closest(tmp_path):
@@ -138,3 +145,10 @@ def test_an_unknown_name_suggests_the_closest(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "tiercel.cli.main", "plugins", "install", "kafka", "--index",
                           str(broken)], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "is not a plugin index" in bad.stderr and "tiercel registry build" in bad.stderr
+
+
+def test_the_registry_index_records_a_pinned_kernel_version(tmp_path):
+    from tiercel_registry.build import kernel_requirements
+
+    assert kernel_requirements("tiercel-fs") == []  # `dependencies = ["tiercel", ...]`: nothing to record
+    assert kernel_requirements("tiercel-registry") == ["tiercel>=0.1"]  # its own pyproject pins the kernel
