@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -93,7 +94,29 @@ def test_install_upgrade_and_core_refusal(throwaway, tmp_path):
     again = _tiercel(env, "plugins", "install", "fs", "--no-index", "--find-links", str(wheels))
     assert again.returncode == 0 and "tiercel-fs 0.1.0 is already installed" in again.stdout
     same = _tiercel(env, "plugins", "upgrade", "fs")
-    assert same.returncode == 0 and "tiercel-fs 0.1.0 is already the index's version" in same.stdout
+    assert same.returncode == 0 and "tiercel-fs 0.1.0 is already installed and up to date" in same.stdout
+    # a newer release in the index: `install` leaves the installed one, `upgrade` installs the index's
+    source = tmp_path / "src/tiercel-fs"
+    shutil.copytree(ROOT / "plugins/tiercel-fs", source, ignore=shutil.ignore_patterns("__pycache__", "tests"))
+    project = source / "pyproject.toml"
+    project.write_text(project.read_text().replace('version = "0.1.0"', 'version = "0.1.1"'))
+    built = subprocess.run([str(env_dir / "bin/python"), "-m", "pip", "wheel", "--quiet", "--no-deps",
+                            "--no-build-isolation", str(source), "-w", str(wheels)],
+                           env=env, capture_output=True, text=True, timeout=100)
+    assert built.returncode == 0, built.stderr
+    index = json.loads((ROOT / "docs/reference/index.json").read_text())
+    next(p for p in index["plugins"] if p["name"] == "tiercel-fs")["version"] = "0.1.1"
+    (tmp_path / "index.json").write_text(json.dumps(index))
+    newer = {**env, "TIERCEL_PLUGIN_INDEX": str(tmp_path / "index.json")}
+    kept = _tiercel(newer, "plugins", "install", "fs", "--no-index", "--find-links", str(wheels))
+    assert kept.returncode == 0
+    assert "tiercel-fs 0.1.0 is already installed; `tiercel plugins upgrade fs` installs the index's 0.1.1" in kept.stdout
+    upgraded = _tiercel(newer, "plugins", "upgrade", "fs", "--no-index", "--find-links", str(wheels))
+    assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
+    assert "installed tiercel-fs 0.1.1: " in upgraded.stdout
+    back = _tiercel(newer, "plugins", "install", "fs==0.1.0", "--no-index", "--find-links", str(wheels))
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert "note: the index" in back.stdout and "installed tiercel-fs 0.1.0: " in back.stdout
     for name in ("core", "tiercel"):
         refused = _tiercel(env, "plugins", "uninstall", name)
         assert refused.returncode == 1

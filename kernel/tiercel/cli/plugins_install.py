@@ -146,6 +146,15 @@ def installed_version(dist: str) -> str | None:
         return None
 
 
+def _newer(candidate: str, current: str) -> bool:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(candidate) > Version(current)
+    except InvalidVersion:
+        return candidate != current
+
+
 def _describe(entry: dict[str, Any]) -> str:
     from tiercel import API_VERSION
 
@@ -234,20 +243,28 @@ def _install(spec: str, upgrade: bool, index_source: str | None, dry_run: bool, 
     if dist == CORE:
         raise _core_refusal("upgrade" if upgrade else "install")
     click.echo(_describe(entry))
-    check_compatible(entry)
     target = version or entry["version"]
-    if version and version != entry["version"]:
+    if target == entry["version"]:
+        check_compatible(entry)
+    else:
         click.echo(f"note: the index ({source}) graded {dist} {entry['version']}, not {version}; its kernel API is "
                    "checked once installed")
     current = installed_version(dist)
     if upgrade and current is None:
         raise click.ClickException(f"{dist} is not installed; install it with `tiercel plugins install {short_name(dist)}`")
-    if current == target:
-        verb = "is already the index's version" if upgrade else "is already installed"
-        click.echo(f"{dist} {current} {verb}" + ("" if upgrade else f"; `tiercel plugins upgrade {short_name(dist)}` "
-                                                 "installs a newer index version"))
+    if current is not None and version is None:
+        if _newer(entry["version"], current):
+            if not upgrade:
+                click.echo(f"{dist} {current} is already installed; `tiercel plugins upgrade {short_name(dist)}` "
+                           f"installs the index's {entry['version']}")
+                return
+        else:
+            click.echo(f"{dist} {current} is already installed and up to date with the index ({entry['version']})")
+            return
+    elif current is not None and current == version:
+        click.echo(f"{dist} {current} is already installed")
         return
-    args = ["install", *(["--upgrade"] if upgrade or current else []), f"{dist}=={target}", *pip_args]
+    args = ["install", f"{dist}=={target}", *pip_args]
     _pip(args, dry_run)
     if not dry_run:
         _verify(dist, short_name(dist))
