@@ -117,12 +117,24 @@ def test_install_upgrade_and_core_refusal(throwaway, tmp_path):
     back = _tiercel(newer, "plugins", "install", "fs==0.1.0", "--no-index", "--find-links", str(wheels))
     assert back.returncode == 0, back.stdout + back.stderr
     assert "note: the index" in back.stdout and "installed tiercel-fs 0.1.0: " in back.stdout
+    # a version the index did not grade, built for another kernel API: reported once installed
+    project.write_text(project.read_text().replace('version = "0.1.1"', 'version = "0.1.2"'))
+    plugin = source / "src/tiercel_fs/plugin.py"
+    plugin.write_text(plugin.read_text().replace('TIERCEL_API = ">=1.0,<2"', 'TIERCEL_API = ">=2.0,<3"'))
+    built = subprocess.run([str(env_dir / "bin/python"), "-m", "pip", "wheel", "--quiet", "--no-deps",
+                            "--no-build-isolation", str(source), "-w", str(wheels)],
+                           env=env, capture_output=True, text=True, timeout=100)
+    assert built.returncode == 0, built.stderr
+    later = _tiercel(newer, "plugins", "install", "fs==0.1.2", "--no-index", "--find-links", str(wheels))
+    assert later.returncode == 1
+    assert ("tiercel-fs 0.1.2 installed but does not load: built for kernel API >=2.0,<3, this kernel provides 1.0. "
+            "Remove it with `tiercel plugins uninstall fs`") in later.stderr
     for name in ("core", "tiercel"):
         refused = _tiercel(env, "plugins", "uninstall", name)
         assert refused.returncode == 1
         assert "`core` is the built-in core plugin" in refused.stderr and "pip uninstall tiercel" in refused.stderr
     gone = _tiercel(env, "plugins", "uninstall", "tiercel-fs")
-    assert gone.returncode == 0 and "uninstalled tiercel-fs 0.1.0" in gone.stdout
+    assert gone.returncode == 0 and "uninstalled tiercel-fs 0.1.2" in gone.stdout
     not_there = _tiercel(env, "plugins", "uninstall", "fs")
     assert not_there.returncode == 1 and "tiercel-fs is not installed" in not_there.stderr
 
