@@ -187,3 +187,14 @@ def test_the_registry_index_records_a_pinned_kernel_version(tmp_path):
 
     assert kernel_requirements("tiercel-fs") == []  # `dependencies = ["tiercel", ...]`: nothing to record
     assert kernel_requirements("tiercel-registry") == ["tiercel>=0.1"]  # its own pyproject pins the kernel
+
+
+def test_a_pip_failure_names_where_pip_looked(throwaway, tmp_path):
+    env_dir, site, env = throwaway
+    (tmp_path / "empty").mkdir()
+    failed = _tiercel(env, "plugins", "install", "fs", "--no-index", "--find-links", str(tmp_path / "empty"))
+    assert failed.returncode == 1
+    assert "No matching distribution found for tiercel-fs==0.1.0" in failed.stderr
+    assert "pip exited with status 1; nothing changed in tiercel's plugins" in failed.stderr
+    assert "--index-url/--find-links choose where pip looks" in failed.stderr
+    assert not [p for p in site.iterdir() if _is_fs(p.name)]
