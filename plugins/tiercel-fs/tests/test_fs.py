@@ -11,9 +11,18 @@ import pytest
 from tiercel.testing import TriggerHarness, read_file, run_flow, task_run, write_file
 
 
-@pytest.fixture(params=["sftp", "ftp"])
+@pytest.fixture(params=["sftp", "ftp", "ftps-explicit", "ftps-implicit"])
 def server(request, tmp_path):
     """(protocol, connection YAML, base path as the server names it, that folder on disk)."""
+    if request.param.startswith("ftps"):  # explicit and implicit TLS, data in TLS (PROT P), self-signed certificate
+        ftps = request.getfixturevalue(request.param.replace("-", "_"))
+        disk = Path(ftps["root"]) / tmp_path.name
+        disk.mkdir()
+        conn = (
+            f"host: 127.0.0.1\nport: {ftps['port']}\nusername: tiercel\npassword: ftp-pw\nmode: {ftps['mode']}\n"
+            "insecureTrustAllCertificates: true"
+        )
+        return "ftps", conn, f"/{tmp_path.name}", disk
     if request.param == "ftp":
         ftp = request.getfixturevalue("ftp_server")
         disk = Path(ftp["root"]) / tmp_path.name
@@ -136,7 +145,7 @@ def test_the_user_guide_flow_collects_reports(ftp_server, tmp_path, monkeypatch)
 
     monkeypatch.setenv("TIERCEL_SECRET_FTP_PASSWORD", "ftp-pw")
     guide = Path(__file__).resolve().parents[3] / "docs/user/file-transfer.md"
-    [source] = re.findall(r"```yaml\n(.*?)```", guide.read_text(), re.S)
+    source = re.findall(r"```yaml\n(.*?)```", guide.read_text(), re.S)[0]
     reports = Path(ftp_server["root"]) / "reports"
     reports.mkdir(exist_ok=True)
     (reports / "jan.csv").write_text("1\n")
@@ -145,3 +154,49 @@ def test_the_user_guide_flow_collects_reports(ftp_server, tmp_path, monkeypatch)
     assert ex["state"] == "SUCCESS", ex
     assert task_run(ex, "reports")["outputs"]["size"] == 1
     assert (reports / "done" / "jan.csv").exists() and (reports / "notes.txt").exists()
+
+
+def ftps_flow(ftps_server: dict, props: str, kind: str = "io.kestra.plugin.fs.ftps.List") -> str:
+    return f"""\
+id: ftps
+namespace: company.team
+tasks:
+  - id: ls
+    type: {kind}
+    host: 127.0.0.1
+    port: {ftps_server["port"]}
+    username: tiercel
+    password: ftp-pw
+    mode: {ftps_server["mode"].lower()}
+    from: /
+{props}"""
+
+
+def test_ftps_checks_the_certificate_unless_told_not_to(ftps_server, tmp_path):
+    ex = run_flow(ftps_flow(ftps_server, ""), home=tmp_path / "home")
+    error = task_run(ex, "ls")["error"]
+    assert ex["state"] == "FAILED"
+    assert error.startswith(f"TLS with the FTPS server 127.0.0.1:{ftps_server['port']} failed: CERTIFICATE_VERIFY_FAILED")
+    assert "insecureTrustAllCertificates" in error
+    trusted = run_flow(ftps_flow(ftps_server, "    insecureTrustAllCertificates: true\n"), home=tmp_path / "home")
+    assert trusted["state"] == "SUCCESS", task_run(trusted, "ls")["error"]
+
+
+def test_ftps_clear_data_channel_is_sent_as_prot_c(ftps_server, tmp_path):
+    """The server requires private data connections: PROT C is refused there, by the server's own words."""
+    props = "    insecureTrustAllCertificates: true\n    dataChannelProtectionLevel: C\n"
+    ex = run_flow(ftps_flow(ftps_server, props), home=tmp_path / "home")
+    error = task_run(ex, "ls")["error"]
+    assert error.startswith(f"FTPS 127.0.0.1:{ftps_server['port']}: ") and "SSL/TLS required on the data channel" in error
+
+
+def test_the_user_guide_ftps_flow_uploads_over_implicit_tls(ftps_implicit, tmp_path, monkeypatch):
+    import re
+
+    monkeypatch.setenv("TIERCEL_SECRET_FTPS_PASSWORD", "ftp-pw")
+    guide = Path(__file__).resolve().parents[3] / "docs/user/file-transfer.md"
+    source = re.findall(r"```yaml\n(.*?)```", guide.read_text(), re.S)[1]
+    ex = run_flow(source, {"port": ftps_implicit["port"]}, home=tmp_path / "home")
+    assert ex["state"] == "SUCCESS", [t["error"] for t in ex["taskRuns"] if t["error"]]
+    assert (Path(ftps_implicit["root"]) / "outbox" / "payments.csv").read_text() == "id,amount\n1,12.5\n"
+    assert [f["name"] for f in task_run(ex, "check")["outputs"]["files"]] == ["payments.csv"]

@@ -1,7 +1,7 @@
-"""Upload, Download, Downloads, List, Delete, Move and a polling Trigger, for SFTP and FTP.
+"""Upload, Download, Downloads, List, Delete, Move and a polling Trigger, for SFTP, FTP and FTPS.
 
 Each operation is written once (the ``_*Op`` classes) over :mod:`tiercel_fs._remote`; each protocol
-contributes its connection properties (``_Sftp``, ``_Ftp``); the registered types are their products,
+contributes its connection properties (``_Sftp``, ``_Ftp``, ``_Ftps``); the registered types are their products,
 named as Kestra names them (``fs.sftp.Upload`` ↔ ``io.kestra.plugin.fs.sftp.Upload``).
 """
 
@@ -14,15 +14,19 @@ import posixpath
 import shutil
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from tiercel import Example, PollingTrigger, RunContext, Task, TaskError, TriggerEvent
 from tiercel_fs import _remote
 from tiercel_fs._remote import Entry, Remote, matching
 
 # ---------------------------------------------------------------- connections
+
+
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
 
 
 class _Connection(BaseModel):
@@ -69,6 +73,30 @@ class _Ftp(_Connection):
 
     def connect(self) -> AbstractAsyncContextManager[Remote]:
         return _remote.ftp(self.host, self.port, self.username, self.password, self.connectTimeout.total_seconds())
+
+
+class _Ftps(_Ftp):
+    mode: Annotated[Literal["EXPLICIT", "IMPLICIT"], BeforeValidator(_upper)] = Field(
+        "EXPLICIT",
+        description="EXPLICIT: connect in clear and switch to TLS (`AUTH TLS`, usually port 21); IMPLICIT: TLS "
+        "from the first byte (usually port 990).",
+    )
+    dataChannelProtectionLevel: Annotated[Literal["P", "C"], BeforeValidator(_upper)] = Field(
+        "P",
+        description="Protection of the data connections (files, listings): P (private: TLS) or C (clear: only the "
+        "control connection, with the password, is encrypted). RFC 2228's S and E are served by no common server.",
+    )
+    insecureTrustAllCertificates: bool = Field(
+        False,
+        description="Accept any server certificate (self-signed, expired, another host name). Leave false in "
+        "production: the connection is then open to interception.",
+    )
+
+    protocol: ClassVar[str] = "ftps"
+
+    def connect(self) -> AbstractAsyncContextManager[Remote]:
+        tls = _remote.Tls(self.mode, self.dataChannelProtectionLevel, self.insecureTrustAllCertificates)
+        return _remote.ftp(self.host, self.port, self.username, self.password, self.connectTimeout.total_seconds(), tls)
 
 
 # ---------------------------------------------------------------- operations
@@ -251,7 +279,7 @@ _OPS = {
         "downloaded into internal storage (`uri`); each file starts one execution only.",
     ),
 }
-_PROTOCOLS = {"sftp": (_Sftp, "SFTP", 22), "ftp": (_Ftp, "FTP", 21)}
+_PROTOCOLS = {"sftp": (_Sftp, "SFTP", 22), "ftp": (_Ftp, "FTP", 21), "ftps": (_Ftps, "FTPS", 21)}
 
 
 def _example(protocol: str, op: str) -> Example:
@@ -268,6 +296,8 @@ inputs:
     username: tiercel
     password: "{{{{ secret('{protocol.upper()}_PASSWORD') }}}}"
 """
+    if protocol == "ftps":
+        conn += "    mode: EXPLICIT\n    dataChannelProtectionLevel: P\n"
     kind = f"fs.{protocol}.{op}"
     if op == "Trigger":
         return Example(
