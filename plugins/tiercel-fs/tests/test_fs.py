@@ -56,6 +56,7 @@ def test_upload_list_download_move_downloads_delete(server, tmp_path):
     (disk / "in" / "skip.txt").write_text("no")
     tasks = (
         task(f"{proto}.Upload", conn, "up", f"from: tiercel://company/team/_files/report.csv\nto: {base}/in/new/")
+        + task(f"{proto}.Uploads", conn, "ups", f"from: [tiercel://company/team/_files/report.csv]\nto: {base}/many")
         + task(f"{proto}.List", conn, "ls", f"from: {base}/in\nrecursive: true\nregExp: '.*\\.csv'")
         + task(f"{proto}.Download", conn, "get", f"from: {base}/in/new/report.csv")
         + task(f"{proto}.Move", conn, "mv", f"from: {base}/in/new/report.csv\nto: {base}/in/moved.csv")
@@ -66,6 +67,8 @@ def test_upload_list_download_move_downloads_delete(server, tmp_path):
     tasks = tasks.replace("type: fs.io.kestra", "type: io.kestra")
     ex = run_flow(f"id: fs\nnamespace: company.team\ntasks:\n{tasks}", home=home)
     assert task_run(ex, "up")["outputs"] == {"to": f"{base}/in/new/report.csv"}
+    assert task_run(ex, "ups")["outputs"] == {"files": [f"{base}/many/report.csv"], "size": 1}
+    assert (disk / "many" / "report.csv").read_bytes() == b"id,name\n1,ada\n"
     [listed] = task_run(ex, "ls")["outputs"]["files"]
     assert listed["path"] == f"{base}/in/new/report.csv" and listed["size"] == 14 and listed["name"] == "report.csv"
     assert read_file(task_run(ex, "get")["outputs"]["uri"], home) == b"id,name\n1,ada\n"

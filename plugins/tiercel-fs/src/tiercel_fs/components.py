@@ -152,6 +152,38 @@ class _UploadOp(Task):
         return {"to": target}
 
 
+class _UploadsOp(Task):
+    from_: list[str] | str = Field(
+        alias="from", description="The `tiercel://` files to upload: a list, or one URI, or a JSON list as text."
+    )
+    to: str = Field(description="Remote folder the files go to, each keeping its name (the folder is created).")
+
+    async def run(self, ctx: RunContext) -> dict[str, Any]:
+        uris = self.from_
+        if isinstance(uris, str):
+            uris = json.loads(uris) if uris.lstrip().startswith("[") else [uris]
+        folder = self.to.rstrip("/") or "/"
+        targets = []
+        async with self.connect() as remote:  # type: ignore[attr-defined]
+            if folder != "/":
+                await remote.makedirs(folder)
+            for n, uri in enumerate(uris):
+                name = posixpath.basename(uri) or f"file-{n}"
+                local = ctx.working_dir / f"{n}-{name}"
+
+                def copy(uri: str = uri, local: Any = local) -> None:
+                    with ctx.open_file(uri) as stream, open(local, "wb") as out:
+                        shutil.copyfileobj(stream, out, 1 << 20)
+
+                await asyncio.to_thread(copy)
+                target = posixpath.join(folder, name)
+                await remote.upload(local, target)
+                local.unlink()
+                targets.append(target)
+        ctx.logger.info("uploaded %d file(s) to %s", len(targets), folder)
+        return {"files": targets, "size": len(targets)}
+
+
 class _DownloadOp(Task):
     from_: str = Field(alias="from", description="Remote path of the file.")
 
@@ -261,6 +293,7 @@ class _TriggerOp(PollingTrigger):
 
 _OPS = {
     "Upload": (_UploadOp, "Upload a file from internal storage to the server; outputs the remote path `to`."),
+    "Uploads": (_UploadsOp, "Upload several files from internal storage into a remote folder; outputs `files` (remote paths)."),
     "Download": (
         _DownloadOp,
         "Download a file from the server into internal storage; outputs `uri` (also `to`) and `size`.",
@@ -330,6 +363,10 @@ triggers:
         "Upload": '  - id: make\n    type: scripts.Shell\n    commands: ["echo id,name > report.csv"]\n'
         "    outputFiles: [report.csv]\n  - id: task\n    type: {kind}\n{conn}"
         "    from: \"{{{{ outputs.make.outputFiles['report.csv'] }}}}\"\n    to: /upload/\n",
+        "Uploads": '  - id: make\n    type: scripts.Shell\n    commands: ["echo a > a.csv", "echo b > b.csv"]\n'
+        "    outputFiles: [a.csv, b.csv]\n  - id: task\n    type: {kind}\n{conn}"
+        "    from:\n      - \"{{{{ outputs.make.outputFiles['a.csv'] }}}}\"\n"
+        "      - \"{{{{ outputs.make.outputFiles['b.csv'] }}}}\"\n    to: /upload\n",
         "Download": "  - id: task\n    type: {kind}\n{conn}    from: /upload/report.csv\n",
         "Downloads": '  - id: task\n    type: {kind}\n{conn}    from: /upload\n    regExp: ".*\\\\.csv"\n    action: NONE\n',
         "List": "  - id: task\n    type: {kind}\n{conn}    from: /upload\n    recursive: true\n",
