@@ -1,4 +1,4 @@
-"""The registry's conformance suite for every SFTP and FTP component, against the private servers."""
+"""The registry's conformance suite for every SFTP, FTP and FTPS component, against the private servers."""
 
 import re
 import socket
@@ -51,6 +51,26 @@ class _FtpTrigger(TriggerConformance):
         return lambda: (self.folder / f"{uuid.uuid4().hex[:6]}.csv").write_text("x")
 
 
+class _FtpsTrigger(TriggerConformance):
+    @pytest.fixture
+    def properties(self, ftps_explicit, monkeypatch):
+        monkeypatch.setenv("TIERCEL_SECRET_FTPS_PASSWORD", "ftp-pw")
+        folder = f"in-{uuid.uuid4().hex[:8]}"
+        self.folder = Path(ftps_explicit["root"]) / folder
+        self.folder.mkdir()
+        return {
+            "host": "127.0.0.1",
+            "port": ftps_explicit["port"],
+            "insecureTrustAllCertificates": True,
+            "from": f"/{folder}",
+            "moveDirectory": f"/{folder}-done",
+        }
+
+    @pytest.fixture
+    def emit(self, properties):
+        return lambda: (self.folder / f"{uuid.uuid4().hex[:6]}.csv").write_text("x")
+
+
 class _SftpTrigger(TriggerConformance):
     @pytest.fixture
     def properties(self, sshd, tmp_path, monkeypatch):
@@ -74,7 +94,7 @@ class _SftpTrigger(TriggerConformance):
 for _cls in COMPONENTS.values():
     protocol = _cls.type.split(".")[1]
     if _cls.type.endswith(".Trigger"):
-        base = _FtpTrigger if protocol == "ftp" else _SftpTrigger
+        base = {"ftp": _FtpTrigger, "ftps": _FtpsTrigger}.get(protocol, _SftpTrigger)
         attrs = {}
     else:
         base = _FtpTask if protocol == "ftp" else TaskConformance

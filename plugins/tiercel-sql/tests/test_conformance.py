@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 from tiercel_sql.bulk import Batch, CopyIn, CopyOut
-from tiercel_sql.components import Queries, Query, Trigger
+from tiercel_sql.components import DuckDBQueries, DuckDBQuery, Queries, Query, Trigger
 
 from tiercel_registry import TaskConformance, TriggerConformance
 
@@ -26,6 +26,15 @@ class TestQuery(InTmp, TaskConformance):
     @pytest.fixture
     def example_inputs(self, postgres_url):
         return {"url": postgres_url}
+
+
+class TestDuckDBQuery(InTmp, TaskConformance):
+    component = DuckDBQuery
+    long_run = {"fetchType": "FETCH_ONE", "sql": "SELECT count(*) FROM range(1000000000000) a, range(1000000) b"}
+
+
+class TestDuckDBQueries(InTmp, TaskConformance):
+    component = DuckDBQueries
 
 
 class TestQueries(InTmp, TaskConformance):

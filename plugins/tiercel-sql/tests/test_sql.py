@@ -295,7 +295,7 @@ def test_readme_flows_run(tmp_path, monkeypatch):
     from pathlib import Path
 
     monkeypatch.chdir(tmp_path)
-    orders, new_orders = re.findall(r"```yaml\n(.*?)```", (Path(__file__).parent.parent / "README.md").read_text(), re.S)
+    *_, orders, new_orders = re.findall(r"```yaml\n(.*?)```", (Path(__file__).parent.parent / "README.md").read_text(), re.S)
     ex = run(orders, tmp_path)
     assert ex["state"] == "SUCCESS", ex
     assert task_run(ex, "by_customer")["outputs"]["rows"] == [{"customer": "ada", "spent": 19.5},

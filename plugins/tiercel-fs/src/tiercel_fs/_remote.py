@@ -1,4 +1,4 @@
-"""One small interface over SFTP (asyncssh) and FTP (aioftp), so every task and trigger is written once.
+"""One small interface over SFTP (asyncssh) and FTP/FTPS (aioftp), so every task and trigger is written once.
 The client libraries are imported when a connection is first opened."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import posixpath
 import re
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
@@ -187,27 +188,70 @@ async def sftp(
         raise TaskError(f"could not reach the SFTP server {host}:{port} ({type(exc).__name__}: {exc})") from None
 
 
+@dataclass
+class Tls:
+    """FTPS: how the control connection is secured and whether the data connections are too."""
+
+    mode: str  # EXPLICIT (AUTH TLS on the plain port) or IMPLICIT (TLS from the first byte)
+    protection: str  # PROT level of the data connections: P (private, TLS) or C (clear)
+    trust_all: bool  # accept any certificate (self-signed, another host name)
+
+    def context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        if self.trust_all:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+
+def _ftps_client(tls: Tls, timeout: float) -> Any:
+    import aioftp
+
+    class Client(aioftp.Client):  # type: ignore[misc]
+        async def _open_connection(self, host: str, port: int) -> Any:
+            if self._stream is not None and tls.protection == "C":  # a data connection in clear
+                return await asyncio.open_connection(host, port)
+            return await super()._open_connection(host, port)
+
+    return Client(socket_timeout=timeout, ssl=tls.context() if tls.mode == "IMPLICIT" else None)
+
+
 @asynccontextmanager
 async def ftp(
-    host: str, port: int, username: str | None, password: str | None, timeout: float
+    host: str, port: int, username: str | None, password: str | None, timeout: float, tls: Tls | None = None
 ) -> AsyncIterator[Remote]:
     import aioftp
 
+    name = "FTPS" if tls else "FTP"
     # Connect under asyncio.timeout, not aioftp's own wait_for, which can swallow a cancellation (a kill).
-    client = aioftp.Client(socket_timeout=timeout)
+    client = _ftps_client(tls, timeout) if tls else aioftp.Client(socket_timeout=timeout)
+    step = "the connection"
     try:
         async with asyncio.timeout(timeout):
             await client.connect(host, port)
+            step = "TLS (AUTH TLS, PBSZ, PROT)"
+            if tls and tls.mode == "EXPLICIT":
+                await client.upgrade_to_tls(tls.context())  # AUTH TLS, then PBSZ 0 and PROT P
+            elif tls:
+                await client.command("PBSZ 0", "200")
+                await client.command("PROT P", "200")
+            if tls and tls.protection == "C":
+                await client.command("PROT C", "200")
+            step = f"the login of {username!r}"
             await client.login(username or "anonymous", password or "")
     except aioftp.StatusCodeError as exc:
         client.close()
-        raise TaskError(f"the FTP server {host}:{port} refused the login of {username!r}: {exc.info}") from None
+        raise TaskError(f"the {name} server {host}:{port} refused {step}: {' '.join(exc.info).strip()}") from None
+    except ssl.SSLError as exc:
+        client.close()
+        raise TaskError(f"TLS with the {name} server {host}:{port} failed: {exc.reason or exc} (a self-signed "
+                        "certificate needs `insecureTrustAllCertificates: true`)") from None
     except (OSError, TimeoutError) as exc:
         client.close()
-        raise TaskError(f"could not reach the FTP server {host}:{port} ({type(exc).__name__}: {exc})") from None
+        raise TaskError(f"could not reach the {name} server {host}:{port} ({type(exc).__name__}: {exc})") from None
     try:
         yield Ftp(client)
     except aioftp.StatusCodeError as exc:
-        raise TaskError(f"FTP {host}:{port}: {' '.join(exc.info).strip() or exc.received_codes}") from None
+        raise TaskError(f"{name} {host}:{port}: {' '.join(exc.info).strip() or exc.received_codes}") from None
     finally:
         client.close()

@@ -1,7 +1,7 @@
-"""Upload, Download, Downloads, List, Delete, Move and a polling Trigger, for SFTP and FTP.
+"""Upload, Download, Downloads, List, Delete, Move and a polling Trigger, for SFTP, FTP and FTPS.
 
 Each operation is written once (the ``_*Op`` classes) over :mod:`tiercel_fs._remote`; each protocol
-contributes its connection properties (``_Sftp``, ``_Ftp``); the registered types are their products,
+contributes its connection properties (``_Sftp``, ``_Ftp``, ``_Ftps``); the registered types are their products,
 named as Kestra names them (``fs.sftp.Upload`` ↔ ``io.kestra.plugin.fs.sftp.Upload``).
 """
 
@@ -14,15 +14,19 @@ import posixpath
 import shutil
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from tiercel import Example, PollingTrigger, RunContext, Task, TaskError, TriggerEvent
 from tiercel_fs import _remote
 from tiercel_fs._remote import Entry, Remote, matching
 
 # ---------------------------------------------------------------- connections
+
+
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
 
 
 class _Connection(BaseModel):
@@ -69,6 +73,30 @@ class _Ftp(_Connection):
 
     def connect(self) -> AbstractAsyncContextManager[Remote]:
         return _remote.ftp(self.host, self.port, self.username, self.password, self.connectTimeout.total_seconds())
+
+
+class _Ftps(_Ftp):
+    mode: Annotated[Literal["EXPLICIT", "IMPLICIT"], BeforeValidator(_upper)] = Field(
+        "EXPLICIT",
+        description="EXPLICIT: connect in clear and switch to TLS (`AUTH TLS`, usually port 21); IMPLICIT: TLS "
+        "from the first byte (usually port 990).",
+    )
+    dataChannelProtectionLevel: Annotated[Literal["P", "C"], BeforeValidator(_upper)] = Field(
+        "P",
+        description="Protection of the data connections (files, listings): P (private: TLS) or C (clear: only the "
+        "control connection, with the password, is encrypted). RFC 2228's S and E are served by no common server.",
+    )
+    insecureTrustAllCertificates: bool = Field(
+        False,
+        description="Accept any server certificate (self-signed, expired, another host name). Leave false in "
+        "production: the connection is then open to interception.",
+    )
+
+    protocol: ClassVar[str] = "ftps"
+
+    def connect(self) -> AbstractAsyncContextManager[Remote]:
+        tls = _remote.Tls(self.mode, self.dataChannelProtectionLevel, self.insecureTrustAllCertificates)
+        return _remote.ftp(self.host, self.port, self.username, self.password, self.connectTimeout.total_seconds(), tls)
 
 
 # ---------------------------------------------------------------- operations
@@ -122,6 +150,38 @@ class _UploadOp(Task):
             await remote.upload(local, target)
         ctx.logger.info("uploaded %s (%d bytes) to %s", name, local.stat().st_size, target)
         return {"to": target}
+
+
+class _UploadsOp(Task):
+    from_: list[str] | str = Field(
+        alias="from", description="The `tiercel://` files to upload: a list, or one URI, or a JSON list as text."
+    )
+    to: str = Field(description="Remote folder the files go to, each keeping its name (the folder is created).")
+
+    async def run(self, ctx: RunContext) -> dict[str, Any]:
+        uris = self.from_
+        if isinstance(uris, str):
+            uris = json.loads(uris) if uris.lstrip().startswith("[") else [uris]
+        folder = self.to.rstrip("/") or "/"
+        targets = []
+        async with self.connect() as remote:  # type: ignore[attr-defined]
+            if folder != "/":
+                await remote.makedirs(folder)
+            for n, uri in enumerate(uris):
+                name = posixpath.basename(uri) or f"file-{n}"
+                local = ctx.working_dir / f"{n}-{name}"
+
+                def copy(uri: str = uri, local: Any = local) -> None:
+                    with ctx.open_file(uri) as stream, open(local, "wb") as out:
+                        shutil.copyfileobj(stream, out, 1 << 20)
+
+                await asyncio.to_thread(copy)
+                target = posixpath.join(folder, name)
+                await remote.upload(local, target)
+                local.unlink()
+                targets.append(target)
+        ctx.logger.info("uploaded %d file(s) to %s", len(targets), folder)
+        return {"files": targets, "size": len(targets)}
 
 
 class _DownloadOp(Task):
@@ -233,6 +293,7 @@ class _TriggerOp(PollingTrigger):
 
 _OPS = {
     "Upload": (_UploadOp, "Upload a file from internal storage to the server; outputs the remote path `to`."),
+    "Uploads": (_UploadsOp, "Upload several files from internal storage into a remote folder; outputs `files` (remote paths)."),
     "Download": (
         _DownloadOp,
         "Download a file from the server into internal storage; outputs `uri` (also `to`) and `size`.",
@@ -251,7 +312,7 @@ _OPS = {
         "downloaded into internal storage (`uri`); each file starts one execution only.",
     ),
 }
-_PROTOCOLS = {"sftp": (_Sftp, "SFTP", 22), "ftp": (_Ftp, "FTP", 21)}
+_PROTOCOLS = {"sftp": (_Sftp, "SFTP", 22), "ftp": (_Ftp, "FTP", 21), "ftps": (_Ftps, "FTPS", 21)}
 
 
 def _example(protocol: str, op: str) -> Example:
@@ -268,6 +329,8 @@ inputs:
     username: tiercel
     password: "{{{{ secret('{protocol.upper()}_PASSWORD') }}}}"
 """
+    if protocol == "ftps":
+        conn += "    mode: EXPLICIT\n    dataChannelProtectionLevel: P\n"
     kind = f"fs.{protocol}.{op}"
     if op == "Trigger":
         return Example(
@@ -300,6 +363,10 @@ triggers:
         "Upload": '  - id: make\n    type: scripts.Shell\n    commands: ["echo id,name > report.csv"]\n'
         "    outputFiles: [report.csv]\n  - id: task\n    type: {kind}\n{conn}"
         "    from: \"{{{{ outputs.make.outputFiles['report.csv'] }}}}\"\n    to: /upload/\n",
+        "Uploads": '  - id: make\n    type: scripts.Shell\n    commands: ["echo a > a.csv", "echo b > b.csv"]\n'
+        "    outputFiles: [a.csv, b.csv]\n  - id: task\n    type: {kind}\n{conn}"
+        "    from:\n      - \"{{{{ outputs.make.outputFiles['a.csv'] }}}}\"\n"
+        "      - \"{{{{ outputs.make.outputFiles['b.csv'] }}}}\"\n    to: /upload\n",
         "Download": "  - id: task\n    type: {kind}\n{conn}    from: /upload/report.csv\n",
         "Downloads": '  - id: task\n    type: {kind}\n{conn}    from: /upload\n    regExp: ".*\\\\.csv"\n    action: NONE\n',
         "List": "  - id: task\n    type: {kind}\n{conn}    from: /upload\n    recursive: true\n",

@@ -1,4 +1,4 @@
-"""Entry point of tiercel-fs: SFTP and FTP tasks and triggers."""
+"""Entry point of tiercel-fs: SFTP, FTP and FTPS tasks and triggers."""
 
 from __future__ import annotations
 

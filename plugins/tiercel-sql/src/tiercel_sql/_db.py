@@ -35,12 +35,62 @@ DOLLAR_QUOTE = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
 INPUT_FILE_TOKEN = "\x00tiercel-input-file\x00"
 
 
+#: What ``{{ workingDir }}`` and ``{{ outputFiles.<name> }}`` in DuckDB SQL become before rendering.
+WORKING_DIR_TOKEN = "\x00tiercel-working-dir\x00"
+OUTPUT_FILE_TOKEN = "\x00tiercel-output-file:{}\x00"
+
+
+def duckdb_files(ctx: RunContext, spec: Any, statements: list[str]) -> tuple[list[str], Any]:
+    """Write ``inputFiles`` into the task's working directory; point the SQL at it.
+
+    Returns the statements (a ``SET file_search_path`` first, so files are read by bare name) and a
+    function that uploads ``outputFiles`` afterwards.
+    """
+    folder = Path(ctx.working_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, value in (spec.inputFiles or {}).items():
+        target = (folder / name).resolve()
+        if folder.resolve() not in target.parents:
+            raise TaskError(f"property `inputFiles`: {name!r} is outside the working directory")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if value.startswith(("tiercel://", "kestra://")):
+            with ctx.open_file(value) as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        else:
+            target.write_text(value, encoding="utf-8")
+    names = list(spec.outputFiles or [])
+
+    def place(sql: str) -> str:
+        sql = sql.replace(WORKING_DIR_TOKEN, str(folder))
+        return re.sub("\x00tiercel-output-file:([^\x00]+)\x00", lambda m: str(folder / m.group(1)), sql)
+
+    for statement in statements:
+        for name in re.findall("\x00tiercel-output-file:([^\x00]+)\x00", statement):
+            if name not in names:
+                raise TaskError(f"`{{{{ outputFiles.{name} }}}}` in the SQL: {name!r} is not listed in `outputFiles`")
+
+    def collect() -> dict[str, str]:
+        found = {}
+        for name in names:
+            path = folder / name
+            if not path.is_file():
+                raise TaskError(f"output file {name!r} was not written by the SQL (expected at {path})")
+            found[name] = ctx.put_file(path, name)
+        return found
+
+    search = "SET file_search_path = '" + str(folder).replace("'", "''") + "'"
+    return [search] + [place(s) for s in statements], collect
+
+
 def database_url(url: str, username: str | None = None, password: str | None = None) -> Any:
     """A SQLAlchemy URL from an SQLAlchemy or a Kestra JDBC URL, with the credentials set."""
     from sqlalchemy.engine import make_url
 
     if url.startswith("jdbc:"):  # Kestra's form: jdbc:postgresql://host/db?user=…, jdbc:sqlite:path
         url = url[len("jdbc:"):]
+        if url.startswith("duckdb:") and not url.startswith("duckdb://"):  # jdbc:duckdb: is in memory
+            path = url[len("duckdb:"):]
+            url = "duckdb:///:memory:" if path in ("", ":memory:") else f"duckdb:///{path}"
         if url.startswith("sqlite:") and not url.startswith("sqlite://"):
             path = url[len("sqlite:"):]
             url = "sqlite://" if path in ("", ":memory:") else f"sqlite:///{path}"

@@ -1,4 +1,4 @@
-"""SQL components: ``sql.Query``, ``sql.Queries`` and the polling ``sql.Trigger``.
+"""SQL components: ``sql.Query``, ``sql.Queries``, the polling ``sql.Trigger`` and DuckDB's ``sql.duckdb.*``.
 
 Any database SQLAlchemy has a dialect and a driver for works: SQLite and PostgreSQL out of
 the box, others once their driver is installed. SQLAlchemy loads on first use.
@@ -6,6 +6,7 @@ the box, others once their driver is installed. SQLAlchemy loads on first use.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -32,6 +33,19 @@ class Connection(BaseModel):
                           "a list binds an `IN :name` list.")
     fetchSize: int = Field(10_000, ge=1, description="Rows read per round trip when storing results (STORE).")
 
+    store: bool = Field(False, description="Kestra's older form of `fetchType: STORE` (when `fetchType` is not set).")
+    fetch: bool = Field(False, description="Kestra's older form of `fetchType: FETCH` (when `fetchType` is not set).")
+    fetchOne: bool = Field(False, description="Kestra's older form of `fetchType: FETCH_ONE` (when `fetchType` is not "
+                                              "set).")
+
+    def fetch_type(self) -> str:
+        """``fetchType``, or what Kestra's older ``store`` / ``fetchOne`` / ``fetch`` booleans ask for."""
+        if getattr(self, "fetchType", None) == type(self).model_fields["fetchType"].default:  # not set (or set so)
+            for flag, kind in ((self.store, "STORE"), (self.fetchOne, "FETCH_ONE"), (self.fetch, "FETCH")):
+                if flag:
+                    return kind
+        return str(getattr(self, "fetchType", "NONE"))
+
 
 class Query(Connection, Task):
     """Run one SQL statement and, with ``fetchType``, keep what it returns.
@@ -45,7 +59,7 @@ class Query(Connection, Task):
     type: ClassVar[str] = "sql.Query"
     aliases: ClassVar[tuple[str, ...]] = (
         "io.kestra.plugin.jdbc.postgresql.Query", "io.kestra.plugin.jdbc.sqlite.Query",
-        "io.kestra.plugin.jdbc.mysql.Query", "io.kestra.plugin.jdbc.duckdb.Query",
+        "io.kestra.plugin.jdbc.mysql.Query",
         "io.kestra.plugin.jdbc.sqlserver.Query", "io.kestra.plugin.jdbc.oracle.Query",
     )
     examples: ClassVar[list[Example]] = [
@@ -116,7 +130,7 @@ tasks:
     async def run(self, ctx: RunContext) -> dict[str, Any]:
         from tiercel_sql._db import run
 
-        (output,) = await run(ctx, self, [self.sql], transaction=not self.autoCommit, fetch_type=self.fetchType,
+        (output,) = await run(ctx, self, [self.sql], transaction=not self.autoCommit, fetch_type=self.fetch_type(),
                               fetch_size=self.fetchSize)
         return output
 
@@ -131,7 +145,7 @@ class Queries(Connection, Task):
     type: ClassVar[str] = "sql.Queries"
     aliases: ClassVar[tuple[str, ...]] = (
         "io.kestra.plugin.jdbc.postgresql.Queries", "io.kestra.plugin.jdbc.sqlite.Queries",
-        "io.kestra.plugin.jdbc.mysql.Queries", "io.kestra.plugin.jdbc.duckdb.Queries",
+        "io.kestra.plugin.jdbc.mysql.Queries",
         "io.kestra.plugin.jdbc.sqlserver.Queries", "io.kestra.plugin.jdbc.oracle.Queries",
     )
     examples: ClassVar[list[Example]] = [
@@ -169,7 +183,7 @@ tasks:
         statements = split_statements(self.sql)
         if not statements:
             raise TaskError("property `sql`: no statement found")
-        return {"outputs": await run(ctx, self, statements, transaction=self.transaction, fetch_type=self.fetchType,
+        return {"outputs": await run(ctx, self, statements, transaction=self.transaction, fetch_type=self.fetch_type(),
                                      fetch_size=self.fetchSize)}
 
 
@@ -213,7 +227,7 @@ triggers:
         from tiercel_sql._db import run
 
         me = self  # properties arrive rendered (the trigger runtime renders them)
-        (output,) = await run(ctx, me, [me.sql], transaction=False, fetch_type=me.fetchType, fetch_size=me.fetchSize)
+        (output,) = await run(ctx, me, [me.sql], transaction=False, fetch_type=me.fetch_type(), fetch_size=me.fetchSize)
         if not output.get("size"):
             return None
         if "uri" in output:
@@ -224,3 +238,129 @@ triggers:
         return TriggerEvent(variables=output, key=digest[:32])
 
 
+
+
+class _DuckDB(BaseModel):
+    """DuckDB's extras (Kestra's ``jdbc.duckdb`` tasks): an in-memory default, files in and out."""
+
+    url: str = Field("jdbc:duckdb:", description="DuckDB database: `jdbc:duckdb:` (the default) or `duckdb:///:memory:` "
+                                                 "in memory, `jdbc:duckdb:/path/file.db` or `duckdb:///file.db` a file.")
+    inputFiles: dict[str, str] | None = Field(
+        None, description="Files written into the task's working directory before the SQL runs: file name → text, or "
+                          "a `tiercel://` (or `kestra://`) URI of a stored file. The SQL reads them by name "
+                          "(`read_csv_auto('data.csv')`) or as `{{ workingDir }}/data.csv`.")
+    outputFiles: list[str] | None = Field(
+        None, description="Names of files the SQL writes (`COPY … TO '{{ outputFiles.name }}'`), uploaded to internal "
+                          "storage afterwards: `outputs.<id>.outputFiles.name` is the URI.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _working_dir_placeholders(cls, data: Any) -> Any:
+        """``{{ workingDir }}`` and ``{{ outputFiles.x }}`` are paths known only when the task runs."""
+        if isinstance(data, dict) and isinstance(data.get("sql"), str):
+            from tiercel_sql._db import OUTPUT_FILE_TOKEN, WORKING_DIR_TOKEN
+
+            sql = re.sub(r"\{\{-?\s*workingDir\s*-?\}\}", WORKING_DIR_TOKEN, data["sql"])
+            sql = re.sub(r"\{\{-?\s*outputFiles(?:\.(\w[\w.-]*?)|\[\s*['\"]([^'\"]+)['\"]\s*\])\s*-?\}\}",
+                         lambda m: OUTPUT_FILE_TOKEN.format(m.group(1) or m.group(2)), sql)
+            data = {**data, "sql": sql}
+        return data
+
+    async def _run_duckdb(self, ctx: RunContext, statements: list[str], transaction: bool,
+                          fetch_type: str) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        from tiercel_sql._db import duckdb_files, run
+
+        statements, collect = await asyncio.to_thread(duckdb_files, ctx, self, statements)
+        # DuckDB's SQLAlchemy driver has no autocommit mode: the statements share one transaction, committed at the end
+        outputs = await run(ctx, self, statements, transaction=True, fetch_type=fetch_type,
+                            fetch_size=getattr(self, "fetchSize", 10_000))
+        return outputs[1:], await asyncio.to_thread(collect)  # outputs[0]: the SET file_search_path
+
+
+class DuckDBQuery(_DuckDB, Query):
+    """Run DuckDB SQL, in memory unless ``url`` names a database file, on files given in ``inputFiles``.
+
+    Several statements separated by ``;`` run on one connection (the tables of an in-memory
+    database live until the last one); the outputs (``row``, ``rows``, ``uri``, ``size``) are
+    the last statement's. Files the SQL writes and ``outputFiles`` names come back as
+    ``outputs.<id>.outputFiles``.
+    """
+
+    type: ClassVar[str] = "sql.duckdb.Query"
+    aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.jdbc.duckdb.Query",)
+    examples: ClassVar[list[Example]] = [
+        Example("Query a CSV file in memory and export a summary (nothing to set up)", """\
+id: duckdb_example
+namespace: company.team
+tasks:
+  - id: query
+    type: sql.duckdb.Query
+    inputFiles:
+      orders.csv: |
+        customer_name,total
+        Michael,12.5
+        Ada,30
+        Michael,7
+    sql: |
+      CREATE TABLE orders AS SELECT * FROM read_csv_auto('{{ workingDir }}/orders.csv', header=True);
+      COPY (SELECT customer_name, sum(total) AS spent FROM orders GROUP BY 1 ORDER BY 1)
+        TO '{{ outputFiles.summary }}' (HEADER, DELIMITER ',');
+      SELECT count(*) AS n FROM orders WHERE customer_name = 'Michael';
+    outputFiles:
+      - summary
+    fetchType: FETCH_ONE
+  - id: show
+    type: core.Log
+    message: "{{ outputs.query.row.n }} orders by Michael; summary in {{ outputs.query.outputFiles.summary }}"
+"""),
+    ]
+
+    async def run(self, ctx: RunContext) -> dict[str, Any]:
+        from tiercel_sql._db import split_statements
+
+        statements = split_statements(self.sql)
+        if not statements:
+            raise TaskError("property `sql`: no statement found")
+        outputs, files = await self._run_duckdb(ctx, statements, not self.autoCommit, self.fetch_type())
+        last = next((o for o in reversed(outputs) if "row" in o or "rows" in o or "uri" in o), outputs[-1])
+        return {**last, **({"outputFiles": files} if self.outputFiles else {})}
+
+
+class DuckDBQueries(_DuckDB, Queries):
+    """Run several DuckDB statements (in memory by default) on files given in ``inputFiles``.
+
+    ``outputs.<id>.outputs`` lists each statement's outputs in order; ``outputFiles`` as for
+    ``sql.duckdb.Query``.
+    """
+
+    type: ClassVar[str] = "sql.duckdb.Queries"
+    aliases: ClassVar[tuple[str, ...]] = ("io.kestra.plugin.jdbc.duckdb.Queries",)
+    examples: ClassVar[list[Example]] = [
+        Example("Load JSON lines and keep the result in internal storage", """\
+id: duckdb_queries_example
+namespace: company.team
+tasks:
+  - id: load
+    type: sql.duckdb.Queries
+    inputFiles:
+      events.jsonl: |
+        {"kind": "click", "n": 3}
+        {"kind": "view", "n": 5}
+    sql: |
+      CREATE TABLE events AS SELECT * FROM read_json_auto('events.jsonl');
+      SELECT kind, n FROM events ORDER BY kind;
+    store: true
+  - id: show
+    type: core.Log
+    message: "{{ outputs.load.outputs[1].size }} rows in {{ outputs.load.outputs[1].uri }}"
+"""),
+    ]
+
+    async def run(self, ctx: RunContext) -> dict[str, Any]:
+        from tiercel_sql._db import split_statements
+
+        statements = split_statements(self.sql)
+        if not statements:
+            raise TaskError("property `sql`: no statement found")
+        outputs, files = await self._run_duckdb(ctx, statements, self.transaction, self.fetch_type())
+        return {"outputs": outputs, **({"outputFiles": files} if self.outputFiles else {})}
