@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tomllib
 import venv
 from pathlib import Path
 
@@ -22,6 +23,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs/operations/install.md"
 SITE = Path(sysconfig.get_paths()["purelib"])
+#: tiercel-fs as this checkout has it, and two later releases the tests build from a copy
+FS = tomllib.loads((ROOT / "plugins/tiercel-fs/pyproject.toml").read_text())["project"]["version"]
+_RELEASE, _PATCH = FS.rsplit(".", 1)
+FS1, FS2 = f"{_RELEASE}.{int(_PATCH) + 1}", f"{_RELEASE}.{int(_PATCH) + 2}"
 
 
 def _is_fs(name: str) -> bool:
@@ -64,12 +69,12 @@ def test_the_documented_install_runs_in_a_throwaway_venv(throwaway, tmp_path):
                          capture_output=True, text=True, timeout=110)
     assert out.returncode == 0, out.stdout + out.stderr
     lines = out.stdout.splitlines()
-    assert "tiercel-fs 0.1.0 · grade A (100/100) · kernel API >=1.0,<2 (this kernel: 1.0)" in lines
-    assert f"$ python -m pip install tiercel-fs==0.1.0 --find-links {wheels} --no-index" in lines
-    installed = next(line for line in lines if line.startswith("installed tiercel-fs 0.1.0: "))
+    assert f"tiercel-fs {FS} · grade A (100/100) · kernel API >=1.0,<2 (this kernel: 1.0)" in lines
+    assert f"$ python -m pip install tiercel-fs=={FS} --find-links {wheels} --no-index" in lines
+    installed = next(line for line in lines if line.startswith(f"installed tiercel-fs {FS}: "))
     assert "fs.sftp.Upload" in installed and "fs.ftp.Download" in installed
-    assert "tiercel-fs 0.1.0  (fs = tiercel_fs.plugin)" in lines
-    assert lines[-1] == "uninstalled tiercel-fs 0.1.0"
+    assert f"tiercel-fs {FS}  (fs = tiercel_fs.plugin)" in lines
+    assert lines[-1] == f"uninstalled tiercel-fs {FS}"
     # the install went into the throwaway venv, and the uninstall removed it from there only
     assert not [p for p in site.iterdir() if _is_fs(p.name)]
 
@@ -85,56 +90,56 @@ def test_install_upgrade_and_core_refusal(throwaway, tmp_path):
     upgrade_missing = _tiercel(env, "plugins", "upgrade", "fs")
     assert upgrade_missing.returncode == 1
     assert "tiercel-fs is not installed; install it with `tiercel plugins install fs`" in upgrade_missing.stderr
-    done = _tiercel(env, "plugins", "install", "tiercel-fs==0.1.0", "--no-index", "--find-links", str(wheels))
+    done = _tiercel(env, "plugins", "install", f"tiercel-fs=={FS}", "--no-index", "--find-links", str(wheels))
     assert done.returncode == 0, done.stdout + done.stderr
     assert (site / "tiercel_fs").is_dir() and not (site / "tiercel_fs").is_symlink()
     listed = _tiercel(env, "plugins", "list", "--json")
     fs = next(p for p in json.loads(listed.stdout) if p["name"] == "tiercel-fs")
     assert fs["skipped"] is None and not fs["errors"] and "fs.sftp.Upload" in fs["components"]["task"]
     again = _tiercel(env, "plugins", "install", "fs", "--no-index", "--find-links", str(wheels))
-    assert again.returncode == 0 and "tiercel-fs 0.1.0 is already installed" in again.stdout
+    assert again.returncode == 0 and f"tiercel-fs {FS} is already installed" in again.stdout
     same = _tiercel(env, "plugins", "upgrade", "fs")
-    assert same.returncode == 0 and "tiercel-fs 0.1.0 is already installed and up to date" in same.stdout
+    assert same.returncode == 0 and f"tiercel-fs {FS} is already installed and up to date" in same.stdout
     # a newer release in the index: `install` leaves the installed one, `upgrade` installs the index's
     source = tmp_path / "src/tiercel-fs"
     shutil.copytree(ROOT / "plugins/tiercel-fs", source, ignore=shutil.ignore_patterns("__pycache__", "tests"))
     project = source / "pyproject.toml"
-    project.write_text(project.read_text().replace('version = "0.1.0"', 'version = "0.1.1"'))
+    project.write_text(project.read_text().replace(f'version = "{FS}"', f'version = "{FS1}"'))
     built = subprocess.run([str(env_dir / "bin/python"), "-m", "pip", "wheel", "--quiet", "--no-deps",
                             "--no-build-isolation", str(source), "-w", str(wheels)],
                            env=env, capture_output=True, text=True, timeout=100)
     assert built.returncode == 0, built.stderr
     index = json.loads((ROOT / "docs/reference/index.json").read_text())
-    next(p for p in index["plugins"] if p["name"] == "tiercel-fs")["version"] = "0.1.1"
+    next(p for p in index["plugins"] if p["name"] == "tiercel-fs")["version"] = f"{FS1}"
     (tmp_path / "index.json").write_text(json.dumps(index))
     newer = {**env, "TIERCEL_PLUGIN_INDEX": str(tmp_path / "index.json")}
     kept = _tiercel(newer, "plugins", "install", "fs", "--no-index", "--find-links", str(wheels))
     assert kept.returncode == 0
-    assert "tiercel-fs 0.1.0 is already installed; `tiercel plugins upgrade fs` installs the index's 0.1.1" in kept.stdout
+    assert f"tiercel-fs {FS} is already installed; `tiercel plugins upgrade fs` installs the index's {FS1}" in kept.stdout
     upgraded = _tiercel(newer, "plugins", "upgrade", "fs", "--no-index", "--find-links", str(wheels))
     assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
-    assert "installed tiercel-fs 0.1.1: " in upgraded.stdout
-    back = _tiercel(newer, "plugins", "install", "fs==0.1.0", "--no-index", "--find-links", str(wheels))
+    assert f"installed tiercel-fs {FS1}: " in upgraded.stdout
+    back = _tiercel(newer, "plugins", "install", f"fs=={FS}", "--no-index", "--find-links", str(wheels))
     assert back.returncode == 0, back.stdout + back.stderr
-    assert "note: the index" in back.stdout and "installed tiercel-fs 0.1.0: " in back.stdout
+    assert "note: the index" in back.stdout and f"installed tiercel-fs {FS}: " in back.stdout
     # a version the index did not grade, built for another kernel API: reported once installed
-    project.write_text(project.read_text().replace('version = "0.1.1"', 'version = "0.1.2"'))
+    project.write_text(project.read_text().replace(f'version = "{FS1}"', f'version = "{FS2}"'))
     plugin = source / "src/tiercel_fs/plugin.py"
     plugin.write_text(plugin.read_text().replace('TIERCEL_API = ">=1.0,<2"', 'TIERCEL_API = ">=2.0,<3"'))
     built = subprocess.run([str(env_dir / "bin/python"), "-m", "pip", "wheel", "--quiet", "--no-deps",
                             "--no-build-isolation", str(source), "-w", str(wheels)],
                            env=env, capture_output=True, text=True, timeout=100)
     assert built.returncode == 0, built.stderr
-    later = _tiercel(newer, "plugins", "install", "fs==0.1.2", "--no-index", "--find-links", str(wheels))
+    later = _tiercel(newer, "plugins", "install", f"fs=={FS2}", "--no-index", "--find-links", str(wheels))
     assert later.returncode == 1
-    assert ("tiercel-fs 0.1.2 installed but does not load: built for kernel API >=2.0,<3, this kernel provides 1.0. "
+    assert (f"tiercel-fs {FS2} installed but does not load: built for kernel API >=2.0,<3, this kernel provides 1.0. "
             "Remove it with `tiercel plugins uninstall fs`") in later.stderr
     for name in ("core", "tiercel"):
         refused = _tiercel(env, "plugins", "uninstall", name)
         assert refused.returncode == 1
         assert "`core` is the built-in core plugin" in refused.stderr and "pip uninstall tiercel" in refused.stderr
     gone = _tiercel(env, "plugins", "uninstall", "tiercel-fs")
-    assert gone.returncode == 0 and "uninstalled tiercel-fs 0.1.2" in gone.stdout
+    assert gone.returncode == 0 and f"uninstalled tiercel-fs {FS2}" in gone.stdout
     not_there = _tiercel(env, "plugins", "uninstall", "fs")
     assert not_there.returncode == 1 and "tiercel-fs is not installed" in not_there.stderr
 
@@ -194,7 +199,7 @@ def test_a_pip_failure_names_where_pip_looked(throwaway, tmp_path):
     (tmp_path / "empty").mkdir()
     failed = _tiercel(env, "plugins", "install", "fs", "--no-index", "--find-links", str(tmp_path / "empty"))
     assert failed.returncode == 1
-    assert "No matching distribution found for tiercel-fs==0.1.0" in failed.stderr
+    assert f"No matching distribution found for tiercel-fs=={FS}" in failed.stderr
     assert "pip exited with status 1; nothing changed in tiercel's plugins" in failed.stderr
     assert "--index-url/--find-links choose where pip looks" in failed.stderr
     assert not [p for p in site.iterdir() if _is_fs(p.name)]
