@@ -69,19 +69,23 @@ tasks:
         serdeType: JSON
         maxRecords: 3
         maxDuration: PT10S
-      - id: publish
-        type: io.kestra.plugin.mqtt.Publish
-        server: "{mqtt_url}"
-        topic: "{topic}/a"
-        serdeType: JSON
-        from: [{{n: 1}}, {{n: 2}}]
-      - id: publish_v311
-        type: mqtt.Publish
-        server: "{mqtt_url}"
-        version: V_3_1_1
-        topic: "{topic}/b"
-        qos: 2
-        from: "3"
+      - id: publishers  # MQTT keeps no message for a subscriber that is not subscribed yet: let it subscribe first
+        type: core.Sequential
+        tasks:
+          - {{id: subscribed, type: core.Sleep, duration: PT2S}}
+          - id: publish
+            type: io.kestra.plugin.mqtt.Publish
+            server: "{mqtt_url}"
+            topic: "{topic}/a"
+            serdeType: JSON
+            from: [{{n: 1}}, {{n: 2}}]
+          - id: publish_v311
+            type: mqtt.Publish
+            server: "{mqtt_url}"
+            version: V_3_1_1
+            topic: "{topic}/b"
+            qos: 2
+            from: "3"
 """
     ex = run_flow(flow, home=tmp_path)
     assert ex["state"] == "SUCCESS", ex
